@@ -1,0 +1,5 @@
+import sys
+
+from dfsim.cli import main
+
+sys.exit(main())

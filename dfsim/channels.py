@@ -1,0 +1,231 @@
+"""Packet loss channels.
+
+``channel.sample(n, rng)`` returns ``n`` loss flags (True = lost) drawn only from the
+``numpy.random.Generator`` passed in. For a stream that goes on over several calls,
+``channel.stream(rng)`` gives a :class:`LossStream` whose ``take(n)`` continues where
+the previous call stopped (a Gilbert-Elliott channel keeps its state).
+
+* :class:`Bernoulli` (i.i.d.) loss with probability ``loss_rate``.
+* :class:`GilbertElliott` two-state Markov channel: states Good/Bad, ``p = P(G->B)``,
+  ``r = P(B->G)``, ``k = P(received | G)``, ``h = P(received | B)``; the simple Gilbert
+  model is ``k = 1, h = 0``. It starts in its stationary distribution.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class ChannelParameterError(ValueError):
+    """A channel parameter outside its valid range; the message states the range."""
+
+
+def _check_prob(name: str, value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ChannelParameterError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not (0.0 <= v <= 1.0) or math.isnan(v):
+        raise ChannelParameterError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+class LossStream:
+    """A stateful loss process: successive ``take(n)`` calls form one continuous stream."""
+
+    def take(self, n: int) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class LossChannel:
+    """Base class: a loss model with a theoretical loss rate and a sampler."""
+
+    kind: str = "channel"
+
+    @property
+    def loss_rate(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def mean_burst_length(self) -> float:
+        """Expected length of a run of consecutive losses."""
+        raise NotImplementedError
+
+    def stream(self, rng: np.random.Generator) -> LossStream:
+        raise NotImplementedError
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` loss flags (True = lost) of a fresh stream."""
+        return self.stream(rng).take(n)
+
+
+@dataclass(frozen=True)
+class Bernoulli(LossChannel):
+    """Independent losses with probability ``loss_rate``."""
+
+    p_loss: float
+    kind = "iid"
+
+    def __init__(self, loss_rate: float):
+        object.__setattr__(self, "p_loss", _check_prob("loss_rate", loss_rate))
+
+    @property
+    def loss_rate(self) -> float:
+        return self.p_loss
+
+    @property
+    def mean_burst_length(self) -> float:
+        return math.inf if self.p_loss >= 1 else 1.0 / (1.0 - self.p_loss)
+
+    def stream(self, rng: np.random.Generator) -> LossStream:
+        return _BernoulliStream(self.p_loss, rng)
+
+    def __repr__(self) -> str:
+        return f"Bernoulli(loss_rate={self.p_loss:g})"
+
+
+class _BernoulliStream(LossStream):
+    def __init__(self, p: float, rng: np.random.Generator):
+        self.p, self.rng = p, rng
+
+    def take(self, n: int) -> np.ndarray:
+        return self.rng.random(n) < self.p
+
+
+@dataclass(frozen=True)
+class GilbertElliott(LossChannel):
+    """Gilbert-Elliott channel (see module docstring for the parameters)."""
+
+    p: float
+    r: float
+    k: float = 1.0
+    h: float = 0.0
+    kind = "gilbert-elliott"
+
+    def __post_init__(self):
+        for name in ("p", "r", "k", "h"):
+            object.__setattr__(self, name, _check_prob(name, getattr(self, name)))
+        if self.p == 0 and self.r == 0:
+            raise ChannelParameterError(
+                "p and r cannot both be 0: the chain has no stationary distribution (need p + r > 0)"
+            )
+
+    @classmethod
+    def from_loss_burst(cls, loss_rate: float, burst_length: float) -> "GilbertElliott":
+        """Simple Gilbert model (k=1, h=0) with a target loss rate and mean burst length.
+
+        ``r = 1/L`` and ``p = P r / (1 - P)``: valid for ``0 <= P < 1`` and
+        ``L >= max(1, P / (1 - P))`` (the second bound keeps ``p <= 1``). i.i.d. loss is
+        the case ``L = 1 / (1 - P)``; ``L = 1`` forbids consecutive losses.
+        """
+        P = _check_prob("loss_rate", loss_rate)
+        if P >= 1:
+            raise ChannelParameterError(
+                "loss_rate must be < 1 for a Gilbert-Elliott channel given by loss and burst length, got 1"
+            )
+        try:
+            L = float(burst_length)
+        except (TypeError, ValueError):
+            raise ChannelParameterError(f"burst_length must be a number >= 1, got {burst_length!r}") from None
+        lower = max(1.0, P / (1.0 - P))
+        if not (L >= lower) or math.isinf(L):
+            if P / (1.0 - P) > 1.0 and L >= 1.0:
+                raise ChannelParameterError(
+                    f"burst_length {L:g} is impossible with loss_rate {P:g} in the simple Gilbert model: "
+                    f"it needs burst_length >= P/(1-P) = {lower:.4g} (else P(G->B) = {P / (1 - P) / L:.3g} > 1)"
+                )
+            raise ChannelParameterError(f"burst_length must be a finite number >= {lower:g}, got {burst_length!r}")
+        r = 1.0 / L
+        return cls(p=P * r / (1.0 - P), r=r)
+
+    @property
+    def bad_probability(self) -> float:
+        """Stationary probability of the Bad state, ``p / (p + r)``."""
+        return self.p / (self.p + self.r)
+
+    @property
+    def loss_rate(self) -> float:
+        pb = self.bad_probability
+        return (1 - pb) * (1 - self.k) + pb * (1 - self.h)
+
+    @property
+    def mean_burst_length(self) -> float:
+        """Mean run of consecutive losses; ``1/r`` in the simple Gilbert model."""
+        if self.k == 1.0 and self.h == 0.0:
+            return math.inf if self.r == 0 else 1.0 / self.r
+        # General case: the loss indicator is a hidden Markov chain; P(next lost | lost)
+        # gives the run-length distribution only approximately, so report that estimate.
+        pb = self.bad_probability
+        lg, lb = 1 - self.k, 1 - self.h
+        p_loss = (1 - pb) * lg + pb * lb
+        if p_loss == 0:
+            return 0.0
+        both = (1 - pb) * lg * ((1 - self.p) * lg + self.p * lb) + pb * lb * (self.r * lg + (1 - self.r) * lb)
+        stay = both / p_loss
+        return math.inf if stay >= 1 else 1.0 / (1.0 - stay)
+
+    def stream(self, rng: np.random.Generator) -> LossStream:
+        return _GilbertElliottStream(self, rng)
+
+    def __repr__(self) -> str:
+        return f"GilbertElliott(p={self.p:.6g}, r={self.r:.6g}, k={self.k:g}, h={self.h:g})"
+
+
+class _GilbertElliottStream(LossStream):
+    """Samples the state sequence run by run (geometric sojourn times), vectorised.
+
+    Future runs are drawn in batches and kept until used, so consecutive ``take``
+    calls continue one Markov chain exactly.
+    """
+
+    _FOREVER = 1 << 40  # sojourn when the leaving probability is 0
+
+    def __init__(self, ch: GilbertElliott, rng: np.random.Generator):
+        self.ch, self.rng = ch, rng
+        self.bad = bool(rng.random() < ch.bad_probability)  # stationary start
+        self.left = int(self._sojourns(self.bad, 1)[0])  # packets left in the current run
+        self.future = np.empty(0, np.int64)  # next runs, alternating, first one in state (not bad)
+
+    def _sojourns(self, bad: bool, size: int) -> np.ndarray:
+        leave = self.ch.r if bad else self.ch.p
+        if leave == 0:
+            return np.full(size, self._FOREVER, np.int64)
+        return np.minimum(self.rng.geometric(leave, size), self._FOREVER)
+
+    def _draw_more(self, packets: int) -> None:
+        ch = self.ch
+        mean_cycle = (1 / ch.p if ch.p else self._FOREVER) + (1 / ch.r if ch.r else self._FOREVER)
+        pairs = int(packets / mean_cycle * 1.1) + 8
+        first_bad = (not self.bad) if len(self.future) % 2 == 0 else self.bad
+        runs = np.empty(2 * pairs, np.int64)
+        runs[0::2] = self._sojourns(first_bad, pairs)
+        runs[1::2] = self._sojourns(not first_bad, pairs)
+        self.future = np.concatenate([self.future, runs])
+
+    def _states(self, n: int) -> np.ndarray:
+        if n <= self.left:
+            self.left -= n
+            return np.full(n, self.bad)
+        while self.left + int(self.future.sum()) < n:
+            self._draw_more(n - self.left - int(self.future.sum()))
+        ends = self.left + np.cumsum(self.future)
+        j = int(np.searchsorted(ends, n, side="left"))  # future run j holds packet n-1
+        lens = np.concatenate([[self.left], self.future[: j + 1]])
+        used = n - (int(ends[j - 1]) if j > 0 else self.left)
+        lens[-1] = used
+        states = np.arange(j + 2) % 2 == 1  # True where the run is in the other state
+        out = np.repeat(states if not self.bad else ~states, lens)
+        self.bad = bool(states[-1]) != self.bad
+        self.left = int(self.future[j]) - used
+        self.future = self.future[j + 1 :]
+        return out
+
+    def take(self, n: int) -> np.ndarray:
+        bad = self._states(int(n))
+        ch = self.ch
+        if ch.k == 1.0 and ch.h == 0.0:
+            return bad
+        u = self.rng.random(len(bad))
+        return np.where(bad, u >= ch.h, u >= ch.k)

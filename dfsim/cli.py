@@ -1,0 +1,186 @@
+"""The ``dfsim`` command line.
+
+    dfsim run SCENARIO.yaml [--out DIR] [--quiet]
+    dfsim train [--epochs N] [--seed S] [--out PATH]
+    dfsim evaluate [--model NAME] [--weights PATH]
+    dfsim bench model|network [--json PATH]
+    dfsim models
+
+User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from dfsim.errors import UserError
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("dfsim", "numpy", "torch", "simpy", "scipy", "opencv-python-headless", "tensorly", "numba", "pyyaml",
+                "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def cmd_run(args) -> int:
+    from dfsim import experiment, plots
+    from dfsim.results import write_json, write_results_csv
+    from dfsim.scenario import load_scenario
+
+    scn = load_scenario(args.scenario)
+    out = Path(args.out or scn.output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {str(out)!r} exists and is not a directory")
+    t0 = time.perf_counter()
+    total = len(scn.cells) * scn.trials
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=scn.name, unit="trial", file=sys.stderr)
+    elif not args.quiet:
+        print(f"dfsim: {scn.name}: {len(scn.cells)} channel settings x {scn.trials} trials x "
+              f"{len(scn.methods)} methods on {scn.data.n_images} images", file=sys.stderr)
+    try:
+        rows, prep = experiment.run(scn, progress=bar.update if bar else None)
+    except UserError as exc:  # found while loading the model or data: still the scenario's fault
+        raise UserError(f"{args.scenario}: {exc}") from None
+    finally:
+        if bar:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    reference = {"full model, no loss": prep.clean_top1, f"split model, {scn.bits}-bit, no loss": prep.quantized_top1}
+    manifest = {
+        "scenario": scn.resolved(),
+        "scenario_file": scn.source,
+        "seed": scn.seed,
+        "versions": _versions(),
+        "model": {"name": prep.model.name, "weights_sha256_16": prep.model.weights_id, "split": prep.split,
+                  "feature_shape": list(prep.model.feature_shapes[prep.split])},
+        "reference": {"clean_top1": prep.clean_top1, "quantized_top1": prep.quantized_top1},
+        "packets_per_image": prep.layout.packets_per_tensor,
+        "bits_per_image": int(prep.bits_per_packet.sum()),
+        "rows": len(rows),
+        "wall_time_s": round(elapsed, 2),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
+    write_json(manifest, out / "manifest.json")
+    write_results_csv(rows, out / "results.csv")
+    if not args.quiet:
+        print(f"dfsim: wrote {len(rows)} rows to {out / 'results.csv'} in {elapsed:.1f} s "
+              f"(clean top-1 {prep.clean_top1:.4f}, quantized split top-1 {prep.quantized_top1:.4f})",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from dfsim.models.fmnist_resnet import WEIGHTS_FILE
+    from dfsim.models.training import train
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else WEIGHTS_FILE
+    result = train(out, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir)
+    print(f"dfsim: trained {args.epochs} epochs in {result['seconds']:.0f} s, test top-1 {result['top1']:.4f}; "
+          f"weights in {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from dfsim.datasets import load_fashion_mnist
+    from dfsim.models import load_model
+    from dfsim.models.inference import predict, prepare_for_inference
+    from dfsim.models.training import normalise
+
+    model = load_model(args.model, weights=args.weights)
+    test = load_fashion_mnist("test", args.data_dir)
+    t0 = time.perf_counter()
+    pred = predict(prepare_for_inference(model.full()), normalise(test.images), 1000)
+    top1 = float((pred == test.labels).mean())
+    print(json.dumps({"model": model.name, "images": len(test), "top1": top1,
+                      "seconds": round(time.perf_counter() - t0, 2)}))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from dfsim.models import available_models, load_model
+
+    for name in available_models():
+        m = load_model(name)
+        print(f"{name} (input {'x'.join(map(str, m.input_shape))}, default split {m.default_split})")
+        for s in m.split_points:
+            shape = m.feature_shapes[s]
+            print(f"  {s:10s} {'x'.join(map(str, shape)):>10s}  {shape[0] * shape[1] * shape[2]:>7d} values")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from dfsim import bench
+
+    result = bench.run(args.what, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dfsim", description="Deep-feature transmission simulator.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a scenario: results.csv, manifest.json, accuracy_vs_loss.png")
+    r.add_argument("scenario")
+    r.add_argument("--out", help="output directory (default: the scenario's 'output')")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", help="train the default Fashion-MNIST model (deterministic)")
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--out", help="weights file (default: the committed dfsim/models/weights/fmnist_resnet.pt)")
+    t.add_argument("--data-dir")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="top-1 of the full model on the whole test set")
+    e.add_argument("--model", default="fmnist-resnet")
+    e.add_argument("--weights")
+    e.add_argument("--data-dir")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("models", help="list models and their split points")
+    m.set_defaults(func=cmd_models)
+
+    b = sub.add_parser("bench", help="benchmarks: cloud sub-model throughput, network simulation rate")
+    b.add_argument("what", choices=("model", "network"))
+    b.add_argument("--json", help="also write the result as JSON")
+    b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"dfsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dfsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Tensor completion: fill the lost entries of a received feature tensor.
+
+Every method implements one interface (:class:`CompletionMethod`)::
+
+    complete(tensor, lost) -> tensor     # C x H x W float32, lost: bool C x H x W
+
+Received entries come back unchanged bit for bit; only lost entries are filled.
+Methods are registered by name with :func:`register_method` and built from scenario
+names with :func:`make`.
+"""
+from dfsim.completion.base import (
+    CompletionMethod,
+    available_methods,
+    make,
+    register_method,
+)
+from dfsim.completion import baselines  # noqa: F401  (registers the baselines)
+
+__all__ = ["CompletionMethod", "available_methods", "make", "register_method"]

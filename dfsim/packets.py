@@ -1,0 +1,140 @@
+"""Packetization: feature tensors <-> row packets, send order, loss mask.
+
+A packet holds ``rows_per_packet`` consecutive rows of ONE channel of one image. When
+the height H is not a multiple, the last packet of each channel is short (it still
+travels, and its loss still counts). Every packet carries a header (image, channel,
+first row, number of rows), so the receiver reassembles from headers alone, whatever
+order or subset of packets arrives.
+
+Send orders (which packets travel back to back decides what a loss burst destroys):
+
+* ``channel-major``: all packets of channel 0, then channel 1, ... (a burst wipes
+  consecutive row bands of one channel);
+* ``row-major``: row band 0 of every channel, then row band 1, ... (a burst wipes the
+  same band in neighbouring channels).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SEND_ORDERS = ("channel-major", "row-major")
+
+HEADER_DTYPE = np.dtype(
+    [("image", np.int32), ("channel", np.int32), ("row", np.int32), ("nrows", np.int32)]
+)
+
+
+@dataclass(frozen=True)
+class PacketLayout:
+    """How one C x H x W tensor is cut into packets and in which order they are sent."""
+
+    channels: int
+    height: int
+    width: int
+    rows_per_packet: int
+    order: str = "channel-major"
+
+    def __post_init__(self):
+        if self.order not in SEND_ORDERS:
+            raise ValueError(f"order must be one of {SEND_ORDERS}, got {self.order!r}")
+        if self.rows_per_packet < 1:
+            raise ValueError(f"rows_per_packet must be >= 1, got {self.rows_per_packet}")
+        if min(self.channels, self.height, self.width) < 1:
+            raise ValueError("tensor dimensions must be positive")
+
+    @classmethod
+    def for_shape(cls, shape, rows_per_packet: int, order: str = "channel-major") -> "PacketLayout":
+        c, h, w = shape
+        return cls(int(c), int(h), int(w), int(rows_per_packet), order)
+
+    @property
+    def bands(self) -> int:
+        """Packets per channel (row bands), the last one possibly short."""
+        return -(-self.height // self.rows_per_packet)
+
+    @property
+    def packets_per_tensor(self) -> int:
+        return self.channels * self.bands
+
+    def headers(self) -> np.ndarray:
+        """(channel, first row, rows) of each packet of one tensor, in send order."""
+        c_idx, b_idx = np.meshgrid(np.arange(self.channels), np.arange(self.bands), indexing="ij")
+        if self.order == "row-major":
+            c_idx, b_idx = c_idx.T, b_idx.T
+        c_idx, b_idx = c_idx.ravel(), b_idx.ravel()
+        h = np.zeros(self.packets_per_tensor, HEADER_DTYPE)
+        h["channel"] = c_idx
+        h["row"] = b_idx * self.rows_per_packet
+        h["nrows"] = np.minimum(self.rows_per_packet, self.height - h["row"])
+        return h
+
+    def packet_values(self) -> np.ndarray:
+        """Number of tensor values in each packet of one tensor, in send order."""
+        return self.headers()["nrows"].astype(np.int64) * self.width
+
+    def lost_mask(self, lost_packets: np.ndarray) -> np.ndarray:
+        """Boolean loss mask N x C x H x W from per-packet loss flags N x K (send order)."""
+        lost_packets = np.asarray(lost_packets, dtype=bool).reshape(-1, self.packets_per_tensor)
+        hdr = self.headers()
+        per_band = np.empty((len(lost_packets), self.channels, self.bands), dtype=bool)
+        per_band[:, hdr["channel"], hdr["row"] // self.rows_per_packet] = lost_packets
+        rows = np.repeat(per_band, self.rows_per_packet, axis=2)[:, :, : self.height]
+        return np.broadcast_to(rows[..., None], rows.shape + (self.width,)).copy()
+
+
+@dataclass
+class PacketBatch:
+    """Packets of a batch of tensors, in send order: headers and padded payloads.
+
+    ``payload[k]`` holds ``rows_per_packet x W`` codes; only the first ``nrows`` rows of
+    a short packet are meaningful.
+    """
+
+    header: np.ndarray  # K, HEADER_DTYPE
+    payload: np.ndarray  # K x rows_per_packet x W
+
+    def __len__(self) -> int:
+        return len(self.header)
+
+    def subset(self, keep: np.ndarray) -> "PacketBatch":
+        return PacketBatch(self.header[keep], self.payload[keep])
+
+
+def packetize(codes: np.ndarray, layout: PacketLayout) -> PacketBatch:
+    """Cut a batch N x C x H x W into packets; images follow each other in the stream."""
+    n, c, h, w = codes.shape
+    if (c, h, w) != (layout.channels, layout.height, layout.width):
+        raise ValueError(f"tensor shape {(c, h, w)} does not match layout {layout}")
+    r, bands = layout.rows_per_packet, layout.bands
+    padded = np.zeros((n, c, bands * r, w), codes.dtype)
+    padded[:, :, :h] = codes
+    per_band = padded.reshape(n, c, bands, r, w)
+    hdr1 = layout.headers()
+    payload = per_band[:, hdr1["channel"], hdr1["row"] // r]  # N x K x r x w
+    header = np.tile(hdr1, n)
+    header["image"] = np.repeat(np.arange(n, dtype=np.int32), len(hdr1))
+    return PacketBatch(header, payload.reshape(n * len(hdr1), r, w))
+
+
+def depacketize(
+    received: PacketBatch, n_images: int, layout: PacketLayout, dtype=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reassemble received packets into (tensor N x C x H x W, lost mask of the same shape).
+
+    Uses only the packet headers; entries no packet delivered are 0 and marked lost.
+    """
+    r, w = layout.rows_per_packet, layout.width
+    dtype = dtype or received.payload.dtype
+    out = np.zeros((n_images, layout.channels, layout.bands * r, w), dtype)
+    lost = np.ones((n_images, layout.channels, layout.bands * r, w), bool)
+    hdr = received.header
+    rows = hdr["row"][:, None] + np.arange(r)[None, :]  # K x r (short packets: pad rows fall past H)
+    img = np.broadcast_to(hdr["image"][:, None], rows.shape)
+    ch = np.broadcast_to(hdr["channel"][:, None], rows.shape)
+    valid = np.arange(r)[None, :] < hdr["nrows"][:, None]
+    out[img[valid], ch[valid], rows[valid]] = received.payload[valid]
+    lost[img[valid], ch[valid], rows[valid]] = False
+    h = layout.height
+    return np.ascontiguousarray(out[:, :, :h]), np.ascontiguousarray(lost[:, :, :h])

@@ -1,0 +1,352 @@
+"""Scenario files: YAML -> validated :class:`Scenario`.
+
+The only place that reads user configuration. Every mistake becomes a
+:class:`~dfsim.errors.UserError` whose one-line message names the file and the key
+(``channels[1].burst_length: ...``). See ``scenarios/default.yaml`` for a commented
+example and README for every key.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dfsim.channels import Bernoulli, ChannelParameterError, GilbertElliott, LossChannel
+from dfsim.completion.base import available_methods, make, method_parameters
+from dfsim.encoding import MAX_BITS, MIN_BITS
+from dfsim.errors import UserError
+from dfsim.packets import SEND_ORDERS
+
+CHANNEL_KINDS = ("iid", "gilbert-elliott")
+DATASETS = ("fashion-mnist",)
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = "fmnist-resnet"
+    split: str | None = None  # None: the model's default split point
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str = "fashion-mnist"
+    split: str = "test"
+    n_images: int = 1000
+    dir: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    bandwidth_mbps: float = 10.0
+    propagation_ms: float = 5.0
+    header_bytes: int = 40
+    fps: float | None = 30.0
+
+
+@dataclass(frozen=True)
+class ChannelCell:
+    """One channel setting of the sweep (a row group in results.csv)."""
+
+    kind: str
+    loss_rate: float
+    burst_length: float  # mean burst length; for i.i.d. 1/(1-loss_rate)
+    channel: LossChannel = field(compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}|loss={self.loss_rate!r}|burst={self.burst_length!r}"
+
+    @property
+    def seed_key(self) -> int:
+        """Stable integer for seeding: the same setting draws the same losses in any scenario."""
+        return zlib.crc32(self.key.encode())
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    params: dict[str, Any]
+    label: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    model: ModelSpec
+    data: DataSpec
+    bits: int
+    rows_per_packet: int
+    order: str
+    network: NetworkSpec
+    cells: tuple[ChannelCell, ...]
+    methods: tuple[MethodSpec, ...]
+    trials: int
+    output: str
+    batch_size: int
+    source: str = ""
+
+    def resolved(self) -> dict[str, Any]:
+        """The scenario with every default filled in (for manifest.json)."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "model": asdict(self.model),
+            "data": asdict(self.data),
+            "encoding": {"bits": self.bits},
+            "packets": {"rows_per_packet": self.rows_per_packet, "order": self.order},
+            "network": asdict(self.network),
+            "cells": [
+                {"kind": c.kind, "loss_rate": c.loss_rate, "burst_length": c.burst_length, "channel": repr(c.channel)}
+                for c in self.cells
+            ],
+            "methods": [{"name": m.name, "label": m.label, **m.params} for m in self.methods],
+            "trials": self.trials,
+            "batch_size": self.batch_size,
+            "output": self.output,
+        }
+
+
+# --------------------------------------------------------------------------- loading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys instead of keeping the last."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: scenario file not found")
+    try:
+        text = p.read_text()
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}: invalid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read scenario: {exc}") from None
+    try:
+        return parse_scenario(raw, default_name=p.stem, source=str(p))
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- validation helpers
+def _type_name(v) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping",
+            type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _mapping(key: str, value, allowed: tuple[str, ...]) -> dict:
+    if not isinstance(value, dict):
+        raise UserError(f"{key}: expected a mapping, got {_type_name(value)}")
+    for k in value:
+        if k not in allowed:
+            prefix = f"{key}." if key else ""
+            raise UserError(f"{prefix}{k}: unknown key (allowed here: {', '.join(allowed)})")
+    return value
+
+
+def _int(key: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{key}: expected an integer, got {_type_name(value)} {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise UserError(f"{key}: {value} is out of range (must be {rng})")
+    return value
+
+
+def _num(key: str, value, lo: float | None = None, hi: float | None = None, lo_open=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{key}: expected a number, got {_type_name(value)} {value!r}")
+    v = float(value)
+    bad = math.isnan(v) or math.isinf(v)
+    bad |= lo is not None and (v <= lo if lo_open else v < lo)
+    bad |= hi is not None and v > hi
+    if bad:
+        lower = f"> {lo:g}" if lo_open else f">= {lo:g}"
+        rng = f"in [{lo:g}, {hi:g}]" if (hi is not None and not lo_open) else (
+            f"{lower} and <= {hi:g}" if hi is not None else lower)
+        raise UserError(f"{key}: {value!r} is out of range (must be {rng})")
+    return v
+
+
+def _str(key: str, value, choices: tuple[str, ...] | None = None) -> str:
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{key}: expected a non-empty string, got {_type_name(value)} {value!r}")
+    if choices is not None and value not in choices:
+        raise UserError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _list(key: str, value, item, allow_scalar=True) -> list:
+    if not isinstance(value, list):
+        if allow_scalar and not isinstance(value, dict):
+            value = [value]
+        else:
+            raise UserError(f"{key}: expected a list, got {_type_name(value)}")
+    if not value:
+        raise UserError(f"{key}: must not be empty")
+    return [item(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _existing_path(key: str, value, kind: str) -> str:
+    s = _str(key, value)
+    p = Path(s).expanduser()
+    ok = p.is_dir() if kind == "dir" else p.is_file()
+    if not ok:
+        raise UserError(f"{key}: {kind} {s!r} not found")
+    return str(p)
+
+
+# --------------------------------------------------------------------------- the schema
+TOP_KEYS = ("name", "seed", "model", "data", "encoding", "packets", "network", "channels", "methods",
+            "trials", "output", "batch_size")
+
+
+def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -> Scenario:
+    if raw is None:
+        raise UserError("scenario is empty")
+    raw = _mapping("", raw, TOP_KEYS)
+    for required in ("channels", "methods"):
+        if required not in raw:
+            raise UserError(f"{required}: required key is missing")
+
+    name = _str("name", raw.get("name", default_name))
+    seed = _int("seed", raw.get("seed", 0), 0, 2**63 - 1)
+
+    m = _mapping("model", raw.get("model", {}), ("name", "split", "weights"))
+    model = ModelSpec(
+        name=_str("model.name", m.get("name", ModelSpec.name)),
+        split=_str("model.split", m["split"]) if m.get("split") is not None else None,
+        weights=_existing_path("model.weights", m["weights"], "file") if m.get("weights") is not None else None,
+    )
+
+    d = _mapping("data", raw.get("data", {}), ("dataset", "split", "n_images", "dir"))
+    data = DataSpec(
+        dataset=_str("data.dataset", d.get("dataset", DataSpec.dataset), DATASETS),
+        split=_str("data.split", d.get("split", DataSpec.split), ("train", "test")),
+        n_images=_int("data.n_images", d.get("n_images", DataSpec.n_images), 1),
+        dir=_existing_path("data.dir", d["dir"], "dir") if d.get("dir") is not None else None,
+    )
+
+    e = _mapping("encoding", raw.get("encoding", {}), ("bits",))
+    bits = _int("encoding.bits", e.get("bits", 8), MIN_BITS, MAX_BITS)
+
+    pk = _mapping("packets", raw.get("packets", {}), ("rows_per_packet", "order"))
+    rows_per_packet = _int("packets.rows_per_packet", pk.get("rows_per_packet", 4), 1)
+    order = _str("packets.order", pk.get("order", "channel-major"), SEND_ORDERS)
+
+    nw = _mapping("network", raw.get("network", {}), ("bandwidth_mbps", "propagation_ms", "header_bytes", "fps"))
+    network = NetworkSpec(
+        bandwidth_mbps=_num("network.bandwidth_mbps", nw.get("bandwidth_mbps", NetworkSpec.bandwidth_mbps), 0, lo_open=True),
+        propagation_ms=_num("network.propagation_ms", nw.get("propagation_ms", NetworkSpec.propagation_ms), 0),
+        header_bytes=_int("network.header_bytes", nw.get("header_bytes", NetworkSpec.header_bytes), 0, 65535),
+        fps=None if nw.get("fps", NetworkSpec.fps) is None
+        else _num("network.fps", nw.get("fps", NetworkSpec.fps), 0, lo_open=True),
+    )
+
+    cells = _parse_channels(raw["channels"])
+    methods = _parse_methods(raw["methods"])
+    trials = _int("trials", raw.get("trials", 5), 1, 100_000)
+    output = _str("output", raw.get("output", f"results/{name}"))
+    batch_size = _int("batch_size", raw.get("batch_size", 500), 1, 100_000)
+    return Scenario(name, seed, model, data, bits, rows_per_packet, order, network, cells, methods, trials,
+                    output, batch_size, source)
+
+
+def _parse_channels(value) -> tuple[ChannelCell, ...]:
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise UserError(f"channels: expected a non-empty list of channel settings, got {_type_name(value)}")
+    cells: list[ChannelCell] = []
+    for i, ch in enumerate(value):
+        key = f"channels[{i}]"
+        ch = _mapping(key, ch, ("kind", "loss_rates", "burst_lengths"))
+        if "kind" not in ch:
+            raise UserError(f"{key}.kind: required key is missing (one of {', '.join(CHANNEL_KINDS)})")
+        kind = _str(f"{key}.kind", ch["kind"], CHANNEL_KINDS)
+        if "loss_rates" not in ch:
+            raise UserError(f"{key}.loss_rates: required key is missing")
+        losses = _list(f"{key}.loss_rates", ch["loss_rates"], lambda k, v: _num(k, v, 0, 1))
+        if kind == "iid":
+            if "burst_lengths" in ch:
+                raise UserError(
+                    f"{key}.burst_lengths: not used by kind 'iid' (its mean burst is 1/(1-loss)); "
+                    "use kind 'gilbert-elliott' for bursty loss"
+                )
+            for j, loss in enumerate(losses):
+                ch_obj = Bernoulli(loss)
+                cells.append(ChannelCell(kind, loss, ch_obj.mean_burst_length, ch_obj))
+        else:
+            if "burst_lengths" not in ch:
+                raise UserError(f"{key}.burst_lengths: required for kind 'gilbert-elliott'")
+            bursts = _list(f"{key}.burst_lengths", ch["burst_lengths"], lambda k, v: _num(k, v, 1))
+            for j, loss in enumerate(losses):
+                for b, burst in enumerate(bursts):
+                    try:
+                        ch_obj = GilbertElliott.from_loss_burst(loss, burst)
+                    except ChannelParameterError as exc:
+                        raise UserError(f"{key}: loss_rates[{j}]={loss:g}, burst_lengths[{b}]={burst:g}: {exc}") from None
+                    cells.append(ChannelCell(kind, loss, burst, ch_obj))
+    seen = set()
+    for c in cells:
+        if c.key in seen:
+            raise UserError(f"channels: setting {c.kind} loss {c.loss_rate:g} burst {c.burst_length:g} appears twice")
+        seen.add(c.key)
+    return tuple(cells)
+
+
+def _parse_methods(value) -> tuple[MethodSpec, ...]:
+    items = _list("methods", value, lambda k, v: (k, v))
+    specs: list[MethodSpec] = []
+    for key, item in items:
+        if isinstance(item, str):
+            name, params, label = item, {}, None
+        elif isinstance(item, dict):
+            if "name" not in item:
+                raise UserError(f"{key}.name: required key is missing (one of {', '.join(available_methods())})")
+            name = _str(f"{key}.name", item["name"])
+            params = {k: v for k, v in item.items() if k not in ("name", "label")}
+            label = _str(f"{key}.label", item["label"]) if "label" in item else None
+        else:
+            raise UserError(f"{key}: expected a method name or a mapping with 'name', got {_type_name(item)}")
+        if name not in available_methods():
+            raise UserError(f"{key}: unknown completion method {name!r} (available: {', '.join(available_methods())})")
+        try:
+            make(name, **params)  # validates the parameters
+        except UserError as exc:
+            raise UserError(f"{key} ({exc})") from None
+        full = {**method_parameters(name), **params}
+        if label is None:
+            label = name if not params else name + "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
+        specs.append(MethodSpec(name, full, label))
+    labels = [s.label for s in specs]
+    dup = {x for x in labels if labels.count(x) > 1}
+    if dup:
+        raise UserError(f"methods: {', '.join(sorted(dup))} listed twice (give each a distinct 'label')")
+    return tuple(specs)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One-stop set-up for dfsim on a fresh Debian machine with Python 3.11:
+#   - the Fashion-MNIST dataset (Debian package dataset-fashion-mnist), if missing
+#   - a virtual environment in .venv with a pinned CPU build of torch and dfsim (editable)
+# Safe to run repeatedly; it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+FMNIST_DIR=/usr/share/datasets/fashion-mnist
+
+if [ -z "${DFSIM_FASHION_MNIST:-}" ] && [ ! -f "$FMNIST_DIR/t10k-images-idx3-ubyte.gz" ]; then
+  echo "setup: installing Debian package dataset-fashion-mnist" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.dfsim-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing dependencies into .venv" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[test]"
+  touch "$stamp"
+fi

@@ -1,0 +1,73 @@
+"""One tiny scenario through `dfsim run`: files, columns, reference accuracy, determinism."""
+import csv
+import json
+
+import pytest
+
+from dfsim.cli import main
+from dfsim.results import CORE_COLUMNS, read_results_csv
+
+TINY = """\
+name: tiny
+seed: 7
+data: {n_images: 300}
+channels:
+  - {kind: iid, loss_rates: [0.0, 0.3, 0.6]}
+  - {kind: gilbert-elliott, loss_rates: [0.3], burst_lengths: [4]}
+methods: [zeros]
+trials: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e")
+    (d / "tiny.yaml").write_text(TINY)
+    assert main(["run", str(d / "tiny.yaml"), "--out", str(d / "out"), "--quiet"]) == 0
+    return d
+
+
+def test_outputs_and_columns(run_dir):
+    out = run_dir / "out"
+    assert (out / "accuracy_vs_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "results.csv") as f:
+        header = next(csv.reader(f))
+    assert tuple(header[: len(CORE_COLUMNS)]) == CORE_COLUMNS
+    rows = read_results_csv(out / "results.csv")
+    assert len(rows) == 4 * 2 * 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 7
+    assert manifest["scenario"]["data"]["n_images"] == 300
+    assert {"numpy", "torch", "simpy", "dfsim"} <= set(manifest["versions"])
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_zero_fill_at_loss_zero_equals_clean_quantized_accuracy(run_dir):
+    out = run_dir / "out"
+    ref = json.loads((out / "manifest.json").read_text())["reference"]
+    rows = read_results_csv(out / "results.csv")
+    for r in rows:
+        if r["loss_rate"] == 0.0:
+            assert r["top1"] == ref["quantized_top1"]
+            assert r["agreement"] == 1.0 and r["realised_loss_rate"] == 0.0
+    assert ref["clean_top1"] > 0.85 and abs(ref["clean_top1"] - ref["quantized_top1"]) < 0.02
+
+
+def test_accuracy_falls_with_loss_and_losses_match_the_channel(run_dir):
+    rows = read_results_csv(run_dir / "out" / "results.csv")
+    iid = {}
+    for r in rows:
+        if r["channel"] == "iid":
+            iid.setdefault(r["loss_rate"], []).append(r["top1"])
+        assert abs(r["realised_loss_rate"] - r["loss_rate"]) < 0.03
+        assert r["n_images"] == 300 and r["packets_per_image"] == 224
+    means = [sum(v) / len(v) for _, v in sorted(iid.items())]
+    assert means[0] > means[1] > means[2]
+
+
+def test_same_seed_same_numbers(run_dir):
+    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "again"), "--quiet"]) == 0
+    a = read_results_csv(run_dir / "out" / "results.csv")
+    b = read_results_csv(run_dir / "again" / "results.csv")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
+    assert strip(a) == strip(b)

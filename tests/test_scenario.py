@@ -1,0 +1,104 @@
+"""Malformed scenarios: one line naming the key or file, exit 2, no traceback, no results."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dfsim.cli import main
+from dfsim.scenario import load_scenario
+
+GOOD = """\
+name: t
+data: {n_images: 20}
+channels:
+  - {kind: iid, loss_rates: [0.1]}
+methods: [zeros]
+trials: 1
+"""
+
+
+def write(tmp_path, text, name="s.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+CASES = [
+    ("name: [unclosed", "invalid YAML (line 1"),
+    (GOOD + "colour: red\n", "colour: unknown key (allowed here:"),
+    (GOOD.replace("trials: 1", "trials: five"), "trials: expected an integer, got string 'five'"),
+    (GOOD.replace("trials: 1", "trials: 0"), "trials: 0 is out of range"),
+    (GOOD + "encoding: {bits: 20}\n", "encoding.bits: 20 is out of range (must be [2, 16])"),
+    (GOOD + "encoding: {bits: true}\n", "encoding.bits: expected an integer, got boolean"),
+    (GOOD.replace("[0.1]", "[0.1, 1.5]"), "channels[0].loss_rates[1]: 1.5 is out of range (must be in [0, 1])"),
+    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: gilbert-elliott, loss_rates: [0.6], burst_lengths: [1.2]}"),
+     "channels[0]: loss_rates[0]=0.6, burst_lengths[0]=1.2: burst_length 1.2 is impossible with loss_rate 0.6"),
+    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: gilbert-elliott, loss_rates: [0.1]}"),
+     "channels[0].burst_lengths: required for kind 'gilbert-elliott'"),
+    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: iid, loss_rates: [0.1], burst_lengths: [4]}"),
+     "channels[0].burst_lengths: not used by kind 'iid'"),
+    (GOOD.replace("kind: iid", "kind: rayleigh"), "channels[0].kind: 'rayleigh' is not one of iid, gilbert-elliott"),
+    (GOOD.replace("[zeros]", "[magic]"), "methods[0]: unknown completion method 'magic'"),
+    (GOOD.replace("[zeros]", "[{name: zeros, radius: 3}]"), "methods.zeros.radius: unknown parameter"),
+    (GOOD.replace("[zeros]", "[zeros, zeros]"), "methods: zeros listed twice"),
+    (GOOD + "packets: {order: diagonal}\n", "packets.order: 'diagonal' is not one of channel-major, row-major"),
+    (GOOD + "network: {bandwidth_mbps: 0}\n", "network.bandwidth_mbps: 0 is out of range (must be > 0)"),
+    (GOOD + "network: {fps: -3}\n", "network.fps: -3 is out of range"),
+    (GOOD.replace("data: {n_images: 20}", "data: {n_images: 20, dir: /no/such/dir}"), "data.dir: dir '/no/such/dir' not found"),
+    (GOOD + "model: {weights: /no/such.pt}\n", "model.weights: file '/no/such.pt' not found"),
+    (GOOD + "model: {split: conv9}\n", "split: unknown split point 'conv9' for model 'fmnist-resnet'"),
+    (GOOD + "model: {name: vgg99}\n", "model: unknown model 'vgg99'"),
+    (GOOD.replace("n_images: 20", "n_images: 20000"), "data.n_images: 20000 exceeds the 10000 images"),
+    (GOOD + "packets: {rows_per_packet: 40}\n", "packets.rows_per_packet: 40 exceeds the feature height 28"),
+    (GOOD + "trials: 2\n", "duplicate key 'trials'"),
+    (GOOD.replace("channels:\n  - {kind: iid, loss_rates: [0.1]}\n", ""), "channels: required key is missing"),
+    ("", "scenario is empty"),
+    ("- 1\n- 2\n", "expected a mapping, got list"),
+]
+
+
+@pytest.mark.parametrize("text,message", CASES, ids=[c[1][:40] for c in CASES])
+def test_malformed_scenario_is_rejected_in_one_line(tmp_path, capsys, text, message):
+    scn = write(tmp_path, text)
+    out = tmp_path / "out"
+    code = main(["run", str(scn), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"dfsim: error: {scn}: ") or lines[0].startswith("dfsim: error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert not (out / "results.csv").exists()
+
+
+def test_missing_scenario_file(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: scenario file not found" in capsys.readouterr().err
+
+
+def test_cli_process_exit_code_and_no_traceback(tmp_path):
+    scn = write(tmp_path, GOOD.replace("trials: 1", "trials: -1"))
+    proc = subprocess.run([sys.executable, "-m", "dfsim", "run", str(scn)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"dfsim: error: {scn}: trials: -1 is out of range (must be [1, 100000])"
+
+
+def test_defaults_are_filled_in(tmp_path):
+    s = load_scenario(write(tmp_path, GOOD))
+    assert s.bits == 8 and s.rows_per_packet == 4 and s.order == "channel-major"
+    assert s.network.fps == 30.0 and s.network.header_bytes == 40
+    assert [c.loss_rate for c in s.cells] == [0.1]
+    assert s.cells[0].burst_length == pytest.approx(1 / 0.9)
+    assert s.methods[0].label == "zeros"
+
+
+def test_channel_grid_expands(tmp_path):
+    s = load_scenario(write(tmp_path, GOOD.replace(
+        "{kind: iid, loss_rates: [0.1]}",
+        "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2, 4, 6]}")))
+    assert [(c.loss_rate, c.burst_length) for c in s.cells] == [
+        (0.1, 2), (0.1, 4), (0.1, 6), (0.2, 2), (0.2, 4), (0.2, 6)]
+    assert s.cells[1].channel.r == pytest.approx(0.25)
