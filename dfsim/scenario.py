@@ -273,7 +273,7 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     methods = _parse_methods(raw["methods"])
     trials = _int("trials", raw.get("trials", 5), 1, 100_000)
     output = _str("output", raw.get("output", f"results/{name}"))
-    batch_size = _int("batch_size", raw.get("batch_size", 500), 1, 100_000)
+    batch_size = _int("batch_size", raw.get("batch_size", 256), 1, 100_000)
     return Scenario(name, seed, model, data, bits, rows_per_packet, order, network, cells, methods, trials,
                     output, batch_size, source)
 
