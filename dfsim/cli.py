@@ -52,7 +52,8 @@ def cmd_run(args) -> int:
         print(f"dfsim: {scn.name}: {len(scn.cells)} channel settings x {scn.trials} trials x "
               f"{len(scn.methods)} methods on {scn.data.n_images} images", file=sys.stderr)
     try:
-        rows, prep = experiment.run(scn, progress=bar.update if bar else None)
+        rows, prep = experiment.run(scn, progress=bar.update if bar else None,
+                                    log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
     except UserError as exc:  # found while loading the model or data: still the scenario's fault
         raise UserError(f"{args.scenario}: {exc}") from None
     finally:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dfsim import completion
+from dfsim import cache, completion
+from dfsim.completion.base import method_class
 from dfsim.datasets import ImageSet, load_fashion_mnist
 from dfsim.encoding import SIDE_INFO_BITS, Quantized, dequantize, quantize
 from dfsim.errors import UserError
@@ -35,6 +36,7 @@ class Prepared:
     split: str
     images: ImageSet
     quantized: Quantized
+    dequantized: np.ndarray  # the loss-free tensors the cloud would receive
     packets: PacketBatch
     layout: PacketLayout
     bits_per_packet: np.ndarray
@@ -79,11 +81,12 @@ def prepare(scn: Scenario) -> Prepared:
     clean_pred = predict(full, x, scn.batch_size)
     features = run_batched(front, x, scn.batch_size).astype(np.float32)
     q = quantize(features, scn.bits)
-    reference_pred = predict(back, dequantize(q), scn.batch_size)
+    dequantized = dequantize(q)
+    reference_pred = predict(back, dequantized, scn.batch_size)
     layout = PacketLayout.for_shape(features.shape[1:], scn.rows_per_packet, scn.order)
     payload_bits = layout.packet_values() * scn.bits
     return Prepared(
-        scenario=scn, model=model, split=split, images=images, quantized=q,
+        scenario=scn, model=model, split=split, images=images, quantized=q, dequantized=dequantized,
         packets=packetize(q.codes, layout), layout=layout,
         bits_per_packet=packet_bits(payload_bits, _link(scn), side_info_bits=SIDE_INFO_BITS),
         reference_pred=reference_pred,
@@ -112,6 +115,7 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
     q = prep.quantized
     received = dequantize(Quantized(codes, q.vmin, q.vmax, q.bits))
     received[lost] = 0.0
+    clean = prep.dequantized
     latency = tx.latency_ms
     common = {
         "channel": cell.kind, "loss_rate": cell.loss_rate, "burst_length": cell.burst_length, "trial": trial,
@@ -125,28 +129,72 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
         t0 = time.perf_counter()
         repaired = method.complete_batch(received, lost) if lost.any() else received
         dt = time.perf_counter() - t0
+        iters = getattr(method, "iterations", None) if lost.any() else None
         pred = predict(prep.back, repaired, scn.batch_size)
+        err = (repaired - clean)[lost]
         rows.append({
             "method": spec.label, **common,
             "top1": float((pred == prep.labels).mean()),
             "agreement": float((pred == prep.reference_pred).mean()),
             "completion_ms_per_tensor": 1e3 * dt / n,
+            "completion_iters": float(np.mean(iters)) if iters else 0.0,
+            "mse_lost": float(np.mean(np.square(err, dtype=np.float64))) if err.size else 0.0,
         })
     return rows
 
 
-def build_methods(scn: Scenario) -> list:
+def build_methods(scn: Scenario, prep: Prepared, log=None) -> list:
+    """Instantiate the scenario's methods, with the packetization's parameters bound and
+    trained methods fitted (or loaded from the cache)."""
     out = []
     for spec in scn.methods:
-        params = {k: v for k, v in spec.params.items()}
-        out.append((spec, completion.make(spec.name, **params)))
+        method = make_method(spec.name, spec.params, scn)
+        if method.needs_fit:
+            fit_method(method, spec, prep, log)
+        out.append((spec, method))
     return out
 
 
-def run(scn: Scenario, progress=None) -> tuple[list[dict], Prepared]:
+def make_method(name: str, params: dict, scn: Scenario):
+    cls = method_class(name)
+    layout = {"rows_per_packet": scn.rows_per_packet}
+    return completion.make(name, **params, **{k: layout[k] for k in cls.layout_params})
+
+
+def training_features(prep: Prepared, n_images: int) -> np.ndarray:
+    """Front features of the first ``n_images`` training images, quantized like the scenario's."""
+    scn = prep.scenario
+    train = load_fashion_mnist("train", scn.data.dir).head(n_images)
+    front = prepare_for_inference(prep.model.front(prep.split))
+    feats = run_batched(front, normalise(train.images), scn.batch_size)
+    return dequantize(quantize(feats, scn.bits))
+
+
+def fit_method(method, spec, prep: Prepared, log=None) -> None:
+    """Fit a trained method on training-split features, through the on-disk cache."""
+    scn = prep.scenario
+    n_fit = getattr(method, "fit_images", 2000)
+    key = cache.key_of(
+        method=spec.name, params=spec.params, model=prep.model.name, weights=prep.model.weights_id,
+        split=prep.split, rows_per_packet=scn.rows_per_packet, bits=scn.bits, order=scn.order,
+        data="fashion-mnist/train", fit_images=n_fit, version=1,
+    )
+    state = cache.load_arrays(spec.name, key)
+    if state is not None:
+        method.load_fitted_state(state)
+        return
+    t0 = time.perf_counter()
+    method.fit(training_features(prep, n_fit))
+    path = cache.save_arrays(spec.name, key, method.fitted_state())
+    if log:
+        log(f"dfsim: fitted {spec.label} on {n_fit} training images in {time.perf_counter() - t0:.1f} s "
+            f"(cached in {path})")
+
+
+def run(scn: Scenario, progress=None, log=None) -> tuple[list[dict], Prepared]:
     """Run every (cell, trial) of ``scn``; returns the result rows and the prepared state."""
     prep = prepare(scn)
-    methods = build_methods(scn)
+    methods = build_methods(scn, prep, log)
     rows: list[dict] = []
     for cell in scn.cells:
         for trial in range(scn.trials):

@@ -10,8 +10,11 @@ Send orders (which packets travel back to back decides what a loss burst destroy
 
 * ``channel-major``: all packets of channel 0, then channel 1, ... (a burst wipes
   consecutive row bands of one channel);
-* ``row-major``: row band 0 of every channel, then row band 1, ... (a burst wipes the
-  same band in neighbouring channels).
+* ``row-major`` (default): row band 0 of every channel, then row band 1, ... (a burst
+  wipes the same band in neighbouring channels, and leaves the bands above and below
+  in each channel for completion to work from: on the default model's features under
+  Gilbert-Elliott loss 0.3 / burst 4, linear interpolation's error on the lost entries
+  is 0.28 row-major against 0.43 channel-major, where it is worse than zero-fill's 0.42).
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ class PacketLayout:
     height: int
     width: int
     rows_per_packet: int
-    order: str = "channel-major"
+    order: str = "row-major"
 
     def __post_init__(self):
         if self.order not in SEND_ORDERS:
@@ -45,7 +48,7 @@ class PacketLayout:
             raise ValueError("tensor dimensions must be positive")
 
     @classmethod
-    def for_shape(cls, shape, rows_per_packet: int, order: str = "channel-major") -> "PacketLayout":
+    def for_shape(cls, shape, rows_per_packet: int, order: str = "row-major") -> "PacketLayout":
         c, h, w = shape
         return cls(int(c), int(h), int(w), int(rows_per_packet), order)
 

@@ -17,7 +17,7 @@ CORE_COLUMNS = (
     "realised_loss_rate", "completion_ms_per_tensor",
 )
 EXTRA_COLUMNS = (
-    "latency_mean_ms", "latency_p95_ms", "bits_per_image", "packets_per_image", "split", "bits",
+    "completion_iters", "mse_lost", "latency_mean_ms", "latency_p95_ms", "bits_per_image", "packets_per_image", "split", "bits",
     "rows_per_packet", "order",
 )
 COLUMNS = CORE_COLUMNS + EXTRA_COLUMNS

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from dfsim.channels import Bernoulli, ChannelParameterError, GilbertElliott, LossChannel
-from dfsim.completion.base import available_methods, make, method_parameters
+from dfsim.completion.base import available_methods, make, method_class, method_parameters
 from dfsim.encoding import MAX_BITS, MIN_BITS
 from dfsim.errors import UserError
 from dfsim.packets import SEND_ORDERS
@@ -258,7 +258,7 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
 
     pk = _mapping("packets", raw.get("packets", {}), ("rows_per_packet", "order"))
     rows_per_packet = _int("packets.rows_per_packet", pk.get("rows_per_packet", 4), 1)
-    order = _str("packets.order", pk.get("order", "channel-major"), SEND_ORDERS)
+    order = _str("packets.order", pk.get("order", "row-major"), SEND_ORDERS)
 
     nw = _mapping("network", raw.get("network", {}), ("bandwidth_mbps", "propagation_ms", "header_bytes", "fps"))
     network = NetworkSpec(
@@ -337,11 +337,15 @@ def _parse_methods(value) -> tuple[MethodSpec, ...]:
             raise UserError(f"{key}: expected a method name or a mapping with 'name', got {_type_name(item)}")
         if name not in available_methods():
             raise UserError(f"{key}: unknown completion method {name!r} (available: {', '.join(available_methods())})")
+        for lp in method_class(name).layout_params:
+            if lp in params:
+                raise UserError(f"{key}.{lp}: set by packets.{lp} for every method, not per method")
         try:
             make(name, **params)  # validates the parameters
         except UserError as exc:
             raise UserError(f"{key} ({exc})") from None
-        full = {**method_parameters(name), **params}
+        full = {k: v for k, v in {**method_parameters(name), **params}.items()
+                if k not in method_class(name).layout_params}
         if label is None:
             label = name if not params else name + "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
         specs.append(MethodSpec(name, full, label))

@@ -29,7 +29,7 @@ def test_round_trip_and_mask(order, shape, rows, rng):
 
 
 def test_short_last_packet_losses_apply():
-    layout = PacketLayout.for_shape((2, 10, 3), 4)  # bands: rows 0-3, 4-7, 8-9 (short)
+    layout = PacketLayout.for_shape((2, 10, 3), 4, "channel-major")  # bands: rows 0-3, 4-7, 8-9 (short)
     hdr = layout.headers()
     assert list(hdr["nrows"]) == [4, 4, 2, 4, 4, 2]
     flags = np.zeros(6, bool)

@@ -88,7 +88,7 @@ def test_cli_process_exit_code_and_no_traceback(tmp_path):
 
 def test_defaults_are_filled_in(tmp_path):
     s = load_scenario(write(tmp_path, GOOD))
-    assert s.bits == 8 and s.rows_per_packet == 4 and s.order == "channel-major"
+    assert s.bits == 8 and s.rows_per_packet == 4 and s.order == "row-major"
     assert s.network.fps == 30.0 and s.network.header_bytes == 40
     assert [c.loss_rate for c in s.cells] == [0.1]
     assert s.cells[0].burst_length == pytest.approx(1 / 0.9)

@@ -14,6 +14,7 @@ from dfsim.completion.base import (
     make,
     register_method,
 )
-from dfsim.completion import baselines  # noqa: F401  (registers the baselines)
+# Importing a module registers its methods.
+from dfsim.completion import altec, baselines, caltec, inpainting, interpolation, lowrank  # noqa: F401,E402
 
 __all__ = ["CompletionMethod", "available_methods", "make", "register_method"]

@@ -71,8 +71,17 @@ class CompletionMethod:
 
     name = "base"
     needs_fit = False
+    # Parameters taken from the scenario's packetization, never set by users in scenarios.
+    layout_params: tuple[str, ...] = ()
 
     def fit(self, features: np.ndarray) -> "CompletionMethod":
+        return self
+
+    def fitted_state(self) -> dict[str, np.ndarray]:
+        """Arrays that a fit produced (to cache); empty for methods without training."""
+        return {}
+
+    def load_fitted_state(self, state: dict[str, np.ndarray]) -> "CompletionMethod":
         return self
 
     def params(self) -> dict[str, Any]:

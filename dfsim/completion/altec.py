@@ -1,0 +1,220 @@
+"""``altec``: Adaptive Linear Tensor Completion (Bragilevsky & Bajić, IEEE Access 2020).
+
+Each lost packet (channel c, row band p) is estimated as a linear combination of
+
+* the co-located packets (same rows) of the other C-1 channels,
+* the packet above and the packet below in channel c (row ``h - R`` and row
+  ``min(h + R, H - 1)`` for row h, R = rows per packet), and
+* a constant (intercept).
+
+"Adaptive": every packet position (c, p) has its own weights. They are learned by a
+ridge-regularised least-squares fit pooled over all rows, columns and images of the
+*training* features (after the scenario's quantization), not averaged per packet.
+
+Lost predictors: the fit keeps the regularised Gram matrix of all predictors, so for
+any subset S of predictors that actually arrived, the exact least-squares refit on S is
+available without touching the training data: with ``A = (G + lambda I)^-1`` and full
+weights ``w``, the refit is ``w_S - A_SL A_LL^-1 w_L`` (L = the lost predictors), a
+small k x k solve per lost packet (numba). So a lost predictor is never used and the
+remaining ones are re-weighted optimally.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from dfsim.completion.base import CompletionMethod, register_method
+from dfsim.completion.packet_grid import band_losses
+
+
+def _shifted(features: np.ndarray, rows: int, direction: int) -> np.ndarray:
+    """Row h of the result is row h - R (direction -1, zero above the top) or min(h + R, H-1)."""
+    h = features.shape[-2]
+    idx = np.arange(h)
+    if direction < 0:
+        src = idx - rows
+        out = features[..., np.clip(src, 0, h - 1), :].copy()
+        out[..., src < 0, :] = 0.0
+        return out
+    return features[..., np.minimum(idx + rows, h - 1), :]
+
+
+def fit_altec(features: np.ndarray, rows_per_packet: int, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Learn per-(channel, band) weights from training features N x C x H x W.
+
+    Returns ``(ainv, wfull)``: C x P x D x D regularised inverse Gram matrices and
+    C x P x D full-predictor weights, D = C + 2 (other channels, above, below, constant).
+    """
+    x = np.asarray(features, dtype=np.float32)
+    n, c, h, w = x.shape
+    R = rows_per_packet
+    bands = -(-h // R)
+    above, below = _shifted(x, R, -1), _shifted(x, R, +1).copy()
+    below[..., (bands - 1) * R :, :] = 0.0  # the last band has no packet below (it is never a predictor)
+    d = c + 2
+    ainv = np.zeros((c, bands, d, d))
+    wfull = np.zeros((c, bands, d))
+    for p in range(bands):
+        rows = slice(p * R, min((p + 1) * R, h))
+        # C x samples matrices for this band: co-located channels, above and below
+        z = np.ascontiguousarray(x[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(np.float64)
+        a = np.ascontiguousarray(above[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(np.float64)
+        b = np.ascontiguousarray(below[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(np.float64)
+        m = z.shape[1]
+        zz, za, zb = z @ z.T, z @ a.T, z @ b.T
+        aa, bb, ab = (a * a).sum(1), (b * b).sum(1), (a * b).sum(1)
+        zs, as_, bs = z.sum(1), a.sum(1), b.sum(1)
+        for ch in range(c):
+            # Gram of [z_0..z_{C-1}, above_ch, below_ch, 1]
+            g = np.empty((c + 3, c + 3))
+            g[:c, :c] = zz
+            g[:c, c] = g[c, :c] = za[:, ch]
+            g[:c, c + 1] = g[c + 1, :c] = zb[:, ch]
+            g[:c, c + 2] = g[c + 2, :c] = zs
+            g[c, c], g[c + 1, c + 1], g[c, c + 1] = aa[ch], bb[ch], ab[ch]
+            g[c + 1, c] = ab[ch]
+            g[c, c + 2] = g[c + 2, c] = as_[ch]
+            g[c + 1, c + 2] = g[c + 2, c + 1] = bs[ch]
+            g[c + 2, c + 2] = m
+            pred = [j for j in range(c + 3) if j != ch]  # predictors, in kernel order
+            gs = g[np.ix_(pred, pred)]
+            lam = ridge * np.trace(gs) / len(pred)
+            inv = np.linalg.inv(gs + lam * np.eye(len(pred)))
+            ainv[ch, p] = inv
+            wfull[ch, p] = inv @ g[pred, ch]
+    return ainv, wfull
+
+
+@njit(cache=True)
+def _altec_fill(x, lostp, ainv, wfull, R, out):
+    """Fill every lost band of one tensor x (C x H x W) into out (in place)."""
+    C, H, W = x.shape
+    P = lostp.shape[1]
+    D = C + 2
+    avail = np.empty(D, dtype=np.bool_)
+    w = np.empty(D)
+    for c in range(C):
+        for p in range(P):
+            if not lostp[c, p]:
+                continue
+            # predictor j < C-1: channel (j if j < c else j + 1); C-1: above; C: below; C+1: constant
+            k = 0
+            for j in range(C - 1):
+                cc = j if j < c else j + 1
+                avail[j] = not lostp[cc, p]
+            avail[C - 1] = p > 0 and not lostp[c, p - 1]
+            avail[C] = p < P - 1 and not lostp[c, p + 1]
+            avail[C + 1] = True
+            for j in range(D):
+                if not avail[j]:
+                    k += 1
+            if k == 0:
+                for j in range(D):
+                    w[j] = wfull[c, p, j]
+            else:
+                lidx = np.empty(k, np.int64)
+                t = 0
+                for j in range(D):
+                    if not avail[j]:
+                        lidx[t] = j
+                        t += 1
+                all_ = np.empty((k, k))
+                wl = np.empty(k)
+                for i in range(k):
+                    wl[i] = wfull[c, p, lidx[i]]
+                    for jj in range(k):
+                        all_[i, jj] = ainv[c, p, lidx[i], lidx[jj]]
+                corr = np.linalg.solve(all_, wl)
+                for j in range(D):
+                    if avail[j]:
+                        s = 0.0
+                        for i in range(k):
+                            s += ainv[c, p, j, lidx[i]] * corr[i]
+                        w[j] = wfull[c, p, j] - s
+                    else:
+                        w[j] = 0.0
+            h0 = p * R
+            h1 = min(h0 + R, H)
+            for h in range(h0, h1):
+                for col in range(W):
+                    out[c, h, col] = w[D - 1]
+                for j in range(C - 1):
+                    if w[j] != 0.0:
+                        cc = j if j < c else j + 1
+                        wj = np.float32(w[j])
+                        for col in range(W):
+                            out[c, h, col] += wj * x[cc, h, col]
+                if w[C - 1] != 0.0:
+                    wa = np.float32(w[C - 1])
+                    for col in range(W):
+                        out[c, h, col] += wa * x[c, h - R, col]
+                if w[C] != 0.0:
+                    wb = np.float32(w[C])
+                    hb = min(h + R, H - 1)
+                    for col in range(W):
+                        out[c, h, col] += wb * x[c, hb, col]
+
+
+@register_method("altec")
+class ALTeC(CompletionMethod):
+    """Adaptive linear tensor completion (trained; see module docstring)."""
+
+    needs_fit = True
+    layout_params = ("rows_per_packet",)
+
+    def __init__(self, rows_per_packet: int | None = None, ridge: float = 1e-3, fit_images: int = 2000):
+        if rows_per_packet is not None and (not isinstance(rows_per_packet, int) or rows_per_packet < 1):
+            raise ValueError(f"rows_per_packet must be a positive integer, got {rows_per_packet!r}")
+        if not (isinstance(ridge, (int, float)) and ridge >= 0):
+            raise ValueError(f"ridge must be a number >= 0, got {ridge!r}")
+        if not (isinstance(fit_images, int) and fit_images >= 10):
+            raise ValueError(f"fit_images must be an integer >= 10, got {fit_images!r}")
+        self.rows_per_packet = rows_per_packet
+        self.ridge = float(ridge)
+        self.fit_images = fit_images
+        self.ainv = self.wfull = None
+        self.shape = None
+
+    def fit(self, features: np.ndarray) -> "ALTeC":
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 4:
+            raise ValueError(f"fit expects training features N x C x H x W, got shape {features.shape}")
+        if self.rows_per_packet is None:
+            raise ValueError("rows_per_packet must be set before fitting")
+        self.ainv, self.wfull = fit_altec(features[: self.fit_images], self.rows_per_packet, self.ridge)
+        self.shape = features.shape[1:]
+        return self
+
+    def fitted_state(self) -> dict[str, np.ndarray]:
+        return {"ainv": self.ainv, "wfull": self.wfull, "shape": np.asarray(self.shape)}
+
+    def load_fitted_state(self, state: dict[str, np.ndarray]) -> "ALTeC":
+        self.ainv, self.wfull, self.shape = state["ainv"], state["wfull"], tuple(int(v) for v in state["shape"])
+        return self
+
+    def _check(self, shape):
+        if self.ainv is None:
+            raise RuntimeError("altec is not fitted: call fit(training_features) first")
+        if tuple(shape) != tuple(self.shape):
+            raise ValueError(f"altec was fitted on tensors of shape {self.shape}, got {tuple(shape)}")
+
+    def _fill(self, tensor, lost):
+        self._check(tensor.shape)
+        out = tensor.copy()
+        _altec_fill(tensor, band_losses(lost, self.rows_per_packet), self.ainv, self.wfull,
+                    self.rows_per_packet, out)
+        return out
+
+    def complete_batch(self, tensors, lost):
+        tensors = np.asarray(tensors, dtype=np.float32)
+        lost = np.asarray(lost, bool)
+        if len(tensors) == 0:
+            return tensors.copy()
+        self._check(tensors.shape[1:])
+        lostp = band_losses(lost, self.rows_per_packet)
+        out = tensors.copy()
+        for i in range(len(tensors)):
+            if lostp[i].any():
+                _altec_fill(tensors[i], lostp[i], self.ainv, self.wfull, self.rows_per_packet, out[i])
+        np.copyto(out, tensors, where=~lost)
+        return out

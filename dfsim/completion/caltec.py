@@ -1,0 +1,150 @@
+"""``caltec``: Content-Adaptive Linear Tensor Completion (Dhondea, Cohen & Bajić, ICIP 2021).
+
+No training. For a lost packet (channel c, band p):
+
+1. the *neighbours* are the nearest received packets above and below p in channel c
+   (one of them at the top or bottom edge);
+2. candidates are channels c' whose packet p and whose packets at the neighbour
+   positions all arrived;
+3. the chosen candidate is the one whose neighbour packets correlate best with channel
+   c's, by absolute Pearson correlation (the candidate whose affine fit on the
+   neighbours leaves the smallest residual; a negative slope is as useful as a
+   positive one);
+4. ``y ~ a x + b`` is fitted by least squares on the neighbours, and the packet is
+   filled with ``a x_p + b``.
+
+Special cases: constant neighbours in channel c are copied as that constant (any
+affine fit gives it); candidates with constant neighbours are skipped (correlation
+undefined); with no usable candidate, or no received neighbour at all, the packet falls
+back to linear interpolation between the nearest received rows (``linear``), which
+gives 0 for a channel lost entirely.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from dfsim.completion.base import CompletionMethod, register_method
+from dfsim.completion.interpolation import interpolate_rows
+from dfsim.completion.packet_grid import band_losses
+
+
+@njit(cache=True, fastmath=False)
+def _caltec_fill(x, lostp, R, out, unfilled):
+    C, H, W = x.shape
+    P = lostp.shape[1]
+    for c in range(C):
+        for p in range(P):
+            if not lostp[c, p]:
+                continue
+            a = p - 1
+            while a >= 0 and lostp[c, a]:
+                a -= 1
+            b = p + 1
+            while b < P and lostp[c, b]:
+                b += 1
+            # rows of the neighbours
+            ra0, ra1 = (a * R, min(a * R + R, H)) if a >= 0 else (0, 0)
+            rb0, rb1 = (b * R, min(b * R + R, H)) if b < P else (0, 0)
+            n = (ra1 - ra0 + rb1 - rb0) * W
+            if n == 0:
+                unfilled[c, p] = True
+                continue
+            sy = 0.0
+            syy = 0.0
+            for h in range(ra0, ra1):
+                for col in range(W):
+                    v = x[c, h, col]
+                    sy += v
+                    syy += v * v
+            for h in range(rb0, rb1):
+                for col in range(W):
+                    v = x[c, h, col]
+                    sy += v
+                    syy += v * v
+            my = sy / n
+            vy = syy / n - my * my
+            h0 = p * R
+            h1 = min(h0 + R, H)
+            if vy <= 1e-12 * max(1.0, my * my):
+                for h in range(h0, h1):
+                    for col in range(W):
+                        out[c, h, col] = my
+                continue
+            best = -1.0
+            best_c = -1
+            best_a = 0.0
+            best_b = 0.0
+            for cc in range(C):
+                if cc == c or lostp[cc, p] or (a >= 0 and lostp[cc, a]) or (b < P and lostp[cc, b]):
+                    continue
+                sx = 0.0
+                sxx = 0.0
+                sxy = 0.0
+                for h in range(ra0, ra1):
+                    for col in range(W):
+                        u = x[cc, h, col]
+                        sx += u
+                        sxx += u * u
+                        sxy += u * x[c, h, col]
+                for h in range(rb0, rb1):
+                    for col in range(W):
+                        u = x[cc, h, col]
+                        sx += u
+                        sxx += u * u
+                        sxy += u * x[c, h, col]
+                mx = sx / n
+                vx = sxx / n - mx * mx
+                if vx <= 1e-12 * max(1.0, mx * mx):
+                    continue
+                cov = sxy / n - mx * my
+                r2 = cov * cov / (vx * vy)
+                if r2 > best:
+                    best = r2
+                    best_c = cc
+                    best_a = cov / vx
+                    best_b = my - best_a * mx
+            if best_c < 0:
+                unfilled[c, p] = True
+                continue
+            fa = np.float32(best_a)
+            fb = np.float32(best_b)
+            for h in range(h0, h1):
+                for col in range(W):
+                    out[c, h, col] = fa * x[best_c, h, col] + fb
+
+
+@register_method("caltec")
+class CALTeC(CompletionMethod):
+    """Content-adaptive linear tensor completion (no training; see module docstring)."""
+
+    layout_params = ("rows_per_packet",)
+
+    def __init__(self, rows_per_packet: int | None = None):
+        if rows_per_packet is not None and (not isinstance(rows_per_packet, int) or rows_per_packet < 1):
+            raise ValueError(f"rows_per_packet must be a positive integer, got {rows_per_packet!r}")
+        self.rows_per_packet = rows_per_packet
+
+    def _one(self, tensor, lost, lostp):
+        out = tensor.copy()
+        unfilled = np.zeros(lostp.shape, np.bool_)
+        _caltec_fill(tensor, lostp, self.rows_per_packet or 1, out, unfilled)
+        if unfilled.any():
+            fallback = interpolate_rows(tensor, lost)
+            rows = np.repeat(unfilled, self.rows_per_packet or 1, axis=1)[:, : tensor.shape[1]]
+            out[rows] = fallback[rows]
+        return out
+
+    def _fill(self, tensor, lost):
+        return self._one(tensor, lost, band_losses(lost, self.rows_per_packet or 1))
+
+    def complete_batch(self, tensors, lost):
+        tensors = np.asarray(tensors, dtype=np.float32)
+        lost = np.asarray(lost, bool)
+        out = tensors.copy()
+        lostp = band_losses(lost, self.rows_per_packet or 1)
+        for i in range(len(tensors)):
+            if lostp[i].any():
+                out[i] = self._one(tensors[i], lost[i], lostp[i])
+        np.copyto(out, tensors, where=~lost)
+        return out
