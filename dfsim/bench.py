@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from dfsim.errors import UserError
+
 
 def _rate(fn, items_per_call: int, seconds: float) -> float:
     fn()  # warm-up
@@ -57,5 +59,100 @@ def bench_network(args) -> dict:
     return {"packets_per_s": out}
 
 
+def synthetic_features(rng: np.random.Generator, n: int, shape) -> np.ndarray:
+    """Feature-like tensors: a few smooth random fields mixed across channels, plus noise."""
+    c, h, w = shape
+    k = 4
+    fields = rng.standard_normal((n, k, h, w)).astype(np.float32)
+    for axis in (2, 3):  # smooth with a short moving average along rows and columns
+        fields = sum(np.roll(fields, s, axis=axis) for s in range(-2, 3)) / 5
+    # The channel mixing is the "network": fixed for a shape, so training and test tensors
+    # share it (as real features share the network's filters). Only the fields are random.
+    mix = np.random.default_rng([c, h, w]).standard_normal((c, k)).astype(np.float32)
+    x = np.einsum("ck,nkhw->nchw", mix, fields) + 0.1 * rng.standard_normal((n, c, h, w)).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def _real_features(n_test: int):
+    from dfsim.datasets import load_fashion_mnist
+    from dfsim.encoding import dequantize, quantize
+    from dfsim.models import load_model
+    from dfsim.models.inference import prepare_for_inference, run_batched
+    from dfsim.models.training import normalise
+
+    model = load_model("fmnist-resnet")
+    front = prepare_for_inference(model.front(model.default_split))
+    feats = lambda split, n: dequantize(quantize(run_batched(  # noqa: E731
+        front, normalise(load_fashion_mnist(split).head(n).images), 256), 8))
+    return feats("test", n_test), feats("train", 2000), f"fmnist-resnet {model.default_split}, 8-bit"
+
+
+def bench_completion(args) -> dict:
+    """Per-method time per tensor (median), iterations, MSE on lost entries, batched throughput."""
+    from dfsim import completion
+    from dfsim.channels import GilbertElliott
+    from dfsim.completion.base import method_class
+    from dfsim.packets import PacketLayout
+
+    rng = np.random.default_rng(0)
+    cases = []
+    if args.shape is None:
+        test, train, label = _real_features(max(args.batch, args.repeats))
+        cases.append((label, test, train, args.rows_per_packet or 4))
+        shape = (64, 56, 56)
+    else:
+        try:
+            shape = tuple(int(v) for v in args.shape.lower().split("x"))
+            assert len(shape) == 3 and min(shape) > 0
+        except (ValueError, AssertionError):
+            raise UserError(f"--shape: expected CxHxW with positive integers, got {args.shape!r}") from None
+    for name in (args.methods.split(",") if args.methods else []):
+        method_class(name)  # unknown names: one-line error
+    n = max(args.batch, args.repeats)
+    cases.append((f"synthetic {'x'.join(map(str, shape))}", synthetic_features(rng, n, shape),
+                  synthetic_features(rng, 200, shape), args.rows_per_packet or 8))
+    try:
+        channel = GilbertElliott.from_loss_burst(args.loss, args.burst)
+    except ValueError as exc:
+        raise UserError(f"--loss/--burst: {exc}") from None
+    methods = args.methods.split(",") if args.methods else completion.available_methods()
+    report = {"loss_rate": args.loss, "burst_length": args.burst, "cases": {}}
+    for label, x, train, rows in cases:
+        layout = PacketLayout.for_shape(x.shape[1:], rows)
+        lost = layout.lost_mask(channel.sample(len(x) * layout.packets_per_tensor, rng))
+        damaged = np.where(lost, 0, x).astype(np.float32)
+        print(f"\n{label}: {x.shape[1]}x{x.shape[2]}x{x.shape[3]}, {rows} rows/packet, "
+              f"{lost.mean():.1%} of entries lost (Gilbert-Elliott {args.loss}/{args.burst})")
+        print(f"{'method':14s} {'ms/tensor':>10s} {'ms/iter':>8s} {'iters':>6s} {'MSE lost':>9s} "
+              f"{'tensors/s (batch ' + str(args.batch) + ')':>24s}")
+        rows_out = {}
+        for name in methods:
+            kw = {k: rows for k in method_class(name).layout_params}
+            m = completion.make(name, **kw)
+            if m.needs_fit:
+                m.fit(train)
+            m.complete(damaged[0], lost[0])  # warm-up (numba compilation, caches)
+            times, iters, errs = [], [], []
+            for i in range(args.repeats):
+                t0 = time.perf_counter()
+                y = m.complete(damaged[i], lost[i])
+                times.append(time.perf_counter() - t0)
+                iters.append(float(np.mean(getattr(m, "iterations", [0]) or [0])))
+                errs.append(np.square(y - x[i])[lost[i]])
+            ms = 1e3 * float(np.median(times))
+            it = float(np.mean(iters))
+            mse = float(np.mean(np.concatenate(errs)))
+            t0 = time.perf_counter()
+            m.complete_batch(damaged[: args.batch], lost[: args.batch])
+            tput = args.batch / (time.perf_counter() - t0)
+            per_iter = ms / it if it else None
+            rows_out[name] = {"ms_per_tensor": round(ms, 4), "ms_per_iter": round(per_iter, 4) if per_iter else None,
+                              "iters": it, "mse": mse, "tensors_per_s_batched": round(tput, 1)}
+            print(f"{name:14s} {ms:10.3f} {per_iter if per_iter else float('nan'):8.3f} {it:6.1f} {mse:9.4f} {tput:24.1f}")
+        report["cases"][label] = {"shape": list(x.shape[1:]), "rows_per_packet": rows,
+                                  "lost_fraction": float(lost.mean()), "methods": rows_out}
+    return report
+
+
 def run(what: str, args) -> dict:
-    return {"model": bench_model, "network": bench_network}[what](args)
+    return {"model": bench_model, "network": bench_network, "completion": bench_completion}[what](args)

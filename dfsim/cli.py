@@ -1,9 +1,10 @@
 """The ``dfsim`` command line.
 
-    dfsim run SCENARIO.yaml [--out DIR] [--quiet]
+    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N]
+    dfsim fit SCENARIO.yaml [--force]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
-    dfsim bench model|network [--json PATH]
+    dfsim bench completion|model|network [--json PATH] [...]
     dfsim models
 
 User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` and exit 2.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -38,6 +40,8 @@ def cmd_run(args) -> int:
     from dfsim.scenario import load_scenario
 
     scn = load_scenario(args.scenario)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers: must be >= 1, got {args.workers}")
     out = Path(args.out or scn.output)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {str(out)!r} exists and is not a directory")
@@ -53,7 +57,8 @@ def cmd_run(args) -> int:
               f"{len(scn.methods)} methods on {scn.data.n_images} images", file=sys.stderr)
     try:
         rows, prep = experiment.run(scn, progress=bar.update if bar else None,
-                                    log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+                                    log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
+                                    workers=args.workers)
     except UserError as exc:  # found while loading the model or data: still the scenario's fault
         raise UserError(f"{args.scenario}: {exc}") from None
     finally:
@@ -73,6 +78,7 @@ def cmd_run(args) -> int:
         "bits_per_image": int(prep.bits_per_packet.sum()),
         "rows": len(rows),
         "wall_time_s": round(elapsed, 2),
+        "workers": args.workers or os.cpu_count(),
     }
     out.mkdir(parents=True, exist_ok=True)
     plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
@@ -82,6 +88,25 @@ def cmd_run(args) -> int:
         print(f"dfsim: wrote {len(rows)} rows to {out / 'results.csv'} in {elapsed:.1f} s "
               f"(clean top-1 {prep.clean_top1:.4f}, quantized split top-1 {prep.quantized_top1:.4f})",
               file=sys.stderr)
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from dfsim import experiment
+    from dfsim.scenario import load_scenario
+
+    scn = load_scenario(args.scenario)
+    trained = [m for m in scn.methods if experiment.make_method(m.name, m.params, scn).needs_fit]
+    if not trained:
+        print(f"dfsim: {args.scenario} has no trained method (nothing to fit)", file=sys.stderr)
+        return 0
+    try:
+        prep = experiment.prepare(scn)
+        for spec in trained:
+            experiment.fit_method(experiment.make_method(spec.name, spec.params, scn), spec, prep,
+                                  log=lambda m: print(m, file=sys.stderr), force=args.force)
+    except UserError as exc:
+        raise UserError(f"{args.scenario}: {exc}") from None
     return 0
 
 
@@ -144,7 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario")
     r.add_argument("--out", help="output directory (default: the scenario's 'output')")
     r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: all cores); results do not depend on it")
     r.set_defaults(func=cmd_run)
+
+    f = sub.add_parser("fit", help="fit a scenario's trained completion methods (ALTeC) into the cache")
+    f.add_argument("scenario")
+    f.add_argument("--force", action="store_true", help="refit even if cached")
+    f.set_defaults(func=cmd_fit)
 
     t = sub.add_parser("train", help="train the default Fashion-MNIST model (deterministic)")
     t.add_argument("--epochs", type=int, default=12)
@@ -163,10 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list models and their split points")
     m.set_defaults(func=cmd_models)
 
-    b = sub.add_parser("bench", help="benchmarks: cloud sub-model throughput, network simulation rate")
-    b.add_argument("what", choices=("model", "network"))
+    b = sub.add_parser("bench", help="benchmarks: completion methods, cloud sub-model, network simulation")
+    b.add_argument("what", choices=("completion", "model", "network"))
     b.add_argument("--json", help="also write the result as JSON")
-    b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    b.add_argument("--seconds", type=float, default=3.0, help="model/network: time per measurement")
+    b.add_argument("--shape", help="completion: synthetic tensor shape CxHxW only (default: the default model's "
+                                   "real features and a synthetic 64x56x56)")
+    b.add_argument("--rows-per-packet", type=int, help="completion: default 4 (real features), 8 (synthetic)")
+    b.add_argument("--loss", type=float, default=0.33, help="completion: Gilbert-Elliott loss rate")
+    b.add_argument("--burst", type=float, default=4.0, help="completion: mean burst length (packets)")
+    b.add_argument("--methods", help="completion: comma-separated subset (default: all)")
+    b.add_argument("--repeats", type=int, default=20, help="completion: tensors timed one by one (median)")
+    b.add_argument("--batch", type=int, default=256, help="completion: batch for the throughput figure")
     b.set_defaults(func=cmd_bench)
     return p
 

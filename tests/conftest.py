@@ -10,3 +10,12 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Fitted weights go to a fresh cache: tests never read a developer's stale entries."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DFSIM_CACHE", str(tmp_path_factory.mktemp("dfsim-cache")))
+    yield
+    mp.undo()

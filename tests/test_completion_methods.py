@@ -144,7 +144,7 @@ def test_method_parameters_are_validated():
         ("halrtc", {"rho_growth": 0.5}, "rho_growth must be a number >= 1"),
         ("halrtc", {"alpha": [1, 2]}, "alpha must be 3 non-negative weights"),
         ("inpaint_ns", {"radius": -1}, "radius must be a number > 0"),
-        ("altec", {"ridge": -1}, "ridge must be a number >= 0"),
+        ("altec", {"ridge": 0}, "ridge must be a number > 0"),
     ]:
         with pytest.raises(UserError, match=msg):
             completion.make(name, **params)

@@ -10,11 +10,11 @@ from dfsim.results import CORE_COLUMNS, read_results_csv
 TINY = """\
 name: tiny
 seed: 7
-data: {n_images: 300}
+data: {n_images: 200}
 channels:
   - {kind: iid, loss_rates: [0.0, 0.3, 0.6]}
   - {kind: gilbert-elliott, loss_rates: [0.3], burst_lengths: [4]}
-methods: [zeros]
+methods: [zeros, linear, altec, caltec, {name: halrtc, max_iters: 3}, {name: inpaint_telea, radius: 2}]
 trials: 2
 """
 
@@ -23,7 +23,7 @@ trials: 2
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     (d / "tiny.yaml").write_text(TINY)
-    assert main(["run", str(d / "tiny.yaml"), "--out", str(d / "out"), "--quiet"]) == 0
+    assert main(["run", str(d / "tiny.yaml"), "--out", str(d / "out"), "--quiet", "--workers", "1"]) == 0
     return d
 
 
@@ -34,10 +34,10 @@ def test_outputs_and_columns(run_dir):
         header = next(csv.reader(f))
     assert tuple(header[: len(CORE_COLUMNS)]) == CORE_COLUMNS
     rows = read_results_csv(out / "results.csv")
-    assert len(rows) == 4 * 2 * 1
+    assert len(rows) == 4 * 2 * 6
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 7
-    assert manifest["scenario"]["data"]["n_images"] == 300
+    assert manifest["scenario"]["data"]["n_images"] == 200
     assert {"numpy", "torch", "simpy", "dfsim"} <= set(manifest["versions"])
     assert not list(out.glob(".*tmp*"))
 
@@ -57,17 +57,25 @@ def test_accuracy_falls_with_loss_and_losses_match_the_channel(run_dir):
     rows = read_results_csv(run_dir / "out" / "results.csv")
     iid = {}
     for r in rows:
-        if r["channel"] == "iid":
+        if r["channel"] == "iid" and r["method"] == "zeros":
             iid.setdefault(r["loss_rate"], []).append(r["top1"])
         assert abs(r["realised_loss_rate"] - r["loss_rate"]) < 0.03
-        assert r["n_images"] == 300 and r["packets_per_image"] == 224
+        assert r["n_images"] == 200 and r["packets_per_image"] == 224
     means = [sum(v) / len(v) for _, v in sorted(iid.items())]
     assert means[0] > means[1] > means[2]
 
 
 def test_same_seed_same_numbers(run_dir):
-    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "again"), "--quiet"]) == 0
+    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "again"), "--quiet", "--workers", "1"]) == 0
     a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "again" / "results.csv")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
+    assert strip(a) == strip(b)
+
+
+def test_two_workers_give_identical_results(run_dir):
+    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "w2"), "--quiet", "--workers", "2"]) == 0
+    a = read_results_csv(run_dir / "out" / "results.csv")
+    b = read_results_csv(run_dir / "w2" / "results.csv")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
     assert strip(a) == strip(b)

@@ -86,6 +86,35 @@ def fit_altec(features: np.ndarray, rows_per_packet: int, ridge: float) -> tuple
 
 
 @njit(cache=True)
+def _cholesky_solve(a, b, k):
+    """Solve a[:k, :k] x = b[:k] for symmetric positive definite a, in place (no allocation
+    but the result): a principal block of an SPD inverse is SPD."""
+    for j in range(k):
+        d = a[j, j]
+        for m in range(j):
+            d -= a[j, m] * a[j, m]
+        d = np.sqrt(d)
+        a[j, j] = d
+        for i in range(j + 1, k):
+            v = a[i, j]
+            for m in range(j):
+                v -= a[i, m] * a[j, m]
+            a[i, j] = v / d
+    x = np.empty(k)
+    for i in range(k):  # L y = b
+        v = b[i]
+        for m in range(i):
+            v -= a[i, m] * x[m]
+        x[i] = v / a[i, i]
+    for i in range(k - 1, -1, -1):  # L^T x = y
+        v = x[i]
+        for m in range(i + 1, k):
+            v -= a[m, i] * x[m]
+        x[i] = v / a[i, i]
+    return x
+
+
+@njit(cache=True)
 def _altec_fill(x, lostp, ainv, wfull, R, out):
     """Fill every lost band of one tensor x (C x H x W) into out (in place)."""
     C, H, W = x.shape
@@ -93,6 +122,10 @@ def _altec_fill(x, lostp, ainv, wfull, R, out):
     D = C + 2
     avail = np.empty(D, dtype=np.bool_)
     w = np.empty(D)
+    lidx = np.empty(D, np.int64)
+    all_ = np.empty((D, D))
+    wl = np.empty(D)
+    acc = np.empty(W, np.float32)
     for c in range(C):
         for p in range(P):
             if not lostp[c, p]:
@@ -112,19 +145,16 @@ def _altec_fill(x, lostp, ainv, wfull, R, out):
                 for j in range(D):
                     w[j] = wfull[c, p, j]
             else:
-                lidx = np.empty(k, np.int64)
                 t = 0
                 for j in range(D):
                     if not avail[j]:
                         lidx[t] = j
                         t += 1
-                all_ = np.empty((k, k))
-                wl = np.empty(k)
                 for i in range(k):
                     wl[i] = wfull[c, p, lidx[i]]
                     for jj in range(k):
                         all_[i, jj] = ainv[c, p, lidx[i], lidx[jj]]
-                corr = np.linalg.solve(all_, wl)
+                corr = _cholesky_solve(all_, wl, k)
                 for j in range(D):
                     if avail[j]:
                         s = 0.0
@@ -136,23 +166,26 @@ def _altec_fill(x, lostp, ainv, wfull, R, out):
             h0 = p * R
             h1 = min(h0 + R, H)
             for h in range(h0, h1):
+                # accumulate in a local row: no aliasing with x, so the loops vectorise
                 for col in range(W):
-                    out[c, h, col] = w[D - 1]
+                    acc[col] = w[D - 1]
                 for j in range(C - 1):
                     if w[j] != 0.0:
                         cc = j if j < c else j + 1
                         wj = np.float32(w[j])
                         for col in range(W):
-                            out[c, h, col] += wj * x[cc, h, col]
+                            acc[col] += wj * x[cc, h, col]
                 if w[C - 1] != 0.0:
                     wa = np.float32(w[C - 1])
                     for col in range(W):
-                        out[c, h, col] += wa * x[c, h - R, col]
+                        acc[col] += wa * x[c, h - R, col]
                 if w[C] != 0.0:
                     wb = np.float32(w[C])
                     hb = min(h + R, H - 1)
                     for col in range(W):
-                        out[c, h, col] += wb * x[c, hb, col]
+                        acc[col] += wb * x[c, hb, col]
+                for col in range(W):
+                    out[c, h, col] = acc[col]
 
 
 @register_method("altec")
@@ -165,8 +198,8 @@ class ALTeC(CompletionMethod):
     def __init__(self, rows_per_packet: int | None = None, ridge: float = 1e-3, fit_images: int = 2000):
         if rows_per_packet is not None and (not isinstance(rows_per_packet, int) or rows_per_packet < 1):
             raise ValueError(f"rows_per_packet must be a positive integer, got {rows_per_packet!r}")
-        if not (isinstance(ridge, (int, float)) and ridge >= 0):
-            raise ValueError(f"ridge must be a number >= 0, got {ridge!r}")
+        if not (isinstance(ridge, (int, float)) and ridge > 0):
+            raise ValueError(f"ridge must be a number > 0, got {ridge!r}")
         if not (isinstance(fit_images, int) and fit_images >= 10):
             raise ValueError(f"fit_images must be an integer >= 10, got {fit_images!r}")
         self.rows_per_packet = rows_per_packet
