@@ -130,13 +130,14 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
         "split": prep.split, "bits": scn.bits, "rows_per_packet": scn.rows_per_packet, "order": scn.order,
     }
     rows = []
+    any_lost = bool(lost.any())
     for spec, method in methods:
         t0 = time.perf_counter()
-        repaired = method.complete_batch(received, lost) if lost.any() else received
+        repaired = method.complete_batch(received, lost) if any_lost else received
         dt = time.perf_counter() - t0
-        iters = getattr(method, "iterations", None) if lost.any() else None
+        iters = getattr(method, "iterations", None) if any_lost else None
         # Nothing lost: the cloud sees exactly the loss-free tensors, whose predictions we have.
-        pred = predict(prep.back, repaired, scn.batch_size) if lost.any() else prep.reference_pred
+        pred = predict(prep.back, repaired, scn.batch_size) if any_lost else prep.reference_pred
         err = (repaired - clean)[lost]
         rows.append({
             "method": spec.label, **common,
@@ -204,7 +205,8 @@ def fit_method(method, spec, prep: Prepared, log=None, force: bool = False) -> N
 # cloud sub-model's arithmetic is the same everywhere.
 
 _WORKER: dict = {}
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                "NUMBA_NUM_THREADS")
 
 
 @contextlib.contextmanager

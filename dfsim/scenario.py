@@ -299,7 +299,7 @@ def _parse_channels(value) -> tuple[ChannelCell, ...]:
                     f"{key}.burst_lengths: not used by kind 'iid' (its mean burst is 1/(1-loss)); "
                     "use kind 'gilbert-elliott' for bursty loss"
                 )
-            for j, loss in enumerate(losses):
+            for loss in losses:
                 ch_obj = Bernoulli(loss)
                 cells.append(ChannelCell(kind, loss, ch_obj.mean_burst_length, ch_obj))
         else:

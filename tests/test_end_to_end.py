@@ -19,6 +19,10 @@ trials: 2
 """
 
 
+def without_timing(rows):
+    return [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
@@ -69,13 +73,11 @@ def test_same_seed_same_numbers(run_dir):
     assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "again"), "--quiet", "--workers", "1"]) == 0
     a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "again" / "results.csv")
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
-    assert strip(a) == strip(b)
+    assert without_timing(a) == without_timing(b)
 
 
 def test_two_workers_give_identical_results(run_dir):
     assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "w2"), "--quiet", "--workers", "2"]) == 0
     a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "w2" / "results.csv")
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
-    assert strip(a) == strip(b)
+    assert without_timing(a) == without_timing(b)

@@ -21,7 +21,7 @@ remaining ones are re-weighted optimally.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from dfsim.completion.base import CompletionMethod, register_method
 from dfsim.completion.packet_grid import band_losses
@@ -114,19 +114,24 @@ def _cholesky_solve(a, b, k):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _altec_fill(x, lostp, ainv, wfull, R, out):
-    """Fill every lost band of one tensor x (C x H x W) into out (in place)."""
+    """Fill every lost band of one tensor x (C x H x W) into out (in place).
+
+    Channels run in parallel (numba prange): each writes only its own rows of ``out`` and
+    reads only ``x``, so the result does not depend on the thread count."""
     C, H, W = x.shape
     P = lostp.shape[1]
     D = C + 2
-    avail = np.empty(D, dtype=np.bool_)
-    w = np.empty(D)
-    lidx = np.empty(D, np.int64)
-    all_ = np.empty((D, D))
-    wl = np.empty(D)
-    acc = np.empty(W, np.float32)
-    for c in range(C):
+    for c in prange(C):
+        if not lostp[c].any():
+            continue
+        avail = np.empty(D, dtype=np.bool_)
+        w = np.empty(D)
+        lidx = np.empty(D, np.int64)
+        all_ = np.empty((D, D))
+        wl = np.empty(D)
+        acc = np.empty(W, np.float32)
         for p in range(P):
             if not lostp[c, p]:
                 continue

@@ -2,6 +2,21 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _band_any(lost, rows_per_packet, out):
+    K, H, W = lost.shape
+    for k in range(K):
+        for h in range(H):
+            b = h // rows_per_packet
+            if out[k, b]:
+                continue
+            for w in range(W):
+                if lost[k, h, w]:
+                    out[k, b] = True
+                    break
 
 
 def band_losses(lost: np.ndarray, rows_per_packet: int) -> np.ndarray:
@@ -10,10 +25,9 @@ def band_losses(lost: np.ndarray, rows_per_packet: int) -> np.ndarray:
     A packet (row band of one channel) counts as lost when any of its entries is lost,
     so a partly damaged band is never used as a predictor.
     """
-    h = lost.shape[-2]
+    lost = np.ascontiguousarray(lost, dtype=np.bool_)
+    h, w = lost.shape[-2:]
     bands = -(-h // rows_per_packet)
-    pad = bands * rows_per_packet - h
-    any_row = lost.any(axis=-1)
-    if pad:
-        any_row = np.concatenate([any_row, np.zeros(any_row.shape[:-1] + (pad,), bool)], axis=-1)
-    return any_row.reshape(any_row.shape[:-1] + (bands, rows_per_packet)).any(axis=-1)
+    out = np.zeros(lost.shape[:-2] + (bands,), np.bool_)
+    _band_any(lost.reshape(-1, h, w), rows_per_packet, out.reshape(-1, bands))
+    return out
