@@ -1,7 +1,7 @@
 """The ``dfsim`` command line.
 
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N]
-    dfsim fit SCENARIO.yaml [--force]
+    dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network [--json PATH] [...]
@@ -96,10 +96,11 @@ def cmd_fit(args) -> int:
     from dfsim.scenario import load_scenario
 
     scn = load_scenario(args.scenario)
-    trained = [m for m in scn.methods if experiment.make_method(m.name, m.params, scn).needs_fit]
+    trained = [m for m in scn.methods if experiment.make_method(m.name, m.params, scn).needs_fit
+               and args.method in ("all", m.name)]
     if not trained:
-        print(f"dfsim: {args.scenario} has no trained method (nothing to fit)", file=sys.stderr)
-        return 0
+        raise UserError(f"{args.scenario}: methods: no trained method "
+                        f"{'' if args.method == 'all' else repr(args.method) + ' '}to fit (trained methods: altec)")
     try:
         prep = experiment.prepare(scn)
         for spec in trained:
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     f = sub.add_parser("fit", help="fit a scenario's trained completion methods (ALTeC) into the cache")
+    f.add_argument("method", help="a trained method of the scenario (altec), or 'all'")
     f.add_argument("scenario")
     f.add_argument("--force", action="store_true", help="refit even if cached")
     f.set_defaults(func=cmd_fit)

@@ -29,7 +29,23 @@ from dfsim.completion.interpolation import interpolate_rows
 from dfsim.completion.packet_grid import band_losses
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True)
+def _moments(x, u_ch, y_ch, ra0, ra1, rb0, rb1):
+    """Sums of u, u^2 and u*y over rows [ra0, ra1) and [rb0, rb1) of channels u_ch and y_ch."""
+    su = 0.0
+    suu = 0.0
+    suy = 0.0
+    for r0, r1 in ((ra0, ra1), (rb0, rb1)):
+        for h in range(r0, r1):
+            for col in range(x.shape[2]):
+                u = x[u_ch, h, col]
+                su += u
+                suu += u * u
+                suy += u * x[y_ch, h, col]
+    return su, suu, suy
+
+
+@njit(cache=True)
 def _caltec_fill(x, lostp, R, out, unfilled):
     C, H, W = x.shape
     P = lostp.shape[1]
@@ -50,18 +66,7 @@ def _caltec_fill(x, lostp, R, out, unfilled):
             if n == 0:
                 unfilled[c, p] = True
                 continue
-            sy = 0.0
-            syy = 0.0
-            for h in range(ra0, ra1):
-                for col in range(W):
-                    v = x[c, h, col]
-                    sy += v
-                    syy += v * v
-            for h in range(rb0, rb1):
-                for col in range(W):
-                    v = x[c, h, col]
-                    sy += v
-                    syy += v * v
+            sy, syy, _ = _moments(x, c, c, ra0, ra1, rb0, rb1)
             my = sy / n
             vy = syy / n - my * my
             h0 = p * R
@@ -78,21 +83,7 @@ def _caltec_fill(x, lostp, R, out, unfilled):
             for cc in range(C):
                 if cc == c or lostp[cc, p] or (a >= 0 and lostp[cc, a]) or (b < P and lostp[cc, b]):
                     continue
-                sx = 0.0
-                sxx = 0.0
-                sxy = 0.0
-                for h in range(ra0, ra1):
-                    for col in range(W):
-                        u = x[cc, h, col]
-                        sx += u
-                        sxx += u * u
-                        sxy += u * x[c, h, col]
-                for h in range(rb0, rb1):
-                    for col in range(W):
-                        u = x[cc, h, col]
-                        sx += u
-                        sxx += u * u
-                        sxy += u * x[c, h, col]
+                sx, sxx, sxy = _moments(x, cc, c, ra0, ra1, rb0, rb1)
                 mx = sx / n
                 vx = sxx / n - mx * mx
                 if vx <= 1e-12 * max(1.0, mx * mx):

@@ -1,0 +1,52 @@
+"""The helper commands: fit (ALTeC cache), bench completion, models, evaluate."""
+import json
+
+from dfsim import cache
+from dfsim.cli import main
+
+SCENARIO = """\
+data: {n_images: 20}
+channels: [{kind: iid, loss_rates: [0.2]}]
+methods: [zeros, {name: altec, fit_images: 50}]
+trials: 1
+"""
+
+
+def test_fit_caches_altec_then_reuses_it(tmp_path, capsys):
+    scn = tmp_path / "s.yaml"
+    scn.write_text(SCENARIO)
+    assert main(["fit", "altec", str(scn)]) == 0
+    assert "fitted altec(fit_images=50) on 50 training images" in capsys.readouterr().err
+    entries = list((cache.cache_dir() / "altec").glob("*.npz"))
+    assert entries
+    assert main(["fit", "altec", str(scn)]) == 0  # cached: nothing to do
+    assert capsys.readouterr().err == ""
+    assert main(["fit", "caltec", str(scn)]) == 2
+    assert "no trained method 'caltec' to fit" in capsys.readouterr().err
+
+
+def test_bench_completion_json(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "completion", "--shape", "6x12x10", "--rows-per-packet", "3", "--repeats", "2",
+                 "--batch", "3", "--methods", "zeros,linear,halrtc", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (case,) = report["cases"].values()
+    assert case["shape"] == [6, 12, 10] and 0 < case["lost_fraction"] < 1
+    m = case["methods"]
+    assert set(m) == {"zeros", "linear", "halrtc"}
+    assert m["halrtc"]["iters"] >= 1 and m["halrtc"]["ms_per_iter"] > 0
+    assert m["halrtc"]["mse"] < m["zeros"]["mse"]  # the synthetic tensors are low-rank plus noise
+    assert "ms/tensor" in capsys.readouterr().out
+
+
+def test_bench_rejects_bad_arguments(capsys):
+    assert main(["bench", "completion", "--shape", "6x12"]) == 2
+    assert "--shape: expected CxHxW" in capsys.readouterr().err
+    assert main(["bench", "completion", "--shape", "6x12x10", "--loss", "0.6", "--burst", "1.2"]) == 2
+    assert "impossible with loss_rate 0.6" in capsys.readouterr().err
+
+
+def test_models_lists_split_points(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "fmnist-resnet" in out and "add_1" in out and "32x28x28" in out
