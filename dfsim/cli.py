@@ -45,6 +45,9 @@ def cmd_run(args) -> int:
     out = Path(args.out or scn.output)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {str(out)!r} exists and is not a directory")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"--out: {str(out)!r} is not writable (checked before running)")
     t0 = time.perf_counter()
     total = len(scn.cells) * scn.trials
     bar = None
@@ -80,10 +83,13 @@ def cmd_run(args) -> int:
         "wall_time_s": round(elapsed, 2),
         "workers": args.workers or os.cpu_count(),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
-    write_json(manifest, out / "manifest.json")
-    write_results_csv(rows, out / "results.csv")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
+        write_json(manifest, out / "manifest.json")
+        write_results_csv(rows, out / "results.csv")
+    except OSError as exc:
+        raise UserError(f"--out: cannot write results to {str(out)!r}: {exc.strerror or exc}") from None
     if not args.quiet:
         print(f"dfsim: wrote {len(rows)} rows to {out / 'results.csv'} in {elapsed:.1f} s "
               f"(clean top-1 {prep.clean_top1:.4f}, quantized split top-1 {prep.quantized_top1:.4f})",

@@ -102,3 +102,11 @@ def test_channel_grid_expands(tmp_path):
     assert [(c.loss_rate, c.burst_length) for c in s.cells] == [
         (0.1, 2), (0.1, 4), (0.1, 6), (0.2, 2), (0.2, 4), (0.2, 6)]
     assert s.cells[1].channel.r == pytest.approx(0.25)
+
+
+def test_output_path_that_is_a_file(tmp_path, capsys):
+    scn = write(tmp_path, GOOD)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", str(scn), "--out", str(blocker), "--quiet"]) == 2
+    assert "--out:" in capsys.readouterr().err and blocker.read_text() == "x"
