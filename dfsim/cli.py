@@ -2,6 +2,7 @@
 
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
+    dfsim compare DIR... [--metric top1|agreement|mse_lost|completion_ms_per_tensor] [--reference METHOD]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network [--json PATH] [...]
@@ -35,8 +36,8 @@ def _versions() -> dict[str, str]:
 
 
 def cmd_run(args) -> int:
-    from dfsim import experiment, plots
-    from dfsim.results import write_json, write_results_csv
+    from dfsim import experiment, plots, statistics
+    from dfsim.results import atomic_write, write_json, write_results_csv, write_summary
     from dfsim.scenario import load_scenario
 
     scn = load_scenario(args.scenario)
@@ -87,6 +88,9 @@ def cmd_run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
         write_json(manifest, out / "manifest.json")
+        summary = statistics.summarize(rows, scn.reference_method)
+        write_summary(summary, out / "summary.csv")
+        atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary) + "\n"))
         write_results_csv(rows, out / "results.csv")
     except OSError as exc:
         raise UserError(f"--out: cannot write results to {str(out)!r}: {exc.strerror or exc}") from None
@@ -94,6 +98,32 @@ def cmd_run(args) -> int:
         print(f"dfsim: wrote {len(rows)} rows to {out / 'results.csv'} in {elapsed:.1f} s "
               f"(clean top-1 {prep.clean_top1:.4f}, quantized split top-1 {prep.quantized_top1:.4f})",
               file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from dfsim import statistics
+    from dfsim.results import read_results_csv
+
+    rows = []
+    for d in args.dirs:
+        path = Path(d) / "results.csv"
+        if not path.is_file():
+            raise UserError(f"{d}: no results.csv (run `dfsim run` with --out {d} first)")
+        try:
+            part = read_results_csv(path)
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"{path}: not a dfsim results file ({exc})") from None
+        if len(args.dirs) > 1:
+            for r in part:
+                r["method"] = f"{Path(d).name}:{r['method']}"
+        rows.extend(part)
+    if not rows:
+        raise UserError(f"{', '.join(args.dirs)}: results.csv has no rows")
+    reference = args.reference
+    if reference and reference not in {r["method"] for r in rows}:
+        raise UserError(f"--reference: {reference!r} is not a method in these results")
+    print(statistics.markdown_table(statistics.summarize(rows, reference), args.metric))
     return 0
 
 
@@ -179,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: all cores); results do not depend on it")
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="print the summary table of one or more result directories")
+    c.add_argument("dirs", nargs="+", metavar="DIR")
+    c.add_argument("--metric", default="top1", choices=("top1", "agreement", "mse_lost", "completion_ms_per_tensor"))
+    c.add_argument("--reference", help="method for the paired test (default: zeros, else the first)")
+    c.set_defaults(func=cmd_compare)
 
     f = sub.add_parser("fit", help="fit a scenario's trained completion methods (ALTeC) into the cache")
     f.add_argument("method", help="a trained method of the scenario (altec), or 'all'")

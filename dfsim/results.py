@@ -87,3 +87,16 @@ def mean_ci95(values) -> tuple[float, float, float]:
     sd = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.975, len(x) - 1) * sd / math.sqrt(len(x)))
     return m, sd, half
+
+
+def write_summary(summary: list[dict], path: Path) -> None:
+    """summary.csv: one row per (channel setting, method) with means, SDs and 95 % CIs."""
+    cols = list(dict.fromkeys(k for r in summary for k in r))
+
+    def write(f):
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in summary:
+            w.writerow({k: _fmt(r.get(k, "")) for k in cols})
+
+    atomic_write(path, write)

@@ -90,6 +90,7 @@ class Scenario:
     trials: int
     output: str
     batch_size: int
+    reference_method: str = "zeros"  # the paired test compares every method with this one
     source: str = ""
 
     def resolved(self) -> dict[str, Any]:
@@ -109,6 +110,7 @@ class Scenario:
             "methods": [{"name": m.name, "label": m.label, **m.params} for m in self.methods],
             "trials": self.trials,
             "batch_size": self.batch_size,
+            "reference_method": self.reference_method,
             "output": self.output,
         }
 
@@ -224,7 +226,7 @@ def _existing_path(key: str, value, kind: str) -> str:
 
 # --------------------------------------------------------------------------- the schema
 TOP_KEYS = ("name", "seed", "model", "data", "encoding", "packets", "network", "channels", "methods",
-            "trials", "output", "batch_size")
+            "trials", "output", "batch_size", "reference_method")
 
 
 def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -> Scenario:
@@ -274,8 +276,14 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     trials = _int("trials", raw.get("trials", 5), 1, 100_000)
     output = _str("output", raw.get("output", f"results/{name}"))
     batch_size = _int("batch_size", raw.get("batch_size", 256), 1, 100_000)
+    labels = [m.label for m in methods]
+    default_ref = "zeros" if "zeros" in labels else labels[0]
+    reference_method = _str("reference_method", raw.get("reference_method", default_ref))
+    if reference_method not in labels:
+        raise UserError(f"reference_method: {reference_method!r} is not one of the scenario's methods "
+                        f"({', '.join(labels)})")
     return Scenario(name, seed, model, data, bits, rows_per_packet, order, network, cells, methods, trials,
-                    output, batch_size, source)
+                    output, batch_size, reference_method, source)
 
 
 def _parse_channels(value) -> tuple[ChannelCell, ...]:

@@ -54,6 +54,7 @@ CASES = [
     (GOOD + "packets: {rows_per_packet: 40}\n", "packets.rows_per_packet: 40 exceeds the feature height 28"),
     (GOOD + "trials: 2\n", "duplicate key 'trials'"),
     (GOOD.replace("channels:\n  - {kind: iid, loss_rates: [0.1]}\n", ""), "channels: required key is missing"),
+    (GOOD + "reference_method: altec\n", "reference_method: 'altec' is not one of the scenario's methods (zeros)"),
     ("", "scenario is empty"),
     ("- 1\n- 2\n", "expected a mapping, got list"),
 ]

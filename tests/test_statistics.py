@@ -1,0 +1,63 @@
+"""Summary statistics against hand-computed values; the compare command."""
+import math
+
+import pytest
+
+from dfsim.cli import main
+from dfsim.results import mean_ci95
+from dfsim.statistics import markdown_table, paired_t_pvalue, summarize
+
+
+def test_mean_sd_and_95_interval_by_hand():
+    mean, sd, half = mean_ci95([1, 2, 3, 4, 5])
+    assert mean == 3 and sd == pytest.approx(math.sqrt(2.5))
+    assert half == pytest.approx(2.7764451051977987 * math.sqrt(2.5) / math.sqrt(5))  # t_{0.975, 4}
+    assert mean_ci95([0.7]) == (0.7, 0.0, 0.0)
+
+
+def test_paired_t_test_by_hand():
+    from scipy import stats
+
+    a, b = [1, 2, 3, 4], [0, 2, 2, 5]
+    d = [1, 0, 1, -1]
+    m = sum(d) / 4
+    sd = math.sqrt(sum((x - m) ** 2 for x in d) / 3)
+    t = m / (sd / 2)
+    assert paired_t_pvalue(a, b) == pytest.approx(2 * stats.t.sf(abs(t), 3))
+    assert paired_t_pvalue([1, 2], [1, 2]) == 1.0  # never differ
+    assert paired_t_pvalue([2, 3], [1, 2]) == 0.0  # always differ by the same amount
+
+
+def rows_for(method, top1s, loss=0.1):
+    return [{"method": method, "channel": "iid", "loss_rate": loss, "burst_length": 1 / (1 - loss), "trial": t,
+             "top1": v, "agreement": v, "realised_loss_rate": loss, "completion_ms_per_tensor": 1.0,
+             "mse_lost": 0.5, "completion_iters": 0.0, "latency_p95_ms": 30.0} for t, v in enumerate(top1s)]
+
+
+def test_summary_rows_and_paired_comparison():
+    rows = rows_for("zeros", [0.5, 0.6, 0.55]) + rows_for("altec", [0.8, 0.82, 0.79]) + rows_for("zeros", [0.9, 0.9, 0.9], loss=0.0)
+    s = summarize(rows, "zeros")
+    assert [(r["method"], r["loss_rate"]) for r in s] == [("zeros", 0.1), ("altec", 0.1), ("zeros", 0.0)]
+    altec = s[1]
+    assert altec["trials"] == 3 and altec["top1_mean"] == pytest.approx(0.80333333)
+    assert altec["top1_diff_vs_reference"] == pytest.approx(0.80333333 - 0.55)
+    assert altec["p_vs_reference"] < 0.05 and math.isnan(s[0]["p_vs_reference"])
+    table = markdown_table(s)
+    line = next(x for x in table.splitlines() if x.startswith("| iid | 0.1 "))
+    assert "**80.3 ± " in line and "*" in line.split("|")[-2]
+
+
+def test_compare_prints_table_and_rejects_missing_dirs(tmp_path, capsys):
+    d = tmp_path / "r"
+    d.mkdir()
+    from dfsim.results import write_results_csv, COLUMNS
+
+    rows = []
+    for r in rows_for("zeros", [0.5, 0.6]) + rows_for("linear", [0.7, 0.72]):
+        rows.append({k: r.get(k, 0) for k in COLUMNS} | {"split": "add_1", "order": "row-major"})
+    write_results_csv(rows, d / "results.csv")
+    assert main(["compare", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "`linear`" in out and "**71.0 ± " in out
+    assert main(["compare", str(tmp_path / "nope")]) == 2
+    assert "no results.csv" in capsys.readouterr().err
