@@ -15,10 +15,11 @@ zero, unlike the public reference simulator). Unfolding and folding use tensorly
 ``m x n`` (m <= n) goes through its small ``m x m`` Gram matrix: ``M M^T = U S^2 U^T`` and
 ``D_tau(M) = U diag(max(s - tau, 0)/s) U^T M``.
 
-Iterations stop at ``max_iters``, when the relative change ``||X_k - X_k-1|| / ||X_k-1||``
-falls below ``tol`` (for HaLRTC, and its primal residual ``max_i ||M_i - X|| / ||X||``), or (if set) when ``time_budget_ms`` is spent on that tensor, for
-speed-matched comparisons (a time budget makes results depend on machine speed). The
-iterations used per tensor are kept in ``method.iterations``.
+Iterations stop at ``max_iters``; when the relative change ``||X_k - X_k-1|| / ||X_k-1||``
+falls below ``tol`` (for HaLRTC, its primal residual ``max_i ||M_i - X|| / ||X||`` too); or,
+if set, when ``time_budget_ms`` is spent on that tensor, for speed-matched comparisons (a
+time budget makes results depend on machine speed). The iterations used per tensor are
+kept in ``method.iterations``.
 
 Thresholds are scale-dependent, so each tensor is divided by the RMS of its received
 entries before completion and multiplied back afterwards: the defaults then suit
