@@ -2,6 +2,7 @@
 
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
+    dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...]
     dfsim compare DIR... [--metric top1|agreement|mse_lost|completion_ms_per_tensor] [--reference METHOD]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
@@ -127,6 +128,34 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from dfsim import plots
+    from dfsim.results import read_results_csv
+
+    d = Path(args.dir)
+    path = d / "results.csv"
+    if not path.is_file():
+        raise UserError(f"{args.dir}: no results.csv (run `dfsim run` with --out {args.dir} first)")
+    rows = read_results_csv(path)
+    if not rows:
+        raise UserError(f"{path}: has no rows")
+    by = tuple(args.by.split(",")) if args.by else (
+        ("channel", "burst_length") if args.x == "loss_rate" else ("channel", "loss_rate"))
+    for f in by:
+        if f not in plots.GROUP_FIELDS:
+            raise UserError(f"--by: unknown field {f!r} (one of {', '.join(plots.GROUP_FIELDS)})")
+    stem = d / f"{args.y}_vs_{args.x}"
+    out = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    bars = [d / "completion_time.png", d / "completion_time.svg"]
+    try:
+        plots.metric_plot(rows, out, args.x, args.y, by)
+        plots.completion_time_bars(rows, bars)
+    except OSError as exc:
+        raise UserError(f"{args.dir}: cannot write figures: {exc.strerror or exc}") from None
+    print("\n".join(str(p) for p in out + bars))
+    return 0
+
+
 def cmd_fit(args) -> int:
     from dfsim import experiment
     from dfsim.scenario import load_scenario
@@ -215,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--metric", default="top1", choices=("top1", "agreement", "mse_lost", "completion_ms_per_tensor"))
     c.add_argument("--reference", help="method for the paired test (default: zeros, else the first)")
     c.set_defaults(func=cmd_compare)
+
+    pl = sub.add_parser("plot", help="figures from a result directory (PNG and SVG)")
+    pl.add_argument("dir", metavar="DIR")
+    pl.add_argument("--x", default="loss_rate", choices=("loss_rate", "burst_length"))
+    pl.add_argument("--y", default="top1", choices=("top1", "agreement", "latency_p95", "completion_ms", "mse_lost"))
+    pl.add_argument("--by", help="comma-separated fields that split lines (default: channel,burst_length for "
+                                "--x loss_rate; channel,loss_rate for --x burst_length)")
+    pl.set_defaults(func=cmd_plot)
 
     f = sub.add_parser("fit", help="fit a scenario's trained completion methods (ALTeC) into the cache")
     f.add_argument("method", help="a trained method of the scenario (altec), or 'all'")

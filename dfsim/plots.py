@@ -1,4 +1,5 @@
-"""Figures."""
+"""Figures: a metric against a channel parameter, one line per method (and group), with a
+shaded 95 % t-interval over trials; and a bar chart of completion time per method."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -7,47 +8,117 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: editable for papers
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dfsim.results import mean_ci95  # noqa: E402
 
 CHANNEL_LABELS = {"iid": "i.i.d.", "gilbert-elliott": "Gilbert-Elliott"}
-LINESTYLES = {"iid": "-", "gilbert-elliott": "--"}
+LINESTYLES = ["-", "--", ":", "-."]
+# y metrics: (results column, axis label, factor applied to values)
+Y_METRICS = {
+    "top1": ("top1", "top-1 accuracy (%)", 100.0),
+    "agreement": ("agreement", "top-1 agreement with loss-free model (%)", 100.0),
+    "latency_p95": ("latency_p95_ms", "95th-percentile latency (ms)", 1.0),
+    "completion_ms": ("completion_ms_per_tensor", "completion time per tensor (ms)", 1.0),
+    "mse_lost": ("mse_lost", "MSE on lost entries", 1.0),
+}
+X_AXES = {"loss_rate": ("packet loss rate (%)", 100.0), "burst_length": ("mean burst length (packets)", 1.0)}
+GROUP_FIELDS = ("channel", "loss_rate", "burst_length", "rows_per_packet", "bits", "order", "split")
 
 
-def accuracy_vs_loss(rows: list[dict], path: Path, reference: dict | None = None, metric: str = "top1") -> None:
-    """Mean ``metric`` vs packet loss rate with a 95 % interval over trials.
+def _group_value(row: dict, field: str):
+    # i.i.d. is one channel whatever its loss rate, although its mean burst 1/(1-P) varies with it
+    if field == "burst_length" and row["channel"] == "iid":
+        return None
+    return row[field]
 
-    One line per (method, channel setting); Gilbert-Elliott lines are split by mean
-    burst length. ``reference`` may hold horizontal lines (label -> accuracy).
-    """
+
+def _group_label(row: dict, by: tuple[str, ...]) -> str:
+    parts = []
+    for f in by:
+        v = row[f]
+        if f == "channel":
+            parts.append(CHANNEL_LABELS.get(v, v))
+        elif f == "burst_length":
+            parts.append("" if row["channel"] == "iid" else f"burst {v:g}")
+        elif f == "loss_rate":
+            parts.append(f"loss {100 * v:g} %")
+        else:
+            parts.append(f"{f.replace('_', ' ')} {v}")
+    return ", ".join(p for p in parts if p)
+
+
+def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: str = "top1",
+                by: tuple[str, ...] = ("channel", "burst_length"), reference: dict | None = None,
+                title: str | None = None) -> None:
+    """Mean ``y`` against ``x``; one line per (method, ``by`` group); 95 % band over trials."""
+    col, ylabel, yscale = Y_METRICS[y]
+    xlabel, xscale = X_AXES[x]
     groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    labels: dict[tuple, str] = {}
     for r in rows:
-        burst = "" if r["channel"] == "iid" else f", burst {r['burst_length']:g}"
-        groups[(r["method"], r["channel"], burst)][r["loss_rate"]].append(r[metric])
-    methods = sorted({k[0] for k in groups})
+        key = (r["method"],) + tuple(_group_value(r, f) for f in by)
+        groups[key][r[x]].append(r[col])
+        labels[key] = _group_label(r, by)
+    methods = list(dict.fromkeys(k[0] for k in groups))
     colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
+    styles = {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(dict.fromkeys(k[1:] for k in groups))}
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
-    for (method, channel, burst), by_loss in sorted(groups.items()):
-        xs = sorted(by_loss)
-        stats = [mean_ci95(by_loss[x]) for x in xs]
-        mean = [100 * s[0] for s in stats]
-        half = [100 * s[2] for s in stats]
-        label = f"{method} — {CHANNEL_LABELS.get(channel, channel)}{burst}"
-        c = colours[method]
-        ax.plot([100 * x for x in xs], mean, LINESTYLES.get(channel, ":"), marker="o", ms=3.5, color=c, label=label)
-        ax.fill_between([100 * x for x in xs], [m - h for m, h in zip(mean, half)],
-                        [m + h for m, h in zip(mean, half)], color=c, alpha=0.18, lw=0)
+    for key in sorted(groups, key=lambda k: (methods.index(k[0]), str(k[1:]))):
+        by_x = groups[key]
+        xs = sorted(by_x)
+        stats = [mean_ci95(by_x[v]) for v in xs]
+        mean = [yscale * s[0] for s in stats]
+        half = [yscale * s[2] for s in stats]
+        px = [xscale * v for v in xs]
+        c = colours[key[0]]
+        label = key[0] + (f" — {labels[key]}" if labels[key] else "")
+        ax.plot(px, mean, styles[key[1:]], marker="o", ms=3.5, color=c, label=label)
+        ax.fill_between(px, [m - h for m, h in zip(mean, half, strict=True)],
+                        [m + h for m, h in zip(mean, half, strict=True)], color=c, alpha=0.18, lw=0)
     for i, (label, value) in enumerate((reference or {}).items()):
-        ax.axhline(100 * value, color="0.35", lw=0.9, ls=(0, (1, 2 + i)), label=f"{label} ({100 * value:.2f} %)")
-    ax.set_xlabel("packet loss rate (%)")
-    ax.set_ylabel("top-1 accuracy (%)" if metric == "top1" else "top-1 agreement with loss-free model (%)")
+        ax.axhline(yscale * value, color="0.35", lw=0.9, ls=(0, (1, 2 + i)), label=f"{label} ({yscale * value:.2f} %)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    ax.set_title("Accuracy vs packet loss (mean and 95 % CI over trials)", fontsize=10)
+    ax.set_title(title or f"{ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]} (mean and 95 % CI over trials)",
+                 fontsize=10)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, bbox_inches="tight")
+    _save(fig, paths)
+
+
+def completion_time_bars(rows: list[dict], paths: list[Path]) -> None:
+    """Mean completion time per tensor per method (lossy trials only), with 95 % intervals."""
+    by_method: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["realised_loss_rate"] > 0:
+            by_method[r["method"]].append(r["completion_ms_per_tensor"])
+    methods = list(by_method)
+    stats = [mean_ci95(by_method[m]) for m in methods]
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(methods) + 1.4), dpi=120)
+    ax.barh(methods, [s[0] for s in stats], xerr=[s[2] for s in stats], color="tab:blue", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("completion time per tensor (ms, log scale)")
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("Completion time per tensor (mean and 95 % CI over lossy trials)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, paths)
+
+
+def accuracy_vs_loss(rows: list[dict], path: Path, reference: dict | None = None) -> None:
+    """The run's standard figure: top-1 vs loss rate, one line per method per channel setting."""
+    metric_plot(rows, [Path(path)], "loss_rate", "top1", ("channel", "burst_length"), reference,
+                title="Accuracy vs packet loss (mean and 95 % CI over trials)")
+
+
+def _save(fig, paths: list[Path]) -> None:
+    for path in paths:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        fig.savefig(tmp, bbox_inches="tight")
+        tmp.replace(path)
     plt.close(fig)
-    tmp.replace(path)

@@ -61,3 +61,23 @@ def test_compare_prints_table_and_rejects_missing_dirs(tmp_path, capsys):
     assert "`linear`" in out and "**71.0 ± " in out
     assert main(["compare", str(tmp_path / "nope")]) == 2
     assert "no results.csv" in capsys.readouterr().err
+
+
+def test_plot_writes_png_and_svg_with_one_series_per_method_and_channel(tmp_path, capsys):
+    from dfsim.results import COLUMNS, write_results_csv
+
+    d = tmp_path / "r"
+    rows = []
+    for loss in (0.1, 0.3):
+        for r in rows_for("zeros", [0.5, 0.6], loss) + rows_for("altec", [0.8, 0.82], loss):
+            rows.append({k: r.get(k, 0) for k in COLUMNS} | {"split": "add_1", "order": "row-major"})
+    write_results_csv(rows, d / "results.csv")
+    assert main(["plot", str(d), "--y", "agreement"]) == 0
+    for name in ("agreement_vs_loss_rate", "completion_time"):
+        assert (d / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    svg = (d / "agreement_vs_loss_rate.svg").read_text()
+    # one legend entry per (method, channel): i.i.d. is one line although its burst varies with loss
+    assert svg.count("zeros — i.i.d.") == 1 and svg.count("altec — i.i.d.") == 1
+    assert "top-1 agreement with loss-free model (%)" in svg and "packet loss rate (%)" in svg
+    assert main(["plot", str(d), "--by", "colour"]) == 2
+    assert "--by: unknown field 'colour'" in capsys.readouterr().err
