@@ -1,6 +1,6 @@
 """The ``dfsim`` command line.
 
-    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N]
+    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N] [--dry-run]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...]
     dfsim compare DIR... [--metric top1|agreement|mse_lost|completion_ms_per_tensor] [--reference METHOD]
@@ -38,6 +38,7 @@ def _versions() -> dict[str, str]:
 
 def cmd_run(args) -> int:
     from dfsim import experiment, plots, statistics
+    from dfsim.checkpoint import Checkpoint
     from dfsim.results import atomic_write, write_json, write_results_csv, write_summary
     from dfsim.scenario import load_scenario
 
@@ -50,6 +51,8 @@ def cmd_run(args) -> int:
     parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     if not os.access(parent, os.W_OK):
         raise UserError(f"--out: {str(out)!r} is not writable (checked before running)")
+    if args.dry_run:
+        return _dry_run(scn, out)
     t0 = time.perf_counter()
     total = len(scn.cells) * scn.trials
     bar = None
@@ -63,7 +66,7 @@ def cmd_run(args) -> int:
     try:
         rows, prep = experiment.run(scn, progress=bar.update if bar else None,
                                     log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
-                                    workers=args.workers)
+                                    workers=args.workers, checkpoint_dir=out)
     except UserError as exc:  # found while loading the model or data: still the scenario's fault
         raise UserError(f"{args.scenario}: {exc}") from None
     finally:
@@ -93,12 +96,37 @@ def cmd_run(args) -> int:
         write_summary(summary, out / "summary.csv")
         atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary) + "\n"))
         write_results_csv(rows, out / "results.csv")
+        Checkpoint.finish_dir(out)
     except OSError as exc:
         raise UserError(f"--out: cannot write results to {str(out)!r}: {exc.strerror or exc}") from None
     if not args.quiet:
         print(f"dfsim: wrote {len(rows)} rows to {out / 'results.csv'} in {elapsed:.1f} s "
               f"(clean top-1 {prep.clean_top1:.4f}, quantized split top-1 {prep.quantized_top1:.4f})",
               file=sys.stderr)
+    return 0
+
+
+def _dry_run(scn, out: Path) -> int:
+    """Print the cells and the work a run would do; validate model and data; write nothing."""
+    from dfsim import experiment
+    from dfsim.checkpoint import PARTIAL
+
+    try:
+        model, split = experiment.build_model(scn)
+        experiment.load_images(scn)
+    except UserError as exc:
+        raise UserError(f"{scn.source}: {exc}") from None
+    units = len(scn.cells) * scn.trials
+    shape = "x".join(map(str, model.feature_shapes[split]))
+    print(f"scenario {scn.name!r}: model {model.name} split {split} ({shape}), {scn.data.n_images} images, "
+          f"{scn.bits}-bit, {scn.rows_per_packet} rows/packet, {scn.order}")
+    print(f"{len(scn.cells)} channel settings x {scn.trials} trials = {units} work units:")
+    for c in scn.cells:
+        print(f"  {c.kind:16s} loss {c.loss_rate:<6g} mean burst {c.burst_length:<8.4g} {c.channel!r}")
+    print(f"{len(scn.methods)} methods: {', '.join(m.label for m in scn.methods)}")
+    print(f"work: {units * len(scn.methods) * scn.data.n_images:,} tensor completions and cloud passes")
+    done = len(list((out / PARTIAL).glob("unit-*.json"))) if (out / PARTIAL).is_dir() else 0
+    print(f"output: {out}" + (f" ({done} units already done: a run would resume)" if done else ""))
     return 0
 
 
@@ -235,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario")
     r.add_argument("--out", help="output directory (default: the scenario's 'output')")
     r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--dry-run", action="store_true", help="print the cells and the work; run nothing")
     r.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: all cores); results do not depend on it")
     r.set_defaults(func=cmd_run)
@@ -300,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dfsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dfsim: interrupted", file=sys.stderr)
+        print("dfsim: interrupted (finished work units are kept: rerun the same command to resume)",
+              file=sys.stderr)
         return 130
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from dfsim import cache, completion
+from dfsim.checkpoint import Checkpoint, fingerprint
 from dfsim.completion.base import method_class
 from dfsim.datasets import ImageSet, load_fashion_mnist
 from dfsim.encoding import SIDE_INFO_BITS, Quantized, dequantize, quantize
@@ -240,31 +241,46 @@ def _run_unit(unit: tuple[int, int]) -> tuple[tuple[int, int], list[dict]]:
     return unit, run_trial(prep, prep.scenario.cells[cell_index], trial, _WORKER["methods"])
 
 
-def run(scn: Scenario, progress=None, log=None, workers: int | None = None) -> tuple[list[dict], Prepared]:
+def run(scn: Scenario, progress=None, log=None, workers: int | None = None,
+        checkpoint_dir=None) -> tuple[list[dict], Prepared]:
     """Run every (cell, trial) of ``scn``; returns the result rows (in cell, trial, method
-    order) and the prepared state. ``workers`` processes (default: all cores)."""
+    order) and the prepared state. ``workers`` processes (default: all cores). With
+    ``checkpoint_dir``, finished units are saved there and a rerun resumes from them."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(scn.cells) * scn.trials))
     torch.set_num_threads(1)
     prep = prepare(scn)
     methods = build_methods(scn, prep, log)  # fits trained methods once, into the cache
     units = [(c, t) for c in range(len(scn.cells)) for t in range(scn.trials)]
+    ckpt = None
     results: dict[tuple[int, int], list[dict]] = {}
-    if workers == 1:
+    if checkpoint_dir is not None:
+        ckpt = Checkpoint(checkpoint_dir, fingerprint(scn.resolved(), prep.model.weights_id))
+        results = {u: rows for u, rows in ckpt.done().items() if u in set(units)}
+        if results and log:
+            log(f"dfsim: resuming: {len(results)} of {len(units)} work units already done")
+        if progress is not None and results:
+            progress(len(results))
+    todo = [u for u in units if u not in results]
+
+    def finished(unit, rows):
+        results[unit] = rows
+        if ckpt is not None:
+            ckpt.save(unit, rows)
+        if progress is not None:
+            progress(1)
+
+    if workers == 1 or len(todo) <= 1:
         _WORKER.update(prep=prep, methods=methods)
-        for unit in units:
-            results[unit] = _run_unit(unit)[1]
-            if progress is not None:
-                progress(1)
+        for unit in todo:
+            finished(*_run_unit(unit))
     else:
         ctx = multiprocessing.get_context("spawn")  # no fork after torch has started threads
         with _single_threaded_children(), ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(scn,)
+            min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(scn,)
         ) as pool:
             # Costliest units (highest loss) first, so that the last ones to finish are short.
-            by_cost = sorted(units, key=lambda u: -scn.cells[u[0]].loss_rate)
+            by_cost = sorted(todo, key=lambda u: -scn.cells[u[0]].loss_rate)
             for fut in as_completed([pool.submit(_run_unit, u) for u in by_cost]):
-                unit, rows = fut.result()
-                results[unit] = rows
-                if progress is not None:
-                    progress(1)
-    return [row for unit in units for row in results[unit]], prep
+                finished(*fut.result())
+    rows = [row for unit in units for row in results[unit]]
+    return rows, prep

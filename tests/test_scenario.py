@@ -111,3 +111,14 @@ def test_output_path_that_is_a_file(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["run", str(scn), "--out", str(blocker), "--quiet"]) == 2
     assert "--out:" in capsys.readouterr().err and blocker.read_text() == "x"
+
+
+def test_dry_run_prints_the_cells_and_writes_nothing(tmp_path, capsys):
+    scn = write(tmp_path, GOOD.replace("{kind: iid, loss_rates: [0.1]}",
+                                       "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2, 4]}"))
+    out = tmp_path / "out"
+    assert main(["run", str(scn), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "4 channel settings x 1 trials = 4 work units" in text
+    assert "GilbertElliott(p=0.0555556, r=0.5," in text and "work: 80 tensor completions" in text
+    assert not out.exists()
