@@ -84,3 +84,10 @@ def test_two_workers_give_identical_results(run_dir):
     a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "w2" / "results.csv")
     assert without_timing(a) == without_timing(b)
+
+
+def test_edge_features_and_reference_predictions_are_cached(run_dir):
+    from dfsim import cache
+
+    assert list((cache.cache_dir() / "features").glob("*.npz"))
+    assert list((cache.cache_dir() / "reference").glob("*.npz"))
