@@ -1,6 +1,6 @@
 """The ``dfsim`` command line.
 
-    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N] [--dry-run]
+    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N] [--dry-run] [--save-losses]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...]
     dfsim compare DIR... [--metric top1|agreement|mse_lost|completion_ms_per_tensor] [--reference METHOD]
@@ -95,6 +95,8 @@ def cmd_run(args) -> int:
         summary = statistics.summarize(rows, scn.reference_method)
         write_summary(summary, out / "summary.csv")
         atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary) + "\n"))
+        if args.save_losses:
+            experiment.save_loss_patterns(prep, out / "losses")
         write_results_csv(rows, out / "results.csv")
         Checkpoint.finish_dir(out)
     except OSError as exc:
@@ -264,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output directory (default: the scenario's 'output')")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--dry-run", action="store_true", help="print the cells and the work; run nothing")
+    r.add_argument("--save-losses", action="store_true",
+                   help="also write each (setting, trial)'s packet loss flags to DIR/losses/*.npy + index.csv")
     r.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: all cores); results do not depend on it")
     r.set_defaults(func=cmd_run)

@@ -9,12 +9,14 @@ method sees that same pattern (paired comparison).
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +33,7 @@ from dfsim.models.inference import predict, prepare_for_inference, run_batched
 from dfsim.models.training import normalise
 from dfsim.network import Link, packet_bits, simulate
 from dfsim.packets import PacketBatch, PacketLayout, depacketize, packetize
+from dfsim.results import atomic_write
 from dfsim.scenario import ChannelCell, Scenario
 
 
@@ -128,12 +131,45 @@ def trial_rng(seed: int, cell: ChannelCell, trial: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, cell.seed_key, trial]))
 
 
+def transmit(prep: Prepared, cell: ChannelCell, trial: int):
+    """The network simulation of one (cell, trial): a pure function of scenario, cell and trial."""
+    scn = prep.scenario
+    rng = trial_rng(scn.seed, cell, trial)
+    return simulate(len(prep.labels), prep.bits_per_packet, cell.channel, rng, _link(scn), scn.network.fps)
+
+
+def save_loss_patterns(prep: Prepared, directory) -> Path:
+    """Write every (cell, trial)'s packet loss flags as ``.npy`` (bool, True = lost; image i's
+    packets are ``[i*K, (i+1)*K)`` in send order) and an ``index.csv`` describing them."""
+    scn = prep.scenario
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    index = []
+    for ci, cell in enumerate(scn.cells):
+        for trial in range(scn.trials):
+            lost = transmit(prep, cell, trial).lost
+            name = f"cell{ci:03d}_trial{trial:03d}.npy"
+            tmp = d / f".{name}.tmp.npy"
+            np.save(tmp, lost)
+            tmp.replace(d / name)
+            index.append({"file": name, "channel": cell.kind, "loss_rate": cell.loss_rate,
+                          "burst_length": cell.burst_length, "trial": trial, "n_images": len(prep.labels),
+                          "packets_per_image": prep.layout.packets_per_tensor, "order": scn.order,
+                          "rows_per_packet": scn.rows_per_packet, "realised_loss_rate": float(lost.mean())})
+    def write(f):
+        w = csv.DictWriter(f, fieldnames=list(index[0]))
+        w.writeheader()
+        w.writerows(index)
+
+    atomic_write(d / "index.csv", write)
+    return d
+
+
 def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> list[dict]:
     """One Monte Carlo trial of one channel cell: one loss pattern, every method."""
     scn = prep.scenario
     n = len(prep.labels)
-    rng = trial_rng(scn.seed, cell, trial)
-    tx = simulate(n, prep.bits_per_packet, cell.channel, rng, _link(scn), scn.network.fps)
+    tx = transmit(prep, cell, trial)
     codes, lost = depacketize(prep.packets.subset(~tx.lost), n, prep.layout)
     q = prep.quantized
     received = dequantize(Quantized(codes, q.vmin, q.vmax, q.bits))

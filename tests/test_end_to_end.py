@@ -91,3 +91,22 @@ def test_edge_features_and_reference_predictions_are_cached(run_dir):
 
     assert list((cache.cache_dir() / "features").glob("*.npz"))
     assert list((cache.cache_dir() / "reference").glob("*.npz"))
+
+
+def test_saved_loss_patterns_are_the_ones_the_trials_used(run_dir):
+    import csv as _csv
+
+    import numpy as np
+
+    out = run_dir / "saved"
+    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(out), "--quiet", "--workers", "1",
+                 "--save-losses"]) == 0
+    rows = read_results_csv(out / "results.csv")
+    index = list(_csv.DictReader(open(out / "losses" / "index.csv")))
+    assert len(index) == 4 * 2
+    for entry in index:
+        lost = np.load(out / "losses" / entry["file"])
+        assert lost.dtype == bool and lost.shape == (200 * 224,)
+        match = [r for r in rows if r["channel"] == entry["channel"] and r["loss_rate"] == float(entry["loss_rate"])
+                 and r["trial"] == int(entry["trial"])]
+        assert match and all(r["realised_loss_rate"] == lost.mean() for r in match)
