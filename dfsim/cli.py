@@ -1,6 +1,6 @@
 """The ``dfsim`` command line.
 
-    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N] [--dry-run] [--save-losses]
+    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run] [--save-losses]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...]
     dfsim compare DIR... [--metric top1|agreement|mse_lost|completion_ms_per_tensor] [--reference METHOD]
@@ -66,7 +66,8 @@ def cmd_run(args) -> int:
     try:
         rows, prep = experiment.run(scn, progress=bar.update if bar else None,
                                     log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
-                                    workers=args.workers, checkpoint_dir=out)
+                                    workers=args.workers, checkpoint_dir=out,
+                                    dask=args.dask or scn.dask_scheduler)
     except UserError as exc:  # found while loading the model or data: still the scenario's fault
         raise UserError(f"{args.scenario}: {exc}") from None
     finally:
@@ -86,7 +87,8 @@ def cmd_run(args) -> int:
         "bits_per_image": int(prep.bits_per_packet.sum()),
         "rows": len(rows),
         "wall_time_s": round(elapsed, 2),
-        "workers": args.workers or os.cpu_count(),
+        "executor": f"dask {args.dask or scn.dask_scheduler}" if (args.dask or scn.dask_scheduler)
+        else f"{args.workers or os.cpu_count()} local processes",
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output directory (default: the scenario's 'output')")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--dry-run", action="store_true", help="print the cells and the work; run nothing")
+    r.add_argument("--dask", metavar="SCHEDULER_ADDRESS",
+                   help="run the work units on a Dask distributed cluster (same results as local)")
     r.add_argument("--save-losses", action="store_true",
                    help="also write each (setting, trial)'s packet loss flags to DIR/losses/*.npy + index.csv")
     r.add_argument("--workers", type=int, default=None,

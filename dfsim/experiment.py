@@ -288,6 +288,33 @@ def _init_worker(scn: Scenario) -> None:
     _WORKER["methods"] = build_methods(scn, prep)
 
 
+def _dask_unit(unit: tuple[int, int], scn: Scenario, fp: str) -> tuple[tuple[int, int], list[dict]]:
+    """A work unit on a Dask worker: the worker prepares the scenario once, on first use."""
+    if _WORKER.get("fingerprint") != fp:
+        _init_worker(scn)
+        _WORKER["fingerprint"] = fp
+    return _run_unit(unit)
+
+
+def _connect_dask(address: str):
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UserError("--dask: needs dask.distributed (pip install 'dask[distributed]')") from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise UserError(f"--dask: cannot reach the scheduler at {address!r}: {exc}") from None
+
+
+def _run_on_dask(client, scn: Scenario, fp: str, todo: list, finished) -> None:
+    from dask.distributed import as_completed as dask_completed
+
+    futures = [client.submit(_dask_unit, u, scn, fp, pure=False) for u in todo]
+    for fut in dask_completed(futures):
+        finished(*fut.result())
+
+
 def _run_unit(unit: tuple[int, int]) -> tuple[tuple[int, int], list[dict]]:
     cell_index, trial = unit
     prep = _WORKER["prep"]
@@ -295,19 +322,22 @@ def _run_unit(unit: tuple[int, int]) -> tuple[tuple[int, int], list[dict]]:
 
 
 def run(scn: Scenario, progress=None, log=None, workers: int | None = None,
-        checkpoint_dir=None) -> tuple[list[dict], Prepared]:
+        checkpoint_dir=None, dask: str | None = None) -> tuple[list[dict], Prepared]:
     """Run every (cell, trial) of ``scn``; returns the result rows (in cell, trial, method
-    order) and the prepared state. ``workers`` processes (default: all cores). With
-    ``checkpoint_dir``, finished units are saved there and a rerun resumes from them."""
+    order) and the prepared state. ``workers`` local processes (default: all cores), or
+    the Dask scheduler at ``dask``. With ``checkpoint_dir``, finished units are saved there
+    and a rerun resumes from them."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(scn.cells) * scn.trials))
+    client = _connect_dask(dask) if dask else None  # fail fast, before anything is written
     torch.set_num_threads(1)
     prep = prepare(scn)
     methods = build_methods(scn, prep, log)  # fits trained methods once, into the cache
     units = [(c, t) for c in range(len(scn.cells)) for t in range(scn.trials)]
     ckpt = None
+    fp = fingerprint(scn.resolved(), prep.model.weights_id)
     results: dict[tuple[int, int], list[dict]] = {}
     if checkpoint_dir is not None:
-        ckpt = Checkpoint(checkpoint_dir, fingerprint(scn.resolved(), prep.model.weights_id))
+        ckpt = Checkpoint(checkpoint_dir, fp)
         results = {u: rows for u, rows in ckpt.done().items() if u in set(units)}
         if results and log:
             log(f"dfsim: resuming: {len(results)} of {len(units)} work units already done")
@@ -322,7 +352,10 @@ def run(scn: Scenario, progress=None, log=None, workers: int | None = None,
         if progress is not None:
             progress(1)
 
-    if workers == 1 or len(todo) <= 1:
+    if client is not None:
+        with client:
+            _run_on_dask(client, scn, fp, todo, finished)
+    elif workers == 1 or len(todo) <= 1:
         _WORKER.update(prep=prep, methods=methods)
         for unit in todo:
             finished(*_run_unit(unit))

@@ -91,6 +91,7 @@ class Scenario:
     output: str
     batch_size: int
     reference_method: str = "zeros"  # the paired test compares every method with this one
+    dask_scheduler: str | None = None  # run on this Dask scheduler instead of local processes
     source: str = ""
 
     def resolved(self) -> dict[str, Any]:
@@ -226,7 +227,7 @@ def _existing_path(key: str, value, kind: str) -> str:
 
 # --------------------------------------------------------------------------- the schema
 TOP_KEYS = ("name", "seed", "model", "data", "encoding", "packets", "network", "channels", "methods",
-            "trials", "output", "batch_size", "reference_method")
+            "trials", "output", "batch_size", "reference_method", "dask_scheduler")
 
 
 def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -> Scenario:
@@ -282,8 +283,9 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     if reference_method not in labels:
         raise UserError(f"reference_method: {reference_method!r} is not one of the scenario's methods "
                         f"({', '.join(labels)})")
+    dask_scheduler = _str("dask_scheduler", raw["dask_scheduler"]) if raw.get("dask_scheduler") is not None else None
     return Scenario(name, seed, model, data, bits, rows_per_packet, order, network, cells, methods, trials,
-                    output, batch_size, reference_method, source)
+                    output, batch_size, reference_method, dask_scheduler, source)
 
 
 def _parse_channels(value) -> tuple[ChannelCell, ...]:

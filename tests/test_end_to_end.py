@@ -110,3 +110,21 @@ def test_saved_loss_patterns_are_the_ones_the_trials_used(run_dir):
         match = [r for r in rows if r["channel"] == entry["channel"] and r["loss_rate"] == float(entry["loss_rate"])
                  and r["trial"] == int(entry["trial"])]
         assert match and all(r["realised_loss_rate"] == lost.mean() for r in match)
+
+
+def test_dask_local_cluster_gives_identical_results(run_dir):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "dask"), "--quiet",
+                     "--dask", cluster.scheduler_address]) == 0
+    a = read_results_csv(run_dir / "out" / "results.csv")
+    b = read_results_csv(run_dir / "dask" / "results.csv")
+    assert without_timing(a) == without_timing(b)
+
+
+def test_unreachable_dask_scheduler_is_a_user_error(run_dir, capsys):
+    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "nodask"), "--quiet",
+                 "--dask", "tcp://127.0.0.1:9"]) == 2
+    assert "--dask: cannot reach the scheduler at 'tcp://127.0.0.1:9'" in capsys.readouterr().err
+    assert not (run_dir / "nodask").exists()
