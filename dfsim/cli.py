@@ -53,6 +53,7 @@ def cmd_run(args) -> int:
         raise UserError(f"--out: {str(out)!r} is not writable (checked before running)")
     if args.dry_run:
         return _dry_run(scn, out)
+    dask = args.dask or scn.dask_scheduler
     t0 = time.perf_counter()
     total = len(scn.cells) * scn.trials
     bar = None
@@ -66,8 +67,7 @@ def cmd_run(args) -> int:
     try:
         rows, prep = experiment.run(scn, progress=bar.update if bar else None,
                                     log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
-                                    workers=args.workers, checkpoint_dir=out,
-                                    dask=args.dask or scn.dask_scheduler)
+                                    workers=args.workers, checkpoint_dir=out, dask=dask)
     except UserError as exc:  # found while loading the model or data: still the scenario's fault
         raise UserError(f"{args.scenario}: {exc}") from None
     finally:
@@ -87,8 +87,7 @@ def cmd_run(args) -> int:
         "bits_per_image": int(prep.bits_per_packet.sum()),
         "rows": len(rows),
         "wall_time_s": round(elapsed, 2),
-        "executor": f"dask {args.dask or scn.dask_scheduler}" if (args.dask or scn.dask_scheduler)
-        else f"{args.workers or os.cpu_count()} local processes",
+        "executor": f"dask {dask}" if dask else f"{args.workers or os.cpu_count()} local processes",
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
