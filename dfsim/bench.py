@@ -75,16 +75,16 @@ def synthetic_features(rng: np.random.Generator, n: int, shape) -> np.ndarray:
 
 def _real_features(n_test: int):
     from dfsim.datasets import load_fashion_mnist
-    from dfsim.encoding import dequantize, quantize
+    from dfsim.experiment import quantized_edge_features
     from dfsim.models import load_model
-    from dfsim.models.inference import prepare_for_inference, run_batched
-    from dfsim.models.training import normalise
 
     model = load_model("fmnist-resnet")
-    front = prepare_for_inference(model.front(model.default_split))
-    feats = lambda split, n: dequantize(quantize(run_batched(  # noqa: E731
-        front, normalise(load_fashion_mnist(split).head(n).images), 256), 8))
-    return feats("test", n_test), feats("train", 2000), f"fmnist-resnet {model.default_split}, 8-bit"
+    split = model.default_split
+
+    def feats(data_split, n):
+        return quantized_edge_features(model, split, load_fashion_mnist(data_split).head(n).images, 8)
+
+    return feats("test", n_test), feats("train", 2000), f"fmnist-resnet {split}, 8-bit"
 
 
 def bench_completion(args) -> dict:

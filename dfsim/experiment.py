@@ -222,13 +222,19 @@ def make_method(name: str, params: dict, scn: Scenario):
     return completion.make(name, **params, **{k: layout[k] for k in cls.layout_params})
 
 
+def quantized_edge_features(model: SplitModel, split: str, images: np.ndarray, bits: int,
+                            batch_size: int = 256) -> np.ndarray:
+    """What the cloud receives without loss: edge features of ``images`` (uint8 N x C x H x W),
+    quantized to ``bits`` and dequantized."""
+    feats = run_batched(prepare_for_inference(model.front(split)), normalise(images), batch_size)
+    return dequantize(quantize(feats, bits))
+
+
 def training_features(prep: Prepared, n_images: int) -> np.ndarray:
     """Front features of the first ``n_images`` training images, quantized like the scenario's."""
     scn = prep.scenario
     train = load_fashion_mnist("train", scn.data.dir).head(n_images)
-    front = prepare_for_inference(prep.model.front(prep.split))
-    feats = run_batched(front, normalise(train.images), scn.batch_size)
-    return dequantize(quantize(feats, scn.bits))
+    return quantized_edge_features(prep.model, prep.split, train.images, scn.bits, scn.batch_size)
 
 
 def fit_method(method, spec, prep: Prepared, log=None, force: bool = False) -> None:

@@ -6,10 +6,8 @@ from dfsim import completion
 from dfsim.channels import GilbertElliott
 from dfsim.completion.base import method_class
 from dfsim.datasets import load_fashion_mnist
-from dfsim.encoding import dequantize, quantize
+from dfsim.experiment import quantized_edge_features
 from dfsim.models import load_model
-from dfsim.models.inference import prepare_for_inference, run_batched
-from dfsim.models.training import normalise
 from dfsim.packets import PacketLayout
 
 ROWS = 4
@@ -18,10 +16,9 @@ ROWS = 4
 @pytest.fixture(scope="module")
 def features():
     model = load_model("fmnist-resnet")
-    front = prepare_for_inference(model.front(model.default_split))
 
     def feats(split, n):
-        return dequantize(quantize(run_batched(front, normalise(load_fashion_mnist(split).head(n).images)), 8))
+        return quantized_edge_features(model, model.default_split, load_fashion_mnist(split).head(n).images, 8)
 
     test = feats("test", 60)
     layout = PacketLayout.for_shape(test.shape[1:], ROWS)

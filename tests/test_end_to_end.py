@@ -3,6 +3,7 @@ import csv
 import json
 
 import pytest
+from conftest import without_timing
 
 from dfsim.cli import main
 from dfsim.results import CORE_COLUMNS, read_results_csv
@@ -17,10 +18,6 @@ channels:
 methods: [zeros, linear, altec, caltec, {name: halrtc, max_iters: 3}, {name: inpaint_telea, radius: 2}]
 trials: 2
 """
-
-
-def without_timing(rows):
-    return [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
 
 
 @pytest.fixture(scope="module")

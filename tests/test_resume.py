@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+from conftest import without_timing
 
 from dfsim import experiment
 from dfsim.cli import main
@@ -20,10 +21,6 @@ channels:
 methods: [zeros, linear, {name: halrtc, max_iters: 4}]
 trials: 3
 """
-
-
-def without_timing(rows):
-    return [{k: v for k, v in r.items() if k != "completion_ms_per_tensor"} for r in rows]
 
 
 @pytest.fixture(scope="module")
