@@ -9,6 +9,8 @@ the previous call stopped (a Gilbert-Elliott channel keeps its state).
 * :class:`GilbertElliott` two-state Markov channel: states Good/Bad, ``p = P(G->B)``,
   ``r = P(B->G)``, ``k = P(received | G)``, ``h = P(received | B)``; the simple Gilbert
   model is ``k = 1, h = 0``. It starts in its stationary distribution.
+* :class:`Trace` replays recorded loss flags (one 0/1 per packet, 1 = lost) from a file:
+  losses measured on a real network, or patterns saved by ``dfsim run --save-losses``.
 """
 from __future__ import annotations
 
@@ -59,6 +61,12 @@ class LossChannel:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` loss flags (True = lost) of a fresh stream."""
         return self.stream(rng).take(n)
+
+    def for_trial(self, trial: int, packets_per_trial: int) -> "LossChannel":
+        """The channel as Monte Carlo trial ``trial`` sees it. Random channels are the same
+        in every trial (the trial's generator makes the difference); a trace starts at a
+        per-trial offset."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -229,3 +237,91 @@ class _GilbertElliottStream(LossStream):
             return bad
         u = self.rng.random(len(bad))
         return np.where(bad, u >= ch.h, u >= ch.k)
+
+
+class TraceError(ValueError):
+    """A loss trace file that cannot be used; the message names the file."""
+
+
+def read_trace(path) -> np.ndarray:
+    """Loss flags from ``path``: ``.npy`` (any 1-D numeric or bool array) or text/CSV with
+    one 0/1 per packet (separated by newlines, commas or spaces; ``#`` starts a comment)."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        if p.suffix == ".npy":
+            a = np.load(p, allow_pickle=False)
+            if a.ndim != 1:
+                raise TraceError(f"{p}: expected a 1-D array of 0/1 loss flags, got shape {a.shape}")
+        else:
+            tokens = []
+            for line in p.read_text().splitlines():
+                line = line.split("#", 1)[0]
+                tokens += [t for t in line.replace(",", " ").split() if t]
+            bad = next((t for t in tokens if t not in ("0", "1")), None)
+            if bad is not None:
+                raise TraceError(f"{p}: loss flags must be 0 or 1, found {bad!r}")
+            a = np.array([t == "1" for t in tokens], dtype=bool)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, TraceError):
+            raise
+        raise TraceError(f"{p}: cannot read loss trace: {exc}") from None
+    if a.dtype != bool:
+        if not np.isin(a, (0, 1)).all():
+            raise TraceError(f"{p}: loss flags must be 0 or 1")
+        a = a.astype(bool)
+    if a.size == 0:
+        raise TraceError(f"{p}: the loss trace is empty")
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Trace(LossChannel):
+    """Recorded loss flags replayed in order, looping when the run needs more packets.
+
+    Trial ``t`` starts at packet ``t * trial_offset`` of the trace (modulo its length);
+    with ``trial_offset=None`` each trial continues where the previous one ended, so
+    consecutive trials see consecutive, disjoint parts of a long trace.
+    """
+
+    flags: np.ndarray
+    name: str = "trace"
+    trial_offset: int | None = None
+    start: int = 0
+    kind = "trace"
+
+    @classmethod
+    def from_file(cls, path, trial_offset: int | None = None) -> "Trace":
+        return cls(read_trace(path), str(path), trial_offset)
+
+    @property
+    def loss_rate(self) -> float:
+        return float(self.flags.mean())
+
+    @property
+    def mean_burst_length(self) -> float:
+        f = self.flags.astype(np.int8)
+        starts = int(np.count_nonzero(np.diff(f) == 1)) + int(f[0])
+        return float(f.sum() / starts) if starts else 0.0
+
+    def for_trial(self, trial: int, packets_per_trial: int) -> "Trace":
+        step = packets_per_trial if self.trial_offset is None else self.trial_offset
+        return Trace(self.flags, self.name, self.trial_offset, (trial * step) % len(self.flags))
+
+    def stream(self, rng: np.random.Generator | None = None) -> LossStream:
+        return _TraceStream(self.flags, self.start)
+
+    def __repr__(self) -> str:
+        offset = "consecutive" if self.trial_offset is None else self.trial_offset
+        return f"Trace({self.name!r}, {len(self.flags)} packets, trial_offset={offset})"
+
+
+class _TraceStream(LossStream):
+    def __init__(self, flags: np.ndarray, start: int):
+        self.flags, self.pos = flags, start
+
+    def take(self, n: int) -> np.ndarray:
+        idx = (self.pos + np.arange(n)) % len(self.flags)
+        self.pos = (self.pos + n) % len(self.flags)
+        return self.flags[idx]

@@ -43,17 +43,16 @@ class Checkpoint:
             self.dir.mkdir(parents=True, exist_ok=True)
             _atomic_text(stamp, fp)
 
-    def _path(self, unit: tuple[int, int]) -> Path:
-        return self.dir / f"unit-{unit[0]}-{unit[1]}.json"
+    def _path(self, unit: tuple[int, ...]) -> Path:
+        return self.dir / ("unit-" + "-".join(map(str, unit)) + ".json")
 
-    def done(self) -> dict[tuple[int, int], list[dict]]:
+    def done(self) -> dict[tuple[int, ...], list[dict]]:
         out = {}
         for p in self.dir.glob("unit-*.json"):
-            _, c, t = p.stem.split("-")
-            out[(int(c), int(t))] = json.loads(p.read_text())
+            out[tuple(int(i) for i in p.stem.split("-")[1:])] = json.loads(p.read_text())
         return out
 
-    def save(self, unit: tuple[int, int], rows: list[dict]) -> None:
+    def save(self, unit: tuple[int, ...], rows: list[dict]) -> None:
         _atomic_text(self._path(unit), json.dumps(rows))
 
     @staticmethod

@@ -55,36 +55,48 @@ def cmd_run(args) -> int:
         return _dry_run(scn, out)
     dask = args.dask or scn.dask_scheduler
     t0 = time.perf_counter()
-    total = len(scn.cells) * scn.trials
+    total = scn.n_units
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=scn.name, unit="trial", file=sys.stderr)
     elif not args.quiet:
-        print(f"dfsim: {scn.name}: {len(scn.cells)} channel settings x {scn.trials} trials x "
+        grid = f"{len(scn.configs)} packetization configs x " if len(scn.configs) > 1 else ""
+        print(f"dfsim: {scn.name}: {grid}{len(scn.cells)} channel settings x {scn.trials} trials x "
               f"{len(scn.methods)} methods on {scn.data.n_images} images", file=sys.stderr)
     try:
-        rows, prep = experiment.run(scn, progress=bar.update if bar else None,
-                                    log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
-                                    workers=args.workers, checkpoint_dir=out, dask=dask)
+        rows, preps = experiment.run(scn, progress=bar.update if bar else None,
+                                     log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
+                                     workers=args.workers, checkpoint_dir=out, dask=dask)
     except UserError as exc:  # found while loading the model or data: still the scenario's fault
         raise UserError(f"{args.scenario}: {exc}") from None
     finally:
         if bar:
             bar.close()
     elapsed = time.perf_counter() - t0
-    reference = {"full model, no loss": prep.clean_top1, f"split model, {scn.bits}-bit, no loss": prep.quantized_top1}
+    prep = preps[0]
+    reference = {"full model, no loss": prep.clean_top1}
+    several_splits = len({p.split for p in preps}) > 1
+    for p in preps:
+        where = f" at {p.split}" if several_splits else ""
+        reference.setdefault(f"split model{where}, {p.scenario.bits}-bit, no loss", p.quantized_top1)
+    configs = [{"split": p.split, "bits": p.scenario.bits, "rows_per_packet": p.scenario.rows_per_packet,
+                "order": p.scenario.order, "feature_shape": list(p.model.feature_shapes[p.split]),
+                "packets_per_image": p.layout.packets_per_tensor, "bits_per_image": int(p.bits_per_packet.sum()),
+                "quantized_top1": p.quantized_top1} for p in preps]
     manifest = {
         "scenario": scn.resolved(),
         "scenario_file": scn.source,
         "seed": scn.seed,
         "versions": _versions(),
-        "model": {"name": prep.model.name, "weights_sha256_16": prep.model.weights_id, "split": prep.split,
+        "model": {"name": prep.model.name, "weights_sha256_16": prep.model.weights_id,
+                  "split": prep.split if len(preps) == 1 else [c["split"] for c in configs],
                   "feature_shape": list(prep.model.feature_shapes[prep.split])},
         "reference": {"clean_top1": prep.clean_top1, "quantized_top1": prep.quantized_top1},
         "packets_per_image": prep.layout.packets_per_tensor,
         "bits_per_image": int(prep.bits_per_packet.sum()),
+        "configs": configs,
         "rows": len(rows),
         "wall_time_s": round(elapsed, 2),
         "executor": f"dask {dask}" if dask else f"{args.workers or os.cpu_count()} local processes",
@@ -97,7 +109,7 @@ def cmd_run(args) -> int:
         write_summary(summary, out / "summary.csv")
         atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary) + "\n"))
         if args.save_losses:
-            experiment.save_loss_patterns(prep, out / "losses")
+            experiment.save_loss_patterns(preps, out / "losses")
         write_results_csv(rows, out / "results.csv")
         Checkpoint.finish_dir(out)
     except OSError as exc:
@@ -115,19 +127,25 @@ def _dry_run(scn, out: Path) -> int:
     from dfsim.checkpoint import PARTIAL
 
     try:
-        model, split = experiment.build_model(scn)
         experiment.load_images(scn)
+        shapes = {}
+        for cfg in scn.configs:
+            model, split = experiment.build_model(scn.for_config(cfg))
+            shapes[cfg] = (split, "x".join(map(str, model.feature_shapes[split])))
     except UserError as exc:
         raise UserError(f"{scn.source}: {exc}") from None
-    units = len(scn.cells) * scn.trials
-    shape = "x".join(map(str, model.feature_shapes[split]))
-    print(f"scenario {scn.name!r}: model {model.name} split {split} ({shape}), {scn.data.n_images} images, "
-          f"{scn.bits}-bit, {scn.rows_per_packet} rows/packet, {scn.order}")
-    print(f"{len(scn.cells)} channel settings x {scn.trials} trials = {units} work units:")
+    units = scn.n_units
+    print(f"scenario {scn.name!r}: model {model.name}, {scn.data.n_images} images")
+    print(f"{len(scn.configs)} packetization config{'s' if len(scn.configs) > 1 else ''}:")
+    for cfg in scn.configs:
+        split, shape = shapes[cfg]
+        print(f"  split {split} ({shape}), {cfg.bits}-bit, {cfg.rows_per_packet} rows/packet, {cfg.order}")
+    print(f"{len(scn.cells)} channel settings:")
     for c in scn.cells:
         print(f"  {c.kind:16s} loss {c.loss_rate:<6g} mean burst {c.burst_length:<8.4g} {c.channel!r}")
     print(f"{len(scn.methods)} methods: {', '.join(m.label for m in scn.methods)}")
-    print(f"work: {units * len(scn.methods) * scn.data.n_images:,} tensor completions and cloud passes")
+    print(f"{len(scn.configs)} configs x {len(scn.cells)} settings x {scn.trials} trials = {units} work units; "
+          f"at most {units * len(scn.methods) * scn.data.n_images:,} tensor completions and cloud passes")
     done = len(list((out / PARTIAL).glob("unit-*.json"))) if (out / PARTIAL).is_dir() else 0
     print(f"output: {out}" + (f" ({done} units already done: a run would resume)" if done else ""))
     return 0

@@ -135,27 +135,33 @@ def transmit(prep: Prepared, cell: ChannelCell, trial: int):
     """The network simulation of one (cell, trial): a pure function of scenario, cell and trial."""
     scn = prep.scenario
     rng = trial_rng(scn.seed, cell, trial)
-    return simulate(len(prep.labels), prep.bits_per_packet, cell.channel, rng, _link(scn), scn.network.fps)
+    n = len(prep.labels)
+    channel = cell.channel.for_trial(trial, n * prep.layout.packets_per_tensor)
+    return simulate(n, prep.bits_per_packet, channel, rng, _link(scn), scn.network.fps)
 
 
-def save_loss_patterns(prep: Prepared, directory) -> Path:
-    """Write every (cell, trial)'s packet loss flags as ``.npy`` (bool, True = lost; image i's
-    packets are ``[i*K, (i+1)*K)`` in send order) and an ``index.csv`` describing them."""
-    scn = prep.scenario
+def save_loss_patterns(preps: list[Prepared], directory) -> Path:
+    """Write every (config, cell, trial)'s packet loss flags as ``.npy`` (bool, True = lost;
+    image i's packets are ``[i*K, (i+1)*K)`` in send order) and an ``index.csv`` describing
+    them. A file replays as a ``kind: trace`` channel."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     index = []
-    for ci, cell in enumerate(scn.cells):
-        for trial in range(scn.trials):
-            lost = transmit(prep, cell, trial).lost
-            name = f"cell{ci:03d}_trial{trial:03d}.npy"
-            tmp = d / f".{name}.tmp.npy"
-            np.save(tmp, lost)
-            tmp.replace(d / name)
-            index.append({"file": name, "channel": cell.kind, "loss_rate": cell.loss_rate,
-                          "burst_length": cell.burst_length, "trial": trial, "n_images": len(prep.labels),
-                          "packets_per_image": prep.layout.packets_per_tensor, "order": scn.order,
-                          "rows_per_packet": scn.rows_per_packet, "realised_loss_rate": float(lost.mean())})
+    for k, prep in enumerate(preps):
+        scn = prep.scenario
+        for ci, cell in enumerate(scn.cells):
+            for trial in range(scn.trials):
+                lost = transmit(prep, cell, trial).lost
+                name = (f"cfg{k:02d}_" if len(preps) > 1 else "") + f"cell{ci:03d}_trial{trial:03d}.npy"
+                tmp = d / f".{name}.tmp.npy"
+                np.save(tmp, lost)
+                tmp.replace(d / name)
+                index.append({"file": name, "channel": cell.kind, "loss_rate": cell.loss_rate,
+                              "burst_length": cell.burst_length, "trial": trial, "n_images": len(prep.labels),
+                              "packets_per_image": prep.layout.packets_per_tensor, "split": prep.split,
+                              "bits": scn.bits, "order": scn.order, "rows_per_packet": scn.rows_per_packet,
+                              "realised_loss_rate": float(lost.mean())})
+
     def write(f):
         w = csv.DictWriter(f, fieldnames=list(index[0]))
         w.writeheader()
@@ -289,13 +295,22 @@ def _single_threaded_children():
 def _init_worker(scn: Scenario) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    prep = prepare(scn)
-    _WORKER["prep"] = prep
-    _WORKER["methods"] = build_methods(scn, prep)
+    _WORKER.clear()
+    _WORKER.update(scenario=scn, parts={})
 
 
-def _dask_unit(unit: tuple[int, int], scn: Scenario, fp: str) -> tuple[tuple[int, int], list[dict]]:
-    """A work unit on a Dask worker: the worker prepares the scenario once, on first use."""
+def _part(k: int, log=None) -> tuple[Prepared, list]:
+    """Config k's prepared state and methods, made on first use in this process."""
+    parts = _WORKER["parts"]
+    if k not in parts:
+        sub = _WORKER["scenario"].for_config(_WORKER["scenario"].configs[k])
+        prep = prepare(sub)
+        parts[k] = (prep, build_methods(sub, prep, log))
+    return parts[k]
+
+
+def _dask_unit(unit: tuple[int, int, int], scn: Scenario, fp: str) -> tuple[tuple[int, int, int], list[dict]]:
+    """A work unit on a Dask worker: the worker prepares each config once, on first use."""
     if _WORKER.get("fingerprint") != fp:
         _init_worker(scn)
         _WORKER["fingerprint"] = fp
@@ -321,27 +336,30 @@ def _run_on_dask(client, scn: Scenario, fp: str, todo: list, finished) -> None:
         finished(*fut.result())
 
 
-def _run_unit(unit: tuple[int, int]) -> tuple[tuple[int, int], list[dict]]:
-    cell_index, trial = unit
-    prep = _WORKER["prep"]
-    return unit, run_trial(prep, prep.scenario.cells[cell_index], trial, _WORKER["methods"])
+def _run_unit(unit: tuple[int, int, int]) -> tuple[tuple[int, int, int], list[dict]]:
+    k, cell_index, trial = unit
+    prep, methods = _part(k)
+    return unit, run_trial(prep, prep.scenario.cells[cell_index], trial, methods)
 
 
 def run(scn: Scenario, progress=None, log=None, workers: int | None = None,
-        checkpoint_dir=None, dask: str | None = None) -> tuple[list[dict], Prepared]:
-    """Run every (cell, trial) of ``scn``; returns the result rows (in cell, trial, method
-    order) and the prepared state. ``workers`` local processes (default: all cores), or
-    the Dask scheduler at ``dask``. With ``checkpoint_dir``, finished units are saved there
-    and a rerun resumes from them."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(scn.cells) * scn.trials))
+        checkpoint_dir=None, dask: str | None = None) -> tuple[list[dict], list[Prepared]]:
+    """Run every (config, cell, trial) of ``scn``; returns the result rows (in config, cell,
+    trial, method order) and each config's prepared state. ``workers`` local processes
+    (default: all cores), or the Dask scheduler at ``dask``. With ``checkpoint_dir``,
+    finished units are saved there and a rerun resumes from them."""
+    units = [(k, c, t) for k in range(len(scn.configs)) for c in range(len(scn.cells)) for t in range(scn.trials)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(units)))
     client = _connect_dask(dask) if dask else None  # fail fast, before anything is written
     torch.set_num_threads(1)
-    prep = prepare(scn)
-    methods = build_methods(scn, prep, log)  # fits trained methods once, into the cache
-    units = [(c, t) for c in range(len(scn.cells)) for t in range(scn.trials)]
+    _init_worker(scn)
+    # Every config prepared (and its trained methods fitted into the cache) up front: a
+    # bad split or packet size fails before any work, and workers only load from the cache.
+    parts = [_part(k, log) for k in range(len(scn.configs))]
+    preps = [p for p, _ in parts]
     ckpt = None
-    fp = fingerprint(scn.resolved(), prep.model.weights_id)
-    results: dict[tuple[int, int], list[dict]] = {}
+    fp = fingerprint(scn.resolved(), preps[0].model.weights_id)
+    results: dict[tuple[int, int, int], list[dict]] = {}
     if checkpoint_dir is not None:
         ckpt = Checkpoint(checkpoint_dir, fp)
         results = {u: rows for u, rows in ckpt.done().items() if u in set(units)}
@@ -362,7 +380,6 @@ def run(scn: Scenario, progress=None, log=None, workers: int | None = None,
         with client:
             _run_on_dask(client, scn, fp, todo, finished)
     elif workers == 1 or len(todo) <= 1:
-        _WORKER.update(prep=prep, methods=methods)
         for unit in todo:
             finished(*_run_unit(unit))
     else:
@@ -371,8 +388,8 @@ def run(scn: Scenario, progress=None, log=None, workers: int | None = None,
             min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(scn,)
         ) as pool:
             # Costliest units (highest loss) first, so that the last ones to finish are short.
-            by_cost = sorted(todo, key=lambda u: -scn.cells[u[0]].loss_rate)
+            by_cost = sorted(todo, key=lambda u: (-scn.cells[u[1]].loss_rate, u))
             for fut in as_completed([pool.submit(_run_unit, u) for u in by_cost]):
                 finished(*fut.result())
     rows = [row for unit in units for row in results[unit]]
-    return rows, prep
+    return rows, preps

@@ -52,7 +52,15 @@ def _group_label(row: dict, by: tuple[str, ...]) -> str:
 def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: str = "top1",
                 by: tuple[str, ...] = ("channel", "burst_length"), reference: dict | None = None,
                 title: str | None = None) -> None:
-    """Mean ``y`` against ``x``; one line per (method, ``by`` group); 95 % band over trials."""
+    """Mean ``y`` against ``x``; one line per (method, ``by`` group); 95 % band over trials.
+
+    Grid keys (split, bits, rows per packet, order) that vary in ``rows`` are always added
+    to ``by``: lines never pool different configs. With ``x = burst_length``, i.i.d. rows
+    (mean burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
+    """
+    from dfsim.statistics import varying_config_keys
+
+    by = tuple(by) + tuple(k for k in varying_config_keys(rows) if k not in by)
     col, ylabel, yscale = Y_METRICS[y]
     xlabel, xscale = X_AXES[x]
     groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -65,6 +73,7 @@ def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: st
     colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
     styles = {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(dict.fromkeys(k[1:] for k in groups))}
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
+    iid_marked = False
     for key in sorted(groups, key=lambda k: (methods.index(k[0]), str(k[1:]))):
         by_x = groups[key]
         xs = sorted(by_x)
@@ -74,11 +83,17 @@ def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: st
         px = [xscale * v for v in xs]
         c = colours[key[0]]
         label = key[0] + (f" — {labels[key]}" if labels[key] else "")
+        if x == "burst_length" and "channel" in by and key[1 + by.index("channel")] == "iid":
+            ax.errorbar(px, mean, yerr=half, fmt="*", ms=8, color=c, capsize=2, label="_nolegend_")
+            iid_marked = True
+            continue
         ax.plot(px, mean, styles[key[1:]], marker="o", ms=3.5, color=c, label=label)
         ax.fill_between(px, [m - h for m, h in zip(mean, half, strict=True)],
                         [m + h for m, h in zip(mean, half, strict=True)], color=c, alpha=0.18, lw=0)
     for i, (label, value) in enumerate((reference or {}).items()):
         ax.axhline(yscale * value, color="0.35", lw=0.9, ls=(0, (1, 2 + i)), label=f"{label} ({yscale * value:.2f} %)")
+    if iid_marked:
+        ax.plot([], [], "*", ms=8, color="0.35", label="i.i.d. loss (mean burst 1/(1-P)), same colours")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)

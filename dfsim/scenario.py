@@ -7,21 +7,22 @@ example and README for every key.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dfsim.channels import Bernoulli, ChannelParameterError, GilbertElliott, LossChannel
+from dfsim.channels import Bernoulli, ChannelParameterError, GilbertElliott, LossChannel, Trace, TraceError
 from dfsim.completion.base import available_methods, make, method_class, method_parameters
 from dfsim.encoding import MAX_BITS, MIN_BITS
 from dfsim.errors import UserError
 from dfsim.packets import SEND_ORDERS
 
-CHANNEL_KINDS = ("iid", "gilbert-elliott")
+CHANNEL_KINDS = ("iid", "gilbert-elliott", "trace")
 DATASETS = ("fashion-mnist",)
 
 
@@ -60,12 +61,34 @@ class ChannelCell:
 
     @property
     def key(self) -> str:
+        if self.kind == "trace":
+            return f"trace|file={self.channel.name}|trial_offset={self.channel.trial_offset}"
         return f"{self.kind}|loss={self.loss_rate!r}|burst={self.burst_length!r}"
 
     @property
     def seed_key(self) -> int:
         """Stable integer for seeding: the same setting draws the same losses in any scenario."""
         return zlib.crc32(self.key.encode())
+
+
+@dataclass(frozen=True)
+class Config:
+    """One point of the scenario's packetization grid: where to split, how many bits,
+    how many rows per packet and in which order packets are sent."""
+
+    split: str | None  # None: the model's default split point
+    bits: int
+    rows_per_packet: int
+    order: str
+
+    def describe(self) -> str:
+        return (f"split {self.split or '(default)'}, {self.bits}-bit, {self.rows_per_packet} rows/packet, "
+                f"{self.order}")
+
+
+# The scenario keys that may be lists (a grid) and their Config field.
+GRID_KEYS = {"model.split": "split", "encoding.bits": "bits", "packets.rows_per_packet": "rows_per_packet",
+             "packets.order": "order"}
 
 
 @dataclass(frozen=True)
@@ -93,16 +116,42 @@ class Scenario:
     reference_method: str = "zeros"  # the paired test compares every method with this one
     dask_scheduler: str | None = None  # run on this Dask scheduler instead of local processes
     source: str = ""
+    # Every (split, bits, rows_per_packet, order) of the grid. The scalar fields above
+    # (model.split, bits, rows_per_packet, order) hold configs[0]; for_config() gives the
+    # single-config scenario that one part of a run works with.
+    configs: tuple[Config, ...] = ()
+
+    def __post_init__(self):
+        if not self.configs:
+            object.__setattr__(self, "configs", (self.config,))
+
+    @property
+    def config(self) -> Config:
+        return Config(self.model.split, self.bits, self.rows_per_packet, self.order)
+
+    def for_config(self, cfg: Config) -> "Scenario":
+        return replace(self, model=replace(self.model, split=cfg.split), bits=cfg.bits,
+                       rows_per_packet=cfg.rows_per_packet, order=cfg.order, configs=(cfg,))
+
+    @property
+    def n_units(self) -> int:
+        return len(self.configs) * len(self.cells) * self.trials
 
     def resolved(self) -> dict[str, Any]:
-        """The scenario with every default filled in (for manifest.json)."""
+        """The scenario with every default filled in (for manifest.json). A grid key holds
+        the list of its values, and ``grid`` every config in run order."""
+        def values(f):
+            vs = list(dict.fromkeys(getattr(c, f) for c in self.configs))
+            return vs if len(vs) > 1 else vs[0]
+
         return {
             "name": self.name,
             "seed": self.seed,
-            "model": asdict(self.model),
+            "model": {**asdict(self.model), "split": values("split")},
             "data": asdict(self.data),
-            "encoding": {"bits": self.bits},
-            "packets": {"rows_per_packet": self.rows_per_packet, "order": self.order},
+            "encoding": {"bits": values("bits")},
+            "packets": {"rows_per_packet": values("rows_per_packet"), "order": values("order")},
+            **({"grid": [asdict(c) for c in self.configs]} if len(self.configs) > 1 else {}),
             "network": asdict(self.network),
             "cells": [
                 {"kind": c.kind, "loss_rate": c.loss_rate, "burst_length": c.burst_length, "channel": repr(c.channel)}
@@ -216,6 +265,12 @@ def _list(key: str, value, item, allow_scalar=True) -> list:
     return [item(f"{key}[{i}]", v) for i, v in enumerate(value)]
 
 
+def _bool(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"{key}: expected true or false, got {_type_name(value)} {value!r}")
+    return value
+
+
 def _existing_path(key: str, value, kind: str) -> str:
     s = _str(key, value)
     p = Path(s).expanduser()
@@ -227,7 +282,7 @@ def _existing_path(key: str, value, kind: str) -> str:
 
 # --------------------------------------------------------------------------- the schema
 TOP_KEYS = ("name", "seed", "model", "data", "encoding", "packets", "network", "channels", "methods",
-            "trials", "output", "batch_size", "reference_method", "dask_scheduler")
+            "trials", "output", "batch_size", "reference_method", "dask_scheduler", "zip")
 
 
 def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -> Scenario:
@@ -242,11 +297,8 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     seed = _int("seed", raw.get("seed", 0), 0, 2**63 - 1)
 
     m = _mapping("model", raw.get("model", {}), ("name", "split", "weights"))
-    model = ModelSpec(
-        name=_str("model.name", m.get("name", ModelSpec.name)),
-        split=_str("model.split", m["split"]) if m.get("split") is not None else None,
-        weights=_existing_path("model.weights", m["weights"], "file") if m.get("weights") is not None else None,
-    )
+    model_name = _str("model.name", m.get("name", ModelSpec.name))
+    weights = _existing_path("model.weights", m["weights"], "file") if m.get("weights") is not None else None
 
     d = _mapping("data", raw.get("data", {}), ("dataset", "split", "n_images", "dir"))
     data = DataSpec(
@@ -257,11 +309,20 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     )
 
     e = _mapping("encoding", raw.get("encoding", {}), ("bits",))
-    bits = _int("encoding.bits", e.get("bits", 8), MIN_BITS, MAX_BITS)
-
     pk = _mapping("packets", raw.get("packets", {}), ("rows_per_packet", "order"))
-    rows_per_packet = _int("packets.rows_per_packet", pk.get("rows_per_packet", 4), 1)
-    order = _str("packets.order", pk.get("order", "row-major"), SEND_ORDERS)
+    grid_values = {
+        "model.split": _grid_list("model.split", m.get("split"),
+                                  lambda k, v: None if v is None else _str(k, v)),
+        "encoding.bits": _grid_list("encoding.bits", e.get("bits", 8), lambda k, v: _int(k, v, MIN_BITS, MAX_BITS)),
+        "packets.rows_per_packet": _grid_list("packets.rows_per_packet", pk.get("rows_per_packet", 4),
+                                              lambda k, v: _int(k, v, 1)),
+        "packets.order": _grid_list("packets.order", pk.get("order", "row-major"),
+                                    lambda k, v: _str(k, v, SEND_ORDERS)),
+    }
+    configs = _expand_grid(grid_values, raw.get("zip"))
+    first = configs[0]
+    model = ModelSpec(name=model_name, split=first.split, weights=weights)
+    bits, rows_per_packet, order = first.bits, first.rows_per_packet, first.order
 
     nw = _mapping("network", raw.get("network", {}), ("bandwidth_mbps", "propagation_ms", "header_bytes", "fps"))
     network = NetworkSpec(
@@ -285,7 +346,51 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
                         f"({', '.join(labels)})")
     dask_scheduler = _str("dask_scheduler", raw["dask_scheduler"]) if raw.get("dask_scheduler") is not None else None
     return Scenario(name, seed, model, data, bits, rows_per_packet, order, network, cells, methods, trials,
-                    output, batch_size, reference_method, dask_scheduler, source)
+                    output, batch_size, reference_method, dask_scheduler, source, configs)
+
+
+def _grid_list(key: str, value, item) -> list:
+    """A grid key: one value, or a list of values (each validated, no repeats)."""
+    values = [item(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else [item(key, value)]
+    if not values:
+        raise UserError(f"{key}: must not be an empty list")
+    dup = [v for i, v in enumerate(values) if v in values[:i]]
+    if dup:
+        raise UserError(f"{key}: {dup[0]!r} is listed twice")
+    return values
+
+
+def _expand_grid(values: dict[str, list], zipped) -> tuple[Config, ...]:
+    """The product of the grid keys' lists, except that the keys in each ``zip`` group
+    advance together (their lists must have equal lengths)."""
+    groups: list[list[str]] = []
+    if zipped is not None:
+        zipped = _list("zip", zipped, lambda k, v: (k, v), allow_scalar=False)
+        used: set[str] = set()
+        for key, group in zipped:
+            if not isinstance(group, list) or len(group) < 2:
+                raise UserError(f"{key}: expected a list of at least two grid keys, got {group!r}")
+            for name in group:
+                if name not in GRID_KEYS:
+                    raise UserError(f"{key}: {name!r} is not a grid key (one of {', '.join(GRID_KEYS)})")
+                if name in used:
+                    raise UserError(f"{key}: {name!r} appears in more than one zip group")
+                used.add(name)
+            lengths = {name: len(values[name]) for name in group}
+            if len(set(lengths.values())) > 1:
+                raise UserError(f"{key}: zipped lists differ in length ("
+                                + ", ".join(f"{n} has {n_}" for n, n_ in lengths.items()) + ")")
+            groups.append(list(group))
+        groups += [[name] for name in GRID_KEYS if name not in used]
+    else:
+        groups = [[name] for name in GRID_KEYS]
+    # Each group is one axis; the product runs over axes in GRID_KEYS order of their first key.
+    groups.sort(key=lambda g: min(list(GRID_KEYS).index(n) for n in g))
+    points = [{}]
+    for group in groups:
+        n = len(values[group[0]])
+        points = [{**p, **{GRID_KEYS[name]: values[name][i] for name in group}} for p in points for i in range(n)]
+    return tuple(Config(**p) for p in points)
 
 
 def _parse_channels(value) -> tuple[ChannelCell, ...]:
@@ -296,7 +401,20 @@ def _parse_channels(value) -> tuple[ChannelCell, ...]:
     cells: list[ChannelCell] = []
     for i, ch in enumerate(value):
         key = f"channels[{i}]"
-        ch = _mapping(key, ch, ("kind", "loss_rates", "burst_lengths"))
+        if isinstance(ch, dict) and ch.get("kind") == "trace":
+            ch = _mapping(key, ch, ("kind", "file", "trial_offset"))
+            if "file" not in ch:
+                raise UserError(f"{key}.file: required for kind 'trace' (one 0/1 per packet: .npy, .csv or .txt)")
+            path = _existing_path(f"{key}.file", ch["file"], "file")
+            offset = ch.get("trial_offset")
+            offset = None if offset is None else _int(f"{key}.trial_offset", offset, 0)
+            try:
+                trace = Trace.from_file(path, offset)
+            except TraceError as exc:
+                raise UserError(f"{key}.file: {exc}") from None
+            cells.append(ChannelCell("trace", trace.loss_rate, trace.mean_burst_length, trace))
+            continue
+        ch = _mapping(key, ch, ("kind", "loss_rates", "burst_lengths", "zip"))
         if "kind" not in ch:
             raise UserError(f"{key}.kind: required key is missing (one of {', '.join(CHANNEL_KINDS)})")
         kind = _str(f"{key}.kind", ch["kind"], CHANNEL_KINDS)
@@ -304,6 +422,8 @@ def _parse_channels(value) -> tuple[ChannelCell, ...]:
             raise UserError(f"{key}.loss_rates: required key is missing")
         losses = _list(f"{key}.loss_rates", ch["loss_rates"], lambda k, v: _num(k, v, 0, 1))
         if kind == "iid":
+            if "zip" in ch:
+                raise UserError(f"{key}.zip: kind 'iid' has only loss_rates, nothing to zip")
             if "burst_lengths" in ch:
                 raise UserError(
                     f"{key}.burst_lengths: not used by kind 'iid' (its mean burst is 1/(1-loss)); "
@@ -316,33 +436,44 @@ def _parse_channels(value) -> tuple[ChannelCell, ...]:
             if "burst_lengths" not in ch:
                 raise UserError(f"{key}.burst_lengths: required for kind 'gilbert-elliott'")
             bursts = _list(f"{key}.burst_lengths", ch["burst_lengths"], lambda k, v: _num(k, v, 1))
-            for j, loss in enumerate(losses):
-                for b, burst in enumerate(bursts):
-                    try:
-                        ch_obj = GilbertElliott.from_loss_burst(loss, burst)
-                    except ChannelParameterError as exc:
-                        raise UserError(f"{key}: loss_rates[{j}]={loss:g}, burst_lengths[{b}]={burst:g}: {exc}") from None
-                    cells.append(ChannelCell(kind, loss, burst, ch_obj))
+            if _bool(f"{key}.zip", ch.get("zip", False)):
+                if len(losses) != len(bursts):
+                    raise UserError(f"{key}.zip: loss_rates has {len(losses)} values and burst_lengths "
+                                    f"{len(bursts)}; zipped lists must have equal lengths")
+                pairs = [(j, j) for j in range(len(losses))]
+            else:
+                pairs = [(j, b) for j in range(len(losses)) for b in range(len(bursts))]
+            for j, b in pairs:
+                loss, burst = losses[j], bursts[b]
+                try:
+                    ch_obj = GilbertElliott.from_loss_burst(loss, burst)
+                except ChannelParameterError as exc:
+                    raise UserError(f"{key}: loss_rates[{j}]={loss:g}, burst_lengths[{b}]={burst:g}: {exc}") from None
+                cells.append(ChannelCell(kind, loss, burst, ch_obj))
     seen = set()
     for c in cells:
         if c.key in seen:
-            raise UserError(f"channels: setting {c.kind} loss {c.loss_rate:g} burst {c.burst_length:g} appears twice")
+            what = repr(c.channel) if c.kind == "trace" else f"{c.kind} loss {c.loss_rate:g} burst {c.burst_length:g}"
+            raise UserError(f"channels: setting {what} appears twice")
         seen.add(c.key)
     return tuple(cells)
 
 
 def _parse_methods(value) -> tuple[MethodSpec, ...]:
+    """Method entries; a parameter given as a list expands into one method per value
+    (the product over list parameters, or element-wise with ``zip: true``)."""
     items = _list("methods", value, lambda k, v: (k, v))
     specs: list[MethodSpec] = []
     for key, item in items:
         if isinstance(item, str):
-            name, params, label = item, {}, None
+            name, params, label, zipped = item, {}, None, False
         elif isinstance(item, dict):
             if "name" not in item:
                 raise UserError(f"{key}.name: required key is missing (one of {', '.join(available_methods())})")
             name = _str(f"{key}.name", item["name"])
-            params = {k: v for k, v in item.items() if k not in ("name", "label")}
+            params = {k: v for k, v in item.items() if k not in ("name", "label", "zip")}
             label = _str(f"{key}.label", item["label"]) if "label" in item else None
+            zipped = _bool(f"{key}.zip", item.get("zip", False))
         else:
             raise UserError(f"{key}: expected a method name or a mapping with 'name', got {_type_name(item)}")
         if name not in available_methods():
@@ -350,17 +481,40 @@ def _parse_methods(value) -> tuple[MethodSpec, ...]:
         for lp in method_class(name).layout_params:
             if lp in params:
                 raise UserError(f"{key}.{lp}: set by packets.{lp} for every method, not per method")
-        try:
-            make(name, **params)  # validates the parameters
-        except UserError as exc:
-            raise UserError(f"{key} ({exc})") from None
-        full = {k: v for k, v in {**method_parameters(name), **params}.items()
-                if k not in method_class(name).layout_params}
-        if label is None:
-            label = name if not params else name + "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
-        specs.append(MethodSpec(name, full, label))
+        for variant, varying in _method_variants(key, params, zipped):
+            try:
+                make(name, **variant)  # validates the parameters
+            except UserError as exc:
+                raise UserError(f"{key} ({exc})") from None
+            full = {k: v for k, v in {**method_parameters(name), **variant}.items()
+                    if k not in method_class(name).layout_params}
+            shown = variant if label is None else varying
+            base = name if label is None else label
+            text = base if not shown else base + "(" + ",".join(f"{k}={v}" for k, v in shown.items()) + ")"
+            specs.append(MethodSpec(name, full, text))
     labels = [s.label for s in specs]
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
         raise UserError(f"methods: {', '.join(sorted(dup))} listed twice (give each a distinct 'label')")
     return tuple(specs)
+
+
+def _method_variants(key: str, params: dict, zipped: bool) -> list[tuple[dict, dict]]:
+    """(parameters, the list-valued ones' values) for every variant of one method entry."""
+    lists = {k: v for k, v in params.items() if isinstance(v, list)}
+    for k, v in lists.items():
+        if not v:
+            raise UserError(f"{key}.{k}: must not be an empty list")
+    if not lists:
+        if zipped:
+            raise UserError(f"{key}.zip: no parameter is a list, nothing to zip")
+        return [(params, {})]
+    if zipped:
+        lengths = {k: len(v) for k, v in lists.items()}
+        if len(set(lengths.values())) > 1:
+            raise UserError(f"{key}.zip: zipped lists differ in length ("
+                            + ", ".join(f"{k} has {n}" for k, n in lengths.items()) + ")")
+        combos = [dict(zip(lists, vs, strict=True)) for vs in zip(*lists.values(), strict=True)]
+    else:
+        combos = [dict(zip(lists, vs, strict=True)) for vs in itertools.product(*lists.values())]
+    return [({**params, **c}, c) for c in combos]

@@ -9,13 +9,16 @@ the t-test is used; its p-value assumes roughly normal differences.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 
 import numpy as np
 
 from dfsim.results import mean_ci95
 
-CELL_KEYS = ("channel", "loss_rate", "burst_length")
+CONFIG_KEYS = ("split", "bits", "rows_per_packet", "order")  # the packetization grid
+CHANNEL_KEYS = ("channel", "loss_rate", "burst_length")
+CELL_KEYS = CONFIG_KEYS + CHANNEL_KEYS
 METRICS = ("top1", "agreement", "realised_loss_rate", "completion_ms_per_tensor", "mse_lost", "completion_iters",
            "latency_p95_ms")
 
@@ -27,16 +30,18 @@ def paired_t_pvalue(a, b) -> float:
     d = np.asarray(a, float) - np.asarray(b, float)
     if len(d) < 2 or np.all(d == d[0]):
         return 1.0 if np.all(d == 0) else (0.0 if len(d) >= 2 else math.nan)
-    return float(stats.ttest_rel(a, b).pvalue)
+    with warnings.catch_warnings():  # near-constant differences: scipy warns, the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_rel(a, b).pvalue)
 
 
 def summarize(rows: list[dict], reference: str | None = None) -> list[dict]:
-    """One row per (channel setting, method), in the order they first appear."""
+    """One row per (config, channel setting, method), in the order they first appear."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     reference = reference if reference in methods else ("zeros" if "zeros" in methods else methods[0])
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        groups[tuple(r[k] for k in CELL_KEYS)][r["method"]].append(r)
+        groups[tuple(r.get(k) for k in CELL_KEYS)][r["method"]].append(r)
     out = []
     for cell, by_method in groups.items():
         ref = sorted(by_method.get(reference, []), key=lambda r: r["trial"])
@@ -44,7 +49,8 @@ def summarize(rows: list[dict], reference: str | None = None) -> list[dict]:
             trials = sorted(by_method.get(method, []), key=lambda r: r["trial"])
             if not trials:
                 continue
-            row = dict(zip(CELL_KEYS, cell, strict=True))
+            values = dict(zip(CELL_KEYS, cell, strict=True))
+            row = {k: values[k] for k in CHANNEL_KEYS + CONFIG_KEYS}
             row.update(method=method, trials=len(trials))
             for m in METRICS:
                 if m in trials[0]:
@@ -60,14 +66,23 @@ def summarize(rows: list[dict], reference: str | None = None) -> list[dict]:
     return out
 
 
+def varying_config_keys(rows: list[dict]) -> list[str]:
+    """The grid keys that take more than one value in ``rows``."""
+    return [k for k in CONFIG_KEYS if len({r.get(k) for r in rows}) > 1]
+
+
 def markdown_table(summary: list[dict], metric: str = "top1") -> str:
-    """Methods as columns, channel settings as rows: mean ± 95 % CI (in %), best per row in bold."""
+    """Methods as columns, (config, channel setting) as rows: mean ± 95 % CI (in %), best
+    per row in bold. Grid keys appear as columns only when they vary."""
     methods = list(dict.fromkeys(r["method"] for r in summary))
-    cells = list(dict.fromkeys(tuple(r[k] for k in CELL_KEYS) for r in summary))
-    by = {(tuple(r[k] for k in CELL_KEYS), r["method"]): r for r in summary}
+    cells = list(dict.fromkeys(tuple(r.get(k) for k in CELL_KEYS) for r in summary))
+    by = {(tuple(r.get(k) for k in CELL_KEYS), r["method"]): r for r in summary}
     scale = 100.0 if metric in ("top1", "agreement") else 1.0
-    lines = ["| channel | loss | burst | " + " | ".join(f"`{m}`" for m in methods) + " |",
-             "|---|---:|---:|" + "---:|" * len(methods)]
+    shown = varying_config_keys(summary)
+    heads = [k.replace("rows_per_packet", "rows/packet") for k in shown]
+    lines = ["| " + "".join(f"{h} | " for h in heads) + "channel | loss | burst | "
+             + " | ".join(f"`{m}`" for m in methods) + " |",
+             "|" + "---|" * len(shown) + "---|---:|---:|" + "---:|" * len(methods)]
     for cell in cells:
         vals = {m: by[(cell, m)][f"{metric}_mean"] for m in methods if (cell, m) in by}
         best = max(vals.values()) if vals else None
@@ -81,8 +96,10 @@ def markdown_table(summary: list[dict], metric: str = "top1") -> str:
             if r.get("p_vs_reference") is not None and not math.isnan(r["p_vs_reference"]) and r["p_vs_reference"] < 0.05:
                 text += "*"
             entries.append(f"**{text}**" if vals[m] == best else text)
-        channel, loss, burst = cell
-        lines.append(f"| {channel} | {loss:g} | {burst:.3g} | " + " | ".join(entries) + " |")
+        values = dict(zip(CELL_KEYS, cell, strict=True))
+        channel, loss, burst = (values[k] for k in CHANNEL_KEYS)
+        lines.append("| " + "".join(f"{values[k]} | " for k in shown)
+                     + f"{channel} | {loss:g} | {burst:.3g} | " + " | ".join(entries) + " |")
     ref = summary[0]["reference"] if summary else ""
     lines.append("")
     lines.append(f"Mean {metric} (%) ± 95 % CI over trials; best per row in bold; * = differs from `{ref}` "

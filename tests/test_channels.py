@@ -108,3 +108,43 @@ def test_same_generator_same_draws():
 def test_invalid_parameters_state_the_valid_range(make, match):
     with pytest.raises(ChannelParameterError, match=match):
         make()
+
+
+# --------------------------------------------------------------------------- trace replay
+from dfsim.channels import Trace, TraceError, read_trace  # noqa: E402
+
+
+def test_trace_formats_read_the_same_flags(tmp_path):
+    flags = np.array([0, 1, 1, 0, 0, 0, 1, 0, 1, 1, 1, 0], bool)
+    np.save(tmp_path / "t.npy", flags)
+    (tmp_path / "t.csv").write_text("# recorded on a LTE uplink\n" + ",".join(map(str, flags.astype(int))) + "\n")
+    (tmp_path / "t.txt").write_text("\n".join(map(str, flags.astype(int))))
+    for name in ("t.npy", "t.csv", "t.txt"):
+        assert np.array_equal(read_trace(tmp_path / name), flags), name
+    tr = Trace.from_file(tmp_path / "t.npy")
+    assert tr.loss_rate == flags.mean() and tr.mean_burst_length == 6 / 3
+
+
+def test_trace_replays_bit_for_bit_and_loops(tmp_path):
+    flags = np.random.default_rng(0).random(1000) < 0.2
+    np.save(tmp_path / "t.npy", flags)
+    tr = Trace.from_file(tmp_path / "t.npy")
+    s = tr.stream(np.random.default_rng(1))
+    got = np.concatenate([s.take(300), s.take(900)])  # the second call continues and wraps around
+    assert np.array_equal(got, np.concatenate([flags, flags[:200]]))
+    # consecutive trials by default; a fixed offset when given
+    assert np.array_equal(tr.for_trial(2, 300).sample(10, None), flags[600:610])
+    assert np.array_equal(tr.for_trial(3, 400).sample(5, None), flags[200:205])  # 1200 mod 1000
+    fixed = Trace.from_file(tmp_path / "t.npy", trial_offset=7)
+    assert np.array_equal(fixed.for_trial(2, 300).sample(4, None), flags[14:18])
+
+
+@pytest.mark.parametrize("content,message", [
+    ("0 1 2", "loss flags must be 0 or 1, found '2'"),
+    ("", "the loss trace is empty"),
+])
+def test_bad_traces_name_the_file(tmp_path, content, message):
+    (tmp_path / "bad.txt").write_text(content)
+    with pytest.raises(TraceError, match=message) as info:
+        read_trace(tmp_path / "bad.txt")
+    assert "bad.txt" in str(info.value)

@@ -119,6 +119,96 @@ def test_dry_run_prints_the_cells_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(scn), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "4 channel settings x 1 trials = 4 work units" in text
-    assert "GilbertElliott(p=0.0555556, r=0.5," in text and "work: 80 tensor completions" in text
+    assert "1 configs x 4 settings x 1 trials = 4 work units; at most 80 tensor completions" in text
+    assert "GilbertElliott(p=0.0555556, r=0.5," in text
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- grids
+def test_grid_keys_expand_to_their_product_in_key_order(tmp_path):
+    scn = load_scenario(write(tmp_path, GOOD + "encoding: {bits: [4, 8]}\n"
+                              "packets: {rows_per_packet: [2, 4, 7], order: [row-major, channel-major]}\n"))
+    got = [(c.bits, c.rows_per_packet, c.order) for c in scn.configs]
+    assert got == [(b, r, o) for b in (4, 8) for r in (2, 4, 7) for o in ("row-major", "channel-major")]
+    assert scn.n_units == 12 * len(scn.cells) * scn.trials
+    sub = scn.for_config(scn.configs[5])
+    assert (sub.bits, sub.rows_per_packet, sub.order, sub.configs) == (4, 7, "channel-major", (scn.configs[5],))
+    assert scn.resolved()["packets"]["rows_per_packet"] == [2, 4, 7] and len(scn.resolved()["grid"]) == 12
+
+
+def test_zip_pairs_grid_keys_instead_of_crossing_them(tmp_path):
+    scn = load_scenario(write(tmp_path, GOOD + "encoding: {bits: [4, 6, 8]}\n"
+                              "packets: {rows_per_packet: [1, 2, 4], order: [row-major, channel-major]}\n"
+                              "zip: [[encoding.bits, packets.rows_per_packet]]\n"))
+    got = [(c.bits, c.rows_per_packet, c.order) for c in scn.configs]
+    assert got == [(b, r, o) for b, r in ((4, 1), (6, 2), (8, 4)) for o in ("row-major", "channel-major")]
+
+
+def test_split_points_can_be_a_grid(tmp_path):
+    scn = load_scenario(write(tmp_path, GOOD + "model: {split: [add_1, relu_2]}\n"))
+    assert [c.split for c in scn.configs] == ["add_1", "relu_2"]
+    assert scn.for_config(scn.configs[1]).model.split == "relu_2"
+
+
+def test_zipped_channel_lists_pair_loss_and_burst(tmp_path):
+    scn = load_scenario(write(tmp_path, GOOD.replace(
+        "{kind: iid, loss_rates: [0.1]}",
+        "{kind: gilbert-elliott, loss_rates: [0.1, 0.2, 0.3], burst_lengths: [2, 3, 4], zip: true}")))
+    assert [(c.loss_rate, c.burst_length) for c in scn.cells] == [(0.1, 2.0), (0.2, 3.0), (0.3, 4.0)]
+
+
+def test_method_parameter_lists_expand_into_labelled_variants(tmp_path):
+    scn = load_scenario(write(tmp_path, GOOD.replace(
+        "methods: [zeros]",
+        "methods: [zeros, {name: halrtc, max_iters: [2, 5], rho: [0.01, 0.1]},"
+        " {name: silrtc, label: S, max_iters: [1, 3], beta: [0.1, 0.2], zip: true}]")))
+    assert [m.label for m in scn.methods] == [
+        "zeros", "halrtc(max_iters=2,rho=0.01)", "halrtc(max_iters=2,rho=0.1)", "halrtc(max_iters=5,rho=0.01)",
+        "halrtc(max_iters=5,rho=0.1)", "S(max_iters=1,beta=0.1)", "S(max_iters=3,beta=0.2)"]
+    assert scn.methods[3].params["max_iters"] == 5 and scn.methods[3].params["rho"] == 0.01
+    assert scn.methods[6].params["beta"] == 0.2
+
+
+GRID_ERRORS = [
+    (GOOD + "encoding: {bits: [4, 20]}\n", "encoding.bits[1]: 20 is out of range (must be [2, 16])"),
+    (GOOD + "encoding: {bits: [4, 4]}\n", "encoding.bits: 4 is listed twice"),
+    (GOOD + "encoding: {bits: []}\n", "encoding.bits: must not be an empty list"),
+    (GOOD + "packets: {order: [row-major, diagonal]}\n", "packets.order[1]: 'diagonal' is not one of"),
+    (GOOD + "encoding: {bits: [4, 8]}\nzip: [[encoding.bits, packets.rows_per_packet]]\n",
+     "zip[0]: zipped lists differ in length (encoding.bits has 2, packets.rows_per_packet has 1)"),
+    (GOOD + "zip: [[encoding.bits, trials]]\n", "zip[0]: 'trials' is not a grid key"),
+    (GOOD + "zip: [encoding.bits]\n", "zip[0]: expected a list of at least two grid keys"),
+    (GOOD.replace("{kind: iid, loss_rates: [0.1]}",
+                  "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2], zip: true}"),
+     "channels[0].zip: loss_rates has 2 values and burst_lengths 1"),
+    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: iid, loss_rates: [0.1], zip: true}"),
+     "channels[0].zip: kind 'iid' has only loss_rates, nothing to zip"),
+    (GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: [2, 5], rho: [0.1], zip: true}]"),
+     "methods[0].zip: zipped lists differ in length (max_iters has 2, rho has 1)"),
+    (GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: [2, -1]}]"), "methods[0] (methods.halrtc: max_iters must be an integer >= 1, got -1)"),
+    (GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: []}]"),
+     "methods[0].max_iters: must not be an empty list"),
+]
+
+
+@pytest.mark.parametrize("text,message", GRID_ERRORS)
+def test_bad_grids_are_one_line_errors(tmp_path, capsys, text, message):
+    p = write(tmp_path, text)
+    assert main(["run", str(p), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_dry_run_lists_every_config(tmp_path, capsys):
+    scn = write(tmp_path, GOOD + "model: {split: [add_1, relu_2]}\nencoding: {bits: [4, 8]}\n")
+    assert main(["run", str(scn), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "4 packetization configs:" in text
+    assert "split relu_2 (64x14x14), 4-bit, 4 rows/packet, row-major" in text
+    assert "4 configs x 1 settings x 1 trials = 4 work units" in text
+
+
+def test_a_bad_split_in_a_grid_is_named(tmp_path, capsys):
+    scn = write(tmp_path, GOOD + "model: {split: [add_1, nowhere]}\n")
+    assert main(["run", str(scn), "--dry-run"]) == 2
+    assert "nowhere" in capsys.readouterr().err
