@@ -57,4 +57,7 @@ def dequantize(q: Quantized) -> np.ndarray:
     levels = (1 << q.bits) - 1
     step = ((q.vmax.astype(np.float64) - q.vmin) / levels).astype(np.float32)
     shape = (-1,) + (1,) * (q.codes.ndim - 1)
-    return q.codes.astype(np.float32) * step.reshape(shape) + q.vmin.reshape(shape)
+    out = q.codes.astype(np.float32)  # one allocation, then in place: this runs once per trial
+    out *= step.reshape(shape)
+    out += q.vmin.reshape(shape)
+    return out

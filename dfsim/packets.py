@@ -130,14 +130,17 @@ def depacketize(
     """
     r, w = layout.rows_per_packet, layout.width
     dtype = dtype or received.payload.dtype
-    out = np.zeros((n_images, layout.channels, layout.bands * r, w), dtype)
-    lost = np.ones((n_images, layout.channels, layout.bands * r, w), bool)
+    hp = layout.bands * r  # height padded to whole packets
+    out = np.zeros((n_images * layout.channels * hp, w), dtype)
+    lost = np.ones((n_images * layout.channels * hp, w), bool)
     hdr = received.header
-    rows = hdr["row"][:, None] + np.arange(r)[None, :]  # K x r (short packets: pad rows fall past H)
-    img = np.broadcast_to(hdr["image"][:, None], rows.shape)
-    ch = np.broadcast_to(hdr["channel"][:, None], rows.shape)
+    first = (hdr["image"].astype(np.int64) * layout.channels + hdr["channel"]) * hp + hdr["row"]
+    rows = first[:, None] + np.arange(r)[None, :]  # K x r flat row indices (short packets: pad rows)
     valid = np.arange(r)[None, :] < hdr["nrows"][:, None]
-    out[img[valid], ch[valid], rows[valid]] = received.payload[valid]
-    lost[img[valid], ch[valid], rows[valid]] = False
+    idx = rows[valid]
+    out[idx] = received.payload[valid]
+    lost[idx] = False
+    out = out.reshape(n_images, layout.channels, hp, w)
+    lost = lost.reshape(n_images, layout.channels, hp, w)
     h = layout.height
     return np.ascontiguousarray(out[:, :, :h]), np.ascontiguousarray(lost[:, :, :h])
