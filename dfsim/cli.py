@@ -2,7 +2,7 @@
 
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run] [--save-losses]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
-    dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...]
+    dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...] [--panels F]
     dfsim compare DIR... [--metric top1|agreement|mse_lost|completion_ms_per_tensor] [--reference METHOD]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
@@ -193,11 +193,13 @@ def cmd_plot(args) -> int:
     for f in by:
         if f not in plots.GROUP_FIELDS:
             raise UserError(f"--by: unknown field {f!r} (one of {', '.join(plots.GROUP_FIELDS)})")
-    stem = d / f"{args.y}_vs_{args.x}"
+    if args.panels is not None and args.panels not in plots.GROUP_FIELDS:
+        raise UserError(f"--panels: unknown field {args.panels!r} (one of {', '.join(plots.GROUP_FIELDS)})")
+    stem = d / (f"{args.y}_vs_{args.x}" + (f"_by_{args.panels}" if args.panels else ""))
     out = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     bars = [d / "completion_time.png", d / "completion_time.svg"]
     try:
-        plots.metric_plot(rows, out, args.x, args.y, by)
+        plots.metric_plot(rows, out, args.x, args.y, by, panel=args.panels)
         plots.completion_time_bars(rows, bars)
     except OSError as exc:
         raise UserError(f"{args.dir}: cannot write figures: {exc.strerror or exc}") from None
@@ -305,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--y", default="top1", choices=("top1", "agreement", "latency_p95", "completion_ms", "mse_lost"))
     pl.add_argument("--by", help="comma-separated fields that split lines (default: channel,burst_length for "
                                 "--x loss_rate; channel,loss_rate for --x burst_length)")
+    pl.add_argument("--panels", help="one subplot per value of this field (e.g. loss_rate), shared legend")
     pl.set_defaults(func=cmd_plot)
 
     f = sub.add_parser("fit", help="fit a scenario's trained completion methods (ALTeC) into the cache")

@@ -51,55 +51,73 @@ def _group_label(row: dict, by: tuple[str, ...]) -> str:
 
 def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: str = "top1",
                 by: tuple[str, ...] = ("channel", "burst_length"), reference: dict | None = None,
-                title: str | None = None) -> None:
+                title: str | None = None, panel: str | None = None) -> None:
     """Mean ``y`` against ``x``; one line per (method, ``by`` group); 95 % band over trials.
 
     Grid keys (split, bits, rows per packet, order) that vary in ``rows`` are always added
-    to ``by``: lines never pool different configs. With ``x = burst_length``, i.i.d. rows
-    (mean burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
+    to ``by``: lines never pool different configs. With ``panel`` (e.g. ``loss_rate``),
+    one subplot per value of that field, sharing the y axis and one legend. With
+    ``x = burst_length``, i.i.d. rows (mean burst 1/(1-P)) are drawn as star markers on
+    the method's colour, not as lines.
     """
     from dfsim.statistics import varying_config_keys
 
-    by = tuple(by) + tuple(k for k in varying_config_keys(rows) if k not in by)
+    by = tuple(f for f in by if f != panel)
+    by += tuple(k for k in varying_config_keys(rows) if k not in by and k != panel)
     col, ylabel, yscale = Y_METRICS[y]
     xlabel, xscale = X_AXES[x]
     groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     labels: dict[tuple, str] = {}
     for r in rows:
-        key = (r["method"],) + tuple(_group_value(r, f) for f in by)
+        key = (r.get(panel),) + (r["method"],) + tuple(_group_value(r, f) for f in by)
         groups[key][r[x]].append(r[col])
-        labels[key] = _group_label(r, by)
-    methods = list(dict.fromkeys(k[0] for k in groups))
+        labels[key[1:]] = _group_label(r, by)
+    methods = list(dict.fromkeys(k[1] for k in groups))
     colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
-    styles = {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(dict.fromkeys(k[1:] for k in groups))}
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
+    styles = {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(dict.fromkeys(k[2:] for k in groups))}
+    panels = sorted({k[0] for k in groups}, key=lambda v: (v is None, v))
+    width = 7.5 if len(panels) == 1 else 2.6 * len(panels) + 2.8
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 4.6), dpi=120, sharey=True, squeeze=False)
     iid_marked = False
-    for key in sorted(groups, key=lambda k: (methods.index(k[0]), str(k[1:]))):
-        by_x = groups[key]
-        xs = sorted(by_x)
-        stats = [mean_ci95(by_x[v]) for v in xs]
-        mean = [yscale * s[0] for s in stats]
-        half = [yscale * s[2] for s in stats]
-        px = [xscale * v for v in xs]
-        c = colours[key[0]]
-        label = key[0] + (f" — {labels[key]}" if labels[key] else "")
-        if x == "burst_length" and "channel" in by and key[1 + by.index("channel")] == "iid":
-            ax.errorbar(px, mean, yerr=half, fmt="*", ms=8, color=c, capsize=2, label="_nolegend_")
-            iid_marked = True
-            continue
-        ax.plot(px, mean, styles[key[1:]], marker="o", ms=3.5, color=c, label=label)
-        ax.fill_between(px, [m - h for m, h in zip(mean, half, strict=True)],
-                        [m + h for m, h in zip(mean, half, strict=True)], color=c, alpha=0.18, lw=0)
-    for i, (label, value) in enumerate((reference or {}).items()):
-        ax.axhline(yscale * value, color="0.35", lw=0.9, ls=(0, (1, 2 + i)), label=f"{label} ({yscale * value:.2f} %)")
+    for ax, pv in zip(axes[0], panels, strict=True):
+        for key in sorted((k for k in groups if k[0] == pv), key=lambda k: (methods.index(k[1]), str(k[2:]))):
+            by_x = groups[key]
+            xs = sorted(by_x)
+            stats = [mean_ci95(by_x[v]) for v in xs]
+            mean = [yscale * s[0] for s in stats]
+            half = [yscale * s[2] for s in stats]
+            px = [xscale * v for v in xs]
+            c = colours[key[1]]
+            label = key[1] + (f" — {labels[key[1:]]}" if labels[key[1:]] else "")
+            if x == "burst_length" and "channel" in by and key[2 + by.index("channel")] == "iid":
+                ax.errorbar(px, mean, yerr=half, fmt="*", ms=8, color=c, capsize=2, label="_nolegend_")
+                iid_marked = True
+                continue
+            ax.plot(px, mean, styles[key[2:]], marker="o", ms=3.5, color=c, label=label)
+            ax.fill_between(px, [m - h for m, h in zip(mean, half, strict=True)],
+                            [m + h for m, h in zip(mean, half, strict=True)], color=c, alpha=0.18, lw=0)
+        for i, (label, value) in enumerate((reference or {}).items()):
+            ax.axhline(yscale * value, color="0.35", lw=0.9, ls=(0, (1, 2 + i)),
+                       label=f"{label} ({yscale * value:.2f} %)")
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+        if pv is not None:
+            ax.set_title(_group_label({panel: pv, "channel": None}, (panel,)), fontsize=9)
+    axes[0][0].set_ylabel(ylabel)
+    handles: dict[str, object] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
     if iid_marked:
-        ax.plot([], [], "*", ms=8, color="0.35", label="i.i.d. loss (mean burst 1/(1-P)), same colours")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    ax.set_title(title or f"{ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]} (mean and 95 % CI over trials)",
-                 fontsize=10)
+        (h,) = axes[0][-1].plot([], [], "*", ms=8, color="0.35")
+        handles["i.i.d. loss (mean burst 1/(1-P)), same colours"] = h
+    axes[0][-1].legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       fontsize=8, frameon=False)
+    text = title or f"{ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]} (mean and 95 % CI over trials)"
+    if len(panels) == 1:
+        axes[0][0].set_title(text, fontsize=10)
+    else:
+        fig.suptitle(text, fontsize=10)
     fig.tight_layout()
     _save(fig, paths)
 

@@ -81,3 +81,25 @@ def test_plot_writes_png_and_svg_with_one_series_per_method_and_channel(tmp_path
     assert "top-1 agreement with loss-free model (%)" in svg and "packet loss rate (%)" in svg
     assert main(["plot", str(d), "--by", "colour"]) == 2
     assert "--by: unknown field 'colour'" in capsys.readouterr().err
+    assert main(["plot", str(d), "--panels", "colour"]) == 2
+    assert "--panels: unknown field 'colour'" in capsys.readouterr().err
+    assert main(["plot", str(d), "--panels", "loss_rate", "--x", "loss_rate"]) == 0
+    assert (d / "top1_vs_loss_rate_by_loss_rate.svg").is_file()
+
+
+def test_panels_split_a_burst_sweep_by_loss_rate_with_iid_as_markers(tmp_path):
+    from dfsim import plots
+
+    rows = []
+    for loss in (0.1, 0.3):
+        for burst in (2.0, 4.0):
+            for method, top1 in (("zeros", 0.5), ("altec", 0.8)):
+                rows += [{**r, "channel": "gilbert-elliott", "burst_length": burst}
+                         for r in rows_for(method, [top1, top1 + 0.01, top1 - 0.01], loss)]
+        rows += rows_for("zeros", [0.6, 0.61, 0.59], loss) + rows_for("altec", [0.85, 0.86, 0.84], loss)
+    svg = tmp_path / "p.svg"
+    plots.metric_plot(rows, [svg], "burst_length", "top1", ("channel",), panel="loss_rate")
+    text = svg.read_text()
+    assert "loss 10 %" in text and "loss 30 %" in text  # one panel title per loss rate
+    assert "zeros — Gilbert-Elliott" in text and "i.i.d. loss (mean burst 1/(1-P)), same colours" in text
+    assert text.count("zeros — Gilbert-Elliott") == 1  # one legend for all panels
