@@ -43,3 +43,128 @@ def test_packet_bits_adds_header_and_side_info():
 def test_link_validation(kwargs):
     with pytest.raises(ValueError):
         Link(**kwargs)
+
+
+# --------------------------------------------------------------------------- theory
+from itertools import product  # noqa: E402
+
+from dfsim import fec  # noqa: E402
+from dfsim.channels import Trace  # noqa: E402
+from dfsim.network import (CHANNEL, CONGESTION, DEADLINE, Arq, Fec, Jitter, SideInfo, Traffic,  # noqa: E402
+                           per_device)
+
+
+def test_serialisation_delay_is_size_over_bandwidth_exactly():
+    bits = np.array([12_000, 4_000, 8_000])
+    tx = simulate(3, bits, Bernoulli(0.0), np.random.default_rng(0), Link(bandwidth_bps=2e6, propagation_ms=0),
+                  fps=1.0)
+    # one image per second on an idle link: each packet is due its cumulative size / bandwidth after capture
+    assert np.array_equal(tx.arrival_s[:3], np.cumsum(bits / 2e6))  # image 0, captured at t = 0: exact
+    assert np.allclose(tx.arrival_s.reshape(3, 3) - tx.capture_s[:, None], np.cumsum(bits / 2e6), rtol=0, atol=1e-12)
+
+
+def test_md1_mean_queueing_delay():
+    """Poisson arrivals of fixed-size packets on one link: M/D/1, W_q = rho D / (2 (1 - rho))."""
+    bits, bw, rate = np.array([8_000]), 1e6, 75.0  # D = 8 ms, rho = 0.6
+    tx = simulate(60_000, bits, Bernoulli(0.0), np.random.default_rng(1), Link(bandwidth_bps=bw, propagation_ms=0),
+                  traffic=Traffic(fps=rate, arrivals="poisson"))
+    d = 8_000 / bw
+    wait = tx.delivered_s - tx.capture_s - d
+    rho = rate * d
+    assert np.mean(wait) == pytest.approx(rho * d / (2 * (1 - rho)), rel=0.05)
+
+
+@pytest.mark.parametrize("load", [0.8, 0.99, 1.05, 1.3])
+def test_buffer_overflow_appears_exactly_when_load_exceeds_capacity(load):
+    bits = np.full(10, 8_000)  # 80 kbit per image
+    fps = load * 1e6 / 80_000
+    link = Link(bandwidth_bps=1e6, propagation_ms=1, header_bytes=0, buffer_bytes=2 * 10_000)
+    tx = simulate(3000, bits, Bernoulli(0.0), np.random.default_rng(0), link, traffic=Traffic(fps=fps))
+    congestion = tx.loss_by_cause()["congestion"]
+    if load <= 1:
+        assert congestion == 0.0
+    else:  # in the long run the link carries 1/load of what is offered
+        assert congestion == pytest.approx(1 - 1 / load, abs=0.02)
+    assert np.all(tx.cause[tx.lost] == CONGESTION)
+
+
+def test_fec_code_recovers_every_pattern_of_at_most_m_losses_and_none_with_more():
+    rng = np.random.default_rng(0)
+    k, m = 4, 2
+    payloads = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (112, 112, 112, 56)]
+    blocks = payloads + fec.encode(payloads, m)
+    for pattern in product([False, True], repeat=k + m):
+        received = np.array(pattern)
+        ok = fec.recoverable(received, k)
+        assert ok == (np.count_nonzero(~received) <= m)
+        if ok:
+            got = fec.decode({i: blocks[i] for i in np.flatnonzero(received)}, k, m, [len(p) for p in payloads])
+            assert got == payloads
+        else:
+            with pytest.raises(ValueError):
+                fec.decode({i: blocks[i] for i in np.flatnonzero(received)}, k, m, [len(p) for p in payloads])
+
+
+def test_fec_in_the_network_recovers_groups_with_at_most_m_losses(tmp_path):
+    k_data, k, m = 6, 3, 2  # two groups of 3 data + 2 parity per image: wire = d d d p p d d d p p
+    flags = np.array([1, 1, 0, 0, 0,   1, 1, 1, 0, 0,    # image 0: group 0 loses 2 (ok), group 1 loses 3 (not)
+                      0, 0, 0, 1, 1,   1, 0, 0, 0, 1], bool)  # image 1: group 0 only parity lost, group 1 loses 2
+    np.save(tmp_path / "t.npy", flags)
+    tx = simulate(2, np.full(k_data, 800), Trace.from_file(tmp_path / "t.npy"), np.random.default_rng(0),
+                  Link(bandwidth_bps=1e6), fec=Fec(k, m))
+    assert tx.lost.reshape(2, 6).tolist() == [[False] * 3 + [True] * 3, [False] * 6]
+    assert tx.packets_sent == 20 and tx.bits_sent == 20 * 800 + 64 * 0  # parity as long as the data
+
+
+def test_trace_replay_reproduces_the_trace_bit_for_bit(tmp_path):
+    flags = np.random.default_rng(4).random(700) < 0.25
+    np.save(tmp_path / "t.npy", flags)
+    tx = simulate(40, np.full(20, 900), Trace.from_file(tmp_path / "t.npy"), np.random.default_rng(0))
+    assert np.array_equal(tx.lost, np.concatenate([flags, flags[:100]]))
+    assert np.all(tx.cause[tx.lost] == CHANNEL)
+
+
+def test_arq_never_delivers_after_the_deadline_and_repairs_losses():
+    bits = np.full(16, 4_000)
+    kw = dict(n_images=400, bits_per_packet=bits, channel=GilbertElliott.from_loss_burst(0.2, 3),
+              link=Link(bandwidth_bps=20e6, propagation_ms=5, jitter=Jitter("exponential", 1.0)),
+              traffic=Traffic(fps=30))
+    plain = simulate(rng=np.random.default_rng(2), deadline_ms=40, **kw)
+    arq = simulate(rng=np.random.default_rng(2), deadline_ms=40, arq=Arq(max_retries=3, timeout_ms=2), **kw)
+    assert arq.retransmissions > 0 and arq.lost.mean() < 0.5 * plain.lost.mean()
+    deadline = np.repeat(arq.capture_s, 16) + 0.040
+    assert np.all(arq.available_s[~arq.lost] <= deadline[~arq.lost])
+    assert np.all(arq.latency_ms <= 40 + 1e-9)
+    # a tight deadline leaves no time to retransmit
+    tight = simulate(rng=np.random.default_rng(2), deadline_ms=12, arq=Arq(max_retries=3, timeout_ms=2), **kw)
+    assert tight.retransmissions == 0 and (tight.cause == DEADLINE).any()
+
+
+def test_arq_without_deadline_retransmits_at_most_max_retries_times():
+    bits = np.full(8, 4_000)
+    tx = simulate(200, bits, Bernoulli(0.5), np.random.default_rng(0), Link(bandwidth_bps=50e6), fps=30,
+                  arq=Arq(max_retries=2, timeout_ms=1))
+    # each packet is lost on all 3 attempts with probability 1/8
+    assert tx.lost.mean() == pytest.approx(0.125, abs=0.03)
+    assert tx.retransmissions <= 2 * 200 * 8
+
+
+def test_many_devices_share_the_uplink_and_report_separately():
+    bits = np.full(10, 8_000)
+    tx = simulate(300, bits, Bernoulli(0.1), np.random.default_rng(0), Link(bandwidth_bps=10e6),
+                  traffic=Traffic(fps=20, devices=3))
+    assert np.array_equal(tx.device, np.arange(300) % 3)
+    assert np.allclose(tx.capture_s[:3], [0, 1 / 60, 2 / 60])  # evenly phased
+    rows = per_device(tx, 10)
+    assert [r["device"] for r in rows] == [0, 1, 2] and all(r["images"] == 100 for r in rows)
+    assert np.mean([r["channel_loss"] for r in rows]) == pytest.approx(tx.lost.mean())
+
+
+def test_side_info_in_its_own_packet_and_drop_image_policy(tmp_path):
+    flags = np.array([1] + [0] * 4 + [0] * 5, bool)  # image 0 loses its side-info packet
+    np.save(tmp_path / "t.npy", flags)
+    tx = simulate(2, packet_bits(np.full(4, 800), Link(), 64), Trace.from_file(tmp_path / "t.npy"),
+                  np.random.default_rng(0), side_info=SideInfo("own-packet", "drop-image"))
+    assert tx.side_info_lost.tolist() == [True, False]
+    assert tx.lost.reshape(2, 4).tolist() == [[True] * 4, [False] * 4]
+    assert tx.packets_sent == 10
