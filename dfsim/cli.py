@@ -82,7 +82,7 @@ def cmd_run(args) -> int:
         where = f" at {p.split}" if several_splits else ""
         reference.setdefault(f"split model{where}, {p.scenario.bits}-bit, no loss", p.quantized_top1)
     configs = [{"split": p.split, "bits": p.scenario.bits, "rows_per_packet": p.scenario.rows_per_packet,
-                "order": p.scenario.order, "feature_shape": list(p.model.feature_shapes[p.split]),
+                "order": p.scenario.order, "error_control": p.scenario.error_control.label, "feature_shape": list(p.model.feature_shapes[p.split]),
                 "packets_per_image": p.layout.packets_per_tensor, "bits_per_image": int(p.bits_per_packet.sum()),
                 "quantized_top1": p.quantized_top1} for p in preps]
     manifest = {
@@ -110,6 +110,8 @@ def cmd_run(args) -> int:
         atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary) + "\n"))
         if args.save_losses:
             experiment.save_loss_patterns(preps, out / "losses")
+        if scn.network.devices > 1:
+            experiment.write_device_table(preps, out / "devices.csv")
         write_results_csv(rows, out / "results.csv")
         Checkpoint.finish_dir(out)
     except OSError as exc:
@@ -139,7 +141,8 @@ def _dry_run(scn, out: Path) -> int:
     print(f"{len(scn.configs)} packetization config{'s' if len(scn.configs) > 1 else ''}:")
     for cfg in scn.configs:
         split, shape = shapes[cfg]
-        print(f"  split {split} ({shape}), {cfg.bits}-bit, {cfg.rows_per_packet} rows/packet, {cfg.order}")
+        print(f"  split {split} ({shape}), {cfg.bits}-bit, {cfg.rows_per_packet} rows/packet, {cfg.order}, "
+              f"error control {cfg.error_control.label}")
     print(f"{len(scn.cells)} channel settings:")
     for c in scn.cells:
         print(f"  {c.kind:16s} loss {c.loss_rate:<6g} mean burst {c.burst_length:<8.4g} {c.channel!r}")
@@ -304,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="figures from a result directory (PNG and SVG)")
     pl.add_argument("dir", metavar="DIR")
     pl.add_argument("--x", default="loss_rate", choices=("loss_rate", "burst_length"))
-    pl.add_argument("--y", default="top1", choices=("top1", "agreement", "latency_p95", "completion_ms", "mse_lost"))
+    pl.add_argument("--y", default="top1", choices=("top1", "agreement", "latency_p95", "latency_p99", "e2e_latency_p95",
+                                                    "completion_ms", "mse_lost", "bits_per_image"))
     pl.add_argument("--by", help="comma-separated fields that split lines (default: channel,burst_length for "
                                 "--x loss_rate; channel,loss_rate for --x burst_length)")
     pl.add_argument("--panels", help="one subplot per value of this field (e.g. loss_rate), shared legend")

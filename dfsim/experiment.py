@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import math
 import multiprocessing
 import os
 import time
@@ -31,7 +32,7 @@ from dfsim.errors import UserError
 from dfsim.models import SplitModel, load_model
 from dfsim.models.inference import predict, prepare_for_inference, run_batched
 from dfsim.models.training import normalise
-from dfsim.network import Link, packet_bits, simulate
+from dfsim.network import Link, Traffic, packet_bits, per_device, simulate
 from dfsim.packets import PacketBatch, PacketLayout, depacketize, packetize
 from dfsim.results import atomic_write
 from dfsim.scenario import ChannelCell, Scenario
@@ -77,6 +78,16 @@ def build_model(scn: Scenario) -> tuple[SplitModel, str]:
     if scn.rows_per_packet > h:
         raise UserError(
             f"packets.rows_per_packet: {scn.rows_per_packet} exceeds the feature height {h} at split {split!r}"
+        )
+    nw = scn.network
+    size = nw.header_bytes + math.ceil((scn.rows_per_packet * w * scn.bits + SIDE_INFO_BITS) / 8)
+    if size > nw.mtu_bytes:
+        fit = (8 * (nw.mtu_bytes - nw.header_bytes) - SIDE_INFO_BITS) // (w * scn.bits)
+        hint = f"use rows_per_packet <= {fit}" if fit >= 1 else "fewer bits or a larger MTU"
+        raise UserError(
+            f"packets.rows_per_packet: {scn.rows_per_packet} rows of {w} values at {scn.bits} bits make "
+            f"{size}-byte packets (with the {nw.header_bytes}-byte header), over network.mtu_bytes "
+            f"{nw.mtu_bytes}; {hint}"
         )
     return model, split
 
@@ -124,7 +135,8 @@ def prepare(scn: Scenario) -> Prepared:
 
 def _link(scn: Scenario) -> Link:
     nw = scn.network
-    return Link(bandwidth_bps=nw.bandwidth_mbps * 1e6, propagation_ms=nw.propagation_ms, header_bytes=nw.header_bytes)
+    return Link(bandwidth_bps=nw.bandwidth_mbps * 1e6, propagation_ms=nw.propagation_ms, header_bytes=nw.header_bytes,
+                buffer_bytes=nw.buffer_bytes, jitter=nw.jitter)
 
 
 def trial_rng(seed: int, cell: ChannelCell, trial: int) -> np.random.Generator:
@@ -135,9 +147,15 @@ def transmit(prep: Prepared, cell: ChannelCell, trial: int):
     """The network simulation of one (cell, trial): a pure function of scenario, cell and trial."""
     scn = prep.scenario
     rng = trial_rng(scn.seed, cell, trial)
+    # arrivals and jitter draw from their own stream, so the loss stream is the same with or without them
+    aux = np.random.default_rng(np.random.SeedSequence([scn.seed, cell.seed_key, trial, 1]))
     n = len(prep.labels)
+    nw = scn.network
     channel = cell.channel.for_trial(trial, n * prep.layout.packets_per_tensor)
-    return simulate(n, prep.bits_per_packet, channel, rng, _link(scn), scn.network.fps)
+    return simulate(n, prep.bits_per_packet, channel, rng, _link(scn),
+                    traffic=Traffic(fps=nw.fps, arrivals=nw.arrivals, devices=nw.devices, edge_ms=nw.edge_ms),
+                    deadline_ms=nw.deadline_ms, arq=scn.error_control.arq, fec=scn.error_control.fec,
+                    side_info=nw.side_info, aux_rng=aux)
 
 
 def save_loss_patterns(preps: list[Prepared], directory) -> Path:
@@ -171,6 +189,28 @@ def save_loss_patterns(preps: list[Prepared], directory) -> Path:
     return d
 
 
+def write_device_table(preps: list[Prepared], path) -> None:
+    """devices.csv: latency and loss per (config, channel setting, trial, device). The
+    network simulation is a pure function of (scenario, cell, trial), so it is rerun here."""
+    rows = []
+    for prep in preps:
+        scn = prep.scenario
+        for cell in scn.cells:
+            for trial in range(scn.trials):
+                tx = transmit(prep, cell, trial)
+                for d in per_device(tx, prep.layout.packets_per_tensor):
+                    rows.append({"split": prep.split, "bits": scn.bits, "rows_per_packet": scn.rows_per_packet,
+                                 "order": scn.order, "error_control": scn.error_control.label, "channel": cell.kind,
+                                 "loss_rate": cell.loss_rate, "burst_length": cell.burst_length, "trial": trial, **d})
+
+    def write(f):
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+    atomic_write(Path(path), write)
+
+
 def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> list[dict]:
     """One Monte Carlo trial of one channel cell: one loss pattern, every method."""
     scn = prep.scenario
@@ -178,16 +218,31 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
     tx = transmit(prep, cell, trial)
     codes, lost = depacketize(prep.packets.subset(~tx.lost), n, prep.layout)
     q = prep.quantized
-    received = dequantize(Quantized(codes, q.vmin, q.vmax, q.bits))
+    vmin, vmax = q.vmin, q.vmax
+    side_lost = tx.side_info_lost
+    if scn.network.side_info.on_loss == "previous" and side_lost.any():
+        # decode with the range of the same device's last image whose side information arrived
+        src = _previous_received(side_lost, tx.device)
+        usable = src >= 0
+        vmin = np.where(side_lost & usable, q.vmin[np.maximum(src, 0)], q.vmin)
+        vmax = np.where(side_lost & usable, q.vmax[np.maximum(src, 0)], q.vmax)
+        lost[side_lost & ~usable] = True  # no range to decode with
+    received = dequantize(Quantized(codes, vmin, vmax, q.bits))
     received[lost] = 0.0
     clean = prep.dequantized
     latency = tx.latency_ms
+    causes = tx.loss_by_cause()
     common = {
         "channel": cell.kind, "loss_rate": cell.loss_rate, "burst_length": cell.burst_length, "trial": trial,
         "n_images": n, "realised_loss_rate": float(tx.lost.mean()),
         "latency_mean_ms": float(latency.mean()), "latency_p95_ms": float(np.percentile(latency, 95)),
-        "bits_per_image": int(prep.bits_per_packet.sum()), "packets_per_image": prep.layout.packets_per_tensor,
+        "bits_per_image": int(round(tx.bits_sent / n)), "packets_per_image": prep.layout.packets_per_tensor,
         "split": prep.split, "bits": scn.bits, "rows_per_packet": scn.rows_per_packet, "order": scn.order,
+        "error_control": scn.error_control.label,
+        "latency_p50_ms": float(np.percentile(latency, 50)), "latency_p99_ms": float(np.percentile(latency, 99)),
+        "channel_loss_rate": causes["channel"], "congestion_loss_rate": causes["congestion"],
+        "deadline_loss_rate": causes["deadline"], "side_info_loss_rate": float(side_lost.mean()),
+        "retransmissions_per_image": tx.retransmissions / n,
     }
     rows = []
     any_lost = bool(lost.any())
@@ -199,8 +254,10 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
         # Nothing lost: the cloud sees exactly the loss-free tensors, whose predictions we have.
         pred = predict(prep.back, repaired, scn.batch_size) if any_lost else prep.reference_pred
         err = (repaired - clean)[lost]
+        e2e = _cloud_latency_ms(tx, scn.network, 1e3 * dt / n)
         rows.append({
             "method": spec.label, **common,
+            "e2e_latency_mean_ms": float(e2e.mean()), "e2e_latency_p95_ms": float(np.percentile(e2e, 95)),
             "top1": float((pred == prep.labels).mean()),
             "agreement": float((pred == prep.reference_pred).mean()),
             "completion_ms_per_tensor": 1e3 * dt / n,
@@ -208,6 +265,36 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
             "mse_lost": float(np.mean(np.square(err, dtype=np.float64))) if err.size else 0.0,
         })
     return rows
+
+
+def _previous_received(side_lost: np.ndarray, device: np.ndarray) -> np.ndarray:
+    """For each image, the index of the same device's latest earlier image whose side
+    information arrived (-1: none); images of a device are in index order."""
+    src = np.full(len(side_lost), -1)
+    for d in np.unique(device):
+        idx = np.flatnonzero(device == d)
+        ok = np.where(~side_lost[idx], idx, -1)
+        last = np.maximum.accumulate(ok)
+        src[idx[1:]] = last[:-1]
+    return src
+
+
+def _cloud_latency_ms(tx, nw, completion_ms: float) -> np.ndarray:
+    """End-to-end latency: the cloud serves images one at a time in delivery order, each
+    for ``cloud_ms`` (back end) plus, with ``completion_time: measured``, the method's
+    measured completion time per tensor."""
+    service = nw.cloud_ms + (completion_ms if nw.completion_time == "measured" else 0.0)
+    if service == 0:
+        return tx.latency_ms
+    order = np.argsort(tx.delivered_s, kind="stable")
+    finish = np.empty(len(order))
+    t = -np.inf
+    for j, i in enumerate(order):  # Lindley recursion
+        t = max(t, tx.delivered_s[i] * 1e3) + service
+        finish[j] = t
+    out = np.empty(len(order))
+    out[order] = finish - tx.capture_s[order] * 1e3
+    return out
 
 
 def build_methods(scn: Scenario, prep: Prepared, log=None) -> list:

@@ -20,11 +20,14 @@ Y_METRICS = {
     "top1": ("top1", "top-1 accuracy (%)", 100.0),
     "agreement": ("agreement", "top-1 agreement with loss-free model (%)", 100.0),
     "latency_p95": ("latency_p95_ms", "95th-percentile latency (ms)", 1.0),
+    "latency_p99": ("latency_p99_ms", "99th-percentile latency (ms)", 1.0),
+    "e2e_latency_p95": ("e2e_latency_p95_ms", "95th-percentile end-to-end latency (ms)", 1.0),
+    "bits_per_image": ("bits_per_image", "bits on the wire per image", 1.0),
     "completion_ms": ("completion_ms_per_tensor", "completion time per tensor (ms)", 1.0),
     "mse_lost": ("mse_lost", "MSE on lost entries", 1.0),
 }
 X_AXES = {"loss_rate": ("packet loss rate (%)", 100.0), "burst_length": ("mean burst length (packets)", 1.0)}
-GROUP_FIELDS = ("channel", "loss_rate", "burst_length", "rows_per_packet", "bits", "order", "split")
+GROUP_FIELDS = ("channel", "loss_rate", "burst_length", "rows_per_packet", "bits", "order", "split", "error_control")
 
 
 def _group_value(row: dict, field: str):
@@ -44,6 +47,8 @@ def _group_label(row: dict, by: tuple[str, ...]) -> str:
             parts.append("" if row["channel"] == "iid" else f"burst {v:g}")
         elif f == "loss_rate":
             parts.append(f"loss {100 * v:g} %")
+        elif f == "error_control":
+            parts.append(str(v))
         else:
             parts.append(f"{f.replace('_', ' ')} {v}")
     return ", ".join(p for p in parts if p)

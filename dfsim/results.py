@@ -19,6 +19,10 @@ CORE_COLUMNS = (
 EXTRA_COLUMNS = (
     "completion_iters", "mse_lost", "latency_mean_ms", "latency_p95_ms", "bits_per_image", "packets_per_image", "split", "bits",
     "rows_per_packet", "order",
+    # network (issue 5): latency percentiles, why packets were missing, error control
+    "error_control", "latency_p50_ms", "latency_p99_ms", "e2e_latency_mean_ms", "e2e_latency_p95_ms",
+    "channel_loss_rate", "congestion_loss_rate", "deadline_loss_rate", "side_info_loss_rate",
+    "retransmissions_per_image",
 )
 COLUMNS = CORE_COLUMNS + EXTRA_COLUMNS
 
@@ -62,7 +66,7 @@ def write_json(obj, path: Path) -> None:
 
 
 _INT_COLS = {"trial", "n_images", "bits_per_image", "packets_per_image", "bits", "rows_per_packet"}
-_STR_COLS = {"method", "channel", "split", "order"}
+_STR_COLS = {"method", "channel", "split", "order", "error_control"}
 
 
 def read_results_csv(path: Path) -> list[dict]:
@@ -72,6 +76,7 @@ def read_results_csv(path: Path) -> list[dict]:
     for r in rows:
         out.append({
             k: (v if k in _STR_COLS else int(v) if k in _INT_COLS else float(v)) for k, v in r.items()
+            if v != "" or k in _STR_COLS  # files from before a column existed leave it empty
         })
     return out
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from dfsim.network import Arq, Fec, Jitter, SideInfo
 from dfsim.channels import Bernoulli, ChannelParameterError, GilbertElliott, LossChannel, Trace, TraceError
 from dfsim.completion.base import available_methods, make, method_class, method_parameters
 from dfsim.encoding import MAX_BITS, MIN_BITS
@@ -48,6 +49,25 @@ class NetworkSpec:
     propagation_ms: float = 5.0
     header_bytes: int = 40
     fps: float | None = 30.0
+    mtu_bytes: int = 1500
+    buffer_bytes: int | None = None  # drop-tail transmit buffer; None = unlimited
+    jitter: Jitter | None = None
+    deadline_ms: float | None = None
+    devices: int = 1
+    arrivals: str = "periodic"
+    edge_ms: float = 0.0  # edge sub-model time per image
+    cloud_ms: float = 0.0  # cloud sub-model time per image
+    completion_time: str = "none"  # "measured": add each method's measured time per tensor at the cloud
+    side_info: SideInfo = SideInfo()
+
+
+@dataclass(frozen=True)
+class ErrorControl:
+    """One packet-loss protection strategy: none, ARQ, FEC, or both."""
+
+    label: str = "none"
+    arq: Arq | None = None
+    fec: Fec | None = None
 
 
 @dataclass(frozen=True)
@@ -80,15 +100,16 @@ class Config:
     bits: int
     rows_per_packet: int
     order: str
+    error_control: ErrorControl = ErrorControl()
 
     def describe(self) -> str:
         return (f"split {self.split or '(default)'}, {self.bits}-bit, {self.rows_per_packet} rows/packet, "
-                f"{self.order}")
+                f"{self.order}, error control {self.error_control.label}")
 
 
 # The scenario keys that may be lists (a grid) and their Config field.
 GRID_KEYS = {"model.split": "split", "encoding.bits": "bits", "packets.rows_per_packet": "rows_per_packet",
-             "packets.order": "order"}
+             "packets.order": "order", "error_control": "error_control"}
 
 
 @dataclass(frozen=True)
@@ -125,13 +146,16 @@ class Scenario:
         if not self.configs:
             object.__setattr__(self, "configs", (self.config,))
 
+    error_control: ErrorControl = ErrorControl()
+
     @property
     def config(self) -> Config:
-        return Config(self.model.split, self.bits, self.rows_per_packet, self.order)
+        return Config(self.model.split, self.bits, self.rows_per_packet, self.order, self.error_control)
 
     def for_config(self, cfg: Config) -> "Scenario":
         return replace(self, model=replace(self.model, split=cfg.split), bits=cfg.bits,
-                       rows_per_packet=cfg.rows_per_packet, order=cfg.order, configs=(cfg,))
+                       rows_per_packet=cfg.rows_per_packet, order=cfg.order, error_control=cfg.error_control,
+                       configs=(cfg,))
 
     @property
     def n_units(self) -> int:
@@ -151,6 +175,7 @@ class Scenario:
             "data": asdict(self.data),
             "encoding": {"bits": values("bits")},
             "packets": {"rows_per_packet": values("rows_per_packet"), "order": values("order")},
+            "error_control": [asdict(e) for e in dict.fromkeys(c.error_control for c in self.configs)],
             **({"grid": [asdict(c) for c in self.configs]} if len(self.configs) > 1 else {}),
             "network": asdict(self.network),
             "cells": [
@@ -282,7 +307,8 @@ def _existing_path(key: str, value, kind: str) -> str:
 
 # --------------------------------------------------------------------------- the schema
 TOP_KEYS = ("name", "seed", "model", "data", "encoding", "packets", "network", "channels", "methods",
-            "trials", "output", "batch_size", "reference_method", "dask_scheduler", "zip")
+            "trials", "output", "batch_size", "reference_method", "dask_scheduler", "zip",
+            "error_control")
 
 
 def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -> Scenario:
@@ -318,20 +344,17 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
                                               lambda k, v: _int(k, v, 1)),
         "packets.order": _grid_list("packets.order", pk.get("order", "row-major"),
                                     lambda k, v: _str(k, v, SEND_ORDERS)),
+        "error_control": _grid_list("error_control", raw.get("error_control", {"name": "none"}), _error_control),
     }
     configs = _expand_grid(grid_values, raw.get("zip"))
     first = configs[0]
     model = ModelSpec(name=model_name, split=first.split, weights=weights)
     bits, rows_per_packet, order = first.bits, first.rows_per_packet, first.order
+    labels = [c.label for c in grid_values["error_control"]]
+    if len(set(labels)) < len(labels):
+        raise UserError(f"error_control: {labels!r}: strategies need distinct labels (set 'label')")
 
-    nw = _mapping("network", raw.get("network", {}), ("bandwidth_mbps", "propagation_ms", "header_bytes", "fps"))
-    network = NetworkSpec(
-        bandwidth_mbps=_num("network.bandwidth_mbps", nw.get("bandwidth_mbps", NetworkSpec.bandwidth_mbps), 0, lo_open=True),
-        propagation_ms=_num("network.propagation_ms", nw.get("propagation_ms", NetworkSpec.propagation_ms), 0),
-        header_bytes=_int("network.header_bytes", nw.get("header_bytes", NetworkSpec.header_bytes), 0, 65535),
-        fps=None if nw.get("fps", NetworkSpec.fps) is None
-        else _num("network.fps", nw.get("fps", NetworkSpec.fps), 0, lo_open=True),
-    )
+    network = _parse_network(raw.get("network", {}))
 
     cells = _parse_channels(raw["channels"])
     methods = _parse_methods(raw["methods"])
@@ -346,7 +369,93 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
                         f"({', '.join(labels)})")
     dask_scheduler = _str("dask_scheduler", raw["dask_scheduler"]) if raw.get("dask_scheduler") is not None else None
     return Scenario(name, seed, model, data, bits, rows_per_packet, order, network, cells, methods, trials,
-                    output, batch_size, reference_method, dask_scheduler, source, configs)
+                    output, batch_size, reference_method, dask_scheduler, source, configs, first.error_control)
+
+
+NETWORK_KEYS = ("bandwidth_mbps", "propagation_ms", "header_bytes", "fps", "mtu_bytes", "buffer_bytes", "jitter",
+                "deadline_ms", "devices", "arrivals", "edge_ms", "cloud_ms", "completion_time", "side_info")
+JITTER_KEYS = {"uniform": ("low_ms", "high_ms"), "exponential": ("mean_ms",), "normal": ("mean_ms", "sd_ms")}
+
+
+def _parse_network(value) -> NetworkSpec:
+    nw = _mapping("network", value, NETWORK_KEYS)
+    d = NetworkSpec()
+
+    def get(k, parse):
+        if k not in nw:
+            return getattr(d, k)
+        return None if nw[k] is None else parse(f"network.{k}", nw[k])
+
+    fps = get("fps", lambda k, v: _num(k, v, 0, lo_open=True))
+    arrivals = get("arrivals", lambda k, v: _str(k, v, ("periodic", "poisson")))
+    if arrivals == "poisson" and fps is None:
+        raise UserError("network.arrivals: 'poisson' needs network.fps (the arrival rate per device)")
+    header = _int("network.header_bytes", nw.get("header_bytes", d.header_bytes), 0, 65535)
+    mtu = _int("network.mtu_bytes", nw.get("mtu_bytes", d.mtu_bytes), 68, 1 << 20)
+    if header >= mtu:
+        raise UserError(f"network.header_bytes: {header} leaves no payload in network.mtu_bytes {mtu}")
+    si = _mapping("network.side_info", nw.get("side_info") or {}, ("placement", "on_loss"))
+    side = SideInfo(
+        placement=_str("network.side_info.placement", si.get("placement", "first-packet"), SideInfo.PLACEMENTS),
+        on_loss=_str("network.side_info.on_loss", si.get("on_loss", "assume-delivered"), SideInfo.POLICIES),
+    )
+    return NetworkSpec(
+        bandwidth_mbps=_num("network.bandwidth_mbps", nw.get("bandwidth_mbps", d.bandwidth_mbps), 0, lo_open=True),
+        propagation_ms=_num("network.propagation_ms", nw.get("propagation_ms", d.propagation_ms), 0),
+        header_bytes=header,
+        fps=fps,
+        mtu_bytes=mtu,
+        buffer_bytes=get("buffer_bytes", lambda k, v: _int(k, v, 1)),
+        jitter=get("jitter", _jitter),
+        deadline_ms=get("deadline_ms", lambda k, v: _num(k, v, 0, lo_open=True)),
+        devices=_int("network.devices", nw.get("devices", d.devices), 1, 100_000),
+        arrivals=arrivals,
+        edge_ms=_num("network.edge_ms", nw.get("edge_ms", d.edge_ms), 0),
+        cloud_ms=_num("network.cloud_ms", nw.get("cloud_ms", d.cloud_ms), 0),
+        completion_time=_str("network.completion_time", nw.get("completion_time", d.completion_time),
+                             ("none", "measured")),
+        side_info=side,
+    )
+
+
+def _jitter(key: str, value) -> Jitter:
+    j = _mapping(key, value, ("distribution", "low_ms", "high_ms", "mean_ms", "sd_ms"))
+    if "distribution" not in j:
+        raise UserError(f"{key}.distribution: required key is missing (one of {', '.join(JITTER_KEYS)})")
+    dist = _str(f"{key}.distribution", j["distribution"], tuple(JITTER_KEYS))
+    params = []
+    for p in JITTER_KEYS[dist]:
+        if p not in j:
+            raise UserError(f"{key}.{p}: required for a {dist} jitter ({', '.join(JITTER_KEYS[dist])})")
+        params.append(_num(f"{key}.{p}", j[p], 0))
+    extra = [p for p in j if p != "distribution" and p not in JITTER_KEYS[dist]]
+    if extra:
+        raise UserError(f"{key}.{extra[0]}: not a parameter of a {dist} jitter ({', '.join(JITTER_KEYS[dist])})")
+    if dist == "uniform" and params[1] < params[0]:
+        raise UserError(f"{key}.high_ms: {params[1]:g} is below low_ms {params[0]:g}")
+    return Jitter(dist, *params)
+
+
+def _error_control(key: str, value) -> ErrorControl:
+    """One strategy: {name: none}, {arq: {max_retries, timeout_ms}}, {fec: {k, m}} or both."""
+    e = _mapping(key, value, ("name", "label", "arq", "fec"))
+    name = e.get("name")
+    if name is not None:
+        _str(f"{key}.name", name, ("none", "arq", "fec", "fec+arq"))
+    arq = fec = None
+    if e.get("arq") is not None or name in ("arq", "fec+arq"):
+        a = _mapping(f"{key}.arq", e.get("arq") or {}, ("max_retries", "timeout_ms"))
+        arq = Arq(max_retries=_int(f"{key}.arq.max_retries", a.get("max_retries", 2), 1, 100),
+                  timeout_ms=_num(f"{key}.arq.timeout_ms", a.get("timeout_ms", 10.0), 0))
+    if e.get("fec") is not None or name in ("fec", "fec+arq"):
+        f = _mapping(f"{key}.fec", e.get("fec") or {}, ("k", "m"))
+        k = _int(f"{key}.fec.k", f.get("k", 8), 1, 255)
+        fec = Fec(k=k, m=_int(f"{key}.fec.m", f.get("m", 2), 1, 256 - k))
+    if name == "none" and (arq or fec):
+        raise UserError(f"{key}.name: 'none' cannot have arq or fec settings")
+    parts = ([f"fec({fec.k},{fec.m})"] if fec else []) + ([f"arq({arq.max_retries})"] if arq else [])
+    label = _str(f"{key}.label", e["label"]) if "label" in e else ("+".join(parts) or "none")
+    return ErrorControl(label, arq, fec)
 
 
 def _grid_list(key: str, value, item) -> list:
@@ -356,7 +465,7 @@ def _grid_list(key: str, value, item) -> list:
         raise UserError(f"{key}: must not be an empty list")
     dup = [v for i, v in enumerate(values) if v in values[:i]]
     if dup:
-        raise UserError(f"{key}: {dup[0]!r} is listed twice")
+        raise UserError(f"{key}: {getattr(dup[0], 'label', dup[0])!r} is listed twice")
     return values
 
 

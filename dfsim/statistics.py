@@ -16,11 +16,12 @@ import numpy as np
 
 from dfsim.results import mean_ci95
 
-CONFIG_KEYS = ("split", "bits", "rows_per_packet", "order")  # the packetization grid
+CONFIG_KEYS = ("split", "bits", "rows_per_packet", "order", "error_control")  # the grid
 CHANNEL_KEYS = ("channel", "loss_rate", "burst_length")
 CELL_KEYS = CONFIG_KEYS + CHANNEL_KEYS
 METRICS = ("top1", "agreement", "realised_loss_rate", "completion_ms_per_tensor", "mse_lost", "completion_iters",
-           "latency_p95_ms")
+           "latency_p95_ms", "latency_p99_ms", "e2e_latency_p95_ms", "bits_per_image", "channel_loss_rate",
+           "congestion_loss_rate", "deadline_loss_rate", "retransmissions_per_image")
 
 
 def paired_t_pvalue(a, b) -> float:
@@ -79,7 +80,7 @@ def markdown_table(summary: list[dict], metric: str = "top1") -> str:
     by = {(tuple(r.get(k) for k in CELL_KEYS), r["method"]): r for r in summary}
     scale = 100.0 if metric in ("top1", "agreement") else 1.0
     shown = varying_config_keys(summary)
-    heads = [k.replace("rows_per_packet", "rows/packet") for k in shown]
+    heads = [k.replace("rows_per_packet", "rows/packet").replace("error_control", "error control") for k in shown]
     lines = ["| " + "".join(f"{h} | " for h in heads) + "channel | loss | burst | "
              + " | ".join(f"`{m}`" for m in methods) + " |",
              "|" + "---|" * len(shown) + "---|---:|---:|" + "---:|" * len(methods)]

@@ -44,7 +44,7 @@ def test_outputs_and_columns(run_dir):
     summary = (out / "summary.md").read_text()
     assert "`altec`" in summary and "paired t-test" in summary
     assert (out / "summary.csv").read_text().startswith(
-        "channel,loss_rate,burst_length,split,bits,rows_per_packet,order,method,trials,")
+        "channel,loss_rate,burst_length,split,bits,rows_per_packet,order,error_control,method,trials,")
 
 
 def test_zero_fill_at_loss_zero_equals_clean_quantized_accuracy(run_dir):
