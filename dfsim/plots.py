@@ -26,6 +26,7 @@ Y_METRICS = {
     "completion_ms": ("completion_ms_per_tensor", "completion time per tensor (ms)", 1.0),
     "mse_lost": ("mse_lost", "MSE on lost entries", 1.0),
 }
+NETWORK_METRICS = {"latency_p95", "latency_p99", "bits_per_image"}  # do not depend on the method
 X_AXES = {"loss_rate": ("packet loss rate (%)", 100.0), "burst_length": ("mean burst length (packets)", 1.0)}
 GROUP_FIELDS = ("channel", "loss_rate", "burst_length", "rows_per_packet", "bits", "order", "split", "error_control")
 
@@ -71,6 +72,10 @@ def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: st
     by += tuple(k for k in varying_config_keys(rows) if k not in by and k != panel)
     col, ylabel, yscale = Y_METRICS[y]
     xlabel, xscale = X_AXES[x]
+    network_only = y in NETWORK_METRICS
+    if network_only:  # the same for every method of a trial: one line per group, not per method
+        first = rows[0]["method"] if rows else None
+        rows = [{**r, "method": ""} for r in rows if r["method"] == first]
     groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     labels: dict[tuple, str] = {}
     for r in rows:
@@ -93,7 +98,7 @@ def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: st
             half = [yscale * s[2] for s in stats]
             px = [xscale * v for v in xs]
             c = colours[key[1]]
-            label = key[1] + (f" — {labels[key[1:]]}" if labels[key[1:]] else "")
+            label = " — ".join(p for p in (key[1], labels[key[1:]]) if p) or "all"
             if x == "burst_length" and "channel" in by and key[2 + by.index("channel")] == "iid":
                 ax.errorbar(px, mean, yerr=half, fmt="*", ms=8, color=c, capsize=2, label="_nolegend_")
                 iid_marked = True
