@@ -25,12 +25,11 @@ def bench_model(args) -> dict:
     from dfsim.datasets import load_fashion_mnist
     from dfsim.models import load_model
     from dfsim.models.inference import prepare_for_inference, run_batched
-    from dfsim.models.training import normalise
-
+    
     model = load_model("fmnist-resnet")
     split = model.default_split
     images = load_fashion_mnist("test").head(1000)
-    feats = run_batched(prepare_for_inference(model.front(split)), normalise(images.images), 500)
+    feats = run_batched(prepare_for_inference(model.front(split)), model.normalise(images.images), 500)
     back = prepare_for_inference(model.back(split))
     out = {"model": model.name, "split": split, "feature_shape": list(feats.shape[1:]),
            "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "images_per_s": {}}

@@ -7,7 +7,7 @@
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network [--json PATH] [...]
-    dfsim models
+    dfsim models [describe MODEL [--import P:F --weights W --input-size C,H,W]]
 
 User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` and exit 2.
 """
@@ -103,11 +103,18 @@ def cmd_run(args) -> int:
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
-        plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
+        labelled = any(r["top1"] == r["top1"] for r in rows)  # NaN top-1: no labels, agreement only
+        metric = "top1" if labelled else "agreement"
+        if labelled:
+            plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
+        else:
+            plots.metric_plot(rows, [out / "agreement_vs_loss_rate.png", out / "agreement_vs_loss_rate.svg"],
+                              "loss_rate", "agreement", ("channel", "burst_length"),
+                              title="Agreement with the loss-free model vs packet loss (unlabelled images)")
         write_json(manifest, out / "manifest.json")
         summary = statistics.summarize(rows, scn.reference_method)
         write_summary(summary, out / "summary.csv")
-        atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary) + "\n"))
+        atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary, metric) + "\n"))
         if args.save_losses:
             experiment.save_loss_patterns(preps, out / "losses")
         if scn.network.devices > 1:
@@ -129,11 +136,11 @@ def _dry_run(scn, out: Path) -> int:
     from dfsim.checkpoint import PARTIAL
 
     try:
-        experiment.load_images(scn)
         shapes = {}
         for cfg in scn.configs:
             model, split = experiment.build_model(scn.for_config(cfg))
             shapes[cfg] = (split, "x".join(map(str, model.feature_shapes[split])))
+        experiment.load_images(scn, model.input_shape)
     except UserError as exc:
         raise UserError(f"{scn.source}: {exc}") from None
     units = scn.n_units
@@ -248,12 +255,11 @@ def cmd_evaluate(args) -> int:
     from dfsim.datasets import load_fashion_mnist
     from dfsim.models import load_model
     from dfsim.models.inference import predict, prepare_for_inference
-    from dfsim.models.training import normalise
-
+    
     model = load_model(args.model, weights=args.weights)
     test = load_fashion_mnist("test", args.data_dir)
     t0 = time.perf_counter()
-    pred = predict(prepare_for_inference(model.full()), normalise(test.images), 1000)
+    pred = predict(prepare_for_inference(model.full()), model.normalise(test.images), 1000)
     top1 = float((pred == test.labels).mean())
     print(json.dumps({"model": model.name, "images": len(test), "top1": top1,
                       "seconds": round(time.perf_counter() - t0, 2)}))
@@ -263,12 +269,45 @@ def cmd_evaluate(args) -> int:
 def cmd_models(args) -> int:
     from dfsim.models import available_models, load_model
 
+    if args.action == "describe":
+        return _describe_model(args)
     for name in available_models():
-        m = load_model(name)
-        print(f"{name} (input {'x'.join(map(str, m.input_shape))}, default split {m.default_split})")
-        for s in m.split_points:
-            shape = m.feature_shapes[s]
-            print(f"  {s:10s} {'x'.join(map(str, shape)):>10s}  {shape[0] * shape[1] * shape[2]:>7d} values")
+        try:
+            m = load_model(name)
+        except UserError as exc:
+            print(f"{name}: unavailable ({exc})")
+            continue
+        print(f"{name} (input {'x'.join(map(str, m.input_shape))}, default split {m.default_split}, "
+              f"{len(m.split_points)} split points: `dfsim models describe {name}`)")
+    return 0
+
+
+def _describe_model(args) -> int:
+    """Split points with the tensors crossing each cut and the edge's share of the time."""
+    from dfsim.models import load_model
+    from dfsim.models.sources import from_import_path
+
+    if not args.model:
+        raise UserError("models describe: name a model (`dfsim models` lists them) or give --import")
+    if args.import_path or ":" in args.model:
+        if not args.input_size:
+            raise UserError("--input-size: required for a model given by import path (e.g. 3,224,224)")
+        try:
+            shape = tuple(int(v) for v in args.input_size.split(","))
+        except ValueError:
+            raise UserError(f"--input-size: expected C,H,W integers, got {args.input_size!r}") from None
+        m = from_import_path(args.import_path or args.model, args.weights, shape, (0.0,), (1.0,))
+    else:
+        m = load_model(args.model, **({"weights": args.weights} if args.weights else {}))
+    rows = m.describe()
+    print(f"{m.name}: input {'x'.join(map(str, m.input_shape))}, default split {m.default_split}; "
+          f"edge share = measured fraction of the full model's time spent before the cut")
+    print(f"  {'split point':28s} {'tensors crossing the cut':34s} {'values':>9s} {'edge share':>10s}")
+    for r in rows:
+        shapes = " + ".join("x".join(map(str, s)) for s in r["shapes"])
+        share = "" if r["edge_share"] is None else f"{100 * r['edge_share']:9.1f}%"
+        mark = "" if r["tensors"] == 1 else f"  ({r['tensors']} tensors: not transmittable yet)"
+        print(f"  {r['split']:28s} {shapes:34s} {r['values']:9d} {share:>10s}{mark}")
     return 0
 
 
@@ -334,7 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir")
     e.set_defaults(func=cmd_evaluate)
 
-    m = sub.add_parser("models", help="list models and their split points")
+    m = sub.add_parser("models", help="list models; `models describe MODEL`: its split points")
+    m.add_argument("action", nargs="?", choices=("list", "describe"), default="list")
+    m.add_argument("model", nargs="?", help="built-in name, or package.module:factory")
+    m.add_argument("--import", dest="import_path", help="package.module:factory of your own model")
+    m.add_argument("--weights", help="state dict file")
+    m.add_argument("--input-size", help="C,H,W (models given by import path)")
     m.set_defaults(func=cmd_models)
 
     b = sub.add_parser("bench", help="benchmarks: completion methods, cloud sub-model, network simulation")

@@ -97,3 +97,121 @@ def load_fashion_mnist(split: str = "test", directory: str | os.PathLike | None 
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"data: Fashion-MNIST files in {str(d)!r} have inconsistent shapes {images.shape} / {labels.shape}")
     return ImageSet(images[:, None, :, :].copy(), labels.astype(np.int64), f"fashion-mnist/{split}")
+
+
+# --------------------------------------------------------------------------- image folders
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+UNLABELLED = -1  # label of an image without one: accuracy columns then report agreement only
+
+
+def prepare_image(img: np.ndarray, input_shape: tuple[int, int, int], resize: int | None = None) -> np.ndarray:
+    """An H x W (x 3, RGB) uint8 image -> C x H x W uint8 at the model's input size: the
+    shorter side resized to ``resize`` (default: the input height x 256/224, as ImageNet
+    evaluation does), then a centre crop; grey or RGB as the model expects."""
+    import cv2
+
+    c, h, w = input_shape
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = img[:, :, :3]
+    side = resize or round(max(h, w) * 256 / 224)
+    scale = side / min(img.shape[:2])
+    size = (max(w, round(img.shape[1] * scale)), max(h, round(img.shape[0] * scale)))
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+    img = img[top : top + h, left : left + w]
+    if c == 1:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None]
+    return np.ascontiguousarray(img.transpose(2, 0, 1))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 image from a file (OpenCV)."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise UserError(f"data.dir: cannot read image {str(path)!r}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def load_image_folder(directory, input_shape, labels: str = "folders", resize: int | None = None) -> ImageSet:
+    """Images under ``directory``: ``labels: folders`` takes class sub-folders (label =
+    index of the folder name in sorted order, or the name itself when it is an integer);
+    ``labels: none`` reads a flat folder of unlabelled images; ``labels: FILE.csv`` maps
+    file names (relative to the directory) to class indices (``file,label`` rows).
+    Files are read in sorted order, so the set is the same on every machine."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise UserError(f"data.dir: directory {str(d)!r} not found")
+    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"data.dir: no images ({', '.join(IMAGE_SUFFIXES)}) under {str(d)!r}")
+    if labels == "none":
+        ys = [UNLABELLED] * len(files)
+    elif labels == "folders":
+        classes = sorted({p.relative_to(d).parts[0] for p in files if len(p.relative_to(d).parts) > 1})
+        if not classes:
+            raise UserError(f"data.labels: 'folders' needs class sub-folders in {str(d)!r} (or use labels: none)")
+        files = [p for p in files if len(p.relative_to(d).parts) > 1]
+        numeric = all(c.isdigit() for c in classes)
+        index = {c: (int(c) if numeric else i) for i, c in enumerate(classes)}
+        ys = [index[p.relative_to(d).parts[0]] for p in files]
+    else:
+        mapping = _read_label_file(Path(labels))
+        missing = [p for p in files if p.relative_to(d).as_posix() not in mapping]
+        if missing:
+            raise UserError(f"data.labels: {labels!r} has no label for {missing[0].relative_to(d).as_posix()!r}")
+        ys = [mapping[p.relative_to(d).as_posix()] for p in files]
+    images = np.stack([prepare_image(read_image(p), input_shape, resize) for p in files])
+    return ImageSet(images, np.asarray(ys, np.int64), f"folder:{d.name}")
+
+
+def _read_label_file(path: Path) -> dict[str, int]:
+    import csv
+
+    if not path.is_file():
+        raise UserError(f"data.labels: label file {str(path)!r} not found (or use 'folders' or 'none')")
+    out = {}
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            if not row or row[0].startswith("#") or (i == 0 and row[0] == "file"):
+                continue
+            if len(row) < 2 or not row[1].strip().lstrip("-").isdigit():
+                raise UserError(f"data.labels: {str(path)!r} line {i + 1}: expected 'file,class_index', got {row!r}")
+            out[row[0].strip()] = int(row[1])
+    return out
+
+
+# scikit-image's bundled natural photographs (no download), and crops/flips of them
+SAMPLE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+                 "motorcycle_right.png", "ihc.png", "retina.jpg", "brick.png", "grass.png", "gravel.png",
+                 "hubble_deep_field.jpg")
+
+
+def sample_photo_dir() -> Path:
+    try:
+        import skimage
+    except ImportError:
+        raise UserError("data.dataset: sample-photos needs scikit-image: pip install 'dfsim[imagenet]'") from None
+    return Path(skimage.__file__).parent / "data"
+
+
+def load_sample_photos(input_shape, n_images: int | None = None) -> ImageSet:
+    """Natural photographs bundled in scikit-image's wheel (read from its files: nothing is
+    downloaded), enlarged deterministically: each photo whole and five crops (centre and
+    corners, 70 % of the shorter side), each also mirrored: 12 x 12 = 144 unlabelled images
+    (accuracy columns then report agreement with the loss-free model)."""
+    d = sample_photo_dir()
+    views = []
+    for name in SAMPLE_PHOTOS:
+        img = read_image(d / name)
+        h, w = img.shape[:2]
+        s = int(0.7 * min(h, w))
+        crops = [img, img[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2], img[:s, :s], img[:s, w - s:],
+                 img[h - s:, :s], img[h - s:, w - s:]]
+        for c in crops:
+            views += [c, c[:, ::-1]]
+    views = views[:n_images] if n_images else views
+    images = np.stack([prepare_image(np.ascontiguousarray(v), input_shape) for v in views])
+    return ImageSet(images, np.full(len(images), UNLABELLED, np.int64), "sample-photos")

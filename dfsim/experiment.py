@@ -26,12 +26,11 @@ import torch
 from dfsim import cache, completion
 from dfsim.checkpoint import Checkpoint, fingerprint
 from dfsim.completion.base import method_class
-from dfsim.datasets import ImageSet, load_fashion_mnist
+from dfsim.datasets import UNLABELLED, ImageSet, load_fashion_mnist, load_image_folder, load_sample_photos
 from dfsim.encoding import SIDE_INFO_BITS, Quantized, dequantize, quantize
 from dfsim.errors import UserError
 from dfsim.models import SplitModel, load_model
 from dfsim.models.inference import predict, prepare_for_inference, run_batched
-from dfsim.models.training import normalise
 from dfsim.network import Link, Traffic, packet_bits, per_device, simulate
 from dfsim.packets import PacketBatch, PacketLayout, depacketize, packetize
 from dfsim.results import atomic_write
@@ -61,8 +60,18 @@ class Prepared:
         return self.images.labels
 
 
-def load_images(scn: Scenario) -> ImageSet:
-    images = load_fashion_mnist(scn.data.split, scn.data.dir)
+def load_images(scn: Scenario, input_shape=None) -> ImageSet:
+    """The scenario's images, at the model's input size (``input_shape``: C, H, W)."""
+    data = scn.data
+    if data.dataset == "folder":
+        images = load_image_folder(data.dir, input_shape, data.labels, data.resize)
+    elif data.dataset == "sample-photos":
+        images = load_sample_photos(input_shape)
+    else:
+        images = load_fashion_mnist(data.split, data.dir)
+    if images.images.shape[1:] != tuple(input_shape or images.images.shape[1:]):
+        raise UserError(f"data.dataset: {images.name} images are {'x'.join(map(str, images.images.shape[1:]))}, "
+                        f"the model takes {'x'.join(map(str, input_shape))}")
     if scn.data.n_images > len(images):
         raise UserError(
             f"data.n_images: {scn.data.n_images} exceeds the {len(images)} images of {images.name}"
@@ -71,9 +80,16 @@ def load_images(scn: Scenario) -> ImageSet:
 
 
 def build_model(scn: Scenario) -> tuple[SplitModel, str]:
-    model = load_model(scn.model.name, weights=scn.model.weights)
+    model = _load(scn.model)
     split = scn.model.split or model.default_split
     model._index(split)  # validates the name
+    crossing = model.crossing(split)
+    if len(crossing) > 1:
+        raise UserError(
+            f"model.split: {len(crossing)} tensors cross the cut after {split!r} ({', '.join(crossing)}); "
+            "transmitting several tensors is not supported yet: choose a split point that "
+            f"`dfsim models describe {model.name}` shows with 1 tensor"
+        )
     c, h, w = model.feature_shapes[split]
     if scn.rows_per_packet > h:
         raise UserError(
@@ -92,6 +108,14 @@ def build_model(scn: Scenario) -> tuple[SplitModel, str]:
     return model, split
 
 
+def _load(spec) -> SplitModel:
+    if spec.import_path:
+        from dfsim.models.sources import from_import_path
+
+        return from_import_path(spec.import_path, spec.weights, spec.input_size, spec.mean, spec.std, spec.split)
+    return load_model(spec.name, weights=spec.weights)
+
+
 def _deterministic_outputs(scn: Scenario, model: SplitModel, split: str, images: ImageSet, back):
     """Edge features, full-model and loss-free split-model predictions: computed once per
     (model, weights, split, image content, bits) and kept in the on-disk cache."""
@@ -99,7 +123,7 @@ def _deterministic_outputs(scn: Scenario, model: SplitModel, split: str, images:
                        images=hashlib.sha256(images.images.tobytes()).hexdigest(), torch=torch.__version__)
     stored = cache.load_arrays("features", key)
     if stored is None:
-        x = normalise(images.images)
+        x = model.normalise(images.images)
         stored = {
             "features": run_batched(prepare_for_inference(model.front(split)), x, scn.batch_size).astype(np.float32),
             "clean_pred": predict(prepare_for_inference(model.full()), x, scn.batch_size),
@@ -117,7 +141,7 @@ def _deterministic_outputs(scn: Scenario, model: SplitModel, split: str, images:
 
 def prepare(scn: Scenario) -> Prepared:
     model, split = build_model(scn)
-    images = load_images(scn)
+    images = load_images(scn, model.input_shape)
     back = prepare_for_inference(model.back(split))
     q, dequantized, clean_pred, reference_pred = _deterministic_outputs(scn, model, split, images, back)
     layout = PacketLayout.for_shape(dequantized.shape[1:], scn.rows_per_packet, scn.order)
@@ -127,10 +151,16 @@ def prepare(scn: Scenario) -> Prepared:
         packets=packetize(q.codes, layout), layout=layout,
         bits_per_packet=packet_bits(payload_bits, _link(scn), side_info_bits=SIDE_INFO_BITS),
         reference_pred=reference_pred,
-        clean_top1=float((clean_pred == images.labels).mean()),
-        quantized_top1=float((reference_pred == images.labels).mean()),
+        clean_top1=accuracy(clean_pred, images.labels),
+        quantized_top1=accuracy(reference_pred, images.labels),
         back=back,
     )
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 over the labelled images; NaN when none is labelled (agreement only)."""
+    known = labels != UNLABELLED
+    return float((pred[known] == labels[known]).mean()) if known.any() else math.nan
 
 
 def _link(scn: Scenario) -> Link:
@@ -258,7 +288,7 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
         rows.append({
             "method": spec.label, **common,
             "e2e_latency_mean_ms": float(e2e.mean()), "e2e_latency_p95_ms": float(np.percentile(e2e, 95)),
-            "top1": float((pred == prep.labels).mean()),
+            "top1": accuracy(pred, prep.labels),
             "agreement": float((pred == prep.reference_pred).mean()),
             "completion_ms_per_tensor": 1e3 * dt / n,
             "completion_iters": float(np.mean(iters)) if iters else 0.0,
@@ -319,14 +349,20 @@ def quantized_edge_features(model: SplitModel, split: str, images: np.ndarray, b
                             batch_size: int = 256) -> np.ndarray:
     """What the cloud receives without loss: edge features of ``images`` (uint8 N x C x H x W),
     quantized to ``bits`` and dequantized."""
-    feats = run_batched(prepare_for_inference(model.front(split)), normalise(images), batch_size)
+    feats = run_batched(prepare_for_inference(model.front(split)), model.normalise(images), batch_size)
     return dequantize(quantize(feats, bits))
 
 
 def training_features(prep: Prepared, n_images: int) -> np.ndarray:
     """Front features of the first ``n_images`` training images, quantized like the scenario's."""
     scn = prep.scenario
-    train = load_fashion_mnist("train", scn.data.dir).head(n_images)
+    if scn.data.fit_dir:
+        train = load_image_folder(scn.data.fit_dir, prep.model.input_shape, "none").head(n_images)
+    elif scn.data.dataset == "fashion-mnist":
+        train = load_fashion_mnist("train", scn.data.dir).head(n_images)
+    else:
+        raise UserError(f"methods: trained methods (altec) need training images: set data.fit_dir "
+                        f"(a folder of images unlike the {scn.data.dataset} test images)")
     return quantized_edge_features(prep.model, prep.split, train.images, scn.bits, scn.batch_size)
 
 

@@ -106,7 +106,7 @@ def metric_plot(rows: list[dict], paths: list[Path], x: str = "loss_rate", y: st
             ax.plot(px, mean, styles[key[2:]], marker="o", ms=3.5, color=c, label=label)
             ax.fill_between(px, [m - h for m, h in zip(mean, half, strict=True)],
                             [m + h for m, h in zip(mean, half, strict=True)], color=c, alpha=0.18, lw=0)
-        for i, (label, value) in enumerate((reference or {}).items()):
+        for i, (label, value) in enumerate((r for r in (reference or {}).items() if r[1] == r[1])):  # NaN: none
             ax.axhline(yscale * value, color="0.35", lw=0.9, ls=(0, (1, 2 + i)),
                        label=f"{label} ({yscale * value:.2f} %)")
         ax.set_xlabel(xlabel)

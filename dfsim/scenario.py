@@ -24,7 +24,7 @@ from dfsim.errors import UserError
 from dfsim.packets import SEND_ORDERS
 
 CHANNEL_KINDS = ("iid", "gilbert-elliott", "trace")
-DATASETS = ("fashion-mnist",)
+DATASETS = ("fashion-mnist", "folder", "sample-photos")
 
 
 # --------------------------------------------------------------------------- schema
@@ -33,6 +33,10 @@ class ModelSpec:
     name: str = "fmnist-resnet"
     split: str | None = None  # None: the model's default split point
     weights: str | None = None
+    import_path: str | None = None  # "package.module:factory": the user's own model
+    input_size: tuple[int, int, int] | None = None  # C, H, W (import path: required)
+    mean: tuple[float, ...] | None = None  # normalisation of x/255 (import path; default 0 / 1)
+    std: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class DataSpec:
     split: str = "test"
     n_images: int = 1000
     dir: str | None = None
+    labels: str = "folders"  # folder datasets: folders | none | path of a file,label CSV
+    resize: int | None = None  # folder datasets: shorter side before the centre crop
+    fit_dir: str | None = None  # folder of images to fit trained methods (ALTeC) on
 
 
 @dataclass(frozen=True)
@@ -322,16 +329,48 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     name = _str("name", raw.get("name", default_name))
     seed = _int("seed", raw.get("seed", 0), 0, 2**63 - 1)
 
-    m = _mapping("model", raw.get("model", {}), ("name", "split", "weights"))
-    model_name = _str("model.name", m.get("name", ModelSpec.name))
+    m = _mapping("model", raw.get("model", {}), ("name", "split", "weights", "import", "input_size", "mean", "std"))
+    import_path = _str("model.import", m["import"]) if m.get("import") is not None else None
+    if import_path and "name" in m:
+        raise UserError("model: give either 'name' (a built-in model) or 'import' (your own), not both")
+    model_name = import_path or _str("model.name", m.get("name", ModelSpec.name))
     weights = _existing_path("model.weights", m["weights"], "file") if m.get("weights") is not None else None
+    input_size = mean = std = None
+    if import_path:
+        if "input_size" not in m:
+            raise UserError("model.input_size: required with model.import ([channels, height, width])")
+        input_size = tuple(_list("model.input_size", m["input_size"], lambda k, v: _int(k, v, 1), allow_scalar=False))
+        if len(input_size) != 3:
+            raise UserError(f"model.input_size: expected [channels, height, width], got {list(input_size)}")
+        mean = tuple(_list("model.mean", m.get("mean", [0.0]), lambda k, v: _num(k, v)))
+        std = tuple(_list("model.std", m.get("std", [1.0]), lambda k, v: _num(k, v, 0, lo_open=True)))
+        for key, vals in (("model.mean", mean), ("model.std", std)):
+            if len(vals) not in (1, input_size[0]):
+                raise UserError(f"{key}: expected 1 or {input_size[0]} values (one per channel), got {len(vals)}")
+    else:
+        for k in ("input_size", "mean", "std"):
+            if k in m:
+                raise UserError(f"model.{k}: only for a model given by 'import' (built-in models know theirs)")
 
-    d = _mapping("data", raw.get("data", {}), ("dataset", "split", "n_images", "dir"))
+    d = _mapping("data", raw.get("data", {}), ("dataset", "split", "n_images", "dir", "labels", "resize", "fit_dir"))
+    dataset = _str("data.dataset", d.get("dataset", DataSpec.dataset), DATASETS)
+    if dataset == "folder" and d.get("dir") is None:
+        raise UserError("data.dir: required for dataset 'folder' (a directory of images)")
+    if dataset != "folder":
+        for k in ("labels", "resize"):
+            if k in d:
+                raise UserError(f"data.{k}: only for dataset 'folder'")
+    labels = _str("data.labels", d.get("labels", "folders"))
+    if labels not in ("folders", "none"):
+        labels = _existing_path("data.labels", labels, "file")
     data = DataSpec(
-        dataset=_str("data.dataset", d.get("dataset", DataSpec.dataset), DATASETS),
+        dataset=dataset,
         split=_str("data.split", d.get("split", DataSpec.split), ("train", "test")),
         n_images=_int("data.n_images", d.get("n_images", DataSpec.n_images), 1),
         dir=_existing_path("data.dir", d["dir"], "dir") if d.get("dir") is not None else None,
+        labels=labels,
+        resize=_int("data.resize", d["resize"], 1) if d.get("resize") is not None else None,
+        fit_dir=_existing_path("data.fit_dir", d["fit_dir"], "dir") if d.get("fit_dir") is not None else None,
     )
 
     e = _mapping("encoding", raw.get("encoding", {}), ("bits",))
@@ -348,7 +387,8 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     }
     configs = _expand_grid(grid_values, raw.get("zip"))
     first = configs[0]
-    model = ModelSpec(name=model_name, split=first.split, weights=weights)
+    model = ModelSpec(name=model_name, split=first.split, weights=weights, import_path=import_path,
+                      input_size=input_size, mean=mean, std=std)
     bits, rows_per_packet, order = first.bits, first.rows_per_packet, first.order
     labels = [c.label for c in grid_values["error_control"]]
     if len(set(labels)) < len(labels):

@@ -7,5 +7,6 @@ if/elif chains.
 """
 from dfsim.models.registry import SplitModel, available_models, load_model, register_model
 from dfsim.models import fmnist_resnet  # noqa: F401  (registers "fmnist-resnet")
+from dfsim.models import sources  # noqa: F401  (registers "efficientnet-lite0")
 
 __all__ = ["SplitModel", "available_models", "load_model", "register_model"]

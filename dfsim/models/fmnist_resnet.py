@@ -141,4 +141,11 @@ def fmnist_resnet(weights: str | Path | None = None) -> SplitModel:
         default_split="add_1",
         num_classes=10,
         weights_id=weights_digest(path),
+        normaliser=_normalise,
     )
+
+
+def _normalise(images):
+    from dfsim.models.training import normalise
+
+    return normalise(images)

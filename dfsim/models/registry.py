@@ -1,9 +1,11 @@
 """Model registry and the split-model interface."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,6 +57,7 @@ class SplitModel:
     num_classes: int
     weights_id: str = ""
     feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    normaliser: Callable[[np.ndarray], torch.Tensor] | None = None  # uint8 images -> model input
 
     def __post_init__(self):
         for _, m in self.stages:
@@ -90,3 +93,30 @@ class SplitModel:
 
     def full(self) -> nn.Module:
         return nn.Sequential(*[m for _, m in self.stages]).eval()
+
+    def crossing(self, split: str) -> list[str]:
+        """Tensors crossing the cut: a chain of stages passes exactly one."""
+        self._index(split)
+        return [split]
+
+    def normalise(self, images: np.ndarray):
+        """uint8 N x C x H x W -> the model's input (``normaliser``, default x/255)."""
+        if self.normaliser is not None:
+            return self.normaliser(images)
+        return torch.from_numpy(images).float() / 255.0
+
+    def describe(self, repeats: int = 3) -> list[dict]:
+        """Every split point: its tensor and the edge's share of the measured time."""
+        times = np.zeros(len(self.stages))
+        x = torch.randn((16, *self.input_shape))
+        with torch.no_grad():
+            for _ in range(repeats):
+                h = x
+                for i, (_, m) in enumerate(self.stages):
+                    t0 = time.perf_counter()
+                    h = m(h)
+                    times[i] += time.perf_counter() - t0
+        cum = np.cumsum(times) / times.sum()
+        return [{"split": n, "tensors": 1, "shapes": [self.feature_shapes[n]],
+                 "values": int(np.prod(self.feature_shapes[n])), "edge_share": float(cum[i])}
+                for i, n in enumerate(self.split_points)]
