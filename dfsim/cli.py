@@ -3,7 +3,7 @@
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run] [--save-losses]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...] [--panels F]
-    dfsim compare DIR... [--metric top1|agreement|mse_lost|completion_ms_per_tensor] [--reference METHOD]
+    dfsim compare DIR... [--metric top1|agreement|mse_lost|latency_p95_ms|...] [--reference METHOD]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network [--json PATH] [...]
@@ -339,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="print the summary table of one or more result directories")
     c.add_argument("dirs", nargs="+", metavar="DIR")
-    c.add_argument("--metric", default="top1", choices=("top1", "agreement", "mse_lost", "completion_ms_per_tensor"))
+    c.add_argument("--metric", default="top1", choices=("top1", "agreement", "mse_lost", "completion_ms_per_tensor",
+                                                         "latency_p95_ms", "latency_p99_ms", "e2e_latency_p95_ms",
+                                                         "bits_per_image", "retransmissions_per_image"))
     c.add_argument("--reference", help="method for the paired test (default: zeros, else the first)")
     c.set_defaults(func=cmd_compare)
 

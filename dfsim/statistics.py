@@ -67,6 +67,9 @@ def summarize(rows: list[dict], reference: str | None = None) -> list[dict]:
     return out
 
 
+HIGHER_IS_BETTER = ("top1", "agreement")
+
+
 def varying_config_keys(rows: list[dict]) -> list[str]:
     """The grid keys that take more than one value in ``rows``."""
     return [k for k in CONFIG_KEYS if len({r.get(k) for r in rows}) > 1]
@@ -86,7 +89,8 @@ def markdown_table(summary: list[dict], metric: str = "top1") -> str:
              "|" + "---|" * len(shown) + "---|---:|---:|" + "---:|" * len(methods)]
     for cell in cells:
         vals = {m: by[(cell, m)][f"{metric}_mean"] for m in methods if (cell, m) in by}
-        best = max(vals.values()) if vals else None
+        finite = [v for v in vals.values() if v == v]
+        best = (max(finite) if metric in HIGHER_IS_BETTER else min(finite)) if finite else None
         entries = []
         for m in methods:
             r = by.get((cell, m))
@@ -94,7 +98,8 @@ def markdown_table(summary: list[dict], metric: str = "top1") -> str:
                 entries.append("—")
                 continue
             text = f"{scale * r[f'{metric}_mean']:.1f} ± {scale * r[f'{metric}_ci95']:.1f}"
-            if r.get("p_vs_reference") is not None and not math.isnan(r["p_vs_reference"]) and r["p_vs_reference"] < 0.05:
+            p = r.get("p_vs_reference")
+            if metric == "top1" and p is not None and not math.isnan(p) and p < 0.05:
                 text += "*"
             entries.append(f"**{text}**" if vals[m] == best else text)
         values = dict(zip(CELL_KEYS, cell, strict=True))
@@ -103,6 +108,8 @@ def markdown_table(summary: list[dict], metric: str = "top1") -> str:
                      + f"{channel} | {loss:g} | {burst:.3g} | " + " | ".join(entries) + " |")
     ref = summary[0]["reference"] if summary else ""
     lines.append("")
-    lines.append(f"Mean {metric} (%) ± 95 % CI over trials; best per row in bold; * = differs from `{ref}` "
-                 "(paired t-test, p < 0.05).")
+    unit = " (%)" if metric in HIGHER_IS_BETTER else ""
+    note = (f"; * = top-1 differs from `{ref}` (paired t-test, p < 0.05)." if metric == "top1"
+            else " (lowest is best)." if metric not in HIGHER_IS_BETTER else ".")
+    lines.append(f"Mean {metric}{unit} ± 95 % CI over trials; best per row in bold{note}")
     return "\n".join(lines)
