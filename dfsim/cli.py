@@ -83,7 +83,7 @@ def cmd_run(args) -> int:
         reference.setdefault(f"split model{where}, {p.scenario.bits}-bit, no loss", p.quantized_top1)
     configs = [{"split": p.split, "bits": p.scenario.bits, "rows_per_packet": p.scenario.rows_per_packet,
                 "order": p.scenario.order, "error_control": p.scenario.error_control.label, "feature_shape": list(p.model.feature_shapes[p.split]),
-                "packets_per_image": p.layout.packets_per_tensor, "bits_per_image": int(p.bits_per_packet.sum()),
+                "packets_per_image": p.packets_per_image, "bits_per_image": int(p.bits_per_packet.sum()),
                 "quantized_top1": p.quantized_top1} for p in preps]
     manifest = {
         "scenario": scn.resolved(),
@@ -94,7 +94,7 @@ def cmd_run(args) -> int:
                   "split": prep.split if len(preps) == 1 else [c["split"] for c in configs],
                   "feature_shape": list(prep.model.feature_shapes[prep.split])},
         "reference": {"clean_top1": prep.clean_top1, "quantized_top1": prep.quantized_top1},
-        "packets_per_image": prep.layout.packets_per_tensor,
+        "packets_per_image": prep.packets_per_image,
         "bits_per_image": int(prep.bits_per_packet.sum()),
         "configs": configs,
         "rows": len(rows),
@@ -230,8 +230,9 @@ def cmd_fit(args) -> int:
     try:
         prep = experiment.prepare(scn)
         for spec in trained:
-            experiment.fit_method(experiment.make_method(spec.name, spec.params, scn), spec, prep,
-                                  log=lambda m: print(m, file=sys.stderr), force=args.force)
+            for part in range(len(prep.parts)):
+                experiment.fit_method(experiment.make_method(spec.name, spec.params, scn), spec, prep,
+                                      log=lambda m: print(m, file=sys.stderr), force=args.force, part=part)
     except UserError as exc:
         raise UserError(f"{args.scenario}: {exc}") from None
     return 0
@@ -306,7 +307,7 @@ def _describe_model(args) -> int:
     for r in rows:
         shapes = " + ".join("x".join(map(str, s)) for s in r["shapes"])
         share = "" if r["edge_share"] is None else f"{100 * r['edge_share']:9.1f}%"
-        mark = "" if r["tensors"] == 1 else f"  ({r['tensors']} tensors: not transmittable yet)"
+        mark = "" if r["tensors"] == 1 else f"  ({r['tensors']} tensors: each sent with its own quantizer)"
         print(f"  {r['split']:28s} {shapes:34s} {r['values']:9d} {share:>10s}{mark}")
     return 0
 

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -38,18 +38,28 @@ from dfsim.scenario import ChannelCell, Scenario
 
 
 @dataclass
+class TensorPart:
+    """One tensor crossing the cut, with its own quantizer and packets."""
+
+    name: str
+    quantized: Quantized
+    dequantized: np.ndarray  # the loss-free tensors the cloud would receive
+    packets: PacketBatch
+    layout: PacketLayout
+
+
+@dataclass
 class Prepared:
-    """Everything deterministic of a run, computed once."""
+    """Everything deterministic of a run, computed once. ``parts`` are the tensors that
+    cross the cut (one, unless the cut crosses a skip connection); each image's packets
+    are those of part 0, then part 1, ... in the network's stream."""
 
     scenario: Scenario
     model: SplitModel
     split: str
     images: ImageSet
-    quantized: Quantized
-    dequantized: np.ndarray  # the loss-free tensors the cloud would receive
-    packets: PacketBatch
-    layout: PacketLayout
-    bits_per_packet: np.ndarray
+    parts: list[TensorPart]
+    bits_per_packet: np.ndarray  # one image's packets, all parts
     reference_pred: np.ndarray  # loss-free quantized split model
     clean_top1: float  # full model, no quantization
     quantized_top1: float  # split model with quantization, no loss
@@ -58,6 +68,27 @@ class Prepared:
     @property
     def labels(self) -> np.ndarray:
         return self.images.labels
+
+    @property
+    def packets_per_image(self) -> int:
+        return sum(p.layout.packets_per_tensor for p in self.parts)
+
+    # the single-tensor view (part 0), for code and tools that handle one tensor
+    @property
+    def quantized(self) -> Quantized:
+        return self.parts[0].quantized
+
+    @property
+    def dequantized(self) -> np.ndarray:
+        return self.parts[0].dequantized
+
+    @property
+    def packets(self) -> PacketBatch:
+        return self.parts[0].packets
+
+    @property
+    def layout(self) -> PacketLayout:
+        return self.parts[0].layout
 
 
 def load_images(scn: Scenario, input_shape=None) -> ImageSet:
@@ -84,27 +115,28 @@ def build_model(scn: Scenario) -> tuple[SplitModel, str]:
     split = scn.model.split or model.default_split
     model._index(split)  # validates the name
     crossing = model.crossing(split)
-    if len(crossing) > 1:
-        raise UserError(
-            f"model.split: {len(crossing)} tensors cross the cut after {split!r} ({', '.join(crossing)}); "
-            "transmitting several tensors is not supported yet: choose a split point that "
-            f"`dfsim models describe {model.name}` shows with 1 tensor"
-        )
-    c, h, w = model.feature_shapes[split]
-    if scn.rows_per_packet > h:
-        raise UserError(
-            f"packets.rows_per_packet: {scn.rows_per_packet} exceeds the feature height {h} at split {split!r}"
-        )
+    shapes = model.feature_shapes[split]
+    shapes = [shapes] if isinstance(shapes[0], int) else list(shapes)
     nw = scn.network
-    size = nw.header_bytes + math.ceil((scn.rows_per_packet * w * scn.bits + SIDE_INFO_BITS) / 8)
-    if size > nw.mtu_bytes:
-        fit = (8 * (nw.mtu_bytes - nw.header_bytes) - SIDE_INFO_BITS) // (w * scn.bits)
-        hint = f"use rows_per_packet <= {fit}" if fit >= 1 else "fewer bits or a larger MTU"
-        raise UserError(
-            f"packets.rows_per_packet: {scn.rows_per_packet} rows of {w} values at {scn.bits} bits make "
-            f"{size}-byte packets (with the {nw.header_bytes}-byte header), over network.mtu_bytes "
-            f"{nw.mtu_bytes}; {hint}"
-        )
+    side_bits = SIDE_INFO_BITS * len(shapes)
+    for name, shape in zip(crossing, shapes, strict=True):
+        if len(shape) != 3:
+            raise UserError(f"model.split: tensor {name!r} crossing the cut after {split!r} is "
+                            f"{'x'.join(map(str, shape))}, not channels x height x width: choose another split")
+        c, h, w = shape
+        if scn.rows_per_packet > h:
+            raise UserError(
+                f"packets.rows_per_packet: {scn.rows_per_packet} exceeds the feature height {h} at split {split!r}"
+            )
+        size = nw.header_bytes + math.ceil((scn.rows_per_packet * w * scn.bits + side_bits) / 8)
+        if size > nw.mtu_bytes:
+            fit = (8 * (nw.mtu_bytes - nw.header_bytes) - side_bits) // (w * scn.bits)
+            hint = f"use rows_per_packet <= {fit}" if fit >= 1 else "fewer bits or a larger MTU"
+            raise UserError(
+                f"packets.rows_per_packet: {scn.rows_per_packet} rows of {w} values at {scn.bits} bits make "
+                f"{size}-byte packets (with the {nw.header_bytes}-byte header), over network.mtu_bytes "
+                f"{nw.mtu_bytes}; {hint}"
+            )
     return model, split
 
 
@@ -124,32 +156,37 @@ def _deterministic_outputs(scn: Scenario, model: SplitModel, split: str, images:
     stored = cache.load_arrays("features", key)
     if stored is None:
         x = model.normalise(images.images)
-        stored = {
-            "features": run_batched(prepare_for_inference(model.front(split)), x, scn.batch_size).astype(np.float32),
-            "clean_pred": predict(prepare_for_inference(model.full()), x, scn.batch_size),
-        }
+        feats = run_batched(prepare_for_inference(model.front(split)), x, scn.batch_size)
+        feats = feats if isinstance(feats, tuple) else (feats,)
+        stored = {("features" if i == 0 else f"features_{i}"): f.astype(np.float32) for i, f in enumerate(feats)}
+        stored["clean_pred"] = predict(prepare_for_inference(model.full()), x, scn.batch_size)
         cache.save_arrays("features", key, stored)
-    q = quantize(stored["features"], scn.bits)
-    dequantized = dequantize(q)
+    n_parts = len(model.crossing(split))
+    qs = [quantize(stored["features" if i == 0 else f"features_{i}"], scn.bits) for i in range(n_parts)]
+    dequantized = [dequantize(q) for q in qs]
     ref_key = cache.key_of(features=key, bits=scn.bits)
     ref = cache.load_arrays("reference", ref_key)
     if ref is None:
-        ref = {"pred": predict(back, dequantized, scn.batch_size)}
+        ref = {"pred": predict(back, dequantized if n_parts > 1 else dequantized[0], scn.batch_size)}
         cache.save_arrays("reference", ref_key, ref)
-    return q, dequantized, stored["clean_pred"], ref["pred"]
+    return qs, dequantized, stored["clean_pred"], ref["pred"]
 
 
 def prepare(scn: Scenario) -> Prepared:
     model, split = build_model(scn)
     images = load_images(scn, model.input_shape)
     back = prepare_for_inference(model.back(split))
-    q, dequantized, clean_pred, reference_pred = _deterministic_outputs(scn, model, split, images, back)
-    layout = PacketLayout.for_shape(dequantized.shape[1:], scn.rows_per_packet, scn.order)
-    payload_bits = layout.packet_values() * scn.bits
+    qs, dequantized, clean_pred, reference_pred = _deterministic_outputs(scn, model, split, images, back)
+    parts, bits = [], []
+    for i, (name, q, dq) in enumerate(zip(model.crossing(split), qs, dequantized, strict=True)):
+        layout = PacketLayout.for_shape(dq.shape[1:], scn.rows_per_packet, scn.order)
+        parts.append(TensorPart(name, q, dq, packetize(q.codes, layout), layout))
+        # every tensor's min/max (side information) rides in the image's first packet
+        side = SIDE_INFO_BITS * len(qs) if i == 0 else 0
+        bits.append(packet_bits(layout.packet_values() * scn.bits, _link(scn), side_info_bits=side))
     return Prepared(
-        scenario=scn, model=model, split=split, images=images, quantized=q, dequantized=dequantized,
-        packets=packetize(q.codes, layout), layout=layout,
-        bits_per_packet=packet_bits(payload_bits, _link(scn), side_info_bits=SIDE_INFO_BITS),
+        scenario=scn, model=model, split=split, images=images, parts=parts,
+        bits_per_packet=np.concatenate(bits),
         reference_pred=reference_pred,
         clean_top1=accuracy(clean_pred, images.labels),
         quantized_top1=accuracy(reference_pred, images.labels),
@@ -181,11 +218,11 @@ def transmit(prep: Prepared, cell: ChannelCell, trial: int):
     aux = np.random.default_rng(np.random.SeedSequence([scn.seed, cell.seed_key, trial, 1]))
     n = len(prep.labels)
     nw = scn.network
-    channel = cell.channel.for_trial(trial, n * prep.layout.packets_per_tensor)
+    channel = cell.channel.for_trial(trial, n * prep.packets_per_image)
     return simulate(n, prep.bits_per_packet, channel, rng, _link(scn),
                     traffic=Traffic(fps=nw.fps, arrivals=nw.arrivals, devices=nw.devices, edge_ms=nw.edge_ms),
                     deadline_ms=nw.deadline_ms, arq=scn.error_control.arq, fec=scn.error_control.fec,
-                    side_info=nw.side_info, aux_rng=aux)
+                    side_info=replace(nw.side_info, bits=SIDE_INFO_BITS * len(prep.parts)), aux_rng=aux)
 
 
 def save_loss_patterns(preps: list[Prepared], directory) -> Path:
@@ -206,7 +243,7 @@ def save_loss_patterns(preps: list[Prepared], directory) -> Path:
                 tmp.replace(d / name)
                 index.append({"file": name, "channel": cell.kind, "loss_rate": cell.loss_rate,
                               "burst_length": cell.burst_length, "trial": trial, "n_images": len(prep.labels),
-                              "packets_per_image": prep.layout.packets_per_tensor, "split": prep.split,
+                              "packets_per_image": prep.packets_per_image, "split": prep.split,
                               "bits": scn.bits, "order": scn.order, "rows_per_packet": scn.rows_per_packet,
                               "realised_loss_rate": float(lost.mean())})
 
@@ -228,7 +265,7 @@ def write_device_table(preps: list[Prepared], path) -> None:
         for cell in scn.cells:
             for trial in range(scn.trials):
                 tx = transmit(prep, cell, trial)
-                for d in per_device(tx, prep.layout.packets_per_tensor):
+                for d in per_device(tx, prep.packets_per_image):
                     rows.append({"split": prep.split, "bits": scn.bits, "rows_per_packet": scn.rows_per_packet,
                                  "order": scn.order, "error_control": scn.error_control.label, "channel": cell.kind,
                                  "loss_rate": cell.loss_rate, "burst_length": cell.burst_length, "trial": trial, **d})
@@ -246,27 +283,34 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
     scn = prep.scenario
     n = len(prep.labels)
     tx = transmit(prep, cell, trial)
-    codes, lost = depacketize(prep.packets.subset(~tx.lost), n, prep.layout)
-    q = prep.quantized
-    vmin, vmax = q.vmin, q.vmax
     side_lost = tx.side_info_lost
-    if scn.network.side_info.on_loss == "previous" and side_lost.any():
-        # decode with the range of the same device's last image whose side information arrived
-        src = _previous_received(side_lost, tx.device)
-        usable = src >= 0
-        vmin = np.where(side_lost & usable, q.vmin[np.maximum(src, 0)], q.vmin)
-        vmax = np.where(side_lost & usable, q.vmax[np.maximum(src, 0)], q.vmax)
-        lost[side_lost & ~usable] = True  # no range to decode with
-    received = dequantize(Quantized(codes, vmin, vmax, q.bits))
-    received[lost] = 0.0
-    clean = prep.dequantized
+    lost_2d = tx.lost.reshape(n, -1)
+    received, lost, offset = [], [], 0
+    for part in prep.parts:  # each tensor crossing the cut: its own packets and quantizer
+        k = part.layout.packets_per_tensor
+        part_lost = lost_2d[:, offset : offset + k].reshape(-1)
+        offset += k
+        codes, lost_p = depacketize(part.packets.subset(~part_lost), n, part.layout)
+        q = part.quantized
+        vmin, vmax = q.vmin, q.vmax
+        if scn.network.side_info.on_loss == "previous" and side_lost.any():
+            # decode with the range of the same device's last image whose side information arrived
+            src = _previous_received(side_lost, tx.device)
+            usable = src >= 0
+            vmin = np.where(side_lost & usable, q.vmin[np.maximum(src, 0)], q.vmin)
+            vmax = np.where(side_lost & usable, q.vmax[np.maximum(src, 0)], q.vmax)
+            lost_p[side_lost & ~usable] = True  # no range to decode with
+        rec = dequantize(Quantized(codes, vmin, vmax, q.bits))
+        rec[lost_p] = 0.0
+        received.append(rec)
+        lost.append(lost_p)
     latency = tx.latency_ms
     causes = tx.loss_by_cause()
     common = {
         "channel": cell.kind, "loss_rate": cell.loss_rate, "burst_length": cell.burst_length, "trial": trial,
         "n_images": n, "realised_loss_rate": float(tx.lost.mean()),
         "latency_mean_ms": float(latency.mean()), "latency_p95_ms": float(np.percentile(latency, 95)),
-        "bits_per_image": int(round(tx.bits_sent / n)), "packets_per_image": prep.layout.packets_per_tensor,
+        "bits_per_image": int(round(tx.bits_sent / n)), "packets_per_image": prep.packets_per_image,
         "split": prep.split, "bits": scn.bits, "rows_per_packet": scn.rows_per_packet, "order": scn.order,
         "error_control": scn.error_control.label,
         "latency_p50_ms": float(np.percentile(latency, 50)), "latency_p99_ms": float(np.percentile(latency, 99)),
@@ -275,15 +319,18 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
         "retransmissions_per_image": tx.retransmissions / n,
     }
     rows = []
-    any_lost = bool(lost.any())
+    any_lost = any(bool(m.any()) for m in lost)
     for spec, method in methods:
+        per_part = method if isinstance(method, list) else [method]
         t0 = time.perf_counter()
-        repaired = method.complete_batch(received, lost) if any_lost else received
+        repaired = [m.complete_batch(r, lo) for m, r, lo in zip(per_part, received, lost, strict=True)] \
+            if any_lost else received
         dt = time.perf_counter() - t0
-        iters = getattr(method, "iterations", None) if any_lost else None
+        iters = [i for m in per_part for i in (getattr(m, "iterations", None) or [])] if any_lost else None
         # Nothing lost: the cloud sees exactly the loss-free tensors, whose predictions we have.
-        pred = predict(prep.back, repaired, scn.batch_size) if any_lost else prep.reference_pred
-        err = (repaired - clean)[lost]
+        pred = predict(prep.back, repaired if len(repaired) > 1 else repaired[0], scn.batch_size) \
+            if any_lost else prep.reference_pred
+        n_lost = sum(int(lo.sum()) for lo in lost)
         e2e = _cloud_latency_ms(tx, scn.network, 1e3 * dt / n)
         rows.append({
             "method": spec.label, **common,
@@ -292,9 +339,16 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
             "agreement": float((pred == prep.reference_pred).mean()),
             "completion_ms_per_tensor": 1e3 * dt / n,
             "completion_iters": float(np.mean(iters)) if iters else 0.0,
-            "mse_lost": float(np.mean(np.square(err, dtype=np.float64))) if err.size else 0.0,
+            "mse_lost": mse_lost(repaired, prep, lost) if n_lost else 0.0,
         })
     return rows
+
+
+def mse_lost(repaired: list, prep: Prepared, lost: list) -> float:
+    """Mean squared error of the completed values on the lost entries of every part."""
+    errs = [(r - p.dequantized)[lo] for r, p, lo in zip(repaired, prep.parts, lost, strict=True)]
+    err = errs[0] if len(errs) == 1 else np.concatenate(errs)
+    return float(np.mean(np.square(err, dtype=np.float64)))
 
 
 def _previous_received(side_lost: np.ndarray, device: np.ndarray) -> np.ndarray:
@@ -332,10 +386,13 @@ def build_methods(scn: Scenario, prep: Prepared, log=None) -> list:
     trained methods fitted (or loaded from the cache)."""
     out = []
     for spec in scn.methods:
-        method = make_method(spec.name, spec.params, scn)
-        if method.needs_fit:
-            fit_method(method, spec, prep, log)
-        out.append((spec, method))
+        per_part = []
+        for i in range(len(prep.parts)):  # one instance per tensor crossing the cut
+            method = make_method(spec.name, spec.params, scn)
+            if method.needs_fit:
+                fit_method(method, spec, prep, log, part=i)
+            per_part.append(method)
+        out.append((spec, per_part[0] if len(per_part) == 1 else per_part))
     return out
 
 
@@ -346,14 +403,15 @@ def make_method(name: str, params: dict, scn: Scenario):
 
 
 def quantized_edge_features(model: SplitModel, split: str, images: np.ndarray, bits: int,
-                            batch_size: int = 256) -> np.ndarray:
+                            batch_size: int = 256, part: int = 0) -> np.ndarray:
     """What the cloud receives without loss: edge features of ``images`` (uint8 N x C x H x W),
-    quantized to ``bits`` and dequantized."""
+    quantized to ``bits`` and dequantized (tensor ``part`` when several cross the cut)."""
     feats = run_batched(prepare_for_inference(model.front(split)), model.normalise(images), batch_size)
+    feats = feats[part] if isinstance(feats, tuple) else feats
     return dequantize(quantize(feats, bits))
 
 
-def training_features(prep: Prepared, n_images: int) -> np.ndarray:
+def training_features(prep: Prepared, n_images: int, part: int = 0) -> np.ndarray:
     """Front features of the first ``n_images`` training images, quantized like the scenario's."""
     scn = prep.scenario
     if scn.data.fit_dir:
@@ -363,24 +421,25 @@ def training_features(prep: Prepared, n_images: int) -> np.ndarray:
     else:
         raise UserError(f"methods: trained methods (altec) need training images: set data.fit_dir "
                         f"(a folder of images unlike the {scn.data.dataset} test images)")
-    return quantized_edge_features(prep.model, prep.split, train.images, scn.bits, scn.batch_size)
+    return quantized_edge_features(prep.model, prep.split, train.images, scn.bits, scn.batch_size, part)
 
 
-def fit_method(method, spec, prep: Prepared, log=None, force: bool = False) -> None:
+def fit_method(method, spec, prep: Prepared, log=None, force: bool = False, part: int = 0) -> None:
     """Fit a trained method on training-split features, through the on-disk cache."""
     scn = prep.scenario
     n_fit = getattr(method, "fit_images", 2000)
+    data = f"folder:{scn.data.fit_dir}" if scn.data.fit_dir else "fashion-mnist/train"
     key = cache.key_of(
         method=spec.name, params=spec.params, model=prep.model.name, weights=prep.model.weights_id,
         split=prep.split, rows_per_packet=scn.rows_per_packet, bits=scn.bits, order=scn.order,
-        data="fashion-mnist/train", fit_images=n_fit, version=1,
+        data=data, fit_images=n_fit, version=1, **({"part": part} if part else {}),
     )
     state = None if force else cache.load_arrays(spec.name, key)
     if state is not None:
         method.load_fitted_state(state)
         return
     t0 = time.perf_counter()
-    method.fit(training_features(prep, n_fit))
+    method.fit(training_features(prep, n_fit, part))
     path = cache.save_arrays(spec.name, key, method.fitted_state())
     if log:
         log(f"dfsim: fitted {spec.label} on {n_fit} training images in {time.perf_counter() - t0:.1f} s "

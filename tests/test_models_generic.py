@@ -89,7 +89,7 @@ def test_describe_the_default_model(capsys):
     assert "add_1" in out and "32x28x28" in out and "25088" in out and "edge share" in out
 
 
-def test_own_model_runs_through_a_scenario_on_an_image_folder(tmp_path, capsys):
+def test_own_model_runs_through_a_scenario_on_an_image_folder(tmp_path):
     import cv2
 
     rng = np.random.default_rng(0)
@@ -113,10 +113,16 @@ trials: 2
     rows = read_results_csv(tmp_path / "o" / "results.csv")
     assert {r["split"] for r in rows} == {"add"} and len(rows) == 2 * 2 * 2
     assert all(0 <= r["top1"] <= 1 for r in rows)  # labels from the folder names
-    # a split where two tensors cross is refused with the reason
+    # across the skip connection: both tensors are sent, each with its own quantizer and packets
     (tmp_path / "s2.yaml").write_text((tmp_path / "s.yaml").read_text().replace("split: add", "split: c2"))
-    assert main(["run", str(tmp_path / "s2.yaml"), "--dry-run"]) == 2
-    assert "2 tensors cross the cut after 'c2' (relu, c2)" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "s2.yaml"), "--out", str(tmp_path / "o2"), "--quiet", "--workers", "1",
+                 "--save-losses"]) == 0
+    two = read_results_csv(tmp_path / "o2" / "results.csv")
+    assert {r["packets_per_image"] for r in two} == {2 * 8 * 8}  # two 8x16x16 tensors, 2-row packets
+    lossless = [r for r in two if r["loss_rate"] == 0.0]
+    assert all(r["agreement"] == 1.0 for r in lossless)
+    lossy = [r for r in two if r["loss_rate"] == 0.3]
+    assert all(r["mse_lost"] > 0 and r["realised_loss_rate"] > 0.1 for r in lossy)
 
 
 def test_unlabelled_folder_reports_agreement_only(tmp_path):

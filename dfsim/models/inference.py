@@ -12,21 +12,26 @@ def prepare_for_inference(module: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def run_batched(module: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 500) -> np.ndarray:
+def run_batched(module: nn.Module, x, batch_size: int = 500):
     """Apply ``module`` to ``x`` (N x ...) in batches of ``batch_size``; returns float32 numpy.
 
-    Batching is a pure function of N and batch_size, so the same input always meets the
-    same kernels and gives the same numbers.
+    ``x`` may be a list of arrays (a module with several inputs: the tensors crossing a cut),
+    and a module returning a tuple gives a tuple of arrays. Batching is a pure function of
+    N and batch_size, so the same input always meets the same kernels and gives the same
+    numbers.
     """
-    xt = torch.as_tensor(x)
-    outs = []
-    for i in range(0, len(xt), batch_size):
-        xb = xt[i : i + batch_size]
-        if xb.ndim == 4:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        y = module(xb)
-        outs.append(y.contiguous().numpy() if y.ndim != 4 else y.contiguous().numpy().copy())
-    return np.concatenate(outs) if outs else np.empty((0,))
+    xs = [torch.as_tensor(a) for a in x] if isinstance(x, (list, tuple)) else [torch.as_tensor(x)]
+    outs: list[list[np.ndarray]] = []
+    for i in range(0, len(xs[0]), batch_size):
+        xb = [a[i : i + batch_size] for a in xs]
+        xb = [a.contiguous(memory_format=torch.channels_last) if a.ndim == 4 else a for a in xb]
+        y = module(*xb)
+        ys = y if isinstance(y, tuple) else (y,)
+        outs.append([t.contiguous().numpy() if t.ndim != 4 else t.contiguous().numpy().copy() for t in ys])
+    if not outs:
+        return np.empty((0,))
+    parts = tuple(np.concatenate([o[j] for o in outs]) for j in range(len(outs[0])))
+    return parts if len(parts) > 1 else parts[0]
 
 
 def predict(module: nn.Module, x, batch_size: int = 500) -> np.ndarray:
