@@ -3,7 +3,7 @@ import csv
 import json
 
 import pytest
-from conftest import without_timing
+from conftest import run_scenario, without_timing
 
 from dfsim.cli import main
 from dfsim.results import CORE_COLUMNS, read_results_csv
@@ -23,8 +23,7 @@ trials: 2
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
-    (d / "tiny.yaml").write_text(TINY)
-    assert main(["run", str(d / "tiny.yaml"), "--out", str(d / "out"), "--quiet", "--workers", "1"]) == 0
+    run_scenario(d, TINY, "tiny.yaml")
     return d
 
 

@@ -2,7 +2,7 @@
 same numbers with 1 and 2 workers, Dask and after a resume; statistics and figures keep
 configs apart."""
 import pytest
-from conftest import without_timing
+from conftest import run_scenario, without_timing
 
 from dfsim import experiment, plots, statistics
 from dfsim.cli import main
@@ -24,9 +24,7 @@ trials: 2
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     d = tmp_path_factory.mktemp("grid")
-    (d / "g.yaml").write_text(GRID)
-    assert main(["run", str(d / "g.yaml"), "--out", str(d / "w1"), "--quiet", "--workers", "1"]) == 0
-    return d, read_results_csv(d / "w1" / "results.csv")
+    return d, run_scenario(d, GRID, "g.yaml", "w1")
 
 
 def test_every_config_cell_trial_and_method_has_one_row(grid):

@@ -3,7 +3,7 @@ strategy, and the foundation's numbers reproduced with the default network."""
 from pathlib import Path
 
 import pytest
-from conftest import without_timing
+from conftest import run_scenario, without_timing
 
 from dfsim.cli import main
 from dfsim.results import read_results_csv
@@ -77,9 +77,7 @@ trials: 2
 @pytest.fixture(scope="module")
 def strategies(tmp_path_factory):
     d = tmp_path_factory.mktemp("strategies")
-    (d / "s.yaml").write_text(STRATEGIES)
-    assert main(["run", str(d / "s.yaml"), "--out", str(d / "o"), "--quiet", "--workers", "1"]) == 0
-    return d, read_results_csv(d / "o" / "results.csv")
+    return d, run_scenario(d, STRATEGIES, "s.yaml", "o")
 
 
 def test_every_strategy_runs_and_protection_costs_bits_and_buys_packets(strategies):

@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from conftest import without_timing
+from conftest import run_scenario, without_timing
 
 from dfsim import experiment
 from dfsim.cli import main
@@ -26,10 +26,9 @@ trials: 3
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
-    (d / "s.yaml").write_text(SCN)
-    assert main(["run", str(d / "s.yaml"), "--out", str(d / "out"), "--quiet", "--workers", "1"]) == 0
+    rows = run_scenario(d, SCN)
     assert not (d / "out" / ".partial").exists()
-    return d, read_results_csv(d / "out" / "results.csv")
+    return d, rows
 
 
 def test_interrupted_run_resumes_to_identical_results(reference, tmp_path, monkeypatch, capsys):
