@@ -46,7 +46,12 @@ def test_bench_rejects_bad_arguments(capsys):
     assert "impossible with loss_rate 0.6" in capsys.readouterr().err
 
 
-def test_models_lists_split_points(capsys):
+def test_models_lists_models_and_describe_lists_split_points(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "fmnist-resnet" in out and "add_1" in out and "32x28x28" in out
+    assert "fmnist-resnet (input 1x28x28, default split add_1, 5 split points" in out
+    assert main(["models", "describe", "fmnist-resnet"]) == 0
+    out = capsys.readouterr().out
+    assert "add_1" in out and "32x28x28" in out
+    assert main(["models", "describe"]) == 2
+    assert "name a model" in capsys.readouterr().err
