@@ -328,8 +328,10 @@ def simulate(
         for i, t in zip(mine, times):
             if t > env.now:
                 yield env.timeout(t - env.now)
-            capture[i] = env.now
-            ready = max(env.now, ready) + traffic.edge_ms / 1e3
+                capture[i] = env.now
+            else:  # the edge is still busy with earlier images: the camera took this one at t
+                capture[i] = t
+            ready = max(capture[i], ready) + traffic.edge_ms / 1e3
             if ready > env.now:
                 yield env.timeout(ready - env.now)
             ev = admit(i, all_pkts)

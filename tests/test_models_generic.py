@@ -156,3 +156,17 @@ def test_efficientnet_lite0_classifies_the_bundled_cat_photo_as_a_cat():
     with torch.no_grad():
         y, _ = _compose(m, "_blocks.4", x)
         assert torch.allclose(y, m.full()(x), atol=1e-5)
+
+
+def test_a_classifier_called_twice_keeps_its_first_call_as_a_split_point():
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 4, 3)
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(self.fc(self.c(x).mean(dim=(2, 3))))
+
+    m = GraphSplitModel("twice", Twice(), (3, 8, 8))
+    assert "fc" in m.split_points and "fc_1" not in m.split_points

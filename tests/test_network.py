@@ -168,3 +168,10 @@ def test_side_info_in_its_own_packet_and_drop_image_policy(tmp_path):
     assert tx.side_info_lost.tolist() == [True, False]
     assert tx.lost.reshape(2, 4).tolist() == [[True] * 4, [False] * 4]
     assert tx.packets_sent == 10
+
+
+def test_a_slow_edge_queues_images_without_moving_their_capture_times():
+    tx = simulate(5, packet_bits(np.full(4, 8000), Link(), 64), Bernoulli(0.0), np.random.default_rng(0),
+                  Link(bandwidth_bps=1e9), traffic=Traffic(fps=100, edge_ms=25))
+    assert np.allclose(tx.capture_s, np.arange(5) / 100)
+    assert np.allclose(np.diff(tx.latency_ms), 15.0)  # 25 ms of edge work per 10 ms frame

@@ -109,8 +109,8 @@ class GraphSplitModel:
         self._output = output
         # the last point is the classifier output: not a split point
         last = next(iter(output.all_input_nodes), None)
-        if last is not None:
-            self._points.pop(_point_name(last), None)
+        if last is not None:  # drop whichever name the output node was stored under
+            self._points = {k: v for k, v in self._points.items() if v is not last}
         for p in list(self._points):
             try:
                 shapes = [tuple(c.meta["tensor_meta"].shape[1:]) for c in self._crossing_nodes(p)]
