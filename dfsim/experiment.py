@@ -9,7 +9,6 @@ method sees that same pattern (paired comparison).
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import math
 import multiprocessing
@@ -33,7 +32,7 @@ from dfsim.models import SplitModel, load_model
 from dfsim.models.inference import predict, prepare_for_inference, run_batched
 from dfsim.network import Link, Traffic, packet_bits, per_device, simulate
 from dfsim.packets import PacketBatch, PacketLayout, depacketize, packetize
-from dfsim.results import atomic_write
+from dfsim.results import write_table
 from dfsim.scenario import ChannelCell, Scenario
 
 
@@ -148,6 +147,11 @@ def _load(spec) -> SplitModel:
     return load_model(spec.name, weights=spec.weights)
 
 
+def _feature_key(part: int) -> str:
+    """Cache entry of tensor ``part``'s features ("features" for the first: older caches stay valid)."""
+    return "features" if part == 0 else f"features_{part}"
+
+
 def _deterministic_outputs(scn: Scenario, model: SplitModel, split: str, images: ImageSet, back):
     """Edge features, full-model and loss-free split-model predictions: computed once per
     (model, weights, split, image content, bits) and kept in the on-disk cache."""
@@ -158,11 +162,11 @@ def _deterministic_outputs(scn: Scenario, model: SplitModel, split: str, images:
         x = model.normalise(images.images)
         feats = run_batched(prepare_for_inference(model.front(split)), x, scn.batch_size)
         feats = feats if isinstance(feats, tuple) else (feats,)
-        stored = {("features" if i == 0 else f"features_{i}"): f.astype(np.float32) for i, f in enumerate(feats)}
+        stored = {_feature_key(i): f.astype(np.float32) for i, f in enumerate(feats)}
         stored["clean_pred"] = predict(prepare_for_inference(model.full()), x, scn.batch_size)
         cache.save_arrays("features", key, stored)
     n_parts = len(model.crossing(split))
-    qs = [quantize(stored["features" if i == 0 else f"features_{i}"], scn.bits) for i in range(n_parts)]
+    qs = [quantize(stored[_feature_key(i)], scn.bits) for i in range(n_parts)]
     dequantized = [dequantize(q) for q in qs]
     ref_key = cache.key_of(features=key, bits=scn.bits)
     ref = cache.load_arrays("reference", ref_key)
@@ -247,12 +251,7 @@ def save_loss_patterns(preps: list[Prepared], directory) -> Path:
                               "bits": scn.bits, "order": scn.order, "rows_per_packet": scn.rows_per_packet,
                               "realised_loss_rate": float(lost.mean())})
 
-    def write(f):
-        w = csv.DictWriter(f, fieldnames=list(index[0]))
-        w.writeheader()
-        w.writerows(index)
-
-    atomic_write(d / "index.csv", write)
+    write_table(index, d / "index.csv")
     return d
 
 
@@ -270,12 +269,7 @@ def write_device_table(preps: list[Prepared], path) -> None:
                                  "order": scn.order, "error_control": scn.error_control.label, "channel": cell.kind,
                                  "loss_rate": cell.loss_rate, "burst_length": cell.burst_length, "trial": trial, **d})
 
-    def write(f):
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-    atomic_write(Path(path), write)
+    write_table(rows, Path(path))
 
 
 def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> list[dict]:
@@ -285,6 +279,10 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
     tx = transmit(prep, cell, trial)
     side_lost = tx.side_info_lost
     lost_2d = tx.lost.reshape(n, -1)
+    previous = scn.network.side_info.on_loss == "previous" and bool(side_lost.any())
+    if previous:  # decode with the range of the same device's last image whose side information arrived
+        src = _previous_received(side_lost, tx.device)
+        usable, src = src >= 0, np.maximum(src, 0)
     received, lost, offset = [], [], 0
     for part in prep.parts:  # each tensor crossing the cut: its own packets and quantizer
         k = part.layout.packets_per_tensor
@@ -293,12 +291,9 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
         codes, lost_p = depacketize(part.packets.subset(~part_lost), n, part.layout)
         q = part.quantized
         vmin, vmax = q.vmin, q.vmax
-        if scn.network.side_info.on_loss == "previous" and side_lost.any():
-            # decode with the range of the same device's last image whose side information arrived
-            src = _previous_received(side_lost, tx.device)
-            usable = src >= 0
-            vmin = np.where(side_lost & usable, q.vmin[np.maximum(src, 0)], q.vmin)
-            vmax = np.where(side_lost & usable, q.vmax[np.maximum(src, 0)], q.vmax)
+        if previous:
+            vmin = np.where(side_lost & usable, q.vmin[src], q.vmin)
+            vmax = np.where(side_lost & usable, q.vmax[src], q.vmax)
             lost_p[side_lost & ~usable] = True  # no range to decode with
         rec = dequantize(Quantized(codes, vmin, vmax, q.bits))
         rec[lost_p] = 0.0
@@ -320,8 +315,7 @@ def run_trial(prep: Prepared, cell: ChannelCell, trial: int, methods: list) -> l
     }
     rows = []
     # decoded with another image's min/max counts as damaged too: the cloud must rerun
-    any_lost = any(bool(m.any()) for m in lost) or (
-        scn.network.side_info.on_loss == "previous" and bool(side_lost.any()))
+    any_lost = any(bool(m.any()) for m in lost) or previous
     for spec, method in methods:
         per_part = method if isinstance(method, list) else [method]
         t0 = time.perf_counter()

@@ -94,14 +94,19 @@ def mean_ci95(values) -> tuple[float, float, float]:
     return m, sd, half
 
 
-def write_summary(summary: list[dict], path: Path) -> None:
-    """summary.csv: one row per (channel setting, method) with means, SDs and 95 % CIs."""
-    cols = list(dict.fromkeys(k for r in summary for k in r))
+def write_table(rows: list[dict], path: Path) -> None:
+    """Any list of dicts as CSV, atomically: columns in first-seen order, floats exact."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
 
     def write(f):
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
-        for r in summary:
+        for r in rows:
             w.writerow({k: _fmt(r.get(k, "")) for k in cols})
 
     atomic_write(path, write)
+
+
+def write_summary(summary: list[dict], path: Path) -> None:
+    """summary.csv: one row per (channel setting, method) with means, SDs and 95 % CIs."""
+    write_table(summary, path)
