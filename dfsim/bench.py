@@ -1,4 +1,5 @@
 """Benchmarks (``dfsim bench ...``): the figures quoted in README come from here."""
+
 from __future__ import annotations
 
 import platform
@@ -25,19 +26,30 @@ def bench_model(args) -> dict:
     from dfsim.datasets import load_fashion_mnist
     from dfsim.models import load_model
     from dfsim.models.inference import prepare_for_inference, run_batched
-    
+
     model = load_model("fmnist-resnet")
     split = model.default_split
     images = load_fashion_mnist("test").head(1000)
-    feats = run_batched(prepare_for_inference(model.front(split)), model.normalise(images.images), 500)
-    back = prepare_for_inference(model.back(split))
-    out = {"model": model.name, "split": split, "feature_shape": list(feats.shape[1:]),
-           "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "images_per_s": {}}
+    feats = run_batched(
+        prepare_for_inference(model.edge(split)), model.normalise(images.images), 500
+    )
+    back = prepare_for_inference(model.cloud(split))
+    out = {
+        "model": model.name,
+        "split": split,
+        "feature_shape": list(feats.shape[1:]),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "images_per_s": {},
+    }
     for bs in (1, 64, 256, 500, 1000):
         x = feats[:bs]
-        rate = _rate(lambda: run_batched(back, x, bs), bs, args.seconds)
+        rate = _rate(lambda x=x, bs=bs: run_batched(back, x, bs), bs, args.seconds)
         out["images_per_s"][bs] = round(rate, 1)
-        print(f"back sub-model ({split} {'x'.join(map(str, feats.shape[1:]))}), batch {bs:5d}: {rate:9.0f} images/s")
+        print(
+            f"back sub-model ({split} {'x'.join(map(str, feats.shape[1:]))}), batch {bs:5d}: "
+            f"{rate:9.0f} images/s"
+        )
     return out
 
 
@@ -47,32 +59,40 @@ def bench_network(args) -> dict:
     from dfsim.channels import GilbertElliott
     from dfsim.network import Arq, Fec, Jitter, Link, Traffic, simulate
 
-    bits = np.full(224, 8 * (112 + 40))
+    payload = np.full(224, 8 * 112)  # 112-byte payloads; the network adds header and side info
     ch = GilbertElliott.from_loss_burst(0.3, 4)
     link = Link(bandwidth_bps=20e6, buffer_bytes=200_000, jitter=Jitter("exponential", 1.0))
+    timed = {"link": link, "traffic": Traffic(fps=30.0), "deadline_ms": 40}
     cases = {
-        "foundation defaults (30 fps, unlimited buffer)": dict(link=Link(), fps=30.0),
-        "batch upload": dict(link=Link(), fps=None),
-        "buffer + jitter + 40 ms deadline": dict(link=link, traffic=Traffic(fps=30.0), deadline_ms=40),
-        "... + FEC(8,2)": dict(link=link, traffic=Traffic(fps=30.0), deadline_ms=40, fec=Fec(8, 2)),
-        "... + ARQ(3)": dict(link=link, traffic=Traffic(fps=30.0), deadline_ms=40, arq=Arq(3, 2.0)),
-        "4 devices, Poisson, ARQ(3)": dict(link=link, traffic=Traffic(fps=7.5, arrivals="poisson", devices=4),
-                                            deadline_ms=40, arq=Arq(3, 2.0)),
+        "defaults (30 fps, unlimited buffer)": {"link": Link(), "traffic": Traffic(fps=30.0)},
+        "batch upload": {"link": Link(), "traffic": Traffic(fps=None)},
+        "buffer + jitter + 40 ms deadline": timed,
+        "... + FEC(8,2)": {**timed, "fec": Fec(8, 2)},
+        "... + ARQ(3)": {**timed, "arq": Arq(3, 2.0)},
+        "4 devices, Poisson, ARQ(3)": {
+            "link": link,
+            "traffic": Traffic(fps=7.5, arrivals="poisson", devices=4),
+            "deadline_ms": 40,
+            "arq": Arq(3, 2.0),
+        },
     }
     out = {}
     n_images = 1000
     for label, kw in cases.items():
         sent = {}
 
-        def once():
-            tx = simulate(n_images, bits, ch, np.random.default_rng(0), **kw)
+        def once(kw=kw, sent=sent):
+            tx = simulate(n_images, payload, ch, np.random.default_rng(0), **kw)
             sent["packets"] = tx.packets_sent
 
         rate = _rate(once, 1, args.seconds)  # runs per second
         pps = rate * sent["packets"]
         out[label] = round(pps)
-        print(f"network, {label}: {pps:,.0f} packets/s ({sent['packets'] / n_images:.0f} packets/image on the wire, "
-              f"224 data, Gilbert-Elliott 0.3/4)")
+        print(
+            f"network, {label}: {pps:,.0f} packets/s "
+            f"({sent['packets'] / n_images:.0f} packets/image on the wire, "
+            f"224 data, Gilbert-Elliott 0.3/4)"
+        )
     return {"packets_per_s": out}
 
 
@@ -86,20 +106,26 @@ def synthetic_features(rng: np.random.Generator, n: int, shape) -> np.ndarray:
     # The channel mixing is the "network": fixed for a shape, so training and test tensors
     # share it (as real features share the network's filters). Only the fields are random.
     mix = np.random.default_rng([c, h, w]).standard_normal((c, k)).astype(np.float32)
-    x = np.einsum("ck,nkhw->nchw", mix, fields) + 0.1 * rng.standard_normal((n, c, h, w)).astype(np.float32)
+    x = np.einsum("ck,nkhw->nchw", mix, fields) + 0.1 * rng.standard_normal((n, c, h, w)).astype(
+        np.float32
+    )
     return x.astype(np.float32)
 
 
-def _real_features(n_test: int):
+def _real_features(n_test: int, rows: int):
+    from dfsim.codecs.raw import RawCodec
     from dfsim.datasets import load_fashion_mnist
-    from dfsim.experiment import quantized_edge_features
+    from dfsim.experiment.prepare import coded_edge_features
     from dfsim.models import load_model
+    from dfsim.packets import PacketLayout
 
     model = load_model("fmnist-resnet")
     split = model.default_split
+    layout = PacketLayout.for_shape(model.crossing(split)[0].shape, rows)
 
-    def feats(data_split, n):
-        return quantized_edge_features(model, split, load_fashion_mnist(data_split).head(n).images, 8)
+    def feats(subset, n):
+        images = load_fashion_mnist(subset).head(n).images
+        return coded_edge_features(model, split, images, RawCodec(8), layout)
 
     return feats("test", n_test), feats("train", 2000), f"fmnist-resnet {split}, 8-bit"
 
@@ -108,13 +134,15 @@ def bench_completion(args) -> dict:
     """Per-method time per tensor (median), iterations, MSE on lost entries, batched throughput."""
     from dfsim import completion
     from dfsim.channels import GilbertElliott
-    from dfsim.completion.base import method_class
     from dfsim.packets import PacketLayout
+    from dfsim.registry import entry
 
     rng = np.random.default_rng(0)
     cases = []
     if args.shape is None:
-        test, train, label = _real_features(max(args.batch, args.repeats))
+        test, train, label = _real_features(
+            max(args.batch, args.repeats), args.rows_per_packet or 4
+        )
         cases.append((label, test, train, args.rows_per_packet or 4))
         shape = (64, 56, 56)
     else:
@@ -122,12 +150,20 @@ def bench_completion(args) -> dict:
             shape = tuple(int(v) for v in args.shape.lower().split("x"))
             assert len(shape) == 3 and min(shape) > 0
         except (ValueError, AssertionError):
-            raise UserError(f"--shape: expected CxHxW with positive integers, got {args.shape!r}") from None
-    for name in (args.methods.split(",") if args.methods else []):
-        method_class(name)  # unknown names: one-line error
+            raise UserError(
+                f"--shape: expected CxHxW with positive integers, got {args.shape!r}"
+            ) from None
+    for name in args.methods.split(",") if args.methods else []:
+        entry("completion", name, "--methods")  # unknown names: one-line error
     n = max(args.batch, args.repeats)
-    cases.append((f"synthetic {'x'.join(map(str, shape))}", synthetic_features(rng, n, shape),
-                  synthetic_features(rng, 200, shape), args.rows_per_packet or 8))
+    cases.append(
+        (
+            f"synthetic {'x'.join(map(str, shape))}",
+            synthetic_features(rng, n, shape),
+            synthetic_features(rng, 200, shape),
+            args.rows_per_packet or 8,
+        )
+    )
     try:
         channel = GilbertElliott.from_loss_burst(args.loss, args.burst)
     except ValueError as exc:
@@ -138,38 +174,60 @@ def bench_completion(args) -> dict:
         layout = PacketLayout.for_shape(x.shape[1:], rows)
         lost = layout.lost_mask(channel.sample(len(x) * layout.packets_per_tensor, rng))
         damaged = np.where(lost, 0, x).astype(np.float32)
-        print(f"\n{label}: {x.shape[1]}x{x.shape[2]}x{x.shape[3]}, {rows} rows/packet, "
-              f"{lost.mean():.1%} of entries lost (Gilbert-Elliott {args.loss}/{args.burst})")
-        print(f"{'method':14s} {'ms/tensor':>10s} {'ms/iter':>8s} {'iters':>6s} {'MSE lost':>9s} "
-              f"{'tensors/s (batch ' + str(args.batch) + ')':>24s}")
+        print(
+            f"\n{label}: {x.shape[1]}x{x.shape[2]}x{x.shape[3]}, {rows} rows/packet, "
+            f"{lost.mean():.1%} of entries lost (Gilbert-Elliott {args.loss}/{args.burst})"
+        )
+        print(
+            f"{'method':14s} {'ms/tensor':>10s} {'ms/iter':>8s} {'iters':>6s} {'MSE lost':>9s} "
+            f"{'tensors/s (batch ' + str(args.batch) + ')':>24s}"
+        )
         rows_out = {}
         for name in methods:
-            kw = {k: rows for k in method_class(name).layout_params}
-            m = completion.make(name, **kw)
+            m = completion.make(name)
             if m.needs_fit:
-                m.fit(train)
-            m.complete(damaged[0], lost[0])  # warm-up (numba compilation, caches)
-            times, iters, errs = [], [], []
-            for i in range(args.repeats):
-                t0 = time.perf_counter()
-                y = m.complete(damaged[i], lost[i])
-                times.append(time.perf_counter() - t0)
-                iters.append(float(np.mean(getattr(m, "iterations", [0]) or [0])))
-                errs.append(np.square(y - x[i])[lost[i]])
-            ms = 1e3 * float(np.median(times))
-            it = float(np.mean(iters))
-            mse = float(np.mean(np.concatenate(errs)))
-            t0 = time.perf_counter()
-            m.complete_batch(damaged[: args.batch], lost[: args.batch])
-            tput = args.batch / (time.perf_counter() - t0)
-            per_iter = ms / it if it else None
-            rows_out[name] = {"ms_per_tensor": round(ms, 4), "ms_per_iter": round(per_iter, 4) if per_iter else None,
-                              "iters": it, "mse": mse, "tensors_per_s_batched": round(tput, 1)}
-            print(f"{name:14s} {ms:10.3f} {per_iter if per_iter else float('nan'):8.3f} {it:6.1f} {mse:9.4f} {tput:24.1f}")
-        report["cases"][label] = {"shape": list(x.shape[1:]), "rows_per_packet": rows,
-                                  "lost_fraction": float(lost.mean()), "methods": rows_out}
+                m.fit(train, layout)
+            r = rows_out[name] = _time_method(m, x, damaged, lost, layout, args.repeats, args.batch)
+            per_iter = r["ms_per_iter"] or float("nan")
+            print(
+                f"{name:14s} {r['ms_per_tensor']:10.3f} {per_iter:8.3f} {r['iters']:6.1f} "
+                f"{r['mse']:9.4f} {r['tensors_per_s_batched']:24.1f}"
+            )
+        report["cases"][label] = {
+            "shape": list(x.shape[1:]),
+            "rows_per_packet": rows,
+            "lost_fraction": float(lost.mean()),
+            "methods": rows_out,
+        }
     return report
 
 
+def _time_method(m, x, damaged, lost, layout, repeats: int, batch: int) -> dict:
+    """Median time per tensor (after a warm-up), iterations, MSE on lost entries, and
+    throughput over a batch."""
+    m.complete(damaged[0], lost[0], layout)  # warm-up (numba compilation, caches)
+    times, iters, errs = [], [], []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        y = m.complete(damaged[i], lost[i], layout)
+        times.append(time.perf_counter() - t0)
+        iters.append(float(np.mean(m.iterations or [0])))
+        errs.append(np.square(y - x[i])[lost[i]])
+    ms = 1e3 * float(np.median(times))
+    it = float(np.mean(iters))
+    t0 = time.perf_counter()
+    m.complete_batch(damaged[:batch], lost[:batch], layout)
+    tput = batch / (time.perf_counter() - t0)
+    return {
+        "ms_per_tensor": round(ms, 4),
+        "ms_per_iter": round(ms / it, 4) if it else None,
+        "iters": it,
+        "mse": float(np.mean(np.concatenate(errs))),
+        "tensors_per_s_batched": round(tput, 1),
+    }
+
+
 def run(what: str, args) -> dict:
-    return {"model": bench_model, "network": bench_network, "completion": bench_completion}[what](args)
+    return {"model": bench_model, "network": bench_network, "completion": bench_completion}[what](
+        args
+    )

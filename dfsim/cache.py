@@ -4,6 +4,7 @@ Location: ``$DFSIM_CACHE``, else ``$XDG_CACHE_HOME/dfsim``, else ``~/.cache/dfsi
 Entries are keyed by a content hash of everything that determines them, written
 atomically, and safe to delete at any time.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -12,12 +12,16 @@ the previous call stopped (a Gilbert-Elliott channel keeps its state).
 * :class:`Trace` replays recorded loss flags (one 0/1 per packet, 1 = lost) from a file:
   losses measured on a real network, or patterns saved by ``dfsim run --save-losses``.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+
+from dfsim.registry import FILE, Range, register
 
 
 class ChannelParameterError(ValueError):
@@ -62,7 +66,7 @@ class LossChannel:
         """``n`` loss flags (True = lost) of a fresh stream."""
         return self.stream(rng).take(n)
 
-    def for_trial(self, trial: int, packets_per_trial: int) -> "LossChannel":
+    def for_trial(self, trial: int, packets_per_trial: int) -> LossChannel:
         """The channel as Monte Carlo trial ``trial`` sees it. Random channels are the same
         in every trial (the trial's generator makes the difference); a trace starts at a
         per-trial offset."""
@@ -117,11 +121,12 @@ class GilbertElliott(LossChannel):
             object.__setattr__(self, name, _check_prob(name, getattr(self, name)))
         if self.p == 0 and self.r == 0:
             raise ChannelParameterError(
-                "p and r cannot both be 0: the chain has no stationary distribution (need p + r > 0)"
+                "p and r cannot both be 0: the chain has no stationary distribution "
+                "(need p + r > 0)"
             )
 
     @classmethod
-    def from_loss_burst(cls, loss_rate: float, burst_length: float) -> "GilbertElliott":
+    def from_loss_burst(cls, loss_rate: float, burst_length: float) -> GilbertElliott:
         """Simple Gilbert model (k=1, h=0) with a target loss rate and mean burst length.
 
         ``r = 1/L`` and ``p = P r / (1 - P)``: valid for ``0 <= P < 1`` and
@@ -131,20 +136,26 @@ class GilbertElliott(LossChannel):
         P = _check_prob("loss_rate", loss_rate)
         if P >= 1:
             raise ChannelParameterError(
-                "loss_rate must be < 1 for a Gilbert-Elliott channel given by loss and burst length, got 1"
+                "loss_rate must be < 1 for a Gilbert-Elliott channel given by loss and burst "
+                "length, got 1"
             )
         try:
             L = float(burst_length)
         except (TypeError, ValueError):
-            raise ChannelParameterError(f"burst_length must be a number >= 1, got {burst_length!r}") from None
+            raise ChannelParameterError(
+                f"burst_length must be a number >= 1, got {burst_length!r}"
+            ) from None
         lower = max(1.0, P / (1.0 - P))
         if not (L >= lower) or math.isinf(L):
             if P / (1.0 - P) > 1.0 and L >= 1.0:
                 raise ChannelParameterError(
-                    f"burst_length {L:g} is impossible with loss_rate {P:g} in the simple Gilbert model: "
-                    f"it needs burst_length >= P/(1-P) = {lower:.4g} (else P(G->B) = {P / (1 - P) / L:.3g} > 1)"
+                    f"burst_length {L:g} is impossible with loss_rate {P:g} in the simple "
+                    f"Gilbert model: it needs burst_length >= P/(1-P) = {lower:.4g} "
+                    f"(else P(G->B) = {P / (1 - P) / L:.3g} > 1)"
                 )
-            raise ChannelParameterError(f"burst_length must be a finite number >= {lower:g}, got {burst_length!r}")
+            raise ChannelParameterError(
+                f"burst_length must be a finite number >= {lower:g}, got {burst_length!r}"
+            )
         r = 1.0 / L
         return cls(p=P * r / (1.0 - P), r=r)
 
@@ -170,7 +181,9 @@ class GilbertElliott(LossChannel):
         p_loss = (1 - pb) * lg + pb * lb
         if p_loss == 0:
             return 0.0
-        both = (1 - pb) * lg * ((1 - self.p) * lg + self.p * lb) + pb * lb * (self.r * lg + (1 - self.r) * lb)
+        both = (1 - pb) * lg * ((1 - self.p) * lg + self.p * lb) + pb * lb * (
+            self.r * lg + (1 - self.r) * lb
+        )
         stay = both / p_loss
         return math.inf if stay >= 1 else 1.0 / (1.0 - stay)
 
@@ -253,7 +266,9 @@ def read_trace(path) -> np.ndarray:
         if p.suffix == ".npy":
             a = np.load(p, allow_pickle=False)
             if a.ndim != 1:
-                raise TraceError(f"{p}: expected a 1-D array of 0/1 loss flags, got shape {a.shape}")
+                raise TraceError(
+                    f"{p}: expected a 1-D array of 0/1 loss flags, got shape {a.shape}"
+                )
         else:
             tokens = []
             for line in p.read_text().splitlines():
@@ -292,7 +307,7 @@ class Trace(LossChannel):
     kind = "trace"
 
     @classmethod
-    def from_file(cls, path, trial_offset: int | None = None) -> "Trace":
+    def from_file(cls, path, trial_offset: int | None = None) -> Trace:
         return cls(read_trace(path), str(path), trial_offset)
 
     @property
@@ -305,7 +320,11 @@ class Trace(LossChannel):
         starts = int(np.count_nonzero(np.diff(f) == 1)) + int(f[0])
         return float(f.sum() / starts) if starts else 0.0
 
-    def for_trial(self, trial: int, packets_per_trial: int) -> "Trace":
+    def setting_key(self) -> str:
+        """Identifies the setting (seeds and duplicate checks): the file and the offset."""
+        return f"trace|file={self.name}|trial_offset={self.trial_offset}"
+
+    def for_trial(self, trial: int, packets_per_trial: int) -> Trace:
         step = packets_per_trial if self.trial_offset is None else self.trial_offset
         return Trace(self.flags, self.name, self.trial_offset, (trial * step) % len(self.flags))
 
@@ -325,3 +344,29 @@ class _TraceStream(LossStream):
         idx = (self.pos + np.arange(n)) % len(self.flags)
         self.pos = (self.pos + n) % len(self.flags)
         return self.flags[idx]
+
+
+# --------------------------------------------------------------------------- registration
+# Scenario entries name these (``channels: [{kind: NAME, <parameter>s: [...]}]``); each
+# parameter may be given as one value or as a list under its plural name (a sweep).
+@register("channel", "iid")
+def iid(loss_rate: Annotated[float, Range(0, 1)]) -> Bernoulli:
+    """Independent losses with probability ``loss_rate`` (mean burst 1/(1 - loss_rate))."""
+    return Bernoulli(loss_rate)
+
+
+@register("channel", "gilbert-elliott")
+def gilbert_elliott(
+    loss_rate: Annotated[float, Range(0, 1)], burst_length: Annotated[float, Range(1)]
+) -> GilbertElliott:
+    """The simple Gilbert model with this loss rate and mean burst length."""
+    return GilbertElliott.from_loss_burst(loss_rate, burst_length)
+
+
+@register("channel", "trace")
+def trace(
+    file: Annotated[str, FILE], trial_offset: Annotated[int, Range(0)] | None = None
+) -> Trace:
+    """Recorded loss flags replayed from ``file``; trial t starts at t x ``trial_offset``
+    packets (default: where trial t - 1 ended)."""
+    return Trace.from_file(file, trial_offset)

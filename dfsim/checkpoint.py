@@ -8,6 +8,7 @@ weights: a *different* scenario pointed at the same output directory is refused 
 than mixed. When the run completes, the final files are written and ``.partial/`` is
 removed.
 """
+
 from __future__ import annotations
 
 import hashlib

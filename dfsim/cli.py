@@ -1,9 +1,10 @@
 """The ``dfsim`` command line.
 
-    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run] [--save-losses]
+    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run]
+                            [--save-losses]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
-    dfsim plot DIR [--x loss_rate|burst_length] [--y top1|agreement|latency_p95|completion_ms|mse_lost] [--by F,...] [--panels F]
-    dfsim compare DIR... [--metric top1|agreement|mse_lost|latency_p95_ms|...] [--reference METHOD]
+    dfsim plot DIR [--x loss_rate|burst_length] [--y METRIC] [--by F,...] [--panels F]
+    dfsim compare DIR... [--metric METRIC] [--reference METHOD]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network [--json PATH] [...]
@@ -11,35 +12,22 @@
 
 User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` and exit 2.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 from dfsim.errors import UserError
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("dfsim", "numpy", "torch", "simpy", "scipy", "opencv-python-headless", "tensorly", "numba", "pyyaml",
-                "matplotlib"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
 def cmd_run(args) -> int:
-    from dfsim import experiment, plots, statistics
-    from dfsim.checkpoint import Checkpoint
-    from dfsim.results import atomic_write, write_json, write_results_csv, write_summary
+    from dfsim import experiment
+    from dfsim.experiment.outputs import executor_text, write_outputs
     from dfsim.scenario import load_scenario
 
     scn = load_scenario(args.scenario)
@@ -55,125 +43,136 @@ def cmd_run(args) -> int:
         return _dry_run(scn, out)
     dask = args.dask or scn.dask_scheduler
     t0 = time.perf_counter()
-    total = scn.n_units
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc=scn.name, unit="trial", file=sys.stderr)
-    elif not args.quiet:
-        grid = f"{len(scn.configs)} packetization configs x " if len(scn.configs) > 1 else ""
-        print(f"dfsim: {scn.name}: {grid}{len(scn.cells)} channel settings x {scn.trials} trials x "
-              f"{len(scn.methods)} methods on {scn.data.n_images} images", file=sys.stderr)
+    bar = _progress(scn, args.quiet)
     try:
-        rows, preps = experiment.run(scn, progress=bar.update if bar else None,
-                                     log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
-                                     workers=args.workers, checkpoint_dir=out, dask=dask)
+        rows, preps = experiment.run(
+            scn,
+            progress=bar.update if bar else None,
+            log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
+            workers=args.workers,
+            checkpoint_dir=out,
+            dask=dask,
+        )
     except UserError as exc:  # found while loading the model or data: still the scenario's fault
         raise UserError(f"{args.scenario}: {exc}") from None
     finally:
         if bar:
             bar.close()
     elapsed = time.perf_counter() - t0
-    prep = preps[0]
-    reference = {"full model, no loss": prep.clean_top1}
-    several_splits = len({p.split for p in preps}) > 1
-    for p in preps:
-        where = f" at {p.split}" if several_splits else ""
-        reference.setdefault(f"split model{where}, {p.scenario.bits}-bit, no loss", p.quantized_top1)
-    configs = [{"split": p.split, "bits": p.scenario.bits, "rows_per_packet": p.scenario.rows_per_packet,
-                "order": p.scenario.order, "error_control": p.scenario.error_control.label, "feature_shape": list(p.model.feature_shapes[p.split]),
-                "packets_per_image": p.packets_per_image, "bits_per_image": int(p.bits_per_packet.sum()),
-                "quantized_top1": p.quantized_top1} for p in preps]
-    manifest = {
-        "scenario": scn.resolved(),
-        "scenario_file": scn.source,
-        "seed": scn.seed,
-        "versions": _versions(),
-        "model": {"name": prep.model.name, "weights_sha256_16": prep.model.weights_id,
-                  "split": prep.split if len(preps) == 1 else [c["split"] for c in configs],
-                  "feature_shape": list(prep.model.feature_shapes[prep.split])},
-        "reference": {"clean_top1": prep.clean_top1, "quantized_top1": prep.quantized_top1},
-        "packets_per_image": prep.packets_per_image,
-        "bits_per_image": int(prep.bits_per_packet.sum()),
-        "configs": configs,
-        "rows": len(rows),
-        "wall_time_s": round(elapsed, 2),
-        "executor": f"dask {dask}" if dask else f"{args.workers or os.cpu_count()} local processes",
-    }
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        labelled = any(r["top1"] == r["top1"] for r in rows)  # NaN top-1: no labels, agreement only
-        metric = "top1" if labelled else "agreement"
-        if labelled:
-            plots.accuracy_vs_loss(rows, out / "accuracy_vs_loss.png", reference=reference)
-        else:
-            plots.metric_plot(rows, [out / "agreement_vs_loss_rate.png", out / "agreement_vs_loss_rate.svg"],
-                              "loss_rate", "agreement", ("channel", "burst_length"),
-                              title="Agreement with the loss-free model vs packet loss (unlabelled images)")
-        write_json(manifest, out / "manifest.json")
-        summary = statistics.summarize(rows, scn.reference_method)
-        write_summary(summary, out / "summary.csv")
-        atomic_write(out / "summary.md", lambda f: f.write(statistics.markdown_table(summary, metric) + "\n"))
-        if args.save_losses:
-            experiment.save_loss_patterns(preps, out / "losses")
-        if scn.network.devices > 1:
-            experiment.write_device_table(preps, out / "devices.csv")
-        write_results_csv(rows, out / "results.csv")
-        Checkpoint.finish_dir(out)
-    except OSError as exc:
-        raise UserError(f"--out: cannot write results to {str(out)!r}: {exc.strerror or exc}") from None
+    write_outputs(
+        out, scn, preps, rows, elapsed, executor_text(args.workers, dask), args.save_losses
+    )
     if not args.quiet:
-        print(f"dfsim: wrote {len(rows)} rows to {out / 'results.csv'} in {elapsed:.1f} s "
-              f"(clean top-1 {prep.clean_top1:.4f}, quantized split top-1 {prep.quantized_top1:.4f})",
-              file=sys.stderr)
+        refs = ", ".join(f"{k} {v:.4f}" for k, v in preps[0].quantized.items())
+        print(
+            f"dfsim: wrote {len(rows)} rows to {out / 'results.csv'} in {elapsed:.1f} s "
+            f"(loss-free split model: {refs})",
+            file=sys.stderr,
+        )
     return 0
 
 
+def _progress(scn, quiet: bool):
+    """A progress bar on a terminal; else one line saying what runs."""
+    if quiet:
+        return None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=scn.n_units, desc=scn.name, unit="trial", file=sys.stderr)
+    grid = f"{len(scn.configs)} configs x " if len(scn.configs) > 1 else ""
+    print(
+        f"dfsim: {scn.name}: {grid}{len(scn.cells)} channel settings x {scn.trials} trials x "
+        f"{len(scn.methods)} methods on {scn.data.n_images} images",
+        file=sys.stderr,
+    )
+    return None
+
+
 def _dry_run(scn, out: Path) -> int:
-    """Print the cells and the work a run would do; validate model and data; write nothing."""
-    from dfsim import experiment
+    """Print the configs, settings and the work a run would do; validate model and data."""
     from dfsim.checkpoint import PARTIAL
+    from dfsim.experiment import build_model, load_images
 
     try:
-        shapes = {}
+        shapes, model = {}, None
         for cfg in scn.configs:
-            model, split = experiment.build_model(scn.for_config(cfg))
-            shapes[cfg] = (split, "x".join(map(str, model.feature_shapes[split])))
-        experiment.load_images(scn, model.input_shape)
+            model, split = build_model(scn, cfg)
+            shapes[cfg] = (
+                split,
+                " + ".join("x".join(map(str, t.shape)) for t in model.crossing(split)),
+            )
+        load_images(scn, model.input_shape)
     except UserError as exc:
         raise UserError(f"{scn.source}: {exc}") from None
     units = scn.n_units
-    print(f"scenario {scn.name!r}: model {model.name}, {scn.data.n_images} images")
-    print(f"{len(scn.configs)} packetization config{'s' if len(scn.configs) > 1 else ''}:")
+    print(
+        f"scenario {scn.name!r}: model {model.name}, {scn.data.n_images} images, "
+        f"task {scn.task.name}"
+    )
+    print(f"{len(scn.configs)} config{'s' if len(scn.configs) > 1 else ''}:")
     for cfg in scn.configs:
         split, shape = shapes[cfg]
-        print(f"  split {split} ({shape}), {cfg.bits}-bit, {cfg.rows_per_packet} rows/packet, {cfg.order}, "
-              f"error control {cfg.error_control.label}")
+        print(f"  split {split} ({shape}), {cfg.describe(with_split=False)}")
     print(f"{len(scn.cells)} channel settings:")
     for c in scn.cells:
-        print(f"  {c.kind:16s} loss {c.loss_rate:<6g} mean burst {c.burst_length:<8.4g} {c.channel!r}")
+        print(
+            f"  {c.kind:16s} loss {c.loss_rate:<6g} mean burst {c.burst_length:<8.4g} {c.channel!r}"
+        )
     print(f"{len(scn.methods)} methods: {', '.join(m.label for m in scn.methods)}")
-    print(f"{len(scn.configs)} configs x {len(scn.cells)} settings x {scn.trials} trials = {units} work units; "
-          f"at most {units * len(scn.methods) * scn.data.n_images:,} tensor completions and cloud passes")
+    print(
+        f"{len(scn.configs)} configs x {len(scn.cells)} settings x {scn.trials} trials = "
+        f"{units} work "
+        f"units; at most {units * len(scn.methods) * scn.data.n_images:,} tensor completions and "
+        "cloud passes"
+    )
     done = len(list((out / PARTIAL).glob("unit-*.json"))) if (out / PARTIAL).is_dir() else 0
     print(f"output: {out}" + (f" ({done} units already done: a run would resume)" if done else ""))
     return 0
 
 
+def _read_results(d: str):
+    """A result directory's rows and their schema (the task from its manifest)."""
+    import json
+
+    from dfsim.registry import entry
+    from dfsim.results import ResultsSchema, read_results_csv
+
+    path = Path(d) / "results.csv"
+    if not path.is_file():
+        raise UserError(f"{d}: no results.csv (run `dfsim run` with --out {d} first)")
+    try:
+        rows = read_results_csv(path)
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"{path}: not a dfsim results file ({exc})") from None
+    task = "classification"
+    manifest = Path(d) / "manifest.json"
+    if manifest.is_file():
+        task = json.loads(manifest.read_text()).get("task", task)
+    return rows, ResultsSchema.for_rows(entry("task", task, f"{manifest}: task").build(), rows)
+
+
+def _metric_name(schema, rows, given: str | None, option: str) -> str:
+    if given is None:
+        return schema.shown_metric(rows)
+    try:
+        name = schema.metric(given).name
+    except KeyError:
+        name = None
+    if name is None or not rows or name not in rows[0]:
+        present = [m.name for m in schema.metrics if rows and m.name in rows[0]]
+        raise UserError(
+            f"{option}: {given!r} is not a metric of these results (one of {', '.join(present)})"
+        )
+    return name
+
+
 def cmd_compare(args) -> int:
     from dfsim import statistics
-    from dfsim.results import read_results_csv
 
-    rows = []
+    rows, schema = [], None
     for d in args.dirs:
-        path = Path(d) / "results.csv"
-        if not path.is_file():
-            raise UserError(f"{d}: no results.csv (run `dfsim run` with --out {d} first)")
-        try:
-            part = read_results_csv(path)
-        except (ValueError, KeyError) as exc:
-            raise UserError(f"{path}: not a dfsim results file ({exc})") from None
+        part, schema = _read_results(d)
         if len(args.dirs) > 1:
             for r in part:
                 r["method"] = f"{Path(d).name}:{r['method']}"
@@ -183,33 +182,36 @@ def cmd_compare(args) -> int:
     reference = args.reference
     if reference and reference not in {r["method"] for r in rows}:
         raise UserError(f"--reference: {reference!r} is not a method in these results")
-    print(statistics.markdown_table(statistics.summarize(rows, reference), args.metric))
+    metric = _metric_name(schema, rows, args.metric, "--metric")
+    summary = statistics.summarize(rows, schema, reference)
+    print(statistics.markdown_table(summary, schema, metric))
     return 0
 
 
 def cmd_plot(args) -> int:
     from dfsim import plots
-    from dfsim.results import read_results_csv
 
     d = Path(args.dir)
-    path = d / "results.csv"
-    if not path.is_file():
-        raise UserError(f"{args.dir}: no results.csv (run `dfsim run` with --out {args.dir} first)")
-    rows = read_results_csv(path)
+    rows, schema = _read_results(args.dir)
     if not rows:
-        raise UserError(f"{path}: has no rows")
-    by = tuple(args.by.split(",")) if args.by else (
-        ("channel", "burst_length") if args.x == "loss_rate" else ("channel", "loss_rate"))
+        raise UserError(f"{d / 'results.csv'}: has no rows")
+    y = _metric_name(schema, rows, args.y, "--y")
+    fields = plots.group_fields(schema)
+    by = (
+        tuple(args.by.split(","))
+        if args.by
+        else (("channel", "burst_length") if args.x == "loss_rate" else ("channel", "loss_rate"))
+    )
     for f in by:
-        if f not in plots.GROUP_FIELDS:
-            raise UserError(f"--by: unknown field {f!r} (one of {', '.join(plots.GROUP_FIELDS)})")
-    if args.panels is not None and args.panels not in plots.GROUP_FIELDS:
-        raise UserError(f"--panels: unknown field {args.panels!r} (one of {', '.join(plots.GROUP_FIELDS)})")
-    stem = d / (f"{args.y}_vs_{args.x}" + (f"_by_{args.panels}" if args.panels else ""))
+        if f not in fields:
+            raise UserError(f"--by: unknown field {f!r} (one of {', '.join(fields)})")
+    if args.panels is not None and args.panels not in fields:
+        raise UserError(f"--panels: unknown field {args.panels!r} (one of {', '.join(fields)})")
+    stem = d / (f"{args.y or y}_vs_{args.x}" + (f"_by_{args.panels}" if args.panels else ""))
     out = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     bars = [d / "completion_time.png", d / "completion_time.svg"]
     try:
-        plots.metric_plot(rows, out, args.x, args.y, by, panel=args.panels)
+        plots.metric_plot(rows, schema, out, args.x, y, by, panel=args.panels)
         plots.completion_time_bars(rows, bars)
     except OSError as exc:
         raise UserError(f"{args.dir}: cannot write figures: {exc.strerror or exc}") from None
@@ -218,21 +220,29 @@ def cmd_plot(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from dfsim import experiment
+    from dfsim.experiment.prepare import fit_method, prepare
     from dfsim.scenario import load_scenario
 
     scn = load_scenario(args.scenario)
-    trained = [m for m in scn.methods if experiment.make_method(m.name, m.params, scn).needs_fit
-               and args.method in ("all", m.name)]
+    trained = [m for m in scn.methods if m.build().needs_fit and args.method in ("all", m.name)]
     if not trained:
-        raise UserError(f"{args.scenario}: methods: no trained method "
-                        f"{'' if args.method == 'all' else repr(args.method) + ' '}to fit (trained methods: altec)")
+        which = "" if args.method == "all" else repr(args.method) + " "
+        raise UserError(
+            f"{args.scenario}: methods: no trained method {which}to fit (trained methods: altec)"
+        )
     try:
-        prep = experiment.prepare(scn)
-        for spec in trained:
-            for part in range(len(prep.parts)):
-                experiment.fit_method(experiment.make_method(spec.name, spec.params, scn), spec, prep,
-                                      log=lambda m: print(m, file=sys.stderr), force=args.force, part=part)
+        for k in range(len(scn.configs)):
+            prep = prepare(scn, k)
+            for spec in trained:
+                for stream in range(len(prep.streams)):
+                    fit_method(
+                        spec.build(),
+                        spec,
+                        prep,
+                        log=lambda m: print(m, file=sys.stderr),
+                        force=args.force,
+                        stream=stream,
+                    )
     except UserError as exc:
         raise UserError(f"{args.scenario}: {exc}") from None
     return 0
@@ -247,8 +257,11 @@ def cmd_train(args) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else WEIGHTS_FILE
     result = train(out, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir)
-    print(f"dfsim: trained {args.epochs} epochs in {result['seconds']:.0f} s, test top-1 {result['top1']:.4f}; "
-          f"weights in {out}")
+    print(
+        f"dfsim: trained {args.epochs} epochs in {result['seconds']:.0f} s, "
+        f"test top-1 {result['top1']:.4f}; "
+        f"weights in {out}"
+    )
     return 0
 
 
@@ -256,14 +269,22 @@ def cmd_evaluate(args) -> int:
     from dfsim.datasets import load_fashion_mnist
     from dfsim.models import load_model
     from dfsim.models.inference import predict, prepare_for_inference
-    
+
     model = load_model(args.model, weights=args.weights)
     test = load_fashion_mnist("test", args.data_dir)
     t0 = time.perf_counter()
     pred = predict(prepare_for_inference(model.full()), model.normalise(test.images), 1000)
     top1 = float((pred == test.labels).mean())
-    print(json.dumps({"model": model.name, "images": len(test), "top1": top1,
-                      "seconds": round(time.perf_counter() - t0, 2)}))
+    print(
+        json.dumps(
+            {
+                "model": model.name,
+                "images": len(test),
+                "top1": top1,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+    )
     return 0
 
 
@@ -278,8 +299,10 @@ def cmd_models(args) -> int:
         except UserError as exc:
             print(f"{name}: unavailable ({exc})")
             continue
-        print(f"{name} (input {'x'.join(map(str, m.input_shape))}, default split {m.default_split}, "
-              f"{len(m.split_points)} split points: `dfsim models describe {name}`)")
+        print(
+            f"{name} (input {'x'.join(map(str, m.input_shape))}, default split {m.default_split}, "
+            f"{len(m.split_points)} split points: `dfsim models describe {name}`)"
+        )
     return 0
 
 
@@ -288,26 +311,40 @@ def _describe_model(args) -> int:
     from dfsim.models import load_model
     from dfsim.models.sources import from_import_path
 
-    if not args.model:
-        raise UserError("models describe: name a model (`dfsim models` lists them) or give --import")
+    if not args.model and not args.import_path:
+        raise UserError(
+            "models describe: name a model (`dfsim models` lists them) or give --import"
+        )
     if args.import_path or ":" in args.model:
         if not args.input_size:
-            raise UserError("--input-size: required for a model given by import path (e.g. 3,224,224)")
+            raise UserError(
+                "--input-size: required for a model given by import path (e.g. 3,224,224)"
+            )
         try:
             shape = tuple(int(v) for v in args.input_size.split(","))
         except ValueError:
-            raise UserError(f"--input-size: expected C,H,W integers, got {args.input_size!r}") from None
+            raise UserError(
+                f"--input-size: expected C,H,W integers, got {args.input_size!r}"
+            ) from None
         m = from_import_path(args.import_path or args.model, args.weights, shape, (0.0,), (1.0,))
     else:
         m = load_model(args.model, **({"weights": args.weights} if args.weights else {}))
     rows = m.describe()
-    print(f"{m.name}: input {'x'.join(map(str, m.input_shape))}, default split {m.default_split}; "
-          f"edge share = measured fraction of the full model's time spent before the cut")
-    print(f"  {'split point':28s} {'tensors crossing the cut':34s} {'values':>9s} {'edge share':>10s}")
+    print(
+        f"{m.name}: input {'x'.join(map(str, m.input_shape))}, default split {m.default_split}; "
+        f"edge share = measured fraction of the full model's time spent before the cut"
+    )
+    print(
+        f"  {'split point':28s} {'tensors crossing the cut':34s} {'values':>9s} {'edge share':>10s}"
+    )
     for r in rows:
         shapes = " + ".join("x".join(map(str, s)) for s in r["shapes"])
         share = "" if r["edge_share"] is None else f"{100 * r['edge_share']:9.1f}%"
-        mark = "" if r["tensors"] == 1 else f"  ({r['tensors']} tensors: each sent with its own quantizer)"
+        mark = (
+            ""
+            if r["tensors"] == 1
+            else f"  ({r['tensors']} tensors: each sent with its own quantizer)"
+        )
         print(f"  {r['split']:28s} {shapes:34s} {r['values']:9d} {share:>10s}{mark}")
     return 0
 
@@ -322,41 +359,70 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and option. Long, but declarative: one call per option."""
     p = argparse.ArgumentParser(prog="dfsim", description="Deep-feature transmission simulator.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="run a scenario: results.csv, manifest.json, accuracy_vs_loss.png")
+    r = sub.add_parser(
+        "run", help="run a scenario: results.csv, manifest.json, accuracy_vs_loss.png"
+    )
     r.add_argument("scenario")
     r.add_argument("--out", help="output directory (default: the scenario's 'output')")
     r.add_argument("--quiet", action="store_true", help="no progress output")
-    r.add_argument("--dry-run", action="store_true", help="print the cells and the work; run nothing")
-    r.add_argument("--dask", metavar="SCHEDULER_ADDRESS",
-                   help="run the work units on a Dask distributed cluster (same results as local)")
-    r.add_argument("--save-losses", action="store_true",
-                   help="also write each (setting, trial)'s packet loss flags to DIR/losses/*.npy + index.csv")
-    r.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: all cores); results do not depend on it")
+    r.add_argument(
+        "--dry-run", action="store_true", help="print the cells and the work; run nothing"
+    )
+    r.add_argument(
+        "--dask",
+        metavar="SCHEDULER_ADDRESS",
+        help="run the work units on a Dask distributed cluster (same results as local)",
+    )
+    r.add_argument(
+        "--save-losses",
+        action="store_true",
+        help="also write each (setting, trial)'s packet loss flags to DIR/losses/*.npy + index.csv",
+    )
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: all cores); results do not depend on it",
+    )
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compare", help="print the summary table of one or more result directories")
     c.add_argument("dirs", nargs="+", metavar="DIR")
-    c.add_argument("--metric", default="top1", choices=("top1", "agreement", "mse_lost", "completion_ms_per_tensor",
-                                                         "latency_p95_ms", "latency_p99_ms", "e2e_latency_p95_ms",
-                                                         "bits_per_image", "retransmissions_per_image"))
-    c.add_argument("--reference", help="method for the paired test (default: zeros, else the first)")
+    c.add_argument(
+        "--metric",
+        help="a metric column of the results (default: the task's "
+        "primary metric, e.g. top1; agreement without labels)",
+    )
+    c.add_argument(
+        "--reference", help="method for the paired test (default: zeros, else the first)"
+    )
     c.set_defaults(func=cmd_compare)
 
     pl = sub.add_parser("plot", help="figures from a result directory (PNG and SVG)")
     pl.add_argument("dir", metavar="DIR")
     pl.add_argument("--x", default="loss_rate", choices=("loss_rate", "burst_length"))
-    pl.add_argument("--y", default="top1", choices=("top1", "agreement", "latency_p95", "latency_p99", "e2e_latency_p95",
-                                                    "completion_ms", "mse_lost", "bits_per_image"))
-    pl.add_argument("--by", help="comma-separated fields that split lines (default: channel,burst_length for "
-                                "--x loss_rate; channel,loss_rate for --x burst_length)")
-    pl.add_argument("--panels", help="one subplot per value of this field (e.g. loss_rate), shared legend")
+    pl.add_argument(
+        "--y",
+        help="a metric column, or its short name (latency_p95, completion_ms, "
+        "...; default: the task's primary metric)",
+    )
+    pl.add_argument(
+        "--by",
+        help="comma-separated fields that split lines (default: channel,burst_length for "
+        "--x loss_rate; channel,loss_rate for --x burst_length)",
+    )
+    pl.add_argument(
+        "--panels", help="one subplot per value of this field (e.g. loss_rate), shared legend"
+    )
     pl.set_defaults(func=cmd_plot)
 
-    f = sub.add_parser("fit", help="fit a scenario's trained completion methods (ALTeC) into the cache")
+    f = sub.add_parser(
+        "fit", help="fit a scenario's trained completion methods (ALTeC) into the cache"
+    )
     f.add_argument("method", help="a trained method of the scenario (altec), or 'all'")
     f.add_argument("scenario")
     f.add_argument("--force", action="store_true", help="refit even if cached")
@@ -366,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=12)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--out", help="weights file (default: the committed dfsim/models/weights/fmnist_resnet.pt)")
+    t.add_argument(
+        "--out", help="weights file (default: the committed dfsim/models/weights/fmnist_resnet.pt)"
+    )
     t.add_argument("--data-dir")
     t.set_defaults(func=cmd_train)
 
@@ -384,18 +452,31 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--input-size", help="C,H,W (models given by import path)")
     m.set_defaults(func=cmd_models)
 
-    b = sub.add_parser("bench", help="benchmarks: completion methods, cloud sub-model, network simulation")
+    b = sub.add_parser(
+        "bench", help="benchmarks: completion methods, cloud sub-model, network simulation"
+    )
     b.add_argument("what", choices=("completion", "model", "network"))
     b.add_argument("--json", help="also write the result as JSON")
     b.add_argument("--seconds", type=float, default=3.0, help="model/network: time per measurement")
-    b.add_argument("--shape", help="completion: synthetic tensor shape CxHxW only (default: the default model's "
-                                   "real features and a synthetic 64x56x56)")
-    b.add_argument("--rows-per-packet", type=int, help="completion: default 4 (real features), 8 (synthetic)")
+    b.add_argument(
+        "--shape",
+        help="completion: synthetic tensor shape CxHxW only (default: the default model's "
+        "real features and a synthetic 64x56x56)",
+    )
+    b.add_argument(
+        "--rows-per-packet", type=int, help="completion: default 4 (real features), 8 (synthetic)"
+    )
     b.add_argument("--loss", type=float, default=0.33, help="completion: Gilbert-Elliott loss rate")
-    b.add_argument("--burst", type=float, default=4.0, help="completion: mean burst length (packets)")
+    b.add_argument(
+        "--burst", type=float, default=4.0, help="completion: mean burst length (packets)"
+    )
     b.add_argument("--methods", help="completion: comma-separated subset (default: all)")
-    b.add_argument("--repeats", type=int, default=20, help="completion: tensors timed one by one (median)")
-    b.add_argument("--batch", type=int, default=256, help="completion: batch for the throughput figure")
+    b.add_argument(
+        "--repeats", type=int, default=20, help="completion: tensors timed one by one (median)"
+    )
+    b.add_argument(
+        "--batch", type=int, default=256, help="completion: batch for the throughput figure"
+    )
     b.set_defaults(func=cmd_bench)
     return p
 
@@ -408,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dfsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dfsim: interrupted (finished work units are kept: rerun the same command to resume)",
-              file=sys.stderr)
+        print(
+            "dfsim: interrupted (finished work units are kept: rerun the same command to resume)",
+            file=sys.stderr,
+        )
         return 130
 
 

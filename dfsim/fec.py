@@ -3,20 +3,53 @@
 
 The network model only needs the code's defining property: a group of ``k'`` data
 packets (``k' <= k``; an image's last group may be shorter) plus ``m`` parity packets is
-decodable from **any** ``k'`` of them, and from no fewer. :func:`recoverable` states that
-rule; :func:`encode` / :func:`decode` run the real code on packet payloads, and the tests
-check the rule against real decoding for every loss pattern of a group.
+decodable from **any** ``k'`` of them, and from no fewer. :func:`recoverable_groups`
+states that rule for many groups at once, :func:`recoverable` for one group, and
+:func:`decodable_at` gives when a group becomes decodable (its ``k'``-th usable arrival).
+:func:`encode` / :func:`decode` run the real code on packet payloads, and the tests check
+the rule against real decoding for every loss pattern of a group.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import zfec
 
 
+def recoverable_groups(received_counts, group_sizes) -> np.ndarray:
+    """Per group: can it be decoded, having received ``received_counts`` of its packets
+    (data and parity together) when it has ``group_sizes`` data packets? Arrays broadcast."""
+    return np.asarray(received_counts) >= np.asarray(group_sizes)
+
+
 def recoverable(received: np.ndarray, n_data: int) -> bool:
     """Can a group with ``n_data`` data packets be decoded from the packets flagged in
     ``received`` (data then parity)?"""
-    return int(np.count_nonzero(received)) >= n_data
+    return bool(recoverable_groups(np.count_nonzero(received), n_data))
+
+
+def decodable_at(
+    times: np.ndarray, group: np.ndarray, group_sizes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether and when each group becomes decodable, for every row of ``times``.
+
+    ``times`` (rows x packets): when each packet became usable (``inf``: never);
+    ``group``: each packet's group (``-1``: in none); ``group_sizes``: data packets per
+    group. Returns ``ok`` and ``when`` (rows x groups): a group is decodable once its
+    ``k'``-th usable packet is in (``when``; ``inf`` if never)."""
+    n_groups = len(group_sizes)
+    members = [np.flatnonzero(group == g) for g in range(n_groups)]
+    width = max((len(c) for c in members), default=0)
+    # each group's packets side by side, padded with a never-usable column
+    index = np.full((n_groups, width), times.shape[1])
+    for g, cols in enumerate(members):
+        index[g, : len(cols)] = cols
+    padded = np.concatenate([times, np.full((len(times), 1), np.inf)], axis=1)
+    ordered = np.sort(padded[:, index], axis=2)  # rows x groups x width
+    need = np.asarray(group_sizes, np.int64)
+    when = np.take_along_axis(ordered, (need - 1)[None, :, None], axis=2)[:, :, 0]
+    ok = recoverable_groups(np.isfinite(ordered).sum(axis=2), need)
+    return ok, when
 
 
 def _blocks(payloads: list[bytes]) -> tuple[list[bytes], int]:
@@ -41,4 +74,4 @@ def decode(received: dict[int, bytes], k: int, m: int, lengths: list[int]) -> li
     size = max(len(received[i]) for i in nums)
     blocks = [received[i].ljust(size, b"\0") for i in nums]
     out = zfec.Decoder(k, k + m).decode(tuple(blocks), tuple(nums))
-    return [bytes(b)[:n] for b, n in zip(out, lengths)]
+    return [bytes(b)[:n] for b, n in zip(out, lengths, strict=False)]

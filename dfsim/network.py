@@ -3,24 +3,32 @@ channel -> receiver, with optional drop-tail buffer, jitter, deadline, ARQ and F
 
 Processes read like the protocol they model:
 
-* each **device** captures its images (periodic at ``fps`` with devices evenly phased,
-  Poisson at rate ``fps``, or all at t=0 when ``fps`` is None), runs its edge sub-model
-  for ``edge_ms`` per image (one image at a time), and hands the image's packets to the
-  uplink's transmit buffer;
-* the **buffer** is drop-tail: a packet that does not fit in ``buffer_bytes`` (counting
-  every byte not yet serialised) is dropped (*congestion* loss);
-* the **link** serialises packets first-in first-out at ``bandwidth`` bit/s, then each
-  packet propagates for ``propagation_ms`` plus an optional random **jitter**; the loss
-  channel decides, packet by packet in the order packets go on the wire, which ones never
-  arrive (*channel* loss; one continuous loss stream, so a burst can span images);
-* the **receiver** collects what arrives. A packet arriving later than ``deadline_ms``
-  after its image's capture is useless (*deadline* loss). With **FEC**, each group of up to
-  ``k`` data packets of an image is followed by ``m`` parity packets (systematic MDS code,
-  :mod:`dfsim.fec`): any ``k'`` of the group's ``k' + m`` packets recover it. With **ARQ**,
-  ``timeout_ms`` after the last packet of a round was due the receiver NACKs what is still
-  missing (and not recoverable); the NACK reaches the sender one propagation delay later,
-  which retransmits each packet at most ``max_retries`` times, and only when its
-  retransmission can still arrive before the deadline at the link's current backlog.
+* each **device** (:func:`device`) captures its images (periodic at ``fps`` with devices
+  evenly phased, Poisson at rate ``fps``, or all at t=0 when ``fps`` is None), runs its
+  edge sub-model for ``edge_ms`` per image (one image at a time), and hands the image's
+  packets to the uplink;
+* the **uplink** (:class:`Uplink`) has a drop-tail transmit buffer: a packet that does not
+  fit in ``buffer_bytes`` (counting every byte not yet serialised) is dropped (*congestion*
+  loss). It serialises packets first-in first-out at ``bandwidth`` bit/s, then each packet
+  propagates for ``propagation_ms`` plus an optional random **jitter**; the loss channel
+  decides, packet by packet in the order packets go on the wire, which ones never arrive
+  (*channel* loss; one continuous loss stream, so a burst can span images);
+* the **receiver** (:class:`Receiver`) collects what arrives. With **ARQ**, ``timeout_ms``
+  after the last packet of a round was due it NACKs what is still missing (and not
+  recoverable); the NACK reaches the sender one propagation delay later, which retransmits
+  each packet at most ``max_retries`` times, and only when its retransmission can still
+  arrive before the deadline at the link's current backlog.
+
+What the decoder can use is then a pure function of the receiver's record
+(:func:`decoder_view`): a packet arriving later than ``deadline_ms`` after its image's
+capture is useless (*deadline* loss); with **FEC**, each group of up to ``k`` data packets
+of an image is followed by ``m`` parity packets (systematic MDS code, :mod:`dfsim.fec`):
+any ``k'`` of the group's ``k' + m`` packets recover it; lost side information is handled
+by the :class:`SideInfo` policy.
+
+The packets of an image go on the wire as its :class:`WirePlan` says: every packet carries
+a ``header_bytes`` header, and the side information is added exactly once per image (in
+data packet 0, or as a packet of its own sent first).
 
 Events are per image burst, not per packet: within a burst the departure and arrival
 times are a vectorised cumulative sum and the loss flags one vectorised draw, so the
@@ -28,19 +36,24 @@ per-packet cost is a few array operations. Random arrivals and jitter use their 
 generator (``aux_rng``), so the loss stream is the same with or without them.
 
 With the defaults (one device, no buffer limit, no jitter, deadline, ARQ or FEC, side
-information in the first packet) the model is exactly the foundation's: same loss
-flags, same latencies.
+information in the first packet) the model reproduces the original single-draw model:
+same loss flags, same latencies.
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Annotated
 
 import numpy as np
 import simpy
 from numba import njit
 
+from dfsim import fec as fec_code
 from dfsim.channels import LossChannel, LossStream
+from dfsim.registry import Range, register
+from dfsim.stages import Metric
 
 HEADER_BYTES = 40  # IPv4 (20) + UDP (8) + RTP-like sequence header (12)
 
@@ -63,11 +76,14 @@ class Jitter:
 
     def __post_init__(self):
         if self.dist not in self.DISTS:
-            raise ValueError(f"jitter distribution must be one of {', '.join(self.DISTS)}, got {self.dist!r}")
+            raise ValueError(
+                f"jitter distribution must be one of {', '.join(self.DISTS)}, got {self.dist!r}"
+            )
         if self.a < 0 or self.b < 0 or (self.dist == "uniform" and self.b < self.a):
             raise ValueError(f"invalid {self.dist} jitter parameters ({self.a}, {self.b})")
 
     def sample_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` delays, in seconds."""
         if self.dist == "uniform":
             ms = rng.uniform(self.a, self.b, n)
         elif self.dist == "exponential":
@@ -77,8 +93,66 @@ class Jitter:
         return ms / 1e3
 
 
+# The transport's results columns (see dfsim.results): the same for every completion method
+# of a trial, except the end-to-end latencies, which add the cloud's service time.
+METRICS = (
+    Metric(
+        "realised_loss_rate", "packets missing at the decoder", "", False, per="trial", core=True
+    ),
+    Metric("latency_mean_ms", "mean latency", "ms", False, per="trial"),
+    Metric(
+        "latency_p95_ms", "95th-percentile latency", "ms", False, per="trial", alias="latency_p95"
+    ),
+    Metric("bits_per_image", "bits on the wire per image", "", False, dtype=int, per="trial"),
+    Metric("packets_per_image", "data packets per image", "", dtype=int, per="trial"),
+    Metric("latency_p50_ms", "median latency", "ms", False, per="trial"),
+    Metric(
+        "latency_p99_ms", "99th-percentile latency", "ms", False, per="trial", alias="latency_p99"
+    ),
+    Metric("channel_loss_rate", "packets lost by the channel", "", False, per="trial"),
+    Metric("congestion_loss_rate", "packets dropped by the buffer", "", False, per="trial"),
+    Metric("deadline_loss_rate", "packets later than the deadline", "", False, per="trial"),
+    Metric("side_info_loss_rate", "images without their side information", "", False, per="trial"),
+    Metric("retransmissions_per_image", "retransmissions per image", "", False, per="trial"),
+    Metric("e2e_latency_mean_ms", "mean end-to-end latency", "ms", False),
+    Metric(
+        "e2e_latency_p95_ms",
+        "95th-percentile end-to-end latency",
+        "ms",
+        False,
+        alias="e2e_latency_p95",
+    ),
+)
+
+
+# Scenarios name a jitter distribution (``network.jitter: {distribution: NAME, ...}``).
+@register("jitter", "uniform")
+def uniform_jitter(
+    low_ms: Annotated[float, Range(0)], high_ms: Annotated[float, Range(0)]
+) -> Jitter:
+    """Uniform extra delay on [low_ms, high_ms]."""
+    if high_ms < low_ms:
+        raise ValueError(f"high_ms: {high_ms:g} is below low_ms {low_ms:g}")
+    return Jitter("uniform", low_ms, high_ms)
+
+
+@register("jitter", "exponential")
+def exponential_jitter(mean_ms: Annotated[float, Range(0)]) -> Jitter:
+    """Exponential extra delay with mean ``mean_ms``."""
+    return Jitter("exponential", mean_ms)
+
+
+@register("jitter", "normal")
+def normal_jitter(mean_ms: Annotated[float, Range(0)], sd_ms: Annotated[float, Range(0)]) -> Jitter:
+    """Normal extra delay (negative draws are 0)."""
+    return Jitter("normal", mean_ms, sd_ms)
+
+
 @dataclass(frozen=True)
 class Link:
+    """The uplink: bandwidth, propagation delay, per-packet header, transmit buffer
+    (``None``: unlimited) and optional jitter."""
+
     bandwidth_bps: float = 10e6
     propagation_ms: float = 5.0
     header_bytes: int = HEADER_BYTES
@@ -118,12 +192,17 @@ class Traffic:
 
 @dataclass(frozen=True)
 class Arq:
+    """Retransmission on NACK: at most ``max_retries`` retransmissions of a packet, the
+    NACK sent ``timeout_ms`` after the last packet of a round was due."""
+
     max_retries: int = 2
     timeout_ms: float = 10.0
 
 
 @dataclass(frozen=True)
 class Fec:
+    """Packet-level FEC: ``m`` parity packets after each group of ``k`` data packets."""
+
     k: int  # data packets per group (the last group of an image may be shorter)
     m: int  # parity packets per group
 
@@ -134,9 +213,9 @@ class SideInfo:
 
     ``placement``: ``first-packet`` (in the header of the image's first data packet) or
     ``own-packet`` (a packet of its own, sent first). ``on_loss``: ``assume-delivered``
-    (the foundation's assumption: a reliable side channel), ``drop-image`` (nothing of the
-    image can be decoded: every data packet counts as lost) or ``previous`` (decode with the
-    last received image's min/max)."""
+    (a reliable side channel: the original model's assumption), ``drop-image`` (nothing of
+    the image can be decoded: every data packet counts as lost) or ``previous`` (decode with
+    the last received image's min/max). ``bits``: the side information of a whole image."""
 
     placement: str = "first-packet"
     on_loss: str = "assume-delivered"
@@ -153,8 +232,10 @@ class Transmission:
 
     lost: np.ndarray  # n*K bool: data packets missing at the decoder (after FEC/ARQ, deadline)
     cause: np.ndarray  # n*K int8: DELIVERED, CHANNEL, CONGESTION or DEADLINE
-    arrival_s: np.ndarray  # n*K: when the data packet's last attempt reached (or would have reached) the cloud
-    available_s: np.ndarray  # n*K: when the decoder had it (received or FEC-recovered in time; inf: never)
+    # n*K: when the data packet's last attempt reached (or would have reached) the cloud
+    arrival_s: np.ndarray
+    # n*K: when the decoder had it (received or FEC-recovered in time; inf: never)
+    available_s: np.ndarray
     capture_s: np.ndarray  # N
     delivered_s: np.ndarray  # N: when the receiver has all it will get of the image
     device: np.ndarray  # N: the device that sent the image
@@ -165,54 +246,64 @@ class Transmission:
 
     @property
     def latency_ms(self) -> np.ndarray:
+        """Capture to delivery, per image."""
         return (self.delivered_s - self.capture_s) * 1e3
 
     def loss_by_cause(self) -> dict[str, float]:
+        """Fraction of data packets missing for each cause."""
         n = max(len(self.cause), 1)
-        return {name: float(np.count_nonzero(self.cause == code)) / n
-                for name, code in (("channel", CHANNEL), ("congestion", CONGESTION), ("deadline", DEADLINE))}
-
-
-def packet_bits(payload_bits: np.ndarray, link: Link, side_info_bits: int) -> np.ndarray:
-    """On-the-wire bits of each data packet of one image: header + payload; side info
-    rides in packet 0 (the ``first-packet`` placement)."""
-    bits = payload_bits.astype(np.int64) + 8 * link.header_bytes
-    bits[0] += side_info_bits
-    return bits
+        causes = (("channel", CHANNEL), ("congestion", CONGESTION), ("deadline", DEADLINE))
+        return {name: float(np.count_nonzero(self.cause == code)) / n for name, code in causes}
 
 
 @dataclass(frozen=True)
-class WireLayout:
-    """The packets of one image in the order they go on the wire."""
+class WirePlan:
+    """The packets of one image in the order they go on the wire: the side-information
+    packet (``own-packet`` placement), then each FEC group's data packets followed by its
+    parity packets (without FEC: the data packets, one group of none)."""
 
     kind: np.ndarray  # SIDE, DATA or PARITY
     data_index: np.ndarray  # index among the image's data packets (-1 otherwise)
     group: np.ndarray  # FEC group (-1: none)
     bits: np.ndarray  # on-the-wire size
-    group_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # data packets per group
+    group_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # data per group
 
     @classmethod
-    def build(cls, data_bits: np.ndarray, header_bytes: int, fec: Fec | None, side: SideInfo) -> "WireLayout":
-        """``data_bits``: each data packet's size with its header (side info not included)."""
+    def build(
+        cls, payload_bits: np.ndarray, header_bytes: int, fec: Fec | None, side: SideInfo
+    ) -> WirePlan:
+        """The plan for data packets of ``payload_bits`` each: every packet gets a
+        ``header_bytes`` header, ``side.bits`` go in data packet 0 or a packet of their own,
+        and parity packets are as long as their group's longest data packet."""
+        data_bits = np.asarray(payload_bits).astype(np.int64) + 8 * header_bytes
         k_data = len(data_bits)
-        kind, index, group, bits = [], [], [], []
+        if k_data == 0:
+            raise ValueError("an image needs at least one data packet")
+        rows = []  # (kind, data index, group, bits)
         if side.placement == "own-packet":
-            kind.append(SIDE), index.append(-1), group.append(-1), bits.append(8 * header_bytes + side.bits)
-        sizes = []
+            rows.append((SIDE, -1, -1, 8 * header_bytes + side.bits))
         step = fec.k if fec else k_data
+        sizes = []
         for g, start in enumerate(range(0, k_data, step)):
-            idx = list(range(start, min(start + step, k_data)))
+            idx = range(start, min(start + step, k_data))
             sizes.append(len(idx))
             for j in idx:
                 extra = side.bits if (j == 0 and side.placement == "first-packet") else 0
-                kind.append(DATA), index.append(j), group.append(g if fec else -1)
-                bits.append(int(data_bits[j]) + extra)
-            if fec:  # parity blocks are as long as the group's longest payload
-                parity = max(int(data_bits[j]) for j in idx)
-                for _ in range(fec.m):
-                    kind.append(PARITY), index.append(-1), group.append(g), bits.append(parity)
-        return cls(np.array(kind, np.int8), np.array(index, np.int64), np.array(group, np.int64),
-                   np.array(bits, np.int64), np.array(sizes if fec else [], np.int64))
+                rows.append((DATA, j, g if fec else -1, int(data_bits[j]) + extra))
+            if fec:
+                parity = int(data_bits[idx.start : idx.stop].max())
+                rows.extend([(PARITY, -1, g, parity)] * fec.m)
+        kind, index, group, bits = zip(*rows, strict=False)
+        return cls(
+            np.array(kind, np.int8),
+            np.array(index, np.int64),
+            np.array(group, np.int64),
+            np.array(bits, np.int64),
+            np.array(sizes if fec else [], np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.kind)
 
 
 @njit(cache=True)
@@ -229,28 +320,289 @@ def _drop_tail(bits: np.ndarray, backlog_bits: float, capacity_bits: float) -> n
 class _WireLoss:
     """Channel loss flags assigned to packets in the order they go on the wire. The first
     draw covers one transmission of every image, so without retransmissions or extra
-    packets the flags are exactly the foundation's single draw."""
+    packets the flags are those of a single draw for the whole run."""
 
     def __init__(self, stream: LossStream, first: int):
         self.stream, self.first = stream, first
         self.buf = np.zeros(0, bool)
 
     def take(self, n: int) -> np.ndarray:
+        """The loss flags of the next ``n`` packets on the wire."""
         if len(self.buf) < n:
-            more = max(n - len(self.buf), self.first) if self.first else max(n - len(self.buf), 256)
+            short = n - len(self.buf)
+            more = max(short, self.first) if self.first else max(short, 256)
             self.first = 0
             self.buf = np.concatenate([self.buf, self.stream.take(more)])
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
 
+class Receiver:
+    """The cloud end of the uplink: per (image, wire packet) what happened to it, and,
+    with ARQ, the NACK process that asks the sender for what is missing.
+
+    ``arrival``: first successful arrival (``inf``: none); ``fate``: the last attempt's
+    outcome (DELIVERED, CHANNEL or CONGESTION); ``attempts``; ``last_due``: when the last
+    attempt arrived or was due (dropped: when dropped). ``capture`` holds each image's
+    capture time (stamped on its packets) and ``deadline_s`` is relative to it."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        wire: WirePlan,
+        capture: np.ndarray,
+        deadline_s: float,
+        arq: Arq | None,
+        propagation_s: float,
+    ):
+        n, w = len(capture), len(wire)
+        self.env, self.wire, self.capture, self.deadline_s = env, wire, capture, deadline_s
+        self.arq, self.propagation_s = arq, propagation_s
+        self.arrival = np.full((n, w), np.inf)
+        self.last_due = np.zeros((n, w))
+        self.fate = np.zeros((n, w), np.int8)
+        self.attempts = np.zeros((n, w), np.int64)
+        self.sender: Uplink | None = None  # where NACKs go; set once the uplink exists
+
+    def dropped(self, i: int, pkts: np.ndarray, now: float) -> None:
+        """Packets ``pkts`` of image i were dropped by the transmit buffer at ``now``."""
+        self.fate[i, pkts] = CONGESTION
+        self.last_due[i, pkts] = now
+        self.attempts[i, pkts] += 1
+
+    def sent(self, i: int, pkts: np.ndarray, due: np.ndarray, lost: np.ndarray) -> None:
+        """Packets ``pkts`` of image i went on the wire, due at ``due``; ``lost`` never come."""
+        self.attempts[i, pkts] += 1
+        self.fate[i, pkts] = np.where(lost, CHANNEL, DELIVERED)
+        self.last_due[i, pkts] = due
+        got = pkts[~lost]
+        self.arrival[i, got] = np.minimum(self.arrival[i, got], due[~lost])
+
+    def round_due(self, i: int, due_s: float) -> None:
+        """The last packet of a round of image i was due at ``due_s``: with ARQ, NACK what
+        is still missing ``timeout_ms`` later."""
+        if self.arq is not None:
+            self.env.process(self.nack_after(i, due_s + self.arq.timeout_ms / 1e3))
+
+    def missing(self, i: int, now: float) -> np.ndarray:
+        """Wire packets of image i to NACK at ``now``: not yet arrived, not parity, not in
+        a group FEC can already recover, and not yet sent ``1 + max_retries`` times."""
+        wire = self.wire
+        have = self.arrival[i] <= now
+        missing = ~have & (wire.kind != PARITY)
+        if len(wire.group_sizes):
+            member = wire.group >= 0
+            counts = np.bincount(
+                wire.group[member], weights=have[member], minlength=len(wire.group_sizes)
+            )
+            recovered = fec_code.recoverable_groups(counts, wire.group_sizes)
+            missing &= ~recovered[np.maximum(wire.group, 0)] | (wire.group < 0)
+        missing &= self.attempts[i] <= self.arq.max_retries
+        return np.flatnonzero(missing)
+
+    def nack_after(self, i: int, when: float):
+        """Process: at ``when``, NACK image i's missing packets; the NACK reaches the sender
+        one propagation delay later."""
+        env = self.env
+        if when > env.now:
+            yield env.timeout(when - env.now)
+        pkts = self.missing(i, env.now)
+        if not len(pkts):
+            return
+        yield env.timeout(self.propagation_s)  # the NACK travels back to the sender
+        put = self.sender.retransmit(i, pkts, self.capture[i] + self.deadline_s)
+        if put is not None:
+            yield put
+
+
+class Uplink:
+    """The shared uplink: a drop-tail transmit queue served first-in first-out, one image
+    burst at a time, and the loss channel behind it.
+
+    ``queue`` holds ``(image, wire packets)`` bursts; ``queued`` the bits admitted but not
+    yet in service; ``in_service`` the burst being serialised (completion times, bits)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        link: Link,
+        wire: WirePlan,
+        losses: _WireLoss,
+        receiver: Receiver,
+        jitter_rng: np.random.Generator | None,
+    ):
+        self.env, self.wire, self.losses, self.receiver = env, wire, losses, receiver
+        self.bandwidth = float(link.bandwidth_bps)
+        self.propagation_s = link.propagation_ms / 1e3
+        self.capacity = math.inf if link.buffer_bytes is None else 8.0 * link.buffer_bytes
+        self.jitter, self.jitter_rng = link.jitter, jitter_rng
+        self.queue = simpy.Store(env)
+        self.queued = 0.0
+        self.in_service = (np.zeros(0), np.zeros(0))
+        self.bits_sent = self.packets_sent = self.retransmissions = 0
+
+    def backlog(self, now: float) -> float:
+        """Bits not yet serialised at ``now``: queued plus the rest of the burst in service."""
+        done, bits = self.in_service
+        busy = float(bits[done > now].sum()) if len(done) and done[-1] > now else 0.0
+        return self.queued + busy
+
+    def admit(self, i: int, pkts: np.ndarray):
+        """Offer packets ``pkts`` of image i to the buffer; enqueue what fits. Returns the
+        queue's put event, or None when nothing fitted."""
+        sizes = self.wire.bits[pkts]
+        if self.capacity < math.inf:
+            now = self.env.now
+            ok = _drop_tail(sizes.astype(np.float64), self.backlog(now), self.capacity)
+            self.receiver.dropped(i, pkts[~ok], now)
+            pkts, sizes = pkts[ok], sizes[ok]
+        if len(pkts):
+            self.queued += float(sizes.sum())
+            return self.queue.put((i, pkts))
+        return None
+
+    def retransmit(self, i: int, pkts: np.ndarray, latest: float):
+        """On a NACK: resend the packets of image i that can still arrive by ``latest`` at
+        the current backlog. Returns the put event, or None."""
+        now = self.env.now
+        eta = now + (self.backlog(now) + np.cumsum(self.wire.bits[pkts])) / self.bandwidth
+        pkts = pkts[eta + self.propagation_s <= latest]
+        if not len(pkts):
+            return None
+        self.retransmissions += len(pkts)
+        return self.admit(i, pkts)
+
+    def serve(self):
+        """Process: serialise bursts FIFO; loss flags are drawn in wire order, arrival is
+        completion + propagation (+ jitter)."""
+        env = self.env
+        while True:
+            i, pkts = yield self.queue.get()
+            sizes = self.wire.bits[pkts]
+            offsets = np.cumsum(sizes / self.bandwidth)  # serialisation complete, from start
+            done = env.now + offsets
+            self.queued -= float(sizes.sum())
+            self.in_service = (done, sizes.astype(np.float64))
+            lost = self.losses.take(len(pkts))
+            due = done + self.propagation_s
+            if self.jitter is not None:
+                due = due + self.jitter.sample_s(self.jitter_rng, len(pkts))
+            self.receiver.sent(i, pkts, due, lost)
+            self.bits_sent += int(sizes.sum())
+            self.packets_sent += len(pkts)
+            yield env.timeout(float(offsets[-1]))
+            self.receiver.round_due(i, float(done[-1]) + self.propagation_s)
+
+
+def capture_schedule(
+    traffic: Traffic, d: int, n: int, rng: np.random.Generator | None
+) -> np.ndarray:
+    """When device d captures its ``n`` images (periodic, Poisson, or all at t=0)."""
+    if traffic.fps is None:
+        return np.zeros(n)
+    if traffic.arrivals == "periodic":
+        return np.arange(n) / traffic.fps + d / (traffic.devices * traffic.fps)
+    return np.cumsum(rng.exponential(1.0 / traffic.fps, n))
+
+
+def device(
+    env: simpy.Environment,
+    d: int,
+    images: np.ndarray,
+    traffic: Traffic,
+    uplink: Uplink,
+    capture: np.ndarray,
+    rng: np.random.Generator | None,
+):
+    """Process of edge device d: capture each of its ``images`` (recorded in ``capture``),
+    run the edge sub-model (one image at a time), hand the image's packets to the uplink."""
+    times = capture_schedule(traffic, d, len(images), rng)
+    ready = 0.0
+    every = np.arange(len(uplink.wire))
+    for i, t in zip(images, times, strict=False):
+        if t > env.now:
+            yield env.timeout(t - env.now)
+            capture[i] = env.now
+        else:  # the edge is still busy with earlier images: the camera took this one at t
+            capture[i] = t
+        ready = max(capture[i], ready) + traffic.edge_ms / 1e3
+        if ready > env.now:
+            yield env.timeout(ready - env.now)
+        put = uplink.admit(i, every)
+        if put is not None:
+            yield put
+
+
+def _data_view(
+    rx: Receiver, wire: WirePlan, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (image, data packet): usable by the decoder (received or FEC-recovered in
+    time), since when, and why not."""
+    cols = np.flatnonzero(wire.kind == DATA)  # in data order (parity interleaves)
+    arrival = rx.arrival[:, cols]
+    ok = usable[:, cols]
+    when = np.where(ok, arrival, np.inf)
+    if len(wire.group_sizes):
+        times = np.where(usable, rx.arrival, np.inf)
+        group_ok, group_when = fec_code.decodable_at(times, wire.group, wire.group_sizes)
+        g = wire.group[cols]
+        recovered = group_ok[:, g] & ~ok
+        ok = ok | recovered
+        when = np.where(recovered, group_when[:, g], when)
+    cause = np.where(ok, DELIVERED, np.where(np.isfinite(arrival), DEADLINE, rx.fate[:, cols]))
+    return ok, when, cause.astype(np.int8)
+
+
+def decoder_view(
+    rx: Receiver,
+    wire: WirePlan,
+    side: SideInfo,
+    device_of: np.ndarray,
+    *,
+    bits_sent: int,
+    packets_sent: int,
+    retransmissions: int,
+) -> Transmission:
+    """What the decoder can use, from the receiver's record: packets arriving after the
+    deadline do not count, FEC recovers groups, and the side-information policy decides
+    what a lost side information costs."""
+    capture = rx.capture
+    limit = (capture + rx.deadline_s)[:, None]
+    usable = np.isfinite(rx.arrival) & (rx.arrival <= limit)
+    data_ok, data_time, cause = _data_view(rx, wire, usable)
+    if side.placement == "own-packet":
+        side_lost = ~usable[:, 0]
+    else:
+        side_lost = ~data_ok[:, 0]
+    if side.on_loss == "drop-image":
+        dropped = side_lost[:, None] & data_ok
+        data_ok = data_ok & ~side_lost[:, None]
+        first = np.where(np.isfinite(rx.arrival[:, 0:1]), DEADLINE, rx.fate[:, 0:1])
+        cause = np.where(dropped, first, cause)
+    complete = data_ok.all(axis=1)
+    waited = np.minimum(rx.last_due.max(axis=1), capture + rx.deadline_s)
+    delivered = np.where(complete, data_time.max(axis=1), waited)
+    return Transmission(
+        lost=~data_ok.reshape(-1),
+        cause=cause.reshape(-1),
+        arrival_s=rx.last_due[:, wire.kind == DATA].reshape(-1),
+        available_s=data_time.reshape(-1),
+        capture_s=capture,
+        delivered_s=delivered,
+        device=device_of,
+        side_info_lost=side_lost,
+        bits_sent=bits_sent,
+        packets_sent=packets_sent,
+        retransmissions=retransmissions,
+    )
+
+
 def simulate(
     n_images: int,
-    bits_per_packet: np.ndarray,
+    payload_bits: np.ndarray,
     channel: LossChannel,
     rng: np.random.Generator,
     link: Link = Link(),
-    fps: float | None = None,
     *,
     traffic: Traffic | None = None,
     deadline_ms: float | None = None,
@@ -259,195 +611,79 @@ def simulate(
     side_info: SideInfo | None = None,
     aux_rng: np.random.Generator | None = None,
 ) -> Transmission:
-    """Send ``n_images`` images of ``len(bits_per_packet)`` data packets each.
+    """Send ``n_images`` images of ``len(payload_bits)`` data packets each.
 
-    ``bits_per_packet`` are the data packets' sizes as :func:`packet_bits` gives them
-    (side info included in packet 0). ``rng`` drives the loss channel only; ``aux_rng``
-    (default: a generator spawned from ``rng``'s seed sequence at first use) the Poisson
+    ``payload_bits``: each data packet's payload (the same for every image), without
+    header or side information; the :class:`WirePlan` adds the link's header to every
+    packet and ``side_info.bits`` once per image. ``rng`` drives the loss channel only;
+    ``aux_rng`` (default: a generator spawned from ``rng`` at first use) the Poisson
     arrivals and jitter.
     """
-    traffic = traffic or Traffic(fps=fps)
+    traffic = traffic or Traffic()
     side = side_info or SideInfo()
-    bits_per_packet = np.asarray(bits_per_packet, np.int64)
-    data_bits = bits_per_packet.copy()
-    data_bits[0] -= side.bits  # header + payload only; the layout adds side info where it goes
-    wire = WireLayout.build(data_bits, link.header_bytes, fec, side)
-    k = len(bits_per_packet)
-    w = len(wire.kind)
-    bw = float(link.bandwidth_bps)
-    prop = link.propagation_ms / 1e3
-    deadline = math.inf if deadline_ms is None else deadline_ms / 1e3
-    capacity = math.inf if link.buffer_bytes is None else 8.0 * link.buffer_bytes
+    wire = WirePlan.build(payload_bits, link.header_bytes, fec, side)
+    deadline_s = math.inf if deadline_ms is None else deadline_ms / 1e3
     if aux_rng is None and (traffic.arrivals == "poisson" or link.jitter is not None):
         aux_rng = rng.spawn(1)[0]  # a child stream: draws nothing from rng
-    losses = _WireLoss(channel.stream(rng), n_images * w)
-
-    # Per (image, wire packet) state.
-    arrival = np.full((n_images, w), np.inf)  # first successful arrival
-    last_due = np.zeros((n_images, w))  # when the last attempt arrived or was due (dropped: when dropped)
-    fate = np.zeros((n_images, w), np.int8)  # last attempt: DELIVERED, CHANNEL or CONGESTION
-    attempts = np.zeros((n_images, w), np.int64)
-    capture = np.empty(n_images)
-    device = np.arange(n_images) % traffic.devices
-    counters = {"bits": 0, "packets": 0, "retx": 0}
+    losses = _WireLoss(channel.stream(rng), n_images * len(wire))
 
     env = simpy.Environment()
-    queue = simpy.Store(env)
-    link_state = {"queued": 0.0, "done": np.zeros(0), "bits": np.zeros(0)}  # admitted bits waiting; in service
-
-    def backlog(now: float) -> float:
-        done = link_state["done"]
-        busy = float(link_state["bits"][done > now].sum()) if len(done) and done[-1] > now else 0.0
-        return link_state["queued"] + busy
-
-    def admit(i: int, pkts: np.ndarray):
-        """Offer packets of image i to the buffer; enqueue what fits."""
-        sizes = wire.bits[pkts]
-        if capacity < math.inf:
-            ok = _drop_tail(sizes.astype(np.float64), backlog(env.now), capacity)
-            dropped = pkts[~ok]
-            fate[i, dropped] = CONGESTION
-            last_due[i, dropped] = env.now
-            attempts[i, dropped] += 1
-            pkts, sizes = pkts[ok], sizes[ok]
-        if len(pkts):
-            link_state["queued"] += float(sizes.sum())
-            return queue.put((i, pkts))
-        return None
-
-    def device_proc(d: int):
-        mine = np.arange(d, n_images, traffic.devices)
-        if traffic.fps is None:
-            times = np.zeros(len(mine))
-        elif traffic.arrivals == "periodic":
-            times = np.arange(len(mine)) / traffic.fps + d / (traffic.devices * traffic.fps)
-        else:
-            times = np.cumsum(aux_rng.exponential(1.0 / traffic.fps, len(mine)))
-        ready = 0.0
-        all_pkts = np.arange(w)
-        for i, t in zip(mine, times):
-            if t > env.now:
-                yield env.timeout(t - env.now)
-                capture[i] = env.now
-            else:  # the edge is still busy with earlier images: the camera took this one at t
-                capture[i] = t
-            ready = max(capture[i], ready) + traffic.edge_ms / 1e3
-            if ready > env.now:
-                yield env.timeout(ready - env.now)
-            ev = admit(i, all_pkts)
-            if ev is not None:
-                yield ev
-
-    def link_proc():
-        while True:
-            i, pkts = yield queue.get()
-            start = env.now
-            sizes = wire.bits[pkts]
-            offsets = np.cumsum(sizes / bw)  # serialisation complete, from the burst's start
-            done = start + offsets
-            link_state["queued"] -= float(sizes.sum())
-            link_state["done"], link_state["bits"] = done, sizes.astype(np.float64)
-            lost = losses.take(len(pkts))
-            due = done + prop
-            if link.jitter is not None:
-                due = due + link.jitter.sample_s(aux_rng, len(pkts))
-            attempts[i, pkts] += 1
-            fate[i, pkts] = np.where(lost, CHANNEL, DELIVERED)
-            last_due[i, pkts] = due
-            got = pkts[~lost]
-            arrival[i, got] = np.minimum(arrival[i, got], due[~lost])
-            counters["bits"] += int(sizes.sum())
-            counters["packets"] += len(pkts)
-            yield env.timeout(float(offsets[-1]))
-            if arq is not None:
-                env.process(receiver_check(i, float(done[-1]) + prop + arq.timeout_ms / 1e3))
-
-    def receiver_check(i: int, when: float):
-        if when > env.now:
-            yield env.timeout(when - env.now)
-        have = arrival[i] <= env.now
-        missing = ~have & (wire.kind != PARITY)
-        if fec is not None:
-            missing &= ~_recovered_groups(have, wire)[np.maximum(wire.group, 0)] | (wire.group < 0)
-        missing &= attempts[i] <= arq.max_retries  # first attempt + max_retries retransmissions
-        pkts = np.flatnonzero(missing)
-        if not len(pkts):
-            return
-        yield env.timeout(prop)  # the NACK travels back to the sender
-        # Retransmit only what can still arrive in time at the current backlog.
-        eta = env.now + (backlog(env.now) + np.cumsum(wire.bits[pkts])) / bw + prop
-        pkts = pkts[eta <= capture[i] + deadline]
-        if len(pkts):
-            counters["retx"] += len(pkts)
-            ev = admit(i, pkts)
-            if ev is not None:
-                yield ev
-
+    capture = np.empty(n_images)
+    receiver = Receiver(env, wire, capture, deadline_s, arq, link.propagation_ms / 1e3)
+    uplink = Uplink(env, link, wire, losses, receiver, aux_rng)
+    receiver.sender = uplink
     for d in range(traffic.devices):
-        env.process(device_proc(d))
-    env.process(link_proc())
+        mine = np.arange(d, n_images, traffic.devices)
+        env.process(device(env, d, mine, traffic, uplink, capture, aux_rng))
+    env.process(uplink.serve())
     env.run()
-
-    # ---- what the decoder has, per image
-    limit = (capture + deadline)[:, None]
-    usable = np.isfinite(arrival) & (arrival <= limit)
-    data_cols = np.flatnonzero(wire.kind == DATA)
-    data_ok = usable[:, data_cols]
-    data_time = np.where(data_ok, arrival[:, data_cols], np.inf)
-    if fec is not None:
-        rec, rec_time = _recover(usable, arrival, wire)
-        g = wire.group[data_cols]
-        recovered = rec[:, g] & ~data_ok
-        data_ok = data_ok | recovered
-        data_time = np.where(recovered, rec_time[:, g], data_time)
-    cause = np.where(data_ok, DELIVERED,
-                     np.where(np.isfinite(arrival[:, data_cols]), DEADLINE, fate[:, data_cols])).astype(np.int8)
-    # data packets back in data order (wire order may interleave parity)
-    order = np.argsort(wire.data_index[data_cols], kind="stable")
-    cause, data_time, data_ok = cause[:, order], data_time[:, order], data_ok[:, order]
-    due = last_due[:, data_cols][:, order]
-
-    if side.placement == "own-packet":
-        side_lost = ~usable[:, 0]
-    else:
-        side_lost = ~data_ok[:, 0]
-    if side.on_loss == "drop-image":
-        dropped = side_lost[:, None] & data_ok
-        data_ok = data_ok & ~side_lost[:, None]
-        cause = np.where(dropped, np.where(np.isfinite(arrival[:, 0:1]), DEADLINE, fate[:, 0:1]), cause)
-
-    complete = data_ok.all(axis=1)
-    waited = np.minimum(last_due.max(axis=1), capture + deadline)
-    delivered = np.where(complete, data_time.max(axis=1) if k else capture, waited)
-    return Transmission(
-        lost=~data_ok.reshape(-1), cause=cause.reshape(-1), arrival_s=due.reshape(-1),
-        available_s=data_time.reshape(-1),
-        capture_s=capture, delivered_s=delivered, device=device, side_info_lost=side_lost,
-        bits_sent=counters["bits"], packets_sent=counters["packets"], retransmissions=counters["retx"],
+    return decoder_view(
+        receiver,
+        wire,
+        side,
+        np.arange(n_images) % traffic.devices,
+        bits_sent=uplink.bits_sent,
+        packets_sent=uplink.packets_sent,
+        retransmissions=uplink.retransmissions,
     )
 
 
-def _recovered_groups(have: np.ndarray, wire: WireLayout) -> np.ndarray:
-    """Per FEC group of one image: can it be decoded from the packets in ``have``?"""
-    member = wire.group >= 0
-    counts = np.bincount(wire.group[member], weights=have[member], minlength=len(wire.group_sizes))
-    return counts >= wire.group_sizes
+@dataclass(frozen=True)
+class Network:
+    """The transport stage: a link, its traffic and error control, and where the side
+    information travels. :meth:`send` runs :func:`simulate` for one batch of images."""
 
+    link: Link = field(default_factory=Link)
+    traffic: Traffic = field(default_factory=Traffic)
+    deadline_ms: float | None = None
+    arq: Arq | None = None
+    fec: Fec | None = None
+    side_info: SideInfo = field(default_factory=SideInfo)
 
-def _recover(usable: np.ndarray, arrival: np.ndarray, wire: WireLayout) -> tuple[np.ndarray, np.ndarray]:
-    """For every image and FEC group: recoverable (any k' of its k'+m packets usable) and
-    when (the k'-th usable arrival)."""
-    n = usable.shape[0]
-    groups = len(wire.group_sizes)
-    ok = np.zeros((n, groups), bool)
-    when = np.full((n, groups), np.inf)
-    for g in range(groups):
-        cols = np.flatnonzero(wire.group == g)
-        need = int(wire.group_sizes[g])
-        t = np.sort(np.where(usable[:, cols], arrival[:, cols], np.inf), axis=1)
-        when[:, g] = t[:, need - 1]
-        ok[:, g] = np.isfinite(when[:, g])
-    return ok, when
+    def send(
+        self,
+        n_images: int,
+        payload_bits: np.ndarray,
+        side_info_bits: int,
+        channel: LossChannel,
+        rng: np.random.Generator,
+        aux_rng: np.random.Generator | None = None,
+    ) -> Transmission:
+        """Send ``n_images`` images of data packets with ``payload_bits`` each, plus
+        ``side_info_bits`` of side information per image."""
+        return simulate(
+            n_images,
+            payload_bits,
+            channel,
+            rng,
+            self.link,
+            traffic=self.traffic,
+            deadline_ms=self.deadline_ms,
+            arq=self.arq,
+            fec=self.fec,
+            side_info=replace(self.side_info, bits=side_info_bits),
+            aux_rng=aux_rng,
+        )
 
 
 def per_device(tx: Transmission, packets_per_image: int) -> list[dict]:
@@ -458,10 +694,16 @@ def per_device(tx: Transmission, packets_per_image: int) -> list[dict]:
     for d in np.unique(tx.device):
         sel = tx.device == d
         c = cause[sel]
-        out.append({
-            "device": int(d), "images": int(sel.sum()),
-            "latency_mean_ms": float(lat[sel].mean()), "latency_p95_ms": float(np.percentile(lat[sel], 95)),
-            "loss_rate": float((c != DELIVERED).mean()), "channel_loss": float((c == CHANNEL).mean()),
-            "congestion_loss": float((c == CONGESTION).mean()), "deadline_loss": float((c == DEADLINE).mean()),
-        })
+        out.append(
+            {
+                "device": int(d),
+                "images": int(sel.sum()),
+                "latency_mean_ms": float(lat[sel].mean()),
+                "latency_p95_ms": float(np.percentile(lat[sel], 95)),
+                "loss_rate": float((c != DELIVERED).mean()),
+                "channel_loss": float((c == CHANNEL).mean()),
+                "congestion_loss": float((c == CONGESTION).mean()),
+                "deadline_loss": float((c == DEADLINE).mean()),
+            }
+        )
     return out

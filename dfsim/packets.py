@@ -16,11 +16,17 @@ Send orders (which packets travel back to back decides what a loss burst destroy
   Gilbert-Elliott loss 0.3 / burst 4, linear interpolation's error on the lost entries
   is 0.28 row-major against 0.43 channel-major, where it is worse than zero-fill's 0.42).
 """
+
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+
+from dfsim.errors import UserError
+from dfsim.registry import Range
 
 SEND_ORDERS = ("channel-major", "row-major")
 
@@ -48,7 +54,7 @@ class PacketLayout:
             raise ValueError("tensor dimensions must be positive")
 
     @classmethod
-    def for_shape(cls, shape, rows_per_packet: int, order: str = "row-major") -> "PacketLayout":
+    def for_shape(cls, shape, rows_per_packet: int, order: str = "row-major") -> PacketLayout:
         c, h, w = shape
         return cls(int(c), int(h), int(w), int(rows_per_packet), order)
 
@@ -77,6 +83,30 @@ class PacketLayout:
         """Number of tensor values in each packet of one tensor, in send order."""
         return self.headers()["nrows"].astype(np.int64) * self.width
 
+    def check(
+        self, codec, header_bytes: int, mtu_bytes: int, side_info_bits: int, split: str
+    ) -> None:
+        """One-line errors for packets taller than the tensor or larger than the MTU
+        (the first packet also carries ``side_info_bits``), with the rows that would fit."""
+        r, w = self.rows_per_packet, self.width
+        if r > self.height:
+            raise UserError(
+                f"packets.rows_per_packet: {r} exceeds the feature height "
+                f"{self.height} at split {split!r}"
+            )
+
+        def size(rows: int) -> int:
+            return header_bytes + math.ceil((codec.max_payload_bits(rows, w) + side_info_bits) / 8)
+
+        if size(r) > mtu_bytes:
+            fit = next((k for k in range(r - 1, 0, -1) if size(k) <= mtu_bytes), 0)
+            hint = f"use rows_per_packet <= {fit}" if fit else "fewer bits or a larger MTU"
+            raise UserError(
+                f"packets.rows_per_packet: {r} rows of {w} values {codec.describe_values()} make "
+                f"{size(r)}-byte packets (with the {header_bytes}-byte header), over "
+                f"network.mtu_bytes {mtu_bytes}; {hint}"
+            )
+
     def lost_mask(self, lost_packets: np.ndarray) -> np.ndarray:
         """Boolean loss mask N x C x H x W from per-packet loss flags N x K (send order)."""
         lost_packets = np.asarray(lost_packets, dtype=bool).reshape(-1, self.packets_per_tensor)
@@ -85,6 +115,18 @@ class PacketLayout:
         per_band[:, hdr["channel"], hdr["row"] // self.rows_per_packet] = lost_packets
         rows = np.repeat(per_band, self.rows_per_packet, axis=2)[:, :, : self.height]
         return np.broadcast_to(rows[..., None], rows.shape + (self.width,)).copy()
+
+
+@dataclass(frozen=True)
+class Packetization:
+    """The scenario's ``packets`` section: how every tensor is cut (each may be a grid)."""
+
+    rows_per_packet: Annotated[int, Range(1)] = 4
+    order: Literal["channel-major", "row-major"] = "row-major"
+
+    def layout(self, shape) -> PacketLayout:
+        """The layout of one C x H x W tensor."""
+        return PacketLayout.for_shape(shape, self.rows_per_packet, self.order)
 
 
 @dataclass
@@ -101,7 +143,7 @@ class PacketBatch:
     def __len__(self) -> int:
         return len(self.header)
 
-    def subset(self, keep: np.ndarray) -> "PacketBatch":
+    def subset(self, keep: np.ndarray) -> PacketBatch:
         return PacketBatch(self.header[keep], self.payload[keep])
 
 
@@ -135,7 +177,9 @@ def depacketize(
     lost = np.ones((n_images * layout.channels * hp, w), bool)
     hdr = received.header
     first = (hdr["image"].astype(np.int64) * layout.channels + hdr["channel"]) * hp + hdr["row"]
-    rows = first[:, None] + np.arange(r)[None, :]  # K x r flat row indices (short packets: pad rows)
+    rows = (
+        first[:, None] + np.arange(r)[None, :]
+    )  # K x r flat row indices (short packets: pad rows)
     valid = np.arange(r)[None, :] < hdr["nrows"][:, None]
     idx = rows[valid]
     out[idx] = received.payload[valid]

@@ -1,96 +1,166 @@
 """Scenario files: YAML -> validated :class:`Scenario`.
 
-The only place that reads user configuration. Every mistake becomes a
-:class:`~dfsim.errors.UserError` whose one-line message names the file and the key
-(``channels[1].burst_length: ...``). See ``scenarios/default.yaml`` for a commented
-example and README for every key.
+The only place that reads user configuration. It is generic: every component (model,
+dataset, codec, channel, jitter, error control, completion method, task) declares its
+parameters where it is registered (:mod:`dfsim.registry`), and the checks here derive from
+those declarations. Every mistake becomes a :class:`~dfsim.errors.UserError` whose one-line
+message names the file and the YAML path (``channels[1].burst_lengths[0]: ...``). See
+``scenarios/default.yaml`` for a commented example and README for every key.
+
+**Grids.** The *config* sections (``model.split``, ``encoding``, ``packets``,
+``error_control``) may give a list where a parameter takes one value: the run covers the
+product of those lists (or, with ``zip``, advances listed keys together); each combination
+is a :class:`Config`. Channel parameters given as lists sweep channel settings; method
+parameters given as lists make method variants.
 """
+
 from __future__ import annotations
 
-import itertools
-import math
+import importlib
+import importlib.util
+import sys
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
-from dfsim.network import Arq, Fec, Jitter, SideInfo
-from dfsim.channels import Bernoulli, ChannelParameterError, GilbertElliott, LossChannel, Trace, TraceError
-from dfsim.completion.base import available_methods, make, method_class, method_parameters
-from dfsim.encoding import MAX_BITS, MIN_BITS
+from dfsim.error_control import ErrorControl, parse_strategy
 from dfsim.errors import UserError
-from dfsim.packets import SEND_ORDERS
+from dfsim.packets import Packetization
+from dfsim.registry import (
+    DIR,
+    Range,
+    check_keys,
+    check_params,
+    dataclass_params,
+    declared_params,
+    entry,
+    grid_values,
+    parse_dataclass,
+    type_name,
+)
 
-CHANNEL_KINDS = ("iid", "gilbert-elliott", "trace")
-DATASETS = ("fashion-mnist", "folder", "sample-photos")
+
+# --------------------------------------------------------------------------- components
+@dataclass(frozen=True)
+class Component:
+    """A registered component a scenario chose: kind, name and validated parameters."""
+
+    kind: str
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def build(self):
+        """A fresh instance of the component."""
+        return entry(self.kind, self.name).build(self.kind, **self.kwargs)
 
 
-# --------------------------------------------------------------------------- schema
 @dataclass(frozen=True)
 class ModelSpec:
+    """The ``model`` section: a registered model, or one given by ``import`` path."""
+
     name: str = "fmnist-resnet"
-    split: str | None = None  # None: the model's default split point
-    weights: str | None = None
-    import_path: str | None = None  # "package.module:factory": the user's own model
-    input_size: tuple[int, int, int] | None = None  # C, H, W (import path: required)
-    mean: tuple[float, ...] | None = None  # normalisation of x/255 (import path; default 0 / 1)
-    std: tuple[float, ...] | None = None
+    import_path: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def build(self, split: str | None = None):
+        """The split model (``split`` becomes the default split of an imported model)."""
+        kw = dict(self.params)
+        if self.import_path:
+            from dfsim.models.sources import from_import_path
+
+            return from_import_path(
+                self.import_path, kw["weights"], kw["input_size"], kw["mean"], kw["std"], split
+            )
+        return entry("model", self.name).build("model", **kw)
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    dataset: str = "fashion-mnist"
-    split: str = "test"
+    """The ``data`` section: a registered dataset, how many images, and fit images."""
+
+    dataset: Component
     n_images: int = 1000
-    dir: str | None = None
-    labels: str = "folders"  # folder datasets: folders | none | path of a file,label CSV
-    resize: int | None = None  # folder datasets: shorter side before the centre crop
-    fit_dir: str | None = None  # folder of images to fit trained methods (ALTeC) on
+    fit_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class SideInfoSpec:
+    """Where the codec's side information travels and what happens when it is lost."""
+
+    placement: Literal["first-packet", "own-packet"] = "first-packet"
+    on_loss: Literal["assume-delivered", "drop-image", "previous"] = "assume-delivered"
+
+
+Positive = Annotated[float, Range(0, lo_open=True)]
+NonNegative = Annotated[float, Range(0)]
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    bandwidth_mbps: float = 10.0
-    propagation_ms: float = 5.0
-    header_bytes: int = 40
-    fps: float | None = 30.0
-    mtu_bytes: int = 1500
-    buffer_bytes: int | None = None  # drop-tail transmit buffer; None = unlimited
-    jitter: Jitter | None = None
-    deadline_ms: float | None = None
-    devices: int = 1
-    arrivals: str = "periodic"
-    edge_ms: float = 0.0  # edge sub-model time per image
-    cloud_ms: float = 0.0  # cloud sub-model time per image
-    completion_time: str = "none"  # "measured": add each method's measured time per tensor at the cloud
-    side_info: SideInfo = SideInfo()
+    """The ``network`` section (see README, "The network model")."""
+
+    bandwidth_mbps: Positive = 10.0
+    propagation_ms: NonNegative = 5.0
+    header_bytes: Annotated[int, Range(0, 65535)] = 40
+    fps: Positive | None = 30.0
+    mtu_bytes: Annotated[int, Range(68, 1 << 20)] = 1500
+    buffer_bytes: Annotated[int, Range(1)] | None = None
+    jitter: Any = None  # a registered jitter distribution (dfsim.network.Jitter)
+    deadline_ms: Positive | None = None
+    devices: Annotated[int, Range(1, 100_000)] = 1
+    arrivals: Literal["periodic", "poisson"] = "periodic"
+    edge_ms: NonNegative = 0.0
+    cloud_ms: NonNegative = 0.0
+    completion_time: Literal["none", "measured"] = "none"
+    side_info: SideInfoSpec = SideInfoSpec()
 
 
 @dataclass(frozen=True)
-class ErrorControl:
-    """One packet-loss protection strategy: none, ARQ, FEC, or both."""
+class Config:
+    """One point of the scenario's grid: where to cut, how to encode, how to packetize and
+    which error control to use."""
 
-    label: str = "none"
-    arq: Arq | None = None
-    fec: Fec | None = None
+    split: str | None  # None: the model's default split point
+    codec: Component
+    packets: Packetization
+    error_control: ErrorControl = ErrorControl()
+
+    def columns(self, split: str) -> dict[str, Any]:
+        """The config's results columns (``split`` resolved to the model's split point)."""
+        codec = {} if self.codec.name == "raw" else {"codec": self.codec.name}
+        return {
+            "split": split,
+            **codec,
+            **self.codec.kwargs,
+            **asdict(self.packets),
+            "error_control": self.error_control.label,
+        }
+
+    def describe(self, with_split: bool = True) -> str:
+        codec = ", ".join(f"{k} {v}" for k, v in self.codec.params)
+        text = (
+            f"{self.codec.name} ({codec}), {self.packets.rows_per_packet} rows/packet, "
+            f"{self.packets.order}, error control {self.error_control.label}"
+        )
+        return f"split {self.split or '(default)'}, {text}" if with_split else text
 
 
 @dataclass(frozen=True)
-class ChannelCell:
+class ChannelSetting:
     """One channel setting of the sweep (a row group in results.csv)."""
 
     kind: str
     loss_rate: float
     burst_length: float  # mean burst length; for i.i.d. 1/(1-loss_rate)
-    channel: LossChannel = field(compare=False, repr=False)
-
-    @property
-    def key(self) -> str:
-        if self.kind == "trace":
-            return f"trace|file={self.channel.name}|trial_offset={self.channel.trial_offset}"
-        return f"{self.kind}|loss={self.loss_rate!r}|burst={self.burst_length!r}"
+    channel: Any = field(compare=False, repr=False)
+    key: str = ""  # identifies the setting: seeds and duplicate checks
 
     @property
     def seed_key(self) -> int:
@@ -99,31 +169,15 @@ class ChannelCell:
 
 
 @dataclass(frozen=True)
-class Config:
-    """One point of the scenario's packetization grid: where to split, how many bits,
-    how many rows per packet and in which order packets are sent."""
-
-    split: str | None  # None: the model's default split point
-    bits: int
-    rows_per_packet: int
-    order: str
-    error_control: ErrorControl = ErrorControl()
-
-    def describe(self) -> str:
-        return (f"split {self.split or '(default)'}, {self.bits}-bit, {self.rows_per_packet} rows/packet, "
-                f"{self.order}, error control {self.error_control.label}")
-
-
-# The scenario keys that may be lists (a grid) and their Config field.
-GRID_KEYS = {"model.split": "split", "encoding.bits": "bits", "packets.rows_per_packet": "rows_per_packet",
-             "packets.order": "order", "error_control": "error_control"}
-
-
-@dataclass(frozen=True)
 class MethodSpec:
+    """A completion method of the scenario: registered name, parameters, results label."""
+
     name: str
     params: dict[str, Any]
     label: str
+
+    def build(self):
+        return entry("completion", self.name).build(f"methods ({self.label})", **self.params)
 
 
 @dataclass(frozen=True)
@@ -132,61 +186,69 @@ class Scenario:
     seed: int
     model: ModelSpec
     data: DataSpec
-    bits: int
-    rows_per_packet: int
-    order: str
+    task: Component
     network: NetworkSpec
-    cells: tuple[ChannelCell, ...]
+    configs: tuple[Config, ...]
+    cells: tuple[ChannelSetting, ...]
     methods: tuple[MethodSpec, ...]
-    trials: int
-    output: str
-    batch_size: int
+    trials: int = 5
+    output: str = ""
+    batch_size: int = 256
     reference_method: str = "zeros"  # the paired test compares every method with this one
     dask_scheduler: str | None = None  # run on this Dask scheduler instead of local processes
+    plugins: tuple[str, ...] = ()  # modules (or .py files) that register components
     source: str = ""
-    # Every (split, bits, rows_per_packet, order) of the grid. The scalar fields above
-    # (model.split, bits, rows_per_packet, order) hold configs[0]; for_config() gives the
-    # single-config scenario that one part of a run works with.
-    configs: tuple[Config, ...] = ()
-
-    def __post_init__(self):
-        if not self.configs:
-            object.__setattr__(self, "configs", (self.config,))
-
-    error_control: ErrorControl = ErrorControl()
-
-    @property
-    def config(self) -> Config:
-        return Config(self.model.split, self.bits, self.rows_per_packet, self.order, self.error_control)
-
-    def for_config(self, cfg: Config) -> "Scenario":
-        return replace(self, model=replace(self.model, split=cfg.split), bits=cfg.bits,
-                       rows_per_packet=cfg.rows_per_packet, order=cfg.order, error_control=cfg.error_control,
-                       configs=(cfg,))
 
     @property
     def n_units(self) -> int:
         return len(self.configs) * len(self.cells) * self.trials
 
     def resolved(self) -> dict[str, Any]:
-        """The scenario with every default filled in (for manifest.json). A grid key holds
+        """The scenario with every default filled in (for manifest.json): a grid key holds
         the list of its values, and ``grid`` every config in run order."""
-        def values(f):
-            vs = list(dict.fromkeys(getattr(c, f) for c in self.configs))
+
+        def values(get):
+            vs = list(dict.fromkeys(get(c) for c in self.configs))
             return vs if len(vs) > 1 else vs[0]
 
+        codec_keys = list(dict.fromkeys(k for c in self.configs for k, _ in c.codec.params))
         return {
             "name": self.name,
             "seed": self.seed,
-            "model": {**asdict(self.model), "split": values("split")},
-            "data": asdict(self.data),
-            "encoding": {"bits": values("bits")},
-            "packets": {"rows_per_packet": values("rows_per_packet"), "order": values("order")},
-            "error_control": [asdict(e) for e in dict.fromkeys(c.error_control for c in self.configs)],
-            **({"grid": [asdict(c) for c in self.configs]} if len(self.configs) > 1 else {}),
+            "plugins": list(self.plugins),
+            "model": {
+                "name": self.model.name,
+                "import": self.model.import_path,
+                **dict(self.model.params),
+                "split": values(lambda c: c.split),
+            },
+            "data": {
+                "dataset": self.data.dataset.name,
+                **self.data.dataset.kwargs,
+                "n_images": self.data.n_images,
+                "fit_dir": self.data.fit_dir,
+            },
+            "task": {"name": self.task.name, **self.task.kwargs},
+            "encoding": {
+                "codec": values(lambda c: c.codec.name),
+                **{k: values(lambda c, k=k: c.codec.kwargs.get(k)) for k in codec_keys},
+            },
+            "packets": {
+                "rows_per_packet": values(lambda c: c.packets.rows_per_packet),
+                "order": values(lambda c: c.packets.order),
+            },
+            "error_control": [
+                asdict(e) for e in dict.fromkeys(c.error_control for c in self.configs)
+            ],
+            **({"grid": [_config_dict(c) for c in self.configs]} if len(self.configs) > 1 else {}),
             "network": asdict(self.network),
             "cells": [
-                {"kind": c.kind, "loss_rate": c.loss_rate, "burst_length": c.burst_length, "channel": repr(c.channel)}
+                {
+                    "kind": c.kind,
+                    "loss_rate": c.loss_rate,
+                    "burst_length": c.burst_length,
+                    "channel": repr(c.channel),
+                }
                 for c in self.cells
             ],
             "methods": [{"name": m.name, "label": m.label, **m.params} for m in self.methods],
@@ -195,6 +257,16 @@ class Scenario:
             "reference_method": self.reference_method,
             "output": self.output,
         }
+
+
+def _config_dict(c: Config) -> dict:
+    return {
+        "split": c.split,
+        "codec": c.codec.name,
+        **c.codec.kwargs,
+        **asdict(c.packets),
+        "error_control": asdict(c.error_control),
+    }
 
 
 # --------------------------------------------------------------------------- loading
@@ -223,8 +295,7 @@ def load_scenario(path: str | Path) -> Scenario:
     if not p.is_file():
         raise UserError(f"{path}: scenario file not found")
     try:
-        text = p.read_text()
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+        raw = yaml.load(p.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -238,432 +309,454 @@ def load_scenario(path: str | Path) -> Scenario:
         raise UserError(f"{path}: {exc}") from None
 
 
-# --------------------------------------------------------------------------- validation helpers
-def _type_name(v) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping",
-            type(None): "null"}.get(type(v), type(v).__name__)
+def load_plugins(specs) -> None:
+    """Import modules that register components: ``package.module`` names or ``.py`` files.
+    A file is imported as module ``dfsim_plugin_<stem>`` (the same name in every worker)."""
+    for i, spec in enumerate(specs):
+        where = f"plugins[{i}]"
+        try:
+            if spec.endswith(".py"):
+                path = Path(spec).expanduser()
+                name = f"dfsim_plugin_{path.stem}"
+                if name in sys.modules:
+                    continue
+                if not path.is_file():
+                    raise UserError(f"{where}: file {spec!r} not found")
+                module_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module
+                module_spec.loader.exec_module(module)
+            else:
+                importlib.import_module(spec)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an error in the user's module
+            sys.modules.pop(f"dfsim_plugin_{Path(spec).stem}", None)
+            raise UserError(
+                f"{where}: cannot import {spec!r} ({type(exc).__name__}: {exc})"
+            ) from None
 
 
-def _mapping(key: str, value, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(value, dict):
-        raise UserError(f"{key}: expected a mapping, got {_type_name(value)}")
-    for k in value:
-        if k not in allowed:
-            prefix = f"{key}." if key else ""
-            raise UserError(f"{prefix}{k}: unknown key (allowed here: {', '.join(allowed)})")
-    return value
+@dataclass(frozen=True)
+class _TopLevel:
+    """The scalar top-level keys."""
+
+    name: str = "scenario"
+    seed: Annotated[int, Range(0, 2**63 - 1)] = 0
+    trials: Annotated[int, Range(1, 100_000)] = 5
+    output: str | None = None
+    batch_size: Annotated[int, Range(1, 100_000)] = 256
+    reference_method: str | None = None
+    dask_scheduler: str | None = None
+    plugins: list[str] | None = None
 
 
-def _int(key: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{key}: expected an integer, got {_type_name(value)} {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise UserError(f"{key}: {value} is out of range (must be {rng})")
-    return value
-
-
-def _num(key: str, value, lo: float | None = None, hi: float | None = None, lo_open=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{key}: expected a number, got {_type_name(value)} {value!r}")
-    v = float(value)
-    bad = math.isnan(v) or math.isinf(v)
-    bad |= lo is not None and (v <= lo if lo_open else v < lo)
-    bad |= hi is not None and v > hi
-    if bad:
-        lower = f"> {lo:g}" if lo_open else f">= {lo:g}"
-        rng = f"in [{lo:g}, {hi:g}]" if (hi is not None and not lo_open) else (
-            f"{lower} and <= {hi:g}" if hi is not None else lower)
-        raise UserError(f"{key}: {value!r} is out of range (must be {rng})")
-    return v
-
-
-def _str(key: str, value, choices: tuple[str, ...] | None = None) -> str:
-    if not isinstance(value, str) or not value:
-        raise UserError(f"{key}: expected a non-empty string, got {_type_name(value)} {value!r}")
-    if choices is not None and value not in choices:
-        raise UserError(f"{key}: {value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _list(key: str, value, item, allow_scalar=True) -> list:
-    if not isinstance(value, list):
-        if allow_scalar and not isinstance(value, dict):
-            value = [value]
-        else:
-            raise UserError(f"{key}: expected a list, got {_type_name(value)}")
-    if not value:
-        raise UserError(f"{key}: must not be empty")
-    return [item(f"{key}[{i}]", v) for i, v in enumerate(value)]
-
-
-def _bool(key: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise UserError(f"{key}: expected true or false, got {_type_name(value)} {value!r}")
-    return value
-
-
-def _existing_path(key: str, value, kind: str) -> str:
-    s = _str(key, value)
-    p = Path(s).expanduser()
-    ok = p.is_dir() if kind == "dir" else p.is_file()
-    if not ok:
-        raise UserError(f"{key}: {kind} {s!r} not found")
-    return str(p)
-
-
-# --------------------------------------------------------------------------- the schema
-TOP_KEYS = ("name", "seed", "model", "data", "encoding", "packets", "network", "channels", "methods",
-            "trials", "output", "batch_size", "reference_method", "dask_scheduler", "zip",
-            "error_control")
+SECTIONS = (
+    "model",
+    "data",
+    "task",
+    "encoding",
+    "packets",
+    "network",
+    "error_control",
+    "channels",
+    "methods",
+    "zip",
+)
 
 
 def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -> Scenario:
+    """Validate a scenario given as parsed YAML."""
     if raw is None:
         raise UserError("scenario is empty")
-    raw = _mapping("", raw, TOP_KEYS)
+    scalars = dataclass_params(_TopLevel)
+    check_keys(raw, "", [*scalars, *SECTIONS])
     for required in ("channels", "methods"):
         if required not in raw:
             raise UserError(f"{required}: required key is missing")
-
-    name = _str("name", raw.get("name", default_name))
-    seed = _int("seed", raw.get("seed", 0), 0, 2**63 - 1)
-
-    m = _mapping("model", raw.get("model", {}), ("name", "split", "weights", "import", "input_size", "mean", "std"))
-    import_path = _str("model.import", m["import"]) if m.get("import") is not None else None
-    if import_path and "name" in m:
-        raise UserError("model: give either 'name' (a built-in model) or 'import' (your own), not both")
-    model_name = import_path or _str("model.name", m.get("name", ModelSpec.name))
-    weights = _existing_path("model.weights", m["weights"], "file") if m.get("weights") is not None else None
-    input_size = mean = std = None
-    if import_path:
-        if "input_size" not in m:
-            raise UserError("model.input_size: required with model.import ([channels, height, width])")
-        input_size = tuple(_list("model.input_size", m["input_size"], lambda k, v: _int(k, v, 1), allow_scalar=False))
-        if len(input_size) != 3:
-            raise UserError(f"model.input_size: expected [channels, height, width], got {list(input_size)}")
-        mean = tuple(_list("model.mean", m.get("mean", [0.0]), lambda k, v: _num(k, v)))
-        std = tuple(_list("model.std", m.get("std", [1.0]), lambda k, v: _num(k, v, 0, lo_open=True)))
-        for key, vals in (("model.mean", mean), ("model.std", std)):
-            if len(vals) not in (1, input_size[0]):
-                raise UserError(f"{key}: expected 1 or {input_size[0]} values (one per channel), got {len(vals)}")
-    else:
-        for k in ("input_size", "mean", "std"):
-            if k in m:
-                raise UserError(f"model.{k}: only for a model given by 'import' (built-in models know theirs)")
-
-    d = _mapping("data", raw.get("data", {}), ("dataset", "split", "n_images", "dir", "labels", "resize", "fit_dir"))
-    dataset = _str("data.dataset", d.get("dataset", DataSpec.dataset), DATASETS)
-    if dataset == "folder" and d.get("dir") is None:
-        raise UserError("data.dir: required for dataset 'folder' (a directory of images)")
-    if dataset != "folder":
-        for k in ("labels", "resize"):
-            if k in d:
-                raise UserError(f"data.{k}: only for dataset 'folder'")
-    labels = _str("data.labels", d.get("labels", "folders"))
-    if labels not in ("folders", "none"):
-        labels = _existing_path("data.labels", labels, "file")
-    data = DataSpec(
-        dataset=dataset,
-        split=_str("data.split", d.get("split", DataSpec.split), ("train", "test")),
-        n_images=_int("data.n_images", d.get("n_images", DataSpec.n_images), 1),
-        dir=_existing_path("data.dir", d["dir"], "dir") if d.get("dir") is not None else None,
-        labels=labels,
-        resize=_int("data.resize", d["resize"], 1) if d.get("resize") is not None else None,
-        fit_dir=_existing_path("data.fit_dir", d["fit_dir"], "dir") if d.get("fit_dir") is not None else None,
+    top = check_params(scalars, {k: v for k, v in raw.items() if k in scalars}, "")
+    load_plugins(top["plugins"] or ())
+    name = top["name"] if "name" in raw else default_name
+    model = _model(raw.get("model", {}))
+    configs = _configs(raw)
+    methods = _methods(raw["methods"])
+    labels = [m.label for m in methods]
+    reference = top["reference_method"] or ("zeros" if "zeros" in labels else labels[0])
+    if reference not in labels:
+        raise UserError(
+            f"reference_method: {reference!r} is not one of the scenario's methods "
+            f"({', '.join(labels)})"
+        )
+    return Scenario(
+        name=name,
+        seed=top["seed"],
+        model=model,
+        data=_data(raw.get("data", {})),
+        task=_component("task", raw.get("task", "classification"), "task"),
+        network=_network(raw.get("network", {})),
+        configs=configs,
+        cells=_channels(raw["channels"]),
+        methods=methods,
+        trials=top["trials"],
+        output=top["output"] or f"results/{name}",
+        batch_size=top["batch_size"],
+        reference_method=reference,
+        dask_scheduler=top["dask_scheduler"],
+        plugins=tuple(top["plugins"] or ()),
+        source=source,
     )
 
-    e = _mapping("encoding", raw.get("encoding", {}), ("bits",))
-    pk = _mapping("packets", raw.get("packets", {}), ("rows_per_packet", "order"))
-    grid_values = {
-        "model.split": _grid_list("model.split", m.get("split"),
-                                  lambda k, v: None if v is None else _str(k, v)),
-        "encoding.bits": _grid_list("encoding.bits", e.get("bits", 8), lambda k, v: _int(k, v, MIN_BITS, MAX_BITS)),
-        "packets.rows_per_packet": _grid_list("packets.rows_per_packet", pk.get("rows_per_packet", 4),
-                                              lambda k, v: _int(k, v, 1)),
-        "packets.order": _grid_list("packets.order", pk.get("order", "row-major"),
-                                    lambda k, v: _str(k, v, SEND_ORDERS)),
-        "error_control": _grid_list("error_control", raw.get("error_control", {"name": "none"}), _error_control),
-    }
-    configs = _expand_grid(grid_values, raw.get("zip"))
-    first = configs[0]
-    model = ModelSpec(name=model_name, split=first.split, weights=weights, import_path=import_path,
-                      input_size=input_size, mean=mean, std=std)
-    bits, rows_per_packet, order = first.bits, first.rows_per_packet, first.order
-    labels = [c.label for c in grid_values["error_control"]]
+
+def _component(
+    kind: str, raw, where: str, key: str = "name", default=None, extra: tuple[str, ...] = ()
+) -> Component:
+    """A component given as ``NAME`` or ``{key: NAME, <parameters>}``; ``extra`` keys are
+    the section's own and are left out."""
+    if isinstance(raw, str):
+        name, rest = raw, {}
+    else:
+        if not isinstance(raw, dict):
+            raise UserError(f"{where}: expected a name or a mapping, got {type_name(raw)}")
+        name = raw.get(key, default)
+        rest = {k: v for k, v in raw.items() if k != key and k not in extra}
+        if name is None:
+            raise UserError(
+                f"{where}.{key}: required key is missing (one of {', '.join(_names(kind))})"
+            )
+    e = entry(kind, name, f"{where}.{key}" if not isinstance(raw, str) else where)
+    params = check_params(e.params, rest, where, e.what)
+    e.build(where, **params)  # cross-parameter checks now, not in the middle of a run
+    return Component(kind, name, tuple(params.items()))
+
+
+def _names(kind):
+    from dfsim.registry import names
+
+    return names(kind)
+
+
+# --------------------------------------------------------------------------- sections
+def _model(raw) -> ModelSpec:
+    if not isinstance(raw, dict):
+        raise UserError(f"model: expected a mapping, got {type_name(raw)}")
+    if raw.get("import") is None:
+        own = entry("model", raw.get("name", "fmnist-resnet"), "model.name").params
+    else:
+        from dfsim.models.sources import import_parameters
+
+        own = declared_params(import_parameters)
+    check_keys(raw, "model", ["name", "import", "split", *own])
+    rest = {k: v for k, v in raw.items() if k not in ("name", "import", "split")}
+    if raw.get("import") is not None:
+        if "name" in raw:
+            raise UserError(
+                "model: give either 'name' (a built-in model) or 'import' (your own), not both"
+            )
+        from dfsim.models.sources import import_parameters
+
+        path = _string("model.import", raw["import"])
+        params = check_params(
+            declared_params(import_parameters), rest, "model", "a model given by import"
+        )
+        try:
+            params = import_parameters(**params)
+        except ValueError as exc:
+            raise UserError(f"model.{exc}") from None
+        return ModelSpec(path, path, tuple(params.items()))
+    name = raw.get("name", "fmnist-resnet")
+    e = entry("model", name, "model.name")
+    return ModelSpec(name, None, tuple(check_params(e.params, rest, "model", e.what).items()))
+
+
+def _string(where: str, value) -> str:
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{where}: expected a non-empty string, got {type_name(value)} {value!r}")
+    return value
+
+
+def _data(raw) -> DataSpec:
+    if not isinstance(raw, dict):
+        raise UserError(f"data: expected a mapping, got {type_name(raw)}")
+    if "split" in raw:  # the data subset was once called split, like the cut
+        print("dfsim: note: data.split is deprecated, read as data.subset", file=sys.stderr)
+        raw = {("subset" if k == "split" else k): v for k, v in raw.items()}
+    own = check_params(
+        dataclass_params(_DataKeys),
+        {k: v for k, v in raw.items() if k in ("n_images", "fit_dir")},
+        "data",
+    )
+    dataset = _component(
+        "dataset",
+        raw,
+        "data",
+        key="dataset",
+        default="fashion-mnist",
+        extra=("n_images", "fit_dir"),
+    )
+    return DataSpec(dataset, own["n_images"], own["fit_dir"])
+
+
+@dataclass(frozen=True)
+class _DataKeys:
+    n_images: Annotated[int, Range(1)] = 1000
+    fit_dir: Annotated[str, DIR] | None = None
+
+
+def _network(raw) -> NetworkSpec:
+    raw = {} if raw is None else raw
+    check_keys(raw, "network", list(dataclass_params(NetworkSpec)))
+    jitter = None
+    if raw.get("jitter") is not None:
+        jitter = _component("jitter", raw["jitter"], "network.jitter", key="distribution").build()
+    spec = parse_dataclass(NetworkSpec, {k: v for k, v in raw.items() if k != "jitter"}, "network")
+    if spec.arrivals == "poisson" and spec.fps is None:
+        raise UserError(
+            "network.arrivals: 'poisson' needs network.fps (the arrival rate per device)"
+        )
+    if spec.header_bytes >= spec.mtu_bytes:
+        raise UserError(
+            f"network.header_bytes: {spec.header_bytes} leaves no payload in "
+            f"network.mtu_bytes {spec.mtu_bytes}"
+        )
+    return replace(spec, jitter=jitter)
+
+
+# --------------------------------------------------------------------------- the grid
+def _configs(raw) -> tuple[Config, ...]:
+    """Every grid dimension (path, values) in declaration order, then their product."""
+    model = raw.get("model", {})
+    splits = model.get("split") if isinstance(model, dict) else None
+    dims: dict[str, list] = {"model.split": _grid("model.split", splits, _optional_string)}
+    enc = raw.get("encoding", {})
+    check_keys(enc, "encoding", ["codec", *_codec_keys()])
+    codecs = _grid(
+        "encoding.codec", enc.get("codec", "raw"), lambda v, k: entry("codec", v, k).name
+    )
+    dims["encoding.codec"] = codecs
+    for codec in codecs:
+        e = entry("codec", codec)
+        given = {k: v for k, v in enc.items() if k != "codec"}
+        for k, vs in check_params(e.params, given, "encoding", e.what, grid=True).items():
+            dims.setdefault(f"encoding.{k}", vs)
+    packets = check_params(
+        dataclass_params(Packetization), raw.get("packets", {}), "packets", grid=True
+    )
+    dims.update({f"packets.{k}": vs for k, vs in packets.items()})
+    dims["error_control"] = _grid(
+        "error_control",
+        raw.get("error_control", {"name": "none"}),
+        lambda v, k: parse_strategy(v, k),
+    )
+    labels = [c.label for c in dims["error_control"]]
     if len(set(labels)) < len(labels):
         raise UserError(f"error_control: {labels!r}: strategies need distinct labels (set 'label')")
-
-    network = _parse_network(raw.get("network", {}))
-
-    cells = _parse_channels(raw["channels"])
-    methods = _parse_methods(raw["methods"])
-    trials = _int("trials", raw.get("trials", 5), 1, 100_000)
-    output = _str("output", raw.get("output", f"results/{name}"))
-    batch_size = _int("batch_size", raw.get("batch_size", 256), 1, 100_000)
-    labels = [m.label for m in methods]
-    default_ref = "zeros" if "zeros" in labels else labels[0]
-    reference_method = _str("reference_method", raw.get("reference_method", default_ref))
-    if reference_method not in labels:
-        raise UserError(f"reference_method: {reference_method!r} is not one of the scenario's methods "
-                        f"({', '.join(labels)})")
-    dask_scheduler = _str("dask_scheduler", raw["dask_scheduler"]) if raw.get("dask_scheduler") is not None else None
-    return Scenario(name, seed, model, data, bits, rows_per_packet, order, network, cells, methods, trials,
-                    output, batch_size, reference_method, dask_scheduler, source, configs, first.error_control)
+    return tuple(_config(p) for p in _expand(dims, raw.get("zip")))
 
 
-NETWORK_KEYS = ("bandwidth_mbps", "propagation_ms", "header_bytes", "fps", "mtu_bytes", "buffer_bytes", "jitter",
-                "deadline_ms", "devices", "arrivals", "edge_ms", "cloud_ms", "completion_time", "side_info")
-JITTER_KEYS = {"uniform": ("low_ms", "high_ms"), "exponential": ("mean_ms",), "normal": ("mean_ms", "sd_ms")}
+def _codec_keys() -> list[str]:
+    from dfsim.registry import names
+
+    return list(dict.fromkeys(k for n in names("codec") for k in entry("codec", n).params))
 
 
-def _parse_network(value) -> NetworkSpec:
-    nw = _mapping("network", value, NETWORK_KEYS)
-    d = NetworkSpec()
+def _optional_string(value, where):
+    return None if value is None else _string(where, value)
 
-    def get(k, parse):
-        if k not in nw:
-            return getattr(d, k)
-        return None if nw[k] is None else parse(f"network.{k}", nw[k])
 
-    fps = get("fps", lambda k, v: _num(k, v, 0, lo_open=True))
-    arrivals = get("arrivals", lambda k, v: _str(k, v, ("periodic", "poisson")))
-    if arrivals == "poisson" and fps is None:
-        raise UserError("network.arrivals: 'poisson' needs network.fps (the arrival rate per device)")
-    header = _int("network.header_bytes", nw.get("header_bytes", d.header_bytes), 0, 65535)
-    mtu = _int("network.mtu_bytes", nw.get("mtu_bytes", d.mtu_bytes), 68, 1 << 20)
-    if header >= mtu:
-        raise UserError(f"network.header_bytes: {header} leaves no payload in network.mtu_bytes {mtu}")
-    si = _mapping("network.side_info", nw.get("side_info") or {}, ("placement", "on_loss"))
-    side = SideInfo(
-        placement=_str("network.side_info.placement", si.get("placement", "first-packet"), SideInfo.PLACEMENTS),
-        on_loss=_str("network.side_info.on_loss", si.get("on_loss", "assume-delivered"), SideInfo.POLICIES),
-    )
-    return NetworkSpec(
-        bandwidth_mbps=_num("network.bandwidth_mbps", nw.get("bandwidth_mbps", d.bandwidth_mbps), 0, lo_open=True),
-        propagation_ms=_num("network.propagation_ms", nw.get("propagation_ms", d.propagation_ms), 0),
-        header_bytes=header,
-        fps=fps,
-        mtu_bytes=mtu,
-        buffer_bytes=get("buffer_bytes", lambda k, v: _int(k, v, 1)),
-        jitter=get("jitter", _jitter),
-        deadline_ms=get("deadline_ms", lambda k, v: _num(k, v, 0, lo_open=True)),
-        devices=_int("network.devices", nw.get("devices", d.devices), 1, 100_000),
-        arrivals=arrivals,
-        edge_ms=_num("network.edge_ms", nw.get("edge_ms", d.edge_ms), 0),
-        cloud_ms=_num("network.cloud_ms", nw.get("cloud_ms", d.cloud_ms), 0),
-        completion_time=_str("network.completion_time", nw.get("completion_time", d.completion_time),
-                             ("none", "measured")),
-        side_info=side,
+def _grid(key: str, value, check) -> list:
+    """A grid key: one value, or a list of values (each checked, no repeats)."""
+    return grid_values(key, value, check) if isinstance(value, list) else [check(value, key)]
+
+
+def _config(point: dict) -> Config:
+    codec = point["encoding.codec"]
+    declared = entry("codec", codec).params
+    params = tuple((k, point[f"encoding.{k}"]) for k in declared)
+    try:
+        entry("codec", codec).build("encoding", **dict(params))
+    except UserError as exc:
+        raise UserError(f"{exc} (codec {codec})") from None
+    return Config(
+        point["model.split"],
+        Component("codec", codec, params),
+        Packetization(point["packets.rows_per_packet"], point["packets.order"]),
+        point["error_control"],
     )
 
 
-def _jitter(key: str, value) -> Jitter:
-    j = _mapping(key, value, ("distribution", "low_ms", "high_ms", "mean_ms", "sd_ms"))
-    if "distribution" not in j:
-        raise UserError(f"{key}.distribution: required key is missing (one of {', '.join(JITTER_KEYS)})")
-    dist = _str(f"{key}.distribution", j["distribution"], tuple(JITTER_KEYS))
-    params = []
-    for p in JITTER_KEYS[dist]:
-        if p not in j:
-            raise UserError(f"{key}.{p}: required for a {dist} jitter ({', '.join(JITTER_KEYS[dist])})")
-        params.append(_num(f"{key}.{p}", j[p], 0))
-    extra = [p for p in j if p != "distribution" and p not in JITTER_KEYS[dist]]
-    if extra:
-        raise UserError(f"{key}.{extra[0]}: not a parameter of a {dist} jitter ({', '.join(JITTER_KEYS[dist])})")
-    if dist == "uniform" and params[1] < params[0]:
-        raise UserError(f"{key}.high_ms: {params[1]:g} is below low_ms {params[0]:g}")
-    return Jitter(dist, *params)
-
-
-def _error_control(key: str, value) -> ErrorControl:
-    """One strategy: {name: none}, {arq: {max_retries, timeout_ms}}, {fec: {k, m}} or both."""
-    e = _mapping(key, value, ("name", "label", "arq", "fec"))
-    name = e.get("name")
-    if name is not None:
-        _str(f"{key}.name", name, ("none", "arq", "fec", "fec+arq"))
-    arq = fec = None
-    if e.get("arq") is not None or name in ("arq", "fec+arq"):
-        a = _mapping(f"{key}.arq", e.get("arq") or {}, ("max_retries", "timeout_ms"))
-        arq = Arq(max_retries=_int(f"{key}.arq.max_retries", a.get("max_retries", 2), 1, 100),
-                  timeout_ms=_num(f"{key}.arq.timeout_ms", a.get("timeout_ms", 10.0), 0))
-    if e.get("fec") is not None or name in ("fec", "fec+arq"):
-        f = _mapping(f"{key}.fec", e.get("fec") or {}, ("k", "m"))
-        k = _int(f"{key}.fec.k", f.get("k", 8), 1, 255)
-        fec = Fec(k=k, m=_int(f"{key}.fec.m", f.get("m", 2), 1, 256 - k))
-    if name == "none" and (arq or fec):
-        raise UserError(f"{key}.name: 'none' cannot have arq or fec settings")
-    parts = ([f"fec({fec.k},{fec.m})"] if fec else []) + ([f"arq({arq.max_retries})"] if arq else [])
-    label = _str(f"{key}.label", e["label"]) if "label" in e else ("+".join(parts) or "none")
-    return ErrorControl(label, arq, fec)
-
-
-def _grid_list(key: str, value, item) -> list:
-    """A grid key: one value, or a list of values (each validated, no repeats)."""
-    values = [item(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else [item(key, value)]
-    if not values:
-        raise UserError(f"{key}: must not be an empty list")
-    dup = [v for i, v in enumerate(values) if v in values[:i]]
-    if dup:
-        raise UserError(f"{key}: {getattr(dup[0], 'label', dup[0])!r} is listed twice")
-    return values
-
-
-def _expand_grid(values: dict[str, list], zipped) -> tuple[Config, ...]:
-    """The product of the grid keys' lists, except that the keys in each ``zip`` group
-    advance together (their lists must have equal lengths)."""
+def _expand(dims: dict[str, list], zipped) -> list[dict]:
+    """The product of the dimensions' lists, except that the keys in each ``zip`` group
+    advance together."""
     groups: list[list[str]] = []
     if zipped is not None:
-        zipped = _list("zip", zipped, lambda k, v: (k, v), allow_scalar=False)
-        used: set[str] = set()
-        for key, group in zipped:
+        if not isinstance(zipped, list) or not zipped:
+            raise UserError(f"zip: expected a non-empty list of groups, got {type_name(zipped)}")
+        for i, group in enumerate(zipped):
             if not isinstance(group, list) or len(group) < 2:
-                raise UserError(f"{key}: expected a list of at least two grid keys, got {group!r}")
+                raise UserError(
+                    f"zip[{i}]: expected a list of at least two grid keys, got {group!r}"
+                )
             for name in group:
-                if name not in GRID_KEYS:
-                    raise UserError(f"{key}: {name!r} is not a grid key (one of {', '.join(GRID_KEYS)})")
-                if name in used:
-                    raise UserError(f"{key}: {name!r} appears in more than one zip group")
-                used.add(name)
-            lengths = {name: len(values[name]) for name in group}
-            if len(set(lengths.values())) > 1:
-                raise UserError(f"{key}: zipped lists differ in length ("
-                                + ", ".join(f"{n} has {n_}" for n, n_ in lengths.items()) + ")")
-            groups.append(list(group))
-        groups += [[name] for name in GRID_KEYS if name not in used]
-    else:
-        groups = [[name] for name in GRID_KEYS]
-    # Each group is one axis; the product runs over axes in GRID_KEYS order of their first key.
-    groups.sort(key=lambda g: min(list(GRID_KEYS).index(n) for n in g))
-    points = [{}]
-    for group in groups:
-        n = len(values[group[0]])
-        points = [{**p, **{GRID_KEYS[name]: values[name][i] for name in group}} for p in points for i in range(n)]
-    return tuple(Config(**p) for p in points)
+                if name not in dims:
+                    raise UserError(
+                        f"zip[{i}]: {name!r} is not a grid key (one of {', '.join(dims)})"
+                    )
+                if any(name in g for g in groups):
+                    raise UserError(f"zip[{i}]: {name!r} appears in more than one zip group")
+            groups.append(group)
+    picks = _picks({k: len(v) for k, v in dims.items()}, groups, "zip")
+    return [{k: dims[k][i] for k, i in p.items()} for p in picks]
 
 
-def _parse_channels(value) -> tuple[ChannelCell, ...]:
+def _picks(lengths: dict[str, int], groups: list[list[str]], where: str) -> list[dict[str, int]]:
+    """Index combinations of lists of ``lengths``: their product, except that the keys of
+    each group advance together (in the order of ``lengths``). The one rule for grids,
+    channel sweeps and method variants."""
+    for i, g in enumerate(groups):
+        if len({lengths[k] for k in g}) > 1:
+            at = f"{where}[{i}]" if where == "zip" else where
+            counts = ", ".join(f"{k} has {lengths[k]}" for k in g)
+            raise UserError(f"{at}: zipped lists differ in length ({counts})")
+    order = list(lengths)
+    axes = groups + [[k] for k in order if not any(k in g for g in groups)]
+    axes.sort(key=lambda g: min(order.index(k) for k in g))
+    picks: list[dict[str, int]] = [{}]
+    for g in axes:
+        picks = [{**p, **dict.fromkeys(g, i)} for p in picks for i in range(lengths[g[0]])]
+    return picks
+
+
+def _zip_flag(raw: dict, listed: list[str], where: str) -> list[list[str]]:
+    """An entry's ``zip: true`` as one group of its list-valued keys."""
+    zipped = raw.get("zip", False)
+    if not isinstance(zipped, bool):
+        raise UserError(f"{where}.zip: expected true or false, got {type_name(zipped)} {zipped!r}")
+    if zipped and len(listed) < 2:
+        raise UserError(f"{where}.zip: fewer than two parameters are lists, nothing to zip")
+    return [listed] if zipped else []
+
+
+# --------------------------------------------------------------------------- channels
+def _channels(value) -> tuple[ChannelSetting, ...]:
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise UserError(f"channels: expected a non-empty list of channel settings, got {_type_name(value)}")
-    cells: list[ChannelCell] = []
-    for i, ch in enumerate(value):
-        key = f"channels[{i}]"
-        if isinstance(ch, dict) and ch.get("kind") == "trace":
-            ch = _mapping(key, ch, ("kind", "file", "trial_offset"))
-            if "file" not in ch:
-                raise UserError(f"{key}.file: required for kind 'trace' (one 0/1 per packet: .npy, .csv or .txt)")
-            path = _existing_path(f"{key}.file", ch["file"], "file")
-            offset = ch.get("trial_offset")
-            offset = None if offset is None else _int(f"{key}.trial_offset", offset, 0)
-            try:
-                trace = Trace.from_file(path, offset)
-            except TraceError as exc:
-                raise UserError(f"{key}.file: {exc}") from None
-            cells.append(ChannelCell("trace", trace.loss_rate, trace.mean_burst_length, trace))
-            continue
-        ch = _mapping(key, ch, ("kind", "loss_rates", "burst_lengths", "zip"))
-        if "kind" not in ch:
-            raise UserError(f"{key}.kind: required key is missing (one of {', '.join(CHANNEL_KINDS)})")
-        kind = _str(f"{key}.kind", ch["kind"], CHANNEL_KINDS)
-        if "loss_rates" not in ch:
-            raise UserError(f"{key}.loss_rates: required key is missing")
-        losses = _list(f"{key}.loss_rates", ch["loss_rates"], lambda k, v: _num(k, v, 0, 1))
-        if kind == "iid":
-            if "zip" in ch:
-                raise UserError(f"{key}.zip: kind 'iid' has only loss_rates, nothing to zip")
-            if "burst_lengths" in ch:
-                raise UserError(
-                    f"{key}.burst_lengths: not used by kind 'iid' (its mean burst is 1/(1-loss)); "
-                    "use kind 'gilbert-elliott' for bursty loss"
-                )
-            for loss in losses:
-                ch_obj = Bernoulli(loss)
-                cells.append(ChannelCell(kind, loss, ch_obj.mean_burst_length, ch_obj))
-        else:
-            if "burst_lengths" not in ch:
-                raise UserError(f"{key}.burst_lengths: required for kind 'gilbert-elliott'")
-            bursts = _list(f"{key}.burst_lengths", ch["burst_lengths"], lambda k, v: _num(k, v, 1))
-            if _bool(f"{key}.zip", ch.get("zip", False)):
-                if len(losses) != len(bursts):
-                    raise UserError(f"{key}.zip: loss_rates has {len(losses)} values and burst_lengths "
-                                    f"{len(bursts)}; zipped lists must have equal lengths")
-                pairs = [(j, j) for j in range(len(losses))]
-            else:
-                pairs = [(j, b) for j in range(len(losses)) for b in range(len(bursts))]
-            for j, b in pairs:
-                loss, burst = losses[j], bursts[b]
-                try:
-                    ch_obj = GilbertElliott.from_loss_burst(loss, burst)
-                except ChannelParameterError as exc:
-                    raise UserError(f"{key}: loss_rates[{j}]={loss:g}, burst_lengths[{b}]={burst:g}: {exc}") from None
-                cells.append(ChannelCell(kind, loss, burst, ch_obj))
+        raise UserError(
+            f"channels: expected a non-empty list of channel settings, got {type_name(value)}"
+        )
+    cells = [c for i, item in enumerate(value) for c in _channel_settings(item, f"channels[{i}]")]
     seen = set()
     for c in cells:
         if c.key in seen:
-            what = repr(c.channel) if c.kind == "trace" else f"{c.kind} loss {c.loss_rate:g} burst {c.burst_length:g}"
-            raise UserError(f"channels: setting {what} appears twice")
+            raise UserError(f"channels: setting {c.key.replace('|', ' ')} appears twice")
         seen.add(c.key)
     return tuple(cells)
 
 
-def _parse_methods(value) -> tuple[MethodSpec, ...]:
+def _channel_settings(raw, where: str) -> list[ChannelSetting]:
+    """One ``channels`` entry: each parameter given once (``loss_rate``) or as a sweep under
+    its plural (``loss_rates``); the settings are the product of the sweeps, or with
+    ``zip: true`` the sweeps taken element-wise."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping, got {type_name(raw)}")
+    if "kind" not in raw:
+        raise UserError(
+            f"{where}.kind: required key is missing (one of {', '.join(_names('channel'))})"
+        )
+    e = entry("channel", raw["kind"], f"{where}.kind")
+    accepted = [k for p in e.params for k in (f"{p}s", p)]
+    for k in raw:
+        if k not in ("kind", "zip", *accepted):
+            listed = ", ".join(f"{p}s" for p in e.params) or "none"
+            raise UserError(f"{where}.{k}: not a parameter of {e.what} (its parameters: {listed})")
+    sweeps: dict[str, list] = {}  # YAML key -> checked values
+    keys: dict[str, str] = {}  # parameter -> its YAML key
+    for p, decl in e.params.items():
+        key = keys[p] = f"{p}s" if f"{p}s" in raw else p
+        if key not in raw:
+            if decl.required:
+                raise UserError(
+                    f"{where}.{p}: required for {e.what} (one value, or a list as {p}s)"
+                )
+            sweeps[key] = [decl.default]
+        elif isinstance(raw[key], list) and not decl.is_sequence:
+            sweeps[key] = grid_values(f"{where}.{key}", raw[key], decl.check)
+        else:
+            sweeps[key] = [decl.check(raw[key], f"{where}.{key}")]
+    listed = [keys[p] for p in e.params if isinstance(raw.get(keys[p]), list)]
+    picks = _picks(
+        {k: len(v) for k, v in sweeps.items()}, _zip_flag(raw, listed, where), f"{where}.zip"
+    )
+    return [_setting(e, where, keys, sweeps, pick, listed, raw) for pick in picks]
+
+
+def _setting(e, where: str, keys: dict, sweeps: dict, pick: dict, listed, raw) -> ChannelSetting:
+    """The channel of one combination of the entry's sweeps, with its seed key."""
+    values = {p: sweeps[k][pick[k]] for p, k in keys.items()}
+    try:
+        channel = e.factory(**values)
+    except ValueError as exc:
+        shown = [
+            (f"{k}[{pick[k]}]" if k in listed else k, sweeps[k][pick[k]])
+            for k in raw
+            if k in sweeps
+        ]
+        given = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown)
+        raise UserError(f"{where}: {given}: {exc}") from None
+    loss = values.get("loss_rate", channel.loss_rate)
+    burst = values.get("burst_length", channel.mean_burst_length)
+    if hasattr(channel, "setting_key"):
+        key = channel.setting_key()
+    else:
+        other = "".join(
+            f"|{p}={v!r}" for p, v in values.items() if p not in ("loss_rate", "burst_length")
+        )
+        key = f"{e.name}|loss={loss!r}|burst={burst!r}{other}"
+    return ChannelSetting(e.name, loss, burst, channel, key)
+
+
+# --------------------------------------------------------------------------- methods
+def _methods(value) -> tuple[MethodSpec, ...]:
     """Method entries; a parameter given as a list expands into one method per value
     (the product over list parameters, or element-wise with ``zip: true``)."""
-    items = _list("methods", value, lambda k, v: (k, v))
-    specs: list[MethodSpec] = []
-    for key, item in items:
-        if isinstance(item, str):
-            name, params, label, zipped = item, {}, None, False
-        elif isinstance(item, dict):
-            if "name" not in item:
-                raise UserError(f"{key}.name: required key is missing (one of {', '.join(available_methods())})")
-            name = _str(f"{key}.name", item["name"])
-            params = {k: v for k, v in item.items() if k not in ("name", "label", "zip")}
-            label = _str(f"{key}.label", item["label"]) if "label" in item else None
-            zipped = _bool(f"{key}.zip", item.get("zip", False))
-        else:
-            raise UserError(f"{key}: expected a method name or a mapping with 'name', got {_type_name(item)}")
-        if name not in available_methods():
-            raise UserError(f"{key}: unknown completion method {name!r} (available: {', '.join(available_methods())})")
-        for lp in method_class(name).layout_params:
-            if lp in params:
-                raise UserError(f"{key}.{lp}: set by packets.{lp} for every method, not per method")
-        for variant, varying in _method_variants(key, params, zipped):
-            try:
-                make(name, **variant)  # validates the parameters
-            except UserError as exc:
-                raise UserError(f"{key} ({exc})") from None
-            full = {k: v for k, v in {**method_parameters(name), **variant}.items()
-                    if k not in method_class(name).layout_params}
-            shown = variant if label is None else varying
-            base = name if label is None else label
-            text = base if not shown else base + "(" + ",".join(f"{k}={v}" for k, v in shown.items()) + ")"
-            specs.append(MethodSpec(name, full, text))
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        raise UserError("methods: must not be empty")
+    specs = [s for i, item in enumerate(value) for s in _method_variants(item, f"methods[{i}]")]
     labels = [s.label for s in specs]
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
-        raise UserError(f"methods: {', '.join(sorted(dup))} listed twice (give each a distinct 'label')")
+        raise UserError(
+            f"methods: {', '.join(sorted(dup))} listed twice (give each a distinct 'label')"
+        )
     return tuple(specs)
 
 
-def _method_variants(key: str, params: dict, zipped: bool) -> list[tuple[dict, dict]]:
-    """(parameters, the list-valued ones' values) for every variant of one method entry."""
-    lists = {k: v for k, v in params.items() if isinstance(v, list)}
-    for k, v in lists.items():
-        if not v:
-            raise UserError(f"{key}.{k}: must not be an empty list")
-    if not lists:
-        if zipped:
-            raise UserError(f"{key}.zip: no parameter is a list, nothing to zip")
-        return [(params, {})]
-    if zipped:
-        lengths = {k: len(v) for k, v in lists.items()}
-        if len(set(lengths.values())) > 1:
-            raise UserError(f"{key}.zip: zipped lists differ in length ("
-                            + ", ".join(f"{k} has {n}" for k, n in lengths.items()) + ")")
-        combos = [dict(zip(lists, vs, strict=True)) for vs in zip(*lists.values(), strict=True)]
-    else:
-        combos = [dict(zip(lists, vs, strict=True)) for vs in itertools.product(*lists.values())]
-    return [({**params, **c}, c) for c in combos]
+def _method_variants(item, where: str) -> list[MethodSpec]:
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict):
+        raise UserError(
+            f"{where}: expected a method name or a mapping with 'name', got {type_name(item)}"
+        )
+    if "name" not in item:
+        raise UserError(
+            f"{where}.name: required key is missing (one of {', '.join(_names('completion'))})"
+        )
+    e = entry("completion", item["name"], where)
+    label = _string(f"{where}.label", item["label"]) if "label" in item else None
+    given = {k: v for k, v in item.items() if k not in ("name", "label", "zip")}
+    checked = check_params(e.params, given, where, e.what, grid=True)
+    varying = [k for k, v in given.items() if isinstance(v, list) and not e.params[k].is_sequence]
+    lengths = {k: len(given[k]) for k in varying}
+    picks = _picks(lengths, _zip_flag(item, varying, where), f"{where}.zip")
+    out = []
+    for pick in picks:
+        params = {k: (v[pick[k]] if k in pick else v[0]) for k, v in checked.items()}
+        e.build(where, **params)  # cross-parameter checks
+        shown = given if label is None else dict.fromkeys(varying)
+        text = ",".join(f"{k}={given[k][pick[k]] if k in pick else given[k]}" for k in shown)
+        base = label or e.name
+        out.append(MethodSpec(e.name, params, f"{base}({text})" if text else base))
+    return out

@@ -1,4 +1,5 @@
 """A small model of 'a user's own', loaded by import path in tests (tests/ is on sys.path)."""
+
 import torch
 from torch import nn
 

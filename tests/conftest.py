@@ -7,15 +7,30 @@ import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-def run_scenario(directory, text: str, name: str = "s.yaml", out: str = "out", *options: str) -> list[dict]:
+def run_scenario(
+    directory, text: str, name: str = "s.yaml", out: str = "out", *options: str
+) -> list[dict]:
     """Write a scenario into ``directory``, run it with one worker into ``directory/out``
     (plus ``options``) and return its result rows."""
     from dfsim.cli import main
     from dfsim.results import read_results_csv
 
     (directory / name).write_text(text)
-    assert main(["run", str(directory / name), "--out", str(directory / out), "--quiet", "--workers", "1",
-                 *options]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(directory / name),
+                "--out",
+                str(directory / out),
+                "--quiet",
+                "--workers",
+                "1",
+                *options,
+            ]
+        )
+        == 0
+    )
     return read_results_csv(directory / out / "results.csv")
 
 

@@ -1,4 +1,5 @@
 """Loss channels against theory (3-sigma bounds over >= 10^6 packets)."""
+
 import math
 
 import numpy as np
@@ -26,7 +27,9 @@ def check_against_theory(ch: GilbertElliott, lost: np.ndarray):
     assert abs(b.mean() - L) <= 3 * se + 1e-12, (b.mean(), L)
 
 
-@pytest.mark.parametrize("loss,burst", [(0.01, 7), (0.1, 2), (0.2, 1.0), (0.3, 4), (0.3, 1.2), (0.5, 1.5), (0.45, 6)])
+@pytest.mark.parametrize(
+    "loss,burst", [(0.01, 7), (0.1, 2), (0.2, 1.0), (0.3, 4), (0.3, 1.2), (0.5, 1.5), (0.45, 6)]
+)
 def test_gilbert_elliott_matches_theory(loss, burst):
     ch = GilbertElliott.from_loss_burst(loss, burst)
     assert ch.loss_rate == pytest.approx(loss) and ch.mean_burst_length == pytest.approx(burst)
@@ -56,7 +59,9 @@ def test_iid_special_case():
     assert abs(cond - P) <= 3 * se
     # and it has the same burst statistics as Bernoulli(P)
     b_iid = bursts(Bernoulli(P).sample(N, np.random.default_rng(12)))
-    assert abs(bursts(lost).mean() - b_iid.mean()) <= 3 * math.sqrt(2 * P / (1 - P) ** 2 / len(b_iid))
+    assert abs(bursts(lost).mean() - b_iid.mean()) <= 3 * math.sqrt(
+        2 * P / (1 - P) ** 2 / len(b_iid)
+    )
 
 
 def test_burst_length_one_forbids_consecutive_losses():
@@ -95,8 +100,14 @@ def test_same_generator_same_draws():
 @pytest.mark.parametrize(
     "make,match",
     [
-        (lambda: GilbertElliott.from_loss_burst(0.6, 1.2), r"impossible with loss_rate 0.6.*>= P/\(1-P\) = 1.5"),
-        (lambda: GilbertElliott.from_loss_burst(0.3, 0.5), r"burst_length must be a finite number >= 1"),
+        (
+            lambda: GilbertElliott.from_loss_burst(0.6, 1.2),
+            r"impossible with loss_rate 0.6.*>= P/\(1-P\) = 1.5",
+        ),
+        (
+            lambda: GilbertElliott.from_loss_burst(0.3, 0.5),
+            r"burst_length must be a finite number >= 1",
+        ),
         (lambda: GilbertElliott.from_loss_burst(1.0, 4), r"loss_rate must be < 1"),
         (lambda: GilbertElliott.from_loss_burst(-0.1, 4), r"loss_rate must be in \[0, 1\]"),
         (lambda: GilbertElliott(p=1.2, r=0.5), r"p must be in \[0, 1\]"),
@@ -117,7 +128,9 @@ from dfsim.channels import Trace, TraceError, read_trace  # noqa: E402
 def test_trace_formats_read_the_same_flags(tmp_path):
     flags = np.array([0, 1, 1, 0, 0, 0, 1, 0, 1, 1, 1, 0], bool)
     np.save(tmp_path / "t.npy", flags)
-    (tmp_path / "t.csv").write_text("# recorded on a LTE uplink\n" + ",".join(map(str, flags.astype(int))) + "\n")
+    (tmp_path / "t.csv").write_text(
+        "# recorded on a LTE uplink\n" + ",".join(map(str, flags.astype(int))) + "\n"
+    )
     (tmp_path / "t.txt").write_text("\n".join(map(str, flags.astype(int))))
     for name in ("t.npy", "t.csv", "t.txt"):
         assert np.array_equal(read_trace(tmp_path / name), flags), name
@@ -139,10 +152,13 @@ def test_trace_replays_bit_for_bit_and_loops(tmp_path):
     assert np.array_equal(fixed.for_trial(2, 300).sample(4, None), flags[14:18])
 
 
-@pytest.mark.parametrize("content,message", [
-    ("0 1 2", "loss flags must be 0 or 1, found '2'"),
-    ("", "the loss trace is empty"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("0 1 2", "loss flags must be 0 or 1, found '2'"),
+        ("", "the loss trace is empty"),
+    ],
+)
 def test_bad_traces_name_the_file(tmp_path, content, message):
     (tmp_path / "bad.txt").write_text(content)
     with pytest.raises(TraceError, match=message) as info:

@@ -1,4 +1,5 @@
 """The helper commands: fit (ALTeC cache), bench completion, models, evaluate."""
+
 import json
 
 from dfsim import cache
@@ -27,8 +28,27 @@ def test_fit_caches_altec_then_reuses_it(tmp_path, capsys):
 
 def test_bench_completion_json(tmp_path, capsys):
     out = tmp_path / "b.json"
-    assert main(["bench", "completion", "--shape", "6x12x10", "--rows-per-packet", "3", "--repeats", "2",
-                 "--batch", "3", "--methods", "zeros,linear,halrtc", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "completion",
+                "--shape",
+                "6x12x10",
+                "--rows-per-packet",
+                "3",
+                "--repeats",
+                "2",
+                "--batch",
+                "3",
+                "--methods",
+                "zeros,linear,halrtc",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     (case,) = report["cases"].values()
     assert case["shape"] == [6, 12, 10] and 0 < case["lost_fraction"] < 1
@@ -42,7 +62,9 @@ def test_bench_completion_json(tmp_path, capsys):
 def test_bench_rejects_bad_arguments(capsys):
     assert main(["bench", "completion", "--shape", "6x12"]) == 2
     assert "--shape: expected CxHxW" in capsys.readouterr().err
-    assert main(["bench", "completion", "--shape", "6x12x10", "--loss", "0.6", "--burst", "1.2"]) == 2
+    assert (
+        main(["bench", "completion", "--shape", "6x12x10", "--loss", "0.6", "--burst", "1.2"]) == 2
+    )
     assert "impossible with loss_rate 0.6" in capsys.readouterr().err
 
 

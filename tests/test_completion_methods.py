@@ -1,4 +1,5 @@
 """Method-specific behaviour: each method recovers what its model says it can."""
+
 import numpy as np
 import pytest
 
@@ -60,9 +61,13 @@ def test_halrtc_recovers_an_exactly_low_rank_tensor(rng):
     assert np.linalg.norm((y - x)[lost]) / np.linalg.norm(x[lost]) < 1e-3
     # lost rows are missing mode-3 fibres, invisible to the mode-3 unfolding's rank; with that
     # mode's weight at 0 the row losses are recovered exactly too
-    lost = band_mask(x.shape, 2, [(c, b) for c in range(10) for b in range(8) if (3 * c + b) % 5 == 0])
+    lost = band_mask(
+        x.shape, 2, [(c, b) for c in range(10) for b in range(8) if (3 * c + b) % 5 == 0]
+    )
     assert 0.15 < lost.mean() < 0.25
-    y = completion.make("halrtc", max_iters=300, tol=1e-6, alpha=[0.5, 0.5, 0.0]).complete(np.where(lost, 0, x), lost)
+    y = completion.make("halrtc", max_iters=300, tol=1e-6, alpha=[0.5, 0.5, 0.0]).complete(
+        np.where(lost, 0, x), lost
+    )
     assert np.linalg.norm((y - x)[lost]) / np.linalg.norm(x[lost]) < 1e-3
 
 
@@ -84,20 +89,29 @@ def test_altec_recovers_a_tensor_built_from_its_linear_model(rng):
     n, c, h, w = 30, 4, 8, 6
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     x[:, 0] = 2 * x[:, 1] - 0.5 * x[:, 2] + 0.3
-    m = completion.make("altec", rows_per_packet=2, ridge=1e-9).fit(x[:25])
+    layout = PacketLayout.for_shape((c, h, w), 2)
+    m = completion.make("altec", ridge=1e-9).fit(x[:25], layout)
     lost = band_mask((c, h, w), 2, [(0, 1), (3, 1)])  # the target and an unused predictor
     for t in x[25:]:
-        y = m.complete(np.where(lost, 0, t), lost)
+        y = m.complete(np.where(lost, 0, t), lost, layout)
         assert np.allclose(y[0], t[0], atol=1e-3)
 
 
 def test_altec_refuses_other_shapes_and_needs_a_fit(rng):
-    m = completion.make("altec", rows_per_packet=2)
+    m = completion.make("altec")
     with pytest.raises(RuntimeError, match="not fitted"):
         m.complete(np.zeros((3, 4, 4), np.float32), np.ones((3, 4, 4), bool))
-    m.fit(rng.standard_normal((20, 3, 4, 4)).astype(np.float32))
+    m.fit(
+        rng.standard_normal((20, 3, 4, 4)).astype(np.float32), PacketLayout.for_shape((3, 4, 4), 2)
+    )
     with pytest.raises(ValueError, match=r"fitted on tensors of shape \(3, 4, 4\)"):
         m.complete(np.zeros((3, 6, 4), np.float32), np.ones((3, 6, 4), bool))
+    with pytest.raises(ValueError, match="fitted for 2-row packets, got a layout of 1"):
+        m.complete(
+            np.zeros((3, 4, 4), np.float32),
+            np.ones((3, 4, 4), bool),
+            PacketLayout.for_shape((3, 4, 4), 1),
+        )
 
 
 def test_caltec_reproduces_an_exact_affine_copy(rng):
@@ -105,7 +119,9 @@ def test_caltec_reproduces_an_exact_affine_copy(rng):
     x = rng.standard_normal((c, h, w)).astype(np.float32).cumsum(axis=1)
     x[3] = -1.7 * x[1] + 0.4  # channel 3 is an affine copy of channel 1 (negative slope)
     lost = band_mask((c, h, w), 3, [(3, 1), (3, 2), (0, 1)])
-    y = completion.make("caltec", rows_per_packet=3).complete(np.where(lost, 0, x), lost)
+    y = completion.make("caltec").complete(
+        np.where(lost, 0, x), lost, PacketLayout.for_shape((c, h, w), 3)
+    )
     assert np.allclose(y[3], x[3], atol=1e-4)
 
 
@@ -114,7 +130,9 @@ def test_caltec_copies_constant_neighbours_and_falls_back_without_candidates():
     x[0] = 1.5  # constant channel
     x[1] = np.arange(8, dtype=np.float32)[:, None]
     lost = band_mask(x.shape, 2, [(0, 1), (1, 2)])
-    y = completion.make("caltec", rows_per_packet=2).complete(np.where(lost, 0, x), lost)
+    y = completion.make("caltec").complete(
+        np.where(lost, 0, x), lost, PacketLayout.for_shape(x.shape, 2)
+    )
     assert np.all(y[0] == 1.5)
     # channel 1's only candidate (channel 0) is constant: linear interpolation, exact on a ramp
     assert np.allclose(y[1], x[1])
@@ -128,7 +146,9 @@ def test_inpainting_touches_only_damaged_channels_and_keeps_range(name, rng):
     assert np.array_equal(y[0], x[0]) and np.array_equal(y[2], x[2])
     filled = y[1][lost[1]]
     known = x[1][~lost[1]]
-    assert filled.min() >= known.min() - 1e-3 * np.ptp(known) and filled.max() <= known.max() + 1e-3 * np.ptp(known)
+    assert filled.min() >= known.min() - 1e-3 * np.ptp(
+        known
+    ) and filled.max() <= known.max() + 1e-3 * np.ptp(known)
     # smooth vertical ramp: inpainting lands close to the truth
     ramp = np.broadcast_to(np.linspace(-5, 5, 16, dtype=np.float32)[:, None], (16, 12))
     z = np.stack([ramp] * 3)
@@ -140,11 +160,17 @@ def test_method_parameters_are_validated():
     from dfsim.errors import UserError
 
     for name, params, msg in [
-        ("silrtc", {"max_iters": 0}, "max_iters must be an integer >= 1"),
-        ("halrtc", {"rho_growth": 0.5}, "rho_growth must be a number >= 1"),
-        ("halrtc", {"alpha": [1, 2]}, "alpha must be 3 non-negative weights"),
-        ("inpaint_ns", {"radius": -1}, "radius must be a number > 0"),
-        ("altec", {"ridge": 0}, "ridge must be a number > 0"),
+        ("silrtc", {"max_iters": 0}, r"methods.max_iters: 0 is out of range \(must be >= 1\)"),
+        (
+            "halrtc",
+            {"rho_growth": 0.5},
+            r"methods.rho_growth: 0.5 is out of range \(must be >= 1\)",
+        ),
+        ("halrtc", {"alpha": [1, 2]}, "methods.alpha: expected a list of 3 values, got 2"),
+        ("halrtc", {"alpha": [0, 0, 0]}, "alpha must be 3 non-negative weights"),
+        ("halrtc", {"rho": 2.0, "rho_max": 1.0}, "rho_max must be a number >= rho"),
+        ("inpaint_ns", {"radius": -1}, r"methods.radius: -1 is out of range \(must be > 0\)"),
+        ("altec", {"ridge": 0}, r"methods.ridge: 0 is out of range \(must be > 0\)"),
     ]:
         with pytest.raises(UserError, match=msg):
             completion.make(name, **params)

@@ -1,12 +1,13 @@
 """On the default model's real features every method repairs better than zero-fill."""
+
 import numpy as np
 import pytest
 
 from dfsim import completion
 from dfsim.channels import GilbertElliott
-from dfsim.completion.base import method_class
+from dfsim.codecs.raw import RawCodec
 from dfsim.datasets import load_fashion_mnist
-from dfsim.experiment import quantized_edge_features
+from dfsim.experiment.prepare import coded_edge_features
 from dfsim.models import load_model
 from dfsim.packets import PacketLayout
 
@@ -16,32 +17,33 @@ ROWS = 4
 @pytest.fixture(scope="module")
 def features():
     model = load_model("fmnist-resnet")
+    split = model.default_split
+    layout = PacketLayout.for_shape(model.crossing(split)[0].shape, ROWS)
 
-    def feats(split, n):
-        return quantized_edge_features(model, model.default_split, load_fashion_mnist(split).head(n).images, 8)
+    def feats(subset, n):
+        images = load_fashion_mnist(subset).head(n).images
+        return coded_edge_features(model, split, images, RawCodec(8), layout)
 
     test = feats("test", 60)
-    layout = PacketLayout.for_shape(test.shape[1:], ROWS)
-    lost = layout.lost_mask(
-        GilbertElliott.from_loss_burst(0.3, 4).sample(len(test) * layout.packets_per_tensor, np.random.default_rng(1)))
-    return test, lost, feats("train", 1000)
+    flags = GilbertElliott.from_loss_burst(0.3, 4).sample(
+        len(test) * layout.packets_per_tensor, np.random.default_rng(1)
+    )
+    return test, layout.lost_mask(flags), feats("train", 1000), layout
 
 
 @pytest.fixture(scope="module")
 def zero_fill_mse(features):
-    test, lost, _ = features
+    test, lost, _, _ = features
     return float(np.mean(test[lost] ** 2))
 
 
 @pytest.mark.parametrize("name", [m for m in completion.available_methods() if m != "zeros"])
 def test_method_beats_zero_fill_on_real_features(name, features, zero_fill_mse):
-    test, lost, train = features
-    params = {k: ROWS for k in method_class(name).layout_params}
-    if name in ("silrtc", "halrtc"):
-        params["max_iters"] = 10
+    test, lost, train, layout = features
+    params = {"max_iters": 10} if name in ("silrtc", "halrtc") else {}
     m = completion.make(name, **params)
     if m.needs_fit:
-        m.fit(train)
-    y = m.complete_batch(np.where(lost, 0, test), lost)
+        m.fit(train, layout)
+    y = m.complete_batch(np.where(lost, 0, test), lost, layout)
     mse = float(np.mean((y - test)[lost] ** 2))
     assert mse < 0.9 * zero_fill_mse, (name, mse, zero_fill_mse)

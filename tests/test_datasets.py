@@ -10,7 +10,11 @@ from dfsim.errors import UserError
 
 def write_idx(path, arr, gz=True):
     code = {np.uint8: 0x08}[arr.dtype.type]
-    data = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape) + arr.tobytes()
+    data = (
+        bytes([0, 0, code, arr.ndim])
+        + b"".join(struct.pack(">I", d) for d in arr.shape)
+        + arr.tobytes()
+    )
     (gzip.open if gz else open)(path, "wb").write(data)
 
 

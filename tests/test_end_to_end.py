@@ -1,4 +1,5 @@
 """One tiny scenario through `dfsim run`: files, columns, reference accuracy, determinism."""
+
 import csv
 import json
 
@@ -6,7 +7,21 @@ import pytest
 from conftest import run_scenario, without_timing
 
 from dfsim.cli import main
-from dfsim.results import CORE_COLUMNS, read_results_csv
+from dfsim.results import read_results_csv
+
+# The leading columns every results.csv starts with, in this order.
+CORE_COLUMNS = (
+    "method",
+    "channel",
+    "loss_rate",
+    "burst_length",
+    "trial",
+    "n_images",
+    "top1",
+    "agreement",
+    "realised_loss_rate",
+    "completion_ms_per_tensor",
+)
 
 TINY = """\
 name: tiny
@@ -15,7 +30,8 @@ data: {n_images: 200}
 channels:
   - {kind: iid, loss_rates: [0.0, 0.3, 0.6]}
   - {kind: gilbert-elliott, loss_rates: [0.3], burst_lengths: [4]}
-methods: [zeros, linear, altec, caltec, {name: halrtc, max_iters: 3}, {name: inpaint_telea, radius: 2}]
+methods: [zeros, linear, altec, caltec, {name: halrtc, max_iters: 3},
+          {name: inpaint_telea, radius: 2}]
 trials: 2
 """
 
@@ -42,8 +58,13 @@ def test_outputs_and_columns(run_dir):
     assert not list(out.glob(".*tmp*"))
     summary = (out / "summary.md").read_text()
     assert "`altec`" in summary and "paired t-test" in summary
-    assert (out / "summary.csv").read_text().startswith(
-        "channel,loss_rate,burst_length,split,bits,rows_per_packet,order,error_control,method,trials,")
+    assert (
+        (out / "summary.csv")
+        .read_text()
+        .startswith(
+            "channel,loss_rate,burst_length,split,bits,rows_per_packet,order,error_control,method,trials,"
+        )
+    )
 
 
 def test_zero_fill_at_loss_zero_equals_clean_quantized_accuracy(run_dir):
@@ -70,14 +91,40 @@ def test_accuracy_falls_with_loss_and_losses_match_the_channel(run_dir):
 
 
 def test_same_seed_same_numbers(run_dir):
-    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "again"), "--quiet", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(run_dir / "tiny.yaml"),
+                "--out",
+                str(run_dir / "again"),
+                "--quiet",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "again" / "results.csv")
     assert without_timing(a) == without_timing(b)
 
 
 def test_two_workers_give_identical_results(run_dir):
-    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "w2"), "--quiet", "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(run_dir / "tiny.yaml"),
+                "--out",
+                str(run_dir / "w2"),
+                "--quiet",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "w2" / "results.csv")
     assert without_timing(a) == without_timing(b)
@@ -96,32 +143,76 @@ def test_saved_loss_patterns_are_the_ones_the_trials_used(run_dir):
     import numpy as np
 
     out = run_dir / "saved"
-    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(out), "--quiet", "--workers", "1",
-                 "--save-losses"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(run_dir / "tiny.yaml"),
+                "--out",
+                str(out),
+                "--quiet",
+                "--workers",
+                "1",
+                "--save-losses",
+            ]
+        )
+        == 0
+    )
     rows = read_results_csv(out / "results.csv")
     index = list(_csv.DictReader(open(out / "losses" / "index.csv")))
     assert len(index) == 4 * 2
     for entry in index:
         lost = np.load(out / "losses" / entry["file"])
         assert lost.dtype == bool and lost.shape == (200 * 224,)
-        match = [r for r in rows if r["channel"] == entry["channel"] and r["loss_rate"] == float(entry["loss_rate"])
-                 and r["trial"] == int(entry["trial"])]
+        match = [
+            r
+            for r in rows
+            if r["channel"] == entry["channel"]
+            and r["loss_rate"] == float(entry["loss_rate"])
+            and r["trial"] == int(entry["trial"])
+        ]
         assert match and all(r["realised_loss_rate"] == lost.mean() for r in match)
 
 
 def test_dask_local_cluster_gives_identical_results(run_dir):
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "dask"), "--quiet",
-                     "--dask", cluster.scheduler_address]) == 0
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        assert (
+            main(
+                [
+                    "run",
+                    str(run_dir / "tiny.yaml"),
+                    "--out",
+                    str(run_dir / "dask"),
+                    "--quiet",
+                    "--dask",
+                    cluster.scheduler_address,
+                ]
+            )
+            == 0
+        )
     a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "dask" / "results.csv")
     assert without_timing(a) == without_timing(b)
 
 
 def test_unreachable_dask_scheduler_is_a_user_error(run_dir, capsys):
-    assert main(["run", str(run_dir / "tiny.yaml"), "--out", str(run_dir / "nodask"), "--quiet",
-                 "--dask", "tcp://127.0.0.1:9"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(run_dir / "tiny.yaml"),
+                "--out",
+                str(run_dir / "nodask"),
+                "--quiet",
+                "--dask",
+                "tcp://127.0.0.1:9",
+            ]
+        )
+        == 2
+    )
     assert "--dask: cannot reach the scheduler at 'tcp://127.0.0.1:9'" in capsys.readouterr().err
     assert not (run_dir / "nodask").exists()

@@ -3,9 +3,8 @@ import torch
 
 from dfsim.datasets import load_fashion_mnist
 from dfsim.models import available_models, load_model
-from dfsim.models.fmnist_resnet import FashionResNet, fold_batchnorm
+from dfsim.models.fmnist_resnet import FashionResNet, fold_batchnorm, normalise
 from dfsim.models.inference import predict, prepare_for_inference
-from dfsim.models.training import normalise
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +24,12 @@ def test_registry():
 def test_default_split_is_a_dense_residual_sum(model, test_set):
     split = model.default_split
     assert split == "add_1"
-    c, h, w = model.feature_shapes[split]
+    (crossing,) = model.crossing(split)
+    c, h, w = crossing.shape
     assert c >= 32 and (h, w) == (28, 28)
     x = normalise(test_set.images[:64])
     with torch.no_grad():
-        v = model.front(split)(x)
+        (v,) = model.edge(split)(x)
     # before the activation: signed, and dense (few exact zeros)
     assert (v < 0).float().mean() > 0.2
     assert (v == 0).float().mean() < 0.01
@@ -40,7 +40,7 @@ def test_front_then_back_equals_full_model_exactly(model, test_set, split):
     x = normalise(test_set.images[:200])
     with torch.no_grad():
         full = model.full()(x)
-        split_out = model.back(split)(model.front(split)(x))
+        split_out = model.cloud(split)(*model.edge(split)(x))
     assert torch.equal(full, split_out)
 
 
@@ -75,7 +75,7 @@ def test_bad_weights_file_is_a_user_error(tmp_path):
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="model.weights: cannot load"):
-        load_model("fmnist-resnet", weights=bad)
+        load_model("fmnist-resnet", weights=str(bad))
     torch.save({"conv.weight": torch.zeros(1)}, bad)
     with pytest.raises(UserError, match="model.weights: cannot load"):
-        load_model("fmnist-resnet", weights=bad)
+        load_model("fmnist-resnet", weights=str(bad))

@@ -1,5 +1,7 @@
 """Any PyTorch model: fx split (edge then cloud = full, skip connections crossing the cut),
 hook fallback, import-path loading with weights, describe, EfficientNet-Lite0, image folders."""
+
+import byo_model  # noqa: E402  (tests/ is on sys.path)
 import numpy as np
 import pytest
 import torch
@@ -9,13 +11,12 @@ from dfsim.errors import UserError
 from dfsim.models.generic import GraphSplitModel
 from dfsim.models.sources import from_import_path
 
-import byo_model  # noqa: E402  (tests/ is on sys.path)
-
 
 def _compose(m, split, x):
     with torch.no_grad():
-        f = m.front(split)(x)
-        return m.back(split)(*(f if isinstance(f, tuple) else (f,))), f
+        f = m.edge(split)(x)
+        assert isinstance(f, tuple)
+        return m.cloud(split)(*f), f
 
 
 def test_edge_then_cloud_equals_the_full_model_at_every_split_point():
@@ -30,8 +31,8 @@ def test_edge_then_cloud_equals_the_full_model_at_every_split_point():
 
 def test_a_cut_across_the_skip_connection_transmits_both_tensors():
     m = GraphSplitModel("skip", byo_model.make(), (3, 16, 16))
-    assert m.crossing("c2") == ["relu", "c2"]  # a (skip) and b both needed after the cut
-    assert m.crossing("add") == ["add"]
+    assert [t.name for t in m.crossing("c2")] == ["relu", "c2"]  # a (skip) and b both cross
+    assert [t.name for t in m.crossing("add")] == ["add"]
     _, f = _compose(m, "c2", torch.randn(2, 3, 16, 16))
     assert isinstance(f, tuple) and [t.shape[1:] for t in f] == [(8, 16, 16), (8, 16, 16)]
     row = next(r for r in m.describe() if r["split"] == "c2")
@@ -45,7 +46,7 @@ def test_hook_fallback_for_models_fx_cannot_trace():
     with torch.no_grad():
         full = m.full()(x)
     y, f = _compose(m, "c2", x)
-    assert f.shape == (3, 8, 16, 16) and torch.allclose(y, full, atol=1e-5)
+    assert f[0].shape == (3, 8, 16, 16) and torch.allclose(y, full, atol=1e-5)
 
 
 def test_import_path_with_a_saved_state_dict(tmp_path):
@@ -62,12 +63,19 @@ def test_import_path_with_a_saved_state_dict(tmp_path):
     assert torch.allclose(m.normalise(np.full((1, 3, 2, 2), 255, np.uint8)), torch.tensor(2.0))
 
 
-@pytest.mark.parametrize("spec,weights,message", [
-    ("no_such_module:make", None, "model.import: cannot import 'no_such_module' (ModuleNotFoundError"),
-    ("byo_model:nothing", None, "model.import: 'byo_model' has no attribute 'nothing'"),
-    ("byo_model", None, "must look like 'package.module:factory'"),
-    ("byo_model:make", "missing.pt", "model.weights: file 'missing.pt' not found"),
-])
+@pytest.mark.parametrize(
+    "spec,weights,message",
+    [
+        (
+            "no_such_module:make",
+            None,
+            "model.import: cannot import 'no_such_module' (ModuleNotFoundError",
+        ),
+        ("byo_model:nothing", None, "model.import: 'byo_model' has no attribute 'nothing'"),
+        ("byo_model", None, "must look like 'package.module:factory'"),
+        ("byo_model:make", "missing.pt", "model.weights: file 'missing.pt' not found"),
+    ],
+)
 def test_import_errors_are_one_line(spec, weights, message):
     with pytest.raises(UserError) as info:
         from_import_path(spec, weights, (3, 16, 16), (0.0,), (1.0,))
@@ -79,7 +87,11 @@ def test_mismatched_state_dict_is_named(tmp_path):
     with pytest.raises(UserError) as info:
         from_import_path("byo_model:make", str(tmp_path / "bad.pt"), (3, 16, 16), (0.0,), (1.0,))
     text = str(info.value)
-    assert "does not match the model" in text and "missing" in text and "1 unexpected (e.g. 'extra')" in text
+    assert (
+        "does not match the model" in text
+        and "missing" in text
+        and "1 unexpected (e.g. 'extra')" in text
+    )
     assert "1 wrong shape (e.g. 'c1.weight')" in text
 
 
@@ -96,29 +108,63 @@ def test_own_model_runs_through_a_scenario_on_an_image_folder(tmp_path):
     for cls in ("cats", "dogs"):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(6):
-            cv2.imwrite(str(tmp_path / "imgs" / cls / f"{i}.png"), rng.integers(0, 255, (20, 24, 3), dtype=np.uint8))
+            cv2.imwrite(
+                str(tmp_path / "imgs" / cls / f"{i}.png"),
+                rng.integers(0, 255, (20, 24, 3), dtype=np.uint8),
+            )
     torch.save(byo_model.make().state_dict(), tmp_path / "w.pt")
     (tmp_path / "s.yaml").write_text(f"""
-model: {{import: "byo_model:make", weights: {tmp_path / 'w.pt'}, input_size: [3, 16, 16], mean: [0.5], std: [0.25],
+model: {{import: "byo_model:make", weights: {tmp_path / "w.pt"}, input_size: [3, 16, 16],
+        mean: [0.5], std: [0.25],
         split: add}}
-data: {{dataset: folder, dir: {tmp_path / 'imgs'}, n_images: 12}}
+data: {{dataset: folder, dir: {tmp_path / "imgs"}, n_images: 12}}
 packets: {{rows_per_packet: 2}}
 channels: [{{kind: iid, loss_rates: [0.0, 0.3]}}]
 methods: [zeros, linear]
 trials: 2
 """)
-    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o"), "--quiet", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(tmp_path / "s.yaml"),
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     from dfsim.results import read_results_csv
 
     rows = read_results_csv(tmp_path / "o" / "results.csv")
     assert {r["split"] for r in rows} == {"add"} and len(rows) == 2 * 2 * 2
     assert all(0 <= r["top1"] <= 1 for r in rows)  # labels from the folder names
     # across the skip connection: both tensors are sent, each with its own quantizer and packets
-    (tmp_path / "s2.yaml").write_text((tmp_path / "s.yaml").read_text().replace("split: add", "split: c2"))
-    assert main(["run", str(tmp_path / "s2.yaml"), "--out", str(tmp_path / "o2"), "--quiet", "--workers", "1",
-                 "--save-losses"]) == 0
+    (tmp_path / "s2.yaml").write_text(
+        (tmp_path / "s.yaml").read_text().replace("split: add", "split: c2")
+    )
+    assert (
+        main(
+            [
+                "run",
+                str(tmp_path / "s2.yaml"),
+                "--out",
+                str(tmp_path / "o2"),
+                "--quiet",
+                "--workers",
+                "1",
+                "--save-losses",
+            ]
+        )
+        == 0
+    )
     two = read_results_csv(tmp_path / "o2" / "results.csv")
-    assert {r["packets_per_image"] for r in two} == {2 * 8 * 8}  # two 8x16x16 tensors, 2-row packets
+    assert {r["packets_per_image"] for r in two} == {
+        2 * 8 * 8
+    }  # two 8x16x16 tensors, 2-row packets
     lossless = [r for r in two if r["loss_rate"] == 0.0]
     assert all(r["agreement"] == 1.0 for r in lossless)
     lossy = [r for r in two if r["loss_rate"] == 0.3]
@@ -136,10 +182,14 @@ def test_unlabelled_folder_reports_agreement_only(tmp_path):
     s = load_image_folder(tmp_path / "flat", (1, 8, 8), labels="none")
     assert s.images.shape == (3, 1, 8, 8) and (s.labels == -1).all()
     (tmp_path / "map.csv").write_text("file,label\n0.jpg,5\n1.jpg,7\n2.jpg,5\n")
-    assert load_image_folder(tmp_path / "flat", (3, 8, 8), labels=str(tmp_path / "map.csv")).labels.tolist() == [5, 7, 5]
+    assert load_image_folder(
+        tmp_path / "flat", (3, 8, 8), labels=str(tmp_path / "map.csv")
+    ).labels.tolist() == [5, 7, 5]
 
 
-efficientnet = pytest.importorskip("efficientnet_lite_pytorch", reason="the imagenet extra is not installed")
+efficientnet = pytest.importorskip(
+    "efficientnet_lite_pytorch", reason="the imagenet extra is not installed"
+)
 
 
 def test_efficientnet_lite0_classifies_the_bundled_cat_photo_as_a_cat():
@@ -151,8 +201,11 @@ def test_efficientnet_lite0_classifies_the_bundled_cat_photo_as_a_cat():
     with torch.no_grad():
         top = int(m.full()(m.normalise(img)).argmax())
     assert 281 <= top <= 285  # ImageNet's domestic cats: tabby, tiger, Persian, Siamese, Egyptian
-    assert m.feature_shapes["_blocks.4"] == (40, 28, 28) and m.feature_shapes["_blocks.7"] == (80, 14, 14)
-    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32))
+    assert m.crossing("_blocks.4")[0].shape == (40, 28, 28)
+    assert m.crossing("_blocks.7")[0].shape == (80, 14, 14)
+    x = torch.from_numpy(
+        np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    )
     with torch.no_grad():
         y, _ = _compose(m, "_blocks.4", x)
         assert torch.allclose(y, m.full()(x), atol=1e-5)

@@ -5,7 +5,9 @@ from dfsim.packets import PacketLayout, depacketize, packetize
 
 
 @pytest.mark.parametrize("order", ["channel-major", "row-major"])
-@pytest.mark.parametrize("shape,rows", [((3, 8, 5), 4), ((4, 7, 6), 3), ((2, 5, 3), 5), ((3, 6, 2), 1), ((2, 9, 4), 4)])
+@pytest.mark.parametrize(
+    "shape,rows", [((3, 8, 5), 4), ((4, 7, 6), 3), ((2, 5, 3), 5), ((3, 6, 2), 1), ((2, 9, 4), 4)]
+)
 def test_round_trip_and_mask(order, shape, rows, rng):
     n = 3
     codes = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
@@ -29,7 +31,9 @@ def test_round_trip_and_mask(order, shape, rows, rng):
 
 
 def test_short_last_packet_losses_apply():
-    layout = PacketLayout.for_shape((2, 10, 3), 4, "channel-major")  # bands: rows 0-3, 4-7, 8-9 (short)
+    layout = PacketLayout.for_shape(
+        (2, 10, 3), 4, "channel-major"
+    )  # bands: rows 0-3, 4-7, 8-9 (short)
     hdr = layout.headers()
     assert list(hdr["nrows"]) == [4, 4, 2, 4, 4, 2]
     flags = np.zeros(6, bool)
@@ -41,8 +45,9 @@ def test_short_last_packet_losses_apply():
 def test_send_orders():
     cm = PacketLayout.for_shape((3, 8, 2), 4, "channel-major").headers()
     rm = PacketLayout.for_shape((3, 8, 2), 4, "row-major").headers()
-    assert list(zip(cm["channel"], cm["row"])) == [(0, 0), (0, 4), (1, 0), (1, 4), (2, 0), (2, 4)]
-    assert list(zip(rm["channel"], rm["row"])) == [(0, 0), (1, 0), (2, 0), (0, 4), (1, 4), (2, 4)]
+    pairs = [(0, 0), (0, 4), (1, 0), (1, 4), (2, 0), (2, 4)]
+    assert list(zip(cm["channel"], cm["row"], strict=True)) == pairs
+    assert list(zip(rm["channel"], rm["row"], strict=True)) == sorted(pairs, key=lambda p: p[::-1])
 
 
 def test_headers_identify_images():

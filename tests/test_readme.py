@@ -18,7 +18,9 @@ def test_every_relative_link_and_image_in_the_readme_is_tracked():
     files = tracked()
     dirs = {str(Path(f).parent) for f in files} | {str(p) for f in files for p in Path(f).parents}
     targets = [t.split("#")[0] for t in LINK.findall((ROOT / "README.md").read_text())]
-    relative = [t.rstrip("/") for t in targets if t and "://" not in t and not t.startswith("mailto:")]
+    relative = [
+        t.rstrip("/") for t in targets if t and "://" not in t and not t.startswith("mailto:")
+    ]
     assert relative, "the README links to nothing in the repository"
     missing = [t for t in relative if t not in files and t not in dirs]
     assert not missing, f"README links to untracked or missing paths: {missing}"

@@ -1,4 +1,5 @@
 """Crash-safe, resumable runs: an interrupted or killed run, rerun, equals an uninterrupted one."""
+
 import os
 import signal
 import subprocess
@@ -8,8 +9,8 @@ import time
 import pytest
 from conftest import run_scenario, without_timing
 
-from dfsim import experiment
 from dfsim.cli import main
+from dfsim.experiment import executors
 from dfsim.results import read_results_csv
 
 SCN = """\
@@ -34,7 +35,7 @@ def reference(tmp_path_factory):
 def test_interrupted_run_resumes_to_identical_results(reference, tmp_path, monkeypatch, capsys):
     d, ref = reference
     calls = {"n": 0}
-    real = experiment._run_unit
+    real = executors.run_unit
 
     def flaky(unit):
         calls["n"] += 1
@@ -42,12 +43,12 @@ def test_interrupted_run_resumes_to_identical_results(reference, tmp_path, monke
             raise KeyboardInterrupt
         return real(unit)
 
-    monkeypatch.setattr(experiment, "_run_unit", flaky)
+    monkeypatch.setattr(executors, "run_unit", flaky)
     out = tmp_path / "out"
     assert main(["run", str(d / "s.yaml"), "--out", str(out), "--quiet", "--workers", "1"]) == 130
     assert not (out / "results.csv").exists()
     assert len(list((out / ".partial").glob("unit-*.json"))) == 3
-    monkeypatch.setattr(experiment, "_run_unit", real)
+    monkeypatch.setattr(executors, "run_unit", real)
     assert main(["run", str(d / "s.yaml"), "--out", str(out), "--workers", "1"]) == 0
     assert "resuming: 3 of 9 work units already done" in capsys.readouterr().err
     assert without_timing(read_results_csv(out / "results.csv")) == without_timing(ref)
@@ -57,7 +58,18 @@ def test_interrupted_run_resumes_to_identical_results(reference, tmp_path, monke
 def test_killed_run_resumes_to_identical_results(reference, tmp_path):
     d, ref = reference
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "dfsim", "run", str(d / "s.yaml"), "--out", str(out), "--quiet", "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dfsim",
+        "run",
+        str(d / "s.yaml"),
+        "--out",
+        str(out),
+        "--quiet",
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / ".partial").glob("unit-*.json"))) < 2:
@@ -72,14 +84,21 @@ def test_killed_run_resumes_to_identical_results(reference, tmp_path):
     assert without_timing(rows) == without_timing(ref)
 
 
-def test_a_different_scenario_is_not_mixed_into_an_unfinished_run(reference, tmp_path, monkeypatch, capsys):
+def test_a_different_scenario_is_not_mixed_into_an_unfinished_run(
+    reference, tmp_path, monkeypatch, capsys
+):
     d, _ = reference
     out = tmp_path / "out"
-    monkeypatch.setattr(experiment, "_run_unit", lambda unit: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(
+        executors, "run_unit", lambda unit: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
     assert main(["run", str(d / "s.yaml"), "--out", str(out), "--quiet", "--workers", "1"]) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
     monkeypatch.undo()
     (tmp_path / "other.yaml").write_text(SCN.replace("seed: 3", "seed: 4"))
     assert main(["run", str(tmp_path / "other.yaml"), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "holds an unfinished run of a different scenario" in err and len(err.strip().splitlines()) == 1
+    assert (
+        "holds an unfinished run of a different scenario" in err
+        and len(err.strip().splitlines()) == 1
+    )

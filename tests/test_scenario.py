@@ -1,4 +1,5 @@
 """Malformed scenarios: one line naming the key or file, exit 2, no traceback, no results."""
+
 import subprocess
 import sys
 import textwrap
@@ -32,29 +33,101 @@ CASES = [
     (GOOD.replace("trials: 1", "trials: 0"), "trials: 0 is out of range"),
     (GOOD + "encoding: {bits: 20}\n", "encoding.bits: 20 is out of range (must be [2, 16])"),
     (GOOD + "encoding: {bits: true}\n", "encoding.bits: expected an integer, got boolean"),
-    (GOOD.replace("[0.1]", "[0.1, 1.5]"), "channels[0].loss_rates[1]: 1.5 is out of range (must be in [0, 1])"),
-    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: gilbert-elliott, loss_rates: [0.6], burst_lengths: [1.2]}"),
-     "channels[0]: loss_rates[0]=0.6, burst_lengths[0]=1.2: burst_length 1.2 is impossible with loss_rate 0.6"),
-    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: gilbert-elliott, loss_rates: [0.1]}"),
-     "channels[0].burst_lengths: required for kind 'gilbert-elliott'"),
-    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: iid, loss_rates: [0.1], burst_lengths: [4]}"),
-     "channels[0].burst_lengths: not used by kind 'iid'"),
-    (GOOD.replace("kind: iid", "kind: rayleigh"), "channels[0].kind: 'rayleigh' is not one of iid, gilbert-elliott"),
-    (GOOD.replace("[zeros]", "[magic]"), "methods[0]: unknown completion method 'magic'"),
-    (GOOD.replace("[zeros]", "[{name: zeros, radius: 3}]"), "methods.zeros.radius: unknown parameter"),
+    (
+        GOOD.replace("[0.1]", "[0.1, 1.5]"),
+        "channels[0].loss_rates[1]: 1.5 is out of range (must be in [0, 1])",
+    ),
+    (
+        GOOD.replace(
+            "{kind: iid, loss_rates: [0.1]}",
+            "{kind: gilbert-elliott, loss_rates: [0.6], burst_lengths: [1.2]}",
+        ),
+        "channels[0]: loss_rates[0]=0.6, burst_lengths[0]=1.2: "
+        "burst_length 1.2 is impossible with loss_rate 0.6",
+    ),
+    (
+        GOOD.replace(
+            "{kind: iid, loss_rates: [0.1]}", "{kind: gilbert-elliott, loss_rates: [0.1]}"
+        ),
+        "channels[0].burst_length: required for the gilbert-elliott channel "
+        "(one value, or a list as burst_lengths)",
+    ),
+    (
+        GOOD.replace(
+            "{kind: iid, loss_rates: [0.1]}", "{kind: iid, loss_rates: [0.1], burst_lengths: [4]}"
+        ),
+        "channels[0].burst_lengths: not a parameter of the iid channel "
+        "(its parameters: loss_rates)",
+    ),
+    (
+        GOOD.replace("kind: iid", "kind: rayleigh"),
+        "channels[0].kind: unknown channel 'rayleigh' (one of iid, gilbert-elliott, trace",
+    ),
+    (GOOD.replace("[zeros]", "[magic]"), "methods[0]: unknown completion method 'magic' (one of "),
+    (
+        GOOD.replace("[zeros]", "[{name: zeros, radius: 3}]"),
+        "methods[0].radius: not a parameter of the zeros completion method (its parameters: none)",
+    ),
+    (
+        GOOD.replace("[zeros]", "[{name: halrtc, max_iters: [3, 0]}]"),
+        "methods[0].max_iters[1]: 0 is out of range (must be >= 1)",
+    ),
+    (GOOD + "task: detection\n", "task: unknown task 'detection' (one of classification"),
+    (GOOD + "encoding: {codec: jpeg}\n", "encoding.codec: unknown codec 'jpeg' (one of raw"),
+    (GOOD + "encoding: {level: 3}\n", "encoding.level: unknown key (allowed here: codec, bits)"),
+    (
+        GOOD.replace("data: {n_images: 20}", "data: {dataset: folder}"),
+        "data.dir: required for the folder dataset",
+    ),
+    (
+        GOOD.replace("data: {n_images: 20}", "data: {labels: none}"),
+        "data.labels: not a parameter of the fashion-mnist dataset (its parameters: subset, dir)",
+    ),
+    (
+        GOOD + "plugins: [no_such_plugin_module]\n",
+        "plugins[0]: cannot import 'no_such_plugin_module'",
+    ),
     (GOOD.replace("[zeros]", "[zeros, zeros]"), "methods: zeros listed twice"),
-    (GOOD + "packets: {order: diagonal}\n", "packets.order: 'diagonal' is not one of channel-major, row-major"),
-    (GOOD + "network: {bandwidth_mbps: 0}\n", "network.bandwidth_mbps: 0 is out of range (must be > 0)"),
+    (
+        GOOD + "packets: {order: diagonal}\n",
+        "packets.order: 'diagonal' is not one of channel-major, row-major",
+    ),
+    (
+        GOOD + "network: {bandwidth_mbps: 0}\n",
+        "network.bandwidth_mbps: 0 is out of range (must be > 0)",
+    ),
     (GOOD + "network: {fps: -3}\n", "network.fps: -3 is out of range"),
-    (GOOD.replace("data: {n_images: 20}", "data: {n_images: 20, dir: /no/such/dir}"), "data.dir: dir '/no/such/dir' not found"),
+    (
+        GOOD.replace("data: {n_images: 20}", "data: {n_images: 20, dir: /no/such/dir}"),
+        "data.dir: dir '/no/such/dir' not found",
+    ),
     (GOOD + "model: {weights: /no/such.pt}\n", "model.weights: file '/no/such.pt' not found"),
-    (GOOD + "model: {split: conv9}\n", "split: unknown split point 'conv9' for model 'fmnist-resnet'"),
-    (GOOD + "model: {name: vgg99}\n", "model: unknown model 'vgg99'"),
-    (GOOD.replace("n_images: 20", "n_images: 20000"), "data.n_images: 20000 exceeds the 10000 images"),
-    (GOOD + "packets: {rows_per_packet: 40}\n", "packets.rows_per_packet: 40 exceeds the feature height 28"),
+    (
+        GOOD + "model: {split: conv9}\n",
+        "model.split: unknown split point 'conv9' for model 'fmnist-resnet'",
+    ),
+    (GOOD + "model: {name: vgg99}\n", "model.name: unknown model 'vgg99' (one of fmnist-resnet"),
+    (
+        GOOD + "model: {input_size: [1, 28, 28]}\n",
+        "model.input_size: unknown key (allowed here: name, import, split, weights)",
+    ),
+    (
+        GOOD.replace("n_images: 20", "n_images: 20000"),
+        "data.n_images: 20000 exceeds the 10000 images",
+    ),
+    (
+        GOOD + "packets: {rows_per_packet: 40}\n",
+        "packets.rows_per_packet: 40 exceeds the feature height 28",
+    ),
     (GOOD + "trials: 2\n", "duplicate key 'trials'"),
-    (GOOD.replace("channels:\n  - {kind: iid, loss_rates: [0.1]}\n", ""), "channels: required key is missing"),
-    (GOOD + "reference_method: altec\n", "reference_method: 'altec' is not one of the scenario's methods (zeros)"),
+    (
+        GOOD.replace("channels:\n  - {kind: iid, loss_rates: [0.1]}\n", ""),
+        "channels: required key is missing",
+    ),
+    (
+        GOOD + "reference_method: altec\n",
+        "reference_method: 'altec' is not one of the scenario's methods (zeros)",
+    ),
     ("", "scenario is empty"),
     ("- 1\n- 2\n", "expected a mapping, got list"),
 ]
@@ -69,7 +142,9 @@ def test_malformed_scenario_is_rejected_in_one_line(tmp_path, capsys, text, mess
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"dfsim: error: {scn}: ") or lines[0].startswith("dfsim: error: "), err
+    assert lines[0].startswith(f"dfsim: error: {scn}: ") or lines[0].startswith("dfsim: error: "), (
+        err
+    )
     assert message in lines[0]
     assert "Traceback" not in err
     assert not (out / "results.csv").exists()
@@ -82,14 +157,25 @@ def test_missing_scenario_file(capsys, tmp_path):
 
 def test_cli_process_exit_code_and_no_traceback(tmp_path):
     scn = write(tmp_path, GOOD.replace("trials: 1", "trials: -1"))
-    proc = subprocess.run([sys.executable, "-m", "dfsim", "run", str(scn)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dfsim", "run", str(scn)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"dfsim: error: {scn}: trials: -1 is out of range (must be [1, 100000])"
+    assert (
+        proc.stderr.strip()
+        == f"dfsim: error: {scn}: trials: -1 is out of range (must be [1, 100000])"
+    )
 
 
 def test_defaults_are_filled_in(tmp_path):
     s = load_scenario(write(tmp_path, GOOD))
-    assert s.bits == 8 and s.rows_per_packet == 4 and s.order == "row-major"
+    (cfg,) = s.configs
+    assert cfg.codec.name == "raw" and cfg.codec.kwargs == {"bits": 8}
+    assert cfg.packets.rows_per_packet == 4 and cfg.packets.order == "row-major"
+    assert s.task.name == "classification" and s.data.dataset.kwargs == {
+        "subset": "test",
+        "dir": None,
+    }
     assert s.network.fps == 30.0 and s.network.header_bytes == 40
     assert [c.loss_rate for c in s.cells] == [0.1]
     assert s.cells[0].burst_length == pytest.approx(1 / 0.9)
@@ -97,11 +183,23 @@ def test_defaults_are_filled_in(tmp_path):
 
 
 def test_channel_grid_expands(tmp_path):
-    s = load_scenario(write(tmp_path, GOOD.replace(
-        "{kind: iid, loss_rates: [0.1]}",
-        "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2, 4, 6]}")))
+    s = load_scenario(
+        write(
+            tmp_path,
+            GOOD.replace(
+                "{kind: iid, loss_rates: [0.1]}",
+                "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2, 4, 6]}",
+            ),
+        )
+    )
     assert [(c.loss_rate, c.burst_length) for c in s.cells] == [
-        (0.1, 2), (0.1, 4), (0.1, 6), (0.2, 2), (0.2, 4), (0.2, 6)]
+        (0.1, 2),
+        (0.1, 4),
+        (0.1, 6),
+        (0.2, 2),
+        (0.2, 4),
+        (0.2, 6),
+    ]
     assert s.cells[1].channel.r == pytest.approx(0.25)
 
 
@@ -114,8 +212,13 @@ def test_output_path_that_is_a_file(tmp_path, capsys):
 
 
 def test_dry_run_prints_the_cells_and_writes_nothing(tmp_path, capsys):
-    scn = write(tmp_path, GOOD.replace("{kind: iid, loss_rates: [0.1]}",
-                                       "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2, 4]}"))
+    scn = write(
+        tmp_path,
+        GOOD.replace(
+            "{kind: iid, loss_rates: [0.1]}",
+            "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2, 4]}",
+        ),
+    )
     out = tmp_path / "out"
     assert main(["run", str(scn), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
@@ -126,68 +229,141 @@ def test_dry_run_prints_the_cells_and_writes_nothing(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- grids
 def test_grid_keys_expand_to_their_product_in_key_order(tmp_path):
-    scn = load_scenario(write(tmp_path, GOOD + "encoding: {bits: [4, 8]}\n"
-                              "packets: {rows_per_packet: [2, 4, 7], order: [row-major, channel-major]}\n"))
-    got = [(c.bits, c.rows_per_packet, c.order) for c in scn.configs]
-    assert got == [(b, r, o) for b in (4, 8) for r in (2, 4, 7) for o in ("row-major", "channel-major")]
+    scn = load_scenario(
+        write(
+            tmp_path,
+            GOOD + "encoding: {bits: [4, 8]}\n"
+            "packets: {rows_per_packet: [2, 4, 7], order: [row-major, channel-major]}\n",
+        )
+    )
+    got = [
+        (c.codec.kwargs["bits"], c.packets.rows_per_packet, c.packets.order) for c in scn.configs
+    ]
+    assert got == [
+        (b, r, o) for b in (4, 8) for r in (2, 4, 7) for o in ("row-major", "channel-major")
+    ]
     assert scn.n_units == 12 * len(scn.cells) * scn.trials
-    sub = scn.for_config(scn.configs[5])
-    assert (sub.bits, sub.rows_per_packet, sub.order, sub.configs) == (4, 7, "channel-major", (scn.configs[5],))
-    assert scn.resolved()["packets"]["rows_per_packet"] == [2, 4, 7] and len(scn.resolved()["grid"]) == 12
+    assert scn.configs[5].columns("add_1") == {
+        "split": "add_1",
+        "bits": 4,
+        "rows_per_packet": 7,
+        "order": "channel-major",
+        "error_control": "none",
+    }
+    assert (
+        scn.resolved()["packets"]["rows_per_packet"] == [2, 4, 7]
+        and len(scn.resolved()["grid"]) == 12
+    )
 
 
 def test_zip_pairs_grid_keys_instead_of_crossing_them(tmp_path):
-    scn = load_scenario(write(tmp_path, GOOD + "encoding: {bits: [4, 6, 8]}\n"
-                              "packets: {rows_per_packet: [1, 2, 4], order: [row-major, channel-major]}\n"
-                              "zip: [[encoding.bits, packets.rows_per_packet]]\n"))
-    got = [(c.bits, c.rows_per_packet, c.order) for c in scn.configs]
-    assert got == [(b, r, o) for b, r in ((4, 1), (6, 2), (8, 4)) for o in ("row-major", "channel-major")]
+    scn = load_scenario(
+        write(
+            tmp_path,
+            GOOD + "encoding: {bits: [4, 6, 8]}\n"
+            "packets: {rows_per_packet: [1, 2, 4], order: [row-major, channel-major]}\n"
+            "zip: [[encoding.bits, packets.rows_per_packet]]\n",
+        )
+    )
+    got = [
+        (c.codec.kwargs["bits"], c.packets.rows_per_packet, c.packets.order) for c in scn.configs
+    ]
+    assert got == [
+        (b, r, o) for b, r in ((4, 1), (6, 2), (8, 4)) for o in ("row-major", "channel-major")
+    ]
 
 
 def test_split_points_can_be_a_grid(tmp_path):
     scn = load_scenario(write(tmp_path, GOOD + "model: {split: [add_1, relu_2]}\n"))
     assert [c.split for c in scn.configs] == ["add_1", "relu_2"]
-    assert scn.for_config(scn.configs[1]).model.split == "relu_2"
 
 
 def test_zipped_channel_lists_pair_loss_and_burst(tmp_path):
-    scn = load_scenario(write(tmp_path, GOOD.replace(
-        "{kind: iid, loss_rates: [0.1]}",
-        "{kind: gilbert-elliott, loss_rates: [0.1, 0.2, 0.3], burst_lengths: [2, 3, 4], zip: true}")))
-    assert [(c.loss_rate, c.burst_length) for c in scn.cells] == [(0.1, 2.0), (0.2, 3.0), (0.3, 4.0)]
+    scn = load_scenario(
+        write(
+            tmp_path,
+            GOOD.replace(
+                "{kind: iid, loss_rates: [0.1]}",
+                "{kind: gilbert-elliott, loss_rates: [0.1, 0.2, 0.3], burst_lengths: [2, 3, 4], "
+                "zip: true}",
+            ),
+        )
+    )
+    assert [(c.loss_rate, c.burst_length) for c in scn.cells] == [
+        (0.1, 2.0),
+        (0.2, 3.0),
+        (0.3, 4.0),
+    ]
 
 
 def test_method_parameter_lists_expand_into_labelled_variants(tmp_path):
-    scn = load_scenario(write(tmp_path, GOOD.replace(
-        "methods: [zeros]",
-        "methods: [zeros, {name: halrtc, max_iters: [2, 5], rho: [0.01, 0.1]},"
-        " {name: silrtc, label: S, max_iters: [1, 3], beta: [0.1, 0.2], zip: true}]")))
+    scn = load_scenario(
+        write(
+            tmp_path,
+            GOOD.replace(
+                "methods: [zeros]",
+                "methods: [zeros, {name: halrtc, max_iters: [2, 5], rho: [0.01, 0.1]},"
+                " {name: silrtc, label: S, max_iters: [1, 3], beta: [0.1, 0.2], zip: true}]",
+            ),
+        )
+    )
     assert [m.label for m in scn.methods] == [
-        "zeros", "halrtc(max_iters=2,rho=0.01)", "halrtc(max_iters=2,rho=0.1)", "halrtc(max_iters=5,rho=0.01)",
-        "halrtc(max_iters=5,rho=0.1)", "S(max_iters=1,beta=0.1)", "S(max_iters=3,beta=0.2)"]
+        "zeros",
+        "halrtc(max_iters=2,rho=0.01)",
+        "halrtc(max_iters=2,rho=0.1)",
+        "halrtc(max_iters=5,rho=0.01)",
+        "halrtc(max_iters=5,rho=0.1)",
+        "S(max_iters=1,beta=0.1)",
+        "S(max_iters=3,beta=0.2)",
+    ]
     assert scn.methods[3].params["max_iters"] == 5 and scn.methods[3].params["rho"] == 0.01
     assert scn.methods[6].params["beta"] == 0.2
 
 
 GRID_ERRORS = [
-    (GOOD + "encoding: {bits: [4, 20]}\n", "encoding.bits[1]: 20 is out of range (must be [2, 16])"),
+    (
+        GOOD + "encoding: {bits: [4, 20]}\n",
+        "encoding.bits[1]: 20 is out of range (must be [2, 16])",
+    ),
     (GOOD + "encoding: {bits: [4, 4]}\n", "encoding.bits: 4 is listed twice"),
     (GOOD + "encoding: {bits: []}\n", "encoding.bits: must not be an empty list"),
-    (GOOD + "packets: {order: [row-major, diagonal]}\n", "packets.order[1]: 'diagonal' is not one of"),
-    (GOOD + "encoding: {bits: [4, 8]}\nzip: [[encoding.bits, packets.rows_per_packet]]\n",
-     "zip[0]: zipped lists differ in length (encoding.bits has 2, packets.rows_per_packet has 1)"),
+    (
+        GOOD + "packets: {order: [row-major, diagonal]}\n",
+        "packets.order[1]: 'diagonal' is not one of",
+    ),
+    (
+        GOOD + "encoding: {bits: [4, 8]}\nzip: [[encoding.bits, packets.rows_per_packet]]\n",
+        "zip[0]: zipped lists differ in length "
+        "(encoding.bits has 2, packets.rows_per_packet has 1)",
+    ),
     (GOOD + "zip: [[encoding.bits, trials]]\n", "zip[0]: 'trials' is not a grid key"),
     (GOOD + "zip: [encoding.bits]\n", "zip[0]: expected a list of at least two grid keys"),
-    (GOOD.replace("{kind: iid, loss_rates: [0.1]}",
-                  "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2], zip: true}"),
-     "channels[0].zip: loss_rates has 2 values and burst_lengths 1"),
-    (GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: iid, loss_rates: [0.1], zip: true}"),
-     "channels[0].zip: kind 'iid' has only loss_rates, nothing to zip"),
-    (GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: [2, 5], rho: [0.1], zip: true}]"),
-     "methods[0].zip: zipped lists differ in length (max_iters has 2, rho has 1)"),
-    (GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: [2, -1]}]"), "methods[0] (methods.halrtc: max_iters must be an integer >= 1, got -1)"),
-    (GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: []}]"),
-     "methods[0].max_iters: must not be an empty list"),
+    (
+        GOOD.replace(
+            "{kind: iid, loss_rates: [0.1]}",
+            "{kind: gilbert-elliott, loss_rates: [0.1, 0.2], burst_lengths: [2], zip: true}",
+        ),
+        "channels[0].zip: zipped lists differ in length (loss_rates has 2, burst_lengths has 1)",
+    ),
+    (
+        GOOD.replace("{kind: iid, loss_rates: [0.1]}", "{kind: iid, loss_rates: [0.1], zip: true}"),
+        "channels[0].zip: fewer than two parameters are lists, nothing to zip",
+    ),
+    (
+        GOOD.replace(
+            "methods: [zeros]",
+            "methods: [{name: halrtc, max_iters: [2, 5], rho: [0.1], zip: true}]",
+        ),
+        "methods[0].zip: zipped lists differ in length (max_iters has 2, rho has 1)",
+    ),
+    (
+        GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: [2, -1]}]"),
+        "methods[0].max_iters[1]: -1 is out of range (must be >= 1)",
+    ),
+    (
+        GOOD.replace("methods: [zeros]", "methods: [{name: halrtc, max_iters: []}]"),
+        "methods[0].max_iters: must not be an empty list",
+    ),
 ]
 
 
@@ -203,8 +379,8 @@ def test_dry_run_lists_every_config(tmp_path, capsys):
     scn = write(tmp_path, GOOD + "model: {split: [add_1, relu_2]}\nencoding: {bits: [4, 8]}\n")
     assert main(["run", str(scn), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "4 packetization configs:" in text
-    assert "split relu_2 (64x14x14), 4-bit, 4 rows/packet, row-major" in text
+    assert "4 configs:" in text
+    assert "split relu_2 (64x14x14), raw (bits 4), 4 rows/packet, row-major" in text
     assert "4 configs x 1 settings x 1 trials = 4 work units" in text
 
 

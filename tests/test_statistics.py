@@ -1,11 +1,20 @@
 """Summary statistics against hand-computed values; the compare command."""
+
 import math
 
 import pytest
 
 from dfsim.cli import main
-from dfsim.results import mean_ci95
+from dfsim.results import ResultsSchema, mean_ci95, write_results_csv
 from dfsim.statistics import markdown_table, paired_t_pvalue, summarize
+from dfsim.tasks.classification import Classification
+
+SCHEMA = ResultsSchema(Classification(), ("split", "order"))
+
+
+def full_row(r: dict) -> dict:
+    """A row with every column of the schema (0 where the test does not care)."""
+    return {k: r.get(k, 0) for k in SCHEMA.columns} | {"split": "add_1", "order": "row-major"}
 
 
 def test_mean_sd_and_95_interval_by_hand():
@@ -29,20 +38,42 @@ def test_paired_t_test_by_hand():
 
 
 def rows_for(method, top1s, loss=0.1):
-    return [{"method": method, "channel": "iid", "loss_rate": loss, "burst_length": 1 / (1 - loss), "trial": t,
-             "top1": v, "agreement": v, "realised_loss_rate": loss, "completion_ms_per_tensor": 1.0,
-             "mse_lost": 0.5, "completion_iters": 0.0, "latency_p95_ms": 30.0} for t, v in enumerate(top1s)]
+    return [
+        {
+            "method": method,
+            "channel": "iid",
+            "loss_rate": loss,
+            "burst_length": 1 / (1 - loss),
+            "trial": t,
+            "top1": v,
+            "agreement": v,
+            "realised_loss_rate": loss,
+            "completion_ms_per_tensor": 1.0,
+            "mse_lost": 0.5,
+            "completion_iters": 0.0,
+            "latency_p95_ms": 30.0,
+        }
+        for t, v in enumerate(top1s)
+    ]
 
 
 def test_summary_rows_and_paired_comparison():
-    rows = rows_for("zeros", [0.5, 0.6, 0.55]) + rows_for("altec", [0.8, 0.82, 0.79]) + rows_for("zeros", [0.9, 0.9, 0.9], loss=0.0)
-    s = summarize(rows, "zeros")
-    assert [(r["method"], r["loss_rate"]) for r in s] == [("zeros", 0.1), ("altec", 0.1), ("zeros", 0.0)]
+    rows = (
+        rows_for("zeros", [0.5, 0.6, 0.55])
+        + rows_for("altec", [0.8, 0.82, 0.79])
+        + rows_for("zeros", [0.9, 0.9, 0.9], loss=0.0)
+    )
+    s = summarize([full_row(r) for r in rows], SCHEMA, "zeros")
+    assert [(r["method"], r["loss_rate"]) for r in s] == [
+        ("zeros", 0.1),
+        ("altec", 0.1),
+        ("zeros", 0.0),
+    ]
     altec = s[1]
     assert altec["trials"] == 3 and altec["top1_mean"] == pytest.approx(0.80333333)
     assert altec["top1_diff_vs_reference"] == pytest.approx(0.80333333 - 0.55)
     assert altec["p_vs_reference"] < 0.05 and math.isnan(s[0]["p_vs_reference"])
-    table = markdown_table(s)
+    table = markdown_table(s, SCHEMA, "top1")
     line = next(x for x in table.splitlines() if x.startswith("| iid | 0.1 "))
     assert "**80.3 ± " in line and "*" in line.split("|")[-2]
 
@@ -50,12 +81,8 @@ def test_summary_rows_and_paired_comparison():
 def test_compare_prints_table_and_rejects_missing_dirs(tmp_path, capsys):
     d = tmp_path / "r"
     d.mkdir()
-    from dfsim.results import write_results_csv, COLUMNS
-
-    rows = []
-    for r in rows_for("zeros", [0.5, 0.6]) + rows_for("linear", [0.7, 0.72]):
-        rows.append({k: r.get(k, 0) for k in COLUMNS} | {"split": "add_1", "order": "row-major"})
-    write_results_csv(rows, d / "results.csv")
+    rows = [full_row(r) for r in rows_for("zeros", [0.5, 0.6]) + rows_for("linear", [0.7, 0.72])]
+    write_results_csv(rows, SCHEMA, d / "results.csv")
     assert main(["compare", str(d)]) == 0
     out = capsys.readouterr().out
     assert "`linear`" in out and "**71.0 ± " in out
@@ -64,21 +91,19 @@ def test_compare_prints_table_and_rejects_missing_dirs(tmp_path, capsys):
 
 
 def test_plot_writes_png_and_svg_with_one_series_per_method_and_channel(tmp_path, capsys):
-    from dfsim.results import COLUMNS, write_results_csv
-
     d = tmp_path / "r"
     rows = []
     for loss in (0.1, 0.3):
         for r in rows_for("zeros", [0.5, 0.6], loss) + rows_for("altec", [0.8, 0.82], loss):
-            rows.append({k: r.get(k, 0) for k in COLUMNS} | {"split": "add_1", "order": "row-major"})
-    write_results_csv(rows, d / "results.csv")
+            rows.append(full_row(r))
+    write_results_csv(rows, SCHEMA, d / "results.csv")
     assert main(["plot", str(d), "--y", "agreement"]) == 0
     for name in ("agreement_vs_loss_rate", "completion_time"):
         assert (d / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     svg = (d / "agreement_vs_loss_rate.svg").read_text()
     # one legend entry per (method, channel): i.i.d. is one line although its burst varies with loss
     assert svg.count("zeros — i.i.d.") == 1 and svg.count("altec — i.i.d.") == 1
-    assert "top-1 agreement with loss-free model (%)" in svg and "packet loss rate (%)" in svg
+    assert "top-1 agreement with the loss-free model (%)" in svg and "packet loss rate (%)" in svg
     assert main(["plot", str(d), "--by", "colour"]) == 2
     assert "--by: unknown field 'colour'" in capsys.readouterr().err
     assert main(["plot", str(d), "--panels", "colour"]) == 2
@@ -94,12 +119,22 @@ def test_panels_split_a_burst_sweep_by_loss_rate_with_iid_as_markers(tmp_path):
     for loss in (0.1, 0.3):
         for burst in (2.0, 4.0):
             for method, top1 in (("zeros", 0.5), ("altec", 0.8)):
-                rows += [{**r, "channel": "gilbert-elliott", "burst_length": burst}
-                         for r in rows_for(method, [top1, top1 + 0.01, top1 - 0.01], loss)]
-        rows += rows_for("zeros", [0.6, 0.61, 0.59], loss) + rows_for("altec", [0.85, 0.86, 0.84], loss)
+                rows += [
+                    {**r, "channel": "gilbert-elliott", "burst_length": burst}
+                    for r in rows_for(method, [top1, top1 + 0.01, top1 - 0.01], loss)
+                ]
+        rows += rows_for("zeros", [0.6, 0.61, 0.59], loss) + rows_for(
+            "altec", [0.85, 0.86, 0.84], loss
+        )
     svg = tmp_path / "p.svg"
-    plots.metric_plot(rows, [svg], "burst_length", "top1", ("channel",), panel="loss_rate")
+    rows = [
+        full_row(r) | {"channel": r["channel"], "burst_length": r["burst_length"]} for r in rows
+    ]
+    plots.metric_plot(rows, SCHEMA, [svg], "burst_length", "top1", ("channel",), panel="loss_rate")
     text = svg.read_text()
     assert "loss 10 %" in text and "loss 30 %" in text  # one panel title per loss rate
-    assert "zeros — Gilbert-Elliott" in text and "i.i.d. loss (mean burst 1/(1-P)), same colours" in text
+    assert (
+        "zeros — Gilbert-Elliott" in text
+        and "i.i.d. loss (mean burst 1/(1-P)), same colours" in text
+    )
     assert text.count("zeros — Gilbert-Elliott") == 1  # one legend for all panels

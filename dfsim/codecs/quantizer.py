@@ -1,4 +1,4 @@
-"""Feature encoding: the n-bit uniform min/max quantizer (Choi & Bajić, seed 001 eqs. 2-3).
+"""The n-bit uniform min/max quantizer (Choi & Bajić's eqs. 2-3), the first step of a codec.
 
 ``q = round((V - min) / (max - min) * (2^n - 1))`` and
 ``V^ = q * (max - min) / (2^n - 1) + min``. min and max are computed *per tensor*
@@ -6,6 +6,7 @@
 floats per tensor, counted in the bits sent (:data:`SIDE_INFO_BITS`). A constant
 tensor (max == min) quantizes to all-zero codes and dequantizes to the constant.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,10 +25,6 @@ class Quantized:
     vmin: np.ndarray  # N, float32
     vmax: np.ndarray  # N, float32
     bits: int
-
-    def payload_bits(self) -> int:
-        """Bits of one tensor: its codes plus the min/max side information."""
-        return int(np.prod(self.codes.shape[1:])) * self.bits + SIDE_INFO_BITS
 
 
 def _check_bits(bits: int) -> None:

@@ -18,13 +18,18 @@ weights ``w``, the refit is ``w_S - A_SL A_LL^-1 w_L`` (L = the lost predictors)
 small k x k solve per lost packet (numba). So a lost predictor is never used and the
 remaining ones are re-weighted optimally.
 """
+
 from __future__ import annotations
+
+from typing import Annotated
 
 import numpy as np
 from numba import njit, prange
 
 from dfsim.completion.base import CompletionMethod, register_method
 from dfsim.completion.packet_grid import band_losses
+from dfsim.packets import PacketLayout
+from dfsim.registry import Range
 
 
 def _shifted(features: np.ndarray, rows: int, direction: int) -> np.ndarray:
@@ -39,7 +44,9 @@ def _shifted(features: np.ndarray, rows: int, direction: int) -> np.ndarray:
     return features[..., np.minimum(idx + rows, h - 1), :]
 
 
-def fit_altec(features: np.ndarray, rows_per_packet: int, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+def fit_altec(
+    features: np.ndarray, rows_per_packet: int, ridge: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Learn per-(channel, band) weights from training features N x C x H x W.
 
     Returns ``(ainv, wfull)``: C x P x D x D regularised inverse Gram matrices and
@@ -50,16 +57,24 @@ def fit_altec(features: np.ndarray, rows_per_packet: int, ridge: float) -> tuple
     R = rows_per_packet
     bands = -(-h // R)
     above, below = _shifted(x, R, -1), _shifted(x, R, +1).copy()
-    below[..., (bands - 1) * R :, :] = 0.0  # the last band has no packet below (it is never a predictor)
+    below[..., (bands - 1) * R :, :] = (
+        0.0  # the last band has no packet below (it is never a predictor)
+    )
     d = c + 2
     ainv = np.zeros((c, bands, d, d))
     wfull = np.zeros((c, bands, d))
     for p in range(bands):
         rows = slice(p * R, min((p + 1) * R, h))
         # C x samples matrices for this band: co-located channels, above and below
-        z = np.ascontiguousarray(x[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(np.float64)
-        a = np.ascontiguousarray(above[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(np.float64)
-        b = np.ascontiguousarray(below[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(np.float64)
+        z = np.ascontiguousarray(x[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(
+            np.float64
+        )
+        a = np.ascontiguousarray(above[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(
+            np.float64
+        )
+        b = np.ascontiguousarray(below[:, :, rows].transpose(1, 0, 2, 3).reshape(c, -1)).astype(
+            np.float64
+        )
         m = z.shape[1]
         zz, za, zb = z @ z.T, z @ a.T, z @ b.T
         aa, bb, ab = (a * a).sum(1), (b * b).sum(1), (a * b).sum(1)
@@ -119,7 +134,8 @@ def _altec_fill(x, lostp, ainv, wfull, R, out):
     """Fill every lost band of one tensor x (C x H x W) into out (in place).
 
     Channels run in parallel (numba prange): each writes only its own rows of ``out`` and
-    reads only ``x``, so the result does not depend on the thread count."""
+    reads only ``x``, so the result does not depend on the thread count. One kernel on
+    purpose: split into functions, numba would not vectorise the inner loops as well."""
     C, H, W = x.shape
     P = lostp.shape[1]
     D = C + 2
@@ -135,7 +151,8 @@ def _altec_fill(x, lostp, ainv, wfull, R, out):
         for p in range(P):
             if not lostp[c, p]:
                 continue
-            # predictor j < C-1: channel (j if j < c else j + 1); C-1: above; C: below; C+1: constant
+            # predictor j < C-1: channel (j if j < c else j + 1); C-1: above; C: below;
+            # C+1: constant
             k = 0
             for j in range(C - 1):
                 cc = j if j < c else j + 1
@@ -195,64 +212,80 @@ def _altec_fill(x, lostp, ainv, wfull, R, out):
 
 @register_method("altec")
 class ALTeC(CompletionMethod):
-    """Adaptive linear tensor completion (trained; see module docstring)."""
+    """Adaptive linear tensor completion (trained; see module docstring). Its weights are
+    per packet position, so it is fitted for one packet layout and completes only tensors
+    packetized the same way."""
 
     needs_fit = True
-    layout_params = ("rows_per_packet",)
 
-    def __init__(self, rows_per_packet: int | None = None, ridge: float = 1e-3, fit_images: int = 2000):
-        if rows_per_packet is not None and (not isinstance(rows_per_packet, int) or rows_per_packet < 1):
-            raise ValueError(f"rows_per_packet must be a positive integer, got {rows_per_packet!r}")
-        if not (isinstance(ridge, (int, float)) and ridge > 0):
-            raise ValueError(f"ridge must be a number > 0, got {ridge!r}")
-        if not (isinstance(fit_images, int) and fit_images >= 10):
-            raise ValueError(f"fit_images must be an integer >= 10, got {fit_images!r}")
-        self.rows_per_packet = rows_per_packet
+    def __init__(
+        self,
+        ridge: Annotated[float, Range(0, lo_open=True)] = 1e-3,
+        fit_images: Annotated[int, Range(10)] = 2000,
+    ):
         self.ridge = float(ridge)
         self.fit_images = fit_images
+        self.rows_per_packet: int | None = None
         self.ainv = self.wfull = None
         self.shape = None
 
-    def fit(self, features: np.ndarray) -> "ALTeC":
+    def fit(self, features: np.ndarray, layout: PacketLayout) -> ALTeC:
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 4:
-            raise ValueError(f"fit expects training features N x C x H x W, got shape {features.shape}")
-        if self.rows_per_packet is None:
-            raise ValueError("rows_per_packet must be set before fitting")
-        self.ainv, self.wfull = fit_altec(features[: self.fit_images], self.rows_per_packet, self.ridge)
+            raise ValueError(
+                f"fit expects training features N x C x H x W, got shape {features.shape}"
+            )
+        self.rows_per_packet = layout.rows_per_packet
+        self.ainv, self.wfull = fit_altec(
+            features[: self.fit_images], self.rows_per_packet, self.ridge
+        )
         self.shape = features.shape[1:]
         return self
 
     def fitted_state(self) -> dict[str, np.ndarray]:
-        return {"ainv": self.ainv, "wfull": self.wfull, "shape": np.asarray(self.shape)}
+        return {
+            "ainv": self.ainv,
+            "wfull": self.wfull,
+            "shape": np.asarray(self.shape),
+            "rows_per_packet": np.asarray(self.rows_per_packet),
+        }
 
-    def load_fitted_state(self, state: dict[str, np.ndarray]) -> "ALTeC":
-        self.ainv, self.wfull, self.shape = state["ainv"], state["wfull"], tuple(int(v) for v in state["shape"])
+    def load_fitted_state(self, state: dict[str, np.ndarray]) -> ALTeC:
+        self.ainv, self.wfull = state["ainv"], state["wfull"]
+        self.shape = tuple(int(v) for v in state["shape"])
+        self.rows_per_packet = int(state["rows_per_packet"])
         return self
 
-    def _check(self, shape):
+    def _check(self, shape, layout) -> int:
         if self.ainv is None:
-            raise RuntimeError("altec is not fitted: call fit(training_features) first")
+            raise RuntimeError("altec is not fitted: call fit(training_features, layout) first")
         if tuple(shape) != tuple(self.shape):
-            raise ValueError(f"altec was fitted on tensors of shape {self.shape}, got {tuple(shape)}")
+            raise ValueError(
+                f"altec was fitted on tensors of shape {self.shape}, got {tuple(shape)}"
+            )
+        if layout is not None and layout.rows_per_packet != self.rows_per_packet:
+            raise ValueError(
+                f"altec was fitted for {self.rows_per_packet}-row packets, "
+                f"got a layout of {layout.rows_per_packet}"
+            )
+        return self.rows_per_packet
 
-    def _fill(self, tensor, lost):
-        self._check(tensor.shape)
+    def _fill(self, tensor, lost, layout):
+        rows = self._check(tensor.shape, layout)
         out = tensor.copy()
-        _altec_fill(tensor, band_losses(lost, self.rows_per_packet), self.ainv, self.wfull,
-                    self.rows_per_packet, out)
+        _altec_fill(tensor, band_losses(lost, rows), self.ainv, self.wfull, rows, out)
         return out
 
-    def complete_batch(self, tensors, lost):
+    def complete_batch(self, tensors, lost, layout=None):
         tensors = np.asarray(tensors, dtype=np.float32)
         lost = np.asarray(lost, bool)
         if len(tensors) == 0:
             return tensors.copy()
-        self._check(tensors.shape[1:])
-        lostp = band_losses(lost, self.rows_per_packet)
+        rows = self._check(tensors.shape[1:], layout)
+        lostp = band_losses(lost, rows)
         out = tensors.copy()
         for i in range(len(tensors)):
             if lostp[i].any():
-                _altec_fill(tensors[i], lostp[i], self.ainv, self.wfull, self.rows_per_packet, out[i])
+                _altec_fill(tensors[i], lostp[i], self.ainv, self.wfull, rows, out[i])
         np.copyto(out, tensors, where=~lost)
         return out

@@ -1,93 +1,73 @@
-"""The completion interface and its registry."""
+"""The completion interface (:class:`dfsim.stages.CompletionMethod`) and its base class."""
+
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
-from dfsim.errors import UserError
+from dfsim.registry import build, declared_params, names, register
+from dfsim.stages import Metric
 
-_REGISTRY: dict[str, type["CompletionMethod"]] = {}
+# Completion's results columns (see dfsim.results).
+METRICS = (
+    Metric(
+        "completion_ms_per_tensor",
+        "completion time per tensor",
+        "ms",
+        False,
+        timing=True,
+        core=True,
+        alias="completion_ms",
+    ),
+    Metric("completion_iters", "completion iterations per tensor", ""),
+    Metric("mse_lost", "MSE on lost entries", "", False),
+)
 
 
 def register_method(name: str):
     """Class decorator: make a completion method available to scenarios under ``name``."""
-
-    def deco(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"completion method {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+    return register("completion", name)
 
 
 def available_methods() -> list[str]:
-    return sorted(_REGISTRY)
+    """Registered completion methods, in registration order."""
+    return names("completion")
 
 
-def method_class(name: str) -> type["CompletionMethod"]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserError(
-            f"methods: unknown completion method {name!r} (available: {', '.join(available_methods())})"
-        ) from None
-
-
-def method_parameters(name: str) -> dict[str, Any]:
-    """Keyword parameters (and defaults) a method accepts."""
-    sig = inspect.signature(method_class(name).__init__)
-    return {
-        p.name: p.default
-        for p in sig.parameters.values()
-        if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    }
-
-
-def make(name: str, **params) -> "CompletionMethod":
-    """Build the method registered as ``name`` with its parameters."""
-    cls = method_class(name)
-    allowed = method_parameters(name)
-    for key in params:
-        if key not in allowed:
-            raise UserError(
-                f"methods.{name}.{key}: unknown parameter (accepted: {', '.join(allowed) or 'none'})"
-            )
-    try:
-        return cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"methods.{name}: {exc}") from None
+def make(name: str, **params) -> CompletionMethod:
+    """Build the method registered as ``name``, its parameters checked against its
+    declaration (a mistake is a one-line :class:`~dfsim.errors.UserError`)."""
+    return build("completion", name, "methods", **params)
 
 
 class CompletionMethod:
     """Base class. Subclasses implement :meth:`_fill` (one tensor) or override
-    :meth:`complete_batch` for batched execution.
+    :meth:`complete_batch` for batched execution. ``layout`` (a
+    :class:`~dfsim.packets.PacketLayout`) tells packet-aware methods where the packet
+    boundaries are; methods that work on entries ignore it.
 
-    ``fit(features)`` is a no-op for methods that need no training.
+    ``fit(features, layout)`` is a no-op for methods that need no training.
     """
 
     name = "base"
     needs_fit = False
-    # Parameters taken from the scenario's packetization, never set by users in scenarios.
-    layout_params: tuple[str, ...] = ()
+    iterations: list[int] | None = None  # iterative methods: iterations used per tensor
 
-    def fit(self, features: np.ndarray) -> "CompletionMethod":
+    def fit(self, features: np.ndarray, layout=None) -> CompletionMethod:
         return self
 
     def fitted_state(self) -> dict[str, np.ndarray]:
         """Arrays that a fit produced (to cache); empty for methods without training."""
         return {}
 
-    def load_fitted_state(self, state: dict[str, np.ndarray]) -> "CompletionMethod":
+    def load_fitted_state(self, state: dict[str, np.ndarray]) -> CompletionMethod:
         return self
 
     def params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in method_parameters(self.name)}
+        return {k: getattr(self, k) for k in declared_params(type(self))}
 
-    def complete(self, tensor: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    def complete(self, tensor: np.ndarray, lost: np.ndarray, layout=None) -> np.ndarray:
         """Return a copy of ``tensor`` (C x H x W) with the ``lost`` entries filled."""
         tensor = np.asarray(tensor, dtype=np.float32)
         lost = np.asarray(lost, dtype=bool)
@@ -95,18 +75,25 @@ class CompletionMethod:
             raise ValueError(f"tensor shape {tensor.shape} != mask shape {lost.shape}")
         out = tensor.copy()
         if lost.any():
-            filled = self._fill(out, lost)
+            filled = self._fill(out, lost, layout)
             np.copyto(out, filled.astype(np.float32, copy=False), where=lost)
         return out
 
-    def complete_batch(self, tensors: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    def complete_batch(self, tensors: np.ndarray, lost: np.ndarray, layout=None) -> np.ndarray:
         """Complete a batch N x C x H x W; same result as one tensor at a time."""
-        return np.stack([self.complete(t, m) for t, m in zip(tensors, lost)]) if len(tensors) else tensors.copy()
+        if not len(tensors):
+            return np.array(tensors, dtype=np.float32, copy=True)
+        return np.stack([self.complete(t, m, layout) for t, m in zip(tensors, lost, strict=True)])
 
-    def _fill(self, tensor: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    def _fill(self, tensor: np.ndarray, lost: np.ndarray, layout) -> np.ndarray:
         """Return an array whose values at ``lost`` are the estimates (others ignored)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+def rows_per_packet(layout, default: int = 1) -> int:
+    """The packet height a packet-aware method works with (``default`` without a layout)."""
+    return default if layout is None else layout.rows_per_packet

@@ -19,12 +19,13 @@ undefined); with no usable candidate, or no received neighbour at all, the packe
 back to linear interpolation between the nearest received rows (``linear``), which
 gives 0 for a channel lost entirely.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from dfsim.completion.base import CompletionMethod, register_method
+from dfsim.completion.base import CompletionMethod, register_method, rows_per_packet
 from dfsim.completion.interpolation import interpolate_rows
 from dfsim.completion.packet_grid import band_losses
 
@@ -107,35 +108,31 @@ def _caltec_fill(x, lostp, R, out, unfilled):
 
 @register_method("caltec")
 class CALTeC(CompletionMethod):
-    """Content-adaptive linear tensor completion (no training; see module docstring)."""
+    """Content-adaptive linear tensor completion (no training; see module docstring). The
+    packet height comes from the layout (one row per packet without one)."""
 
-    layout_params = ("rows_per_packet",)
-
-    def __init__(self, rows_per_packet: int | None = None):
-        if rows_per_packet is not None and (not isinstance(rows_per_packet, int) or rows_per_packet < 1):
-            raise ValueError(f"rows_per_packet must be a positive integer, got {rows_per_packet!r}")
-        self.rows_per_packet = rows_per_packet
-
-    def _one(self, tensor, lost, lostp):
+    def _one(self, tensor, lost, lostp, rows):
         out = tensor.copy()
         unfilled = np.zeros(lostp.shape, np.bool_)
-        _caltec_fill(tensor, lostp, self.rows_per_packet or 1, out, unfilled)
+        _caltec_fill(tensor, lostp, rows, out, unfilled)
         if unfilled.any():
             fallback = interpolate_rows(tensor, lost)
-            rows = np.repeat(unfilled, self.rows_per_packet or 1, axis=1)[:, : tensor.shape[1]]
-            out[rows] = fallback[rows]
+            band_rows = np.repeat(unfilled, rows, axis=1)[:, : tensor.shape[1]]
+            out[band_rows] = fallback[band_rows]
         return out
 
-    def _fill(self, tensor, lost):
-        return self._one(tensor, lost, band_losses(lost, self.rows_per_packet or 1))
+    def _fill(self, tensor, lost, layout):
+        rows = rows_per_packet(layout)
+        return self._one(tensor, lost, band_losses(lost, rows), rows)
 
-    def complete_batch(self, tensors, lost):
+    def complete_batch(self, tensors, lost, layout=None):
         tensors = np.asarray(tensors, dtype=np.float32)
         lost = np.asarray(lost, bool)
         out = tensors.copy()
-        lostp = band_losses(lost, self.rows_per_packet or 1)
+        rows = rows_per_packet(layout)
+        lostp = band_losses(lost, rows)
         for i in range(len(tensors)):
             if lostp[i].any():
-                out[i] = self._one(tensors[i], lost[i], lostp[i])
+                out[i] = self._one(tensors[i], lost[i], lostp[i], rows)
         np.copyto(out, tensors, where=~lost)
         return out

@@ -15,12 +15,16 @@ each crop is mapped linearly to 16-bit integers and back. The received values' r
 for estimates outside the received range (no real value is ever clipped) and keeps a
 resolution of (hi - lo) / 32767.
 """
+
 from __future__ import annotations
+
+from typing import Annotated
 
 import cv2
 import numpy as np
 
 from dfsim.completion.base import CompletionMethod, register_method
+from dfsim.registry import Range
 
 _LO, _HI = 16384, 49151  # where the received range [lo, hi] is mapped in 16 bits
 
@@ -28,12 +32,10 @@ _LO, _HI = 16384, 49151  # where the received range [lo, hi] is mapped in 16 bit
 class _Inpainting(CompletionMethod):
     flag = None
 
-    def __init__(self, radius: float = 5):
-        if not (isinstance(radius, (int, float)) and radius > 0):
-            raise ValueError(f"radius must be a number > 0, got {radius!r}")
+    def __init__(self, radius: Annotated[float, Range(0, lo_open=True)] = 5):
         self.radius = radius
 
-    def _fill(self, tensor, lost):
+    def _fill(self, tensor, lost, layout):
         out = tensor.copy()
         h = tensor.shape[1]
         pad = int(np.ceil(self.radius)) + 1

@@ -1,4 +1,5 @@
 """``linear``: linear interpolation between the nearest received rows (the first DFTS baseline)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,9 +57,9 @@ def interpolate_rows(x: np.ndarray, lost: np.ndarray) -> np.ndarray:
 class LinearInterpolation(CompletionMethod):
     """Linear interpolation between the nearest received rows above and below; edges replicate."""
 
-    def _fill(self, tensor, lost):
+    def _fill(self, tensor, lost, layout):
         return interpolate_rows(tensor, lost)
 
-    def complete_batch(self, tensors, lost):
+    def complete_batch(self, tensors, lost, layout=None):
         tensors = np.asarray(tensors, dtype=np.float32)
         return interpolate_rows(tensors, np.asarray(lost, bool)) if len(tensors) else tensors.copy()

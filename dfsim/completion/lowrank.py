@@ -25,14 +25,17 @@ Thresholds are scale-dependent, so each tensor is divided by the RMS of its rece
 entries before completion and multiplied back afterwards: the defaults then suit
 features of any magnitude.
 """
+
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import numpy as np
 import tensorly as tl
 
 from dfsim.completion.base import CompletionMethod, register_method
+from dfsim.registry import Range
 
 
 def svt(mat: np.ndarray, tau: float) -> np.ndarray:
@@ -55,56 +58,72 @@ def _weights(alpha, n_modes: int) -> np.ndarray:
     return a / a.sum()
 
 
+Iterations = Annotated[int, Range(1)]
+Tolerance = Annotated[float, Range(0)]
+ModeWeights = Annotated[tuple[float, float, float], Range(0)] | None
+Budget = Annotated[float, Range(0, lo_open=True)] | None
+Positive = Annotated[float, Range(0, lo_open=True)]
+
+
 class _LowRankCompletion(CompletionMethod):
     def __init__(self, max_iters: int, tol: float, alpha, time_budget_ms):
-        if not (isinstance(max_iters, int) and max_iters >= 1):
-            raise ValueError(f"max_iters must be an integer >= 1, got {max_iters!r}")
-        if not (isinstance(tol, (int, float)) and tol >= 0):
-            raise ValueError(f"tol must be a number >= 0, got {tol!r}")
         if alpha is not None:
             a = np.asarray(alpha, dtype=float)
             if a.shape != (3,) or np.any(a < 0) or a.sum() <= 0:
-                raise ValueError(f"alpha must be 3 non-negative weights (one per mode), got {alpha!r}")
+                raise ValueError(
+                    f"alpha must be 3 non-negative weights (one per mode), got {alpha!r}"
+                )
             alpha = [float(v) for v in a]
-        if time_budget_ms is not None and not (isinstance(time_budget_ms, (int, float)) and time_budget_ms > 0):
-            raise ValueError(f"time_budget_ms must be a number > 0 or null, got {time_budget_ms!r}")
-        self.max_iters, self.tol, self.alpha, self.time_budget_ms = max_iters, float(tol), alpha, time_budget_ms
+        self.max_iters, self.tol, self.alpha = max_iters, float(tol), alpha
+        self.time_budget_ms = time_budget_ms
         self.iterations: list[int] = []
 
-    def _fill(self, tensor, lost):
+    def _fill(self, tensor, lost, layout):
         received = ~lost
-        rms = float(np.sqrt(np.mean(np.square(tensor[received], dtype=np.float64)))) if received.any() else 0.0
+        rms = (
+            float(np.sqrt(np.mean(np.square(tensor[received], dtype=np.float64))))
+            if received.any()
+            else 0.0
+        )
         scale = rms if rms > 0 else 1.0
         t = np.where(received, tensor, 0.0).astype(np.float32) / np.float32(scale)
-        deadline = None if self.time_budget_ms is None else time.perf_counter() + self.time_budget_ms / 1e3
+        deadline = (
+            None if self.time_budget_ms is None else time.perf_counter() + self.time_budget_ms / 1e3
+        )
         x, iters = self._iterate(t, received, _weights(self.alpha, t.ndim), deadline)
         self.iterations.append(iters)
         return x * np.float32(scale)
 
-    def complete_batch(self, tensors, lost):
+    def complete_batch(self, tensors, lost, layout=None):
         self.iterations = []
-        return super().complete_batch(tensors, lost)
+        return super().complete_batch(tensors, lost, layout)
 
-    def complete(self, tensor, lost):
+    def complete(self, tensor, lost, layout=None):
         if not np.asarray(lost).any():
             self.iterations.append(0)
-        return super().complete(tensor, lost)
+        return super().complete(tensor, lost, layout)
 
     def _converged(self, x, prev, k, deadline, extra: float = 0.0) -> bool:
         denom = float(np.linalg.norm(prev))
         change = float(np.linalg.norm(x - prev)) / denom if denom > 0 else float(np.linalg.norm(x))
-        return max(change, extra) < self.tol or (deadline is not None and time.perf_counter() >= deadline)
+        return max(change, extra) < self.tol or (
+            deadline is not None and time.perf_counter() >= deadline
+        )
 
 
 @register_method("silrtc")
 class SiLRTC(_LowRankCompletion):
     """Simple low-rank tensor completion (block coordinate descent)."""
 
-    def __init__(self, max_iters: int = 50, tol: float = 1e-4, alpha=None, beta: float = 0.05,
-                 time_budget_ms: float | None = None):
+    def __init__(
+        self,
+        max_iters: Iterations = 50,
+        tol: Tolerance = 1e-4,
+        alpha: ModeWeights = None,
+        beta: Positive = 0.05,
+        time_budget_ms: Budget = None,
+    ):
         super().__init__(max_iters, tol, alpha, time_budget_ms)
-        if not (isinstance(beta, (int, float)) and beta > 0):
-            raise ValueError(f"beta must be a number > 0, got {beta!r}")
         self.beta = float(beta)
 
     def _iterate(self, t, received, alpha, deadline):
@@ -126,14 +145,18 @@ class SiLRTC(_LowRankCompletion):
 class HaLRTC(_LowRankCompletion):
     """High-accuracy low-rank tensor completion (ADMM)."""
 
-    def __init__(self, max_iters: int = 50, tol: float = 1e-4, alpha=None, rho: float = 0.01,
-                 rho_growth: float = 1.1, rho_max: float = 1e4, time_budget_ms: float | None = None):
+    def __init__(
+        self,
+        max_iters: Iterations = 50,
+        tol: Tolerance = 1e-4,
+        alpha: ModeWeights = None,
+        rho: Positive = 0.01,
+        rho_growth: Annotated[float, Range(1)] = 1.1,
+        rho_max: Positive = 1e4,
+        time_budget_ms: Budget = None,
+    ):
         super().__init__(max_iters, tol, alpha, time_budget_ms)
-        if not (isinstance(rho, (int, float)) and rho > 0):
-            raise ValueError(f"rho must be a number > 0, got {rho!r}")
-        if not (isinstance(rho_growth, (int, float)) and rho_growth >= 1):
-            raise ValueError(f"rho_growth must be a number >= 1, got {rho_growth!r}")
-        if not (isinstance(rho_max, (int, float)) and rho_max >= rho):
+        if rho_max < rho:
             raise ValueError(f"rho_max must be a number >= rho, got {rho_max!r}")
         self.rho, self.rho_growth, self.rho_max = float(rho), float(rho_growth), float(rho_max)
 
@@ -144,8 +167,11 @@ class HaLRTC(_LowRankCompletion):
         rho = self.rho
         for k in range(1, self.max_iters + 1):
             prev = x
-            ms = [tl.fold(svt(tl.unfold(x + ys[i] / rho, i), alpha[i] / rho), i, x.shape) for i in range(n)]
-            x = sum(m - y / rho for m, y in zip(ms, ys)) / n
+            ms = [
+                tl.fold(svt(tl.unfold(x + ys[i] / rho, i), alpha[i] / rho), i, x.shape)
+                for i in range(n)
+            ]
+            x = sum(m - y / rho for m, y in zip(ms, ys, strict=False)) / n
             x[received] = t[received]
             for i in range(n):
                 ys[i] -= rho * (ms[i] - x)

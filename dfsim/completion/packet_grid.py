@@ -1,4 +1,5 @@
 """Helpers shared by packet-aware methods (ALTeC, CALTeC): row bands and per-packet loss."""
+
 from __future__ import annotations
 
 import numpy as np

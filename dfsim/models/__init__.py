@@ -1,12 +1,24 @@
-"""Split models: a registry of named models that can be cut at named split points.
+"""Split models (:class:`dfsim.stages.SplitModel`): networks cut at named split points.
 
-A :class:`SplitModel` knows its split points (name -> feature shape) and builds the
-edge (front) and cloud (back) sub-models for any of them. Models are registered by
-name with :func:`register_model`, so scenarios name them and code stays free of
-if/elif chains.
+Models are registered by name (``@register("model", NAME)`` on a factory whose keyword
+parameters are the scenario's ``model`` keys), so scenarios name them. Built in:
+``fmnist-resnet`` (:mod:`dfsim.models.fmnist_resnet`, a chain of named stages) and
+``efficientnet-lite0`` (:mod:`dfsim.models.sources`, split by torch.fx); any other
+``nn.Module`` by import path (:func:`dfsim.models.sources.from_import_path`).
 """
-from dfsim.models.registry import SplitModel, available_models, load_model, register_model
-from dfsim.models import fmnist_resnet  # noqa: F401  (registers "fmnist-resnet")
-from dfsim.models import sources  # noqa: F401  (registers "efficientnet-lite0")
 
-__all__ = ["SplitModel", "available_models", "load_model", "register_model"]
+from dfsim.models import fmnist_resnet, sources  # noqa: F401  (register the built-in models)
+from dfsim.registry import build, names
+
+
+def available_models() -> list[str]:
+    """Registered model names."""
+    return names("model")
+
+
+def load_model(name: str, **params):
+    """The registered model ``name`` built with ``params`` (e.g. ``weights``)."""
+    return build("model", name, "model", **params)
+
+
+__all__ = ["available_models", "load_model"]

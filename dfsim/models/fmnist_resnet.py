@@ -16,16 +16,20 @@ For inference every convolution has its batch-norm folded in (:func:`fold_batchn
 so the cloud sub-model is a handful of convolutions: it runs hundreds of thousands
 of times in a sweep. Training (``dfsim train``) uses the unfolded modules.
 """
+
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Annotated
 
+import numpy as np
 import torch
 from torch import nn
 
 from dfsim.errors import UserError
-from dfsim.models.registry import SplitModel, register_model
+from dfsim.models.sequential import SequentialSplitModel
+from dfsim.registry import FILE, register
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "fmnist_resnet.pt"
@@ -77,7 +81,9 @@ class FashionResNet(nn.Module):
         self.head = Head(2 * width, num_classes)
 
     def named_stages(self) -> list[tuple[str, nn.Module]]:
-        return [(n, getattr(self, n)) for n in ("stem", "add_1", "relu_1", "add_2", "relu_2", "head")]
+        return [
+            (n, getattr(self, n)) for n in ("stem", "add_1", "relu_1", "add_2", "relu_2", "head")
+        ]
 
     def forward(self, x):
         for _, m in self.named_stages():
@@ -117,8 +123,13 @@ def weights_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-@register_model("fmnist-resnet")
-def fmnist_resnet(weights: str | Path | None = None) -> SplitModel:
+def normalise(images_u8: np.ndarray) -> torch.Tensor:
+    """uint8 images -> the network's input: ``(x/255 - MEAN) / STD``."""
+    return (torch.from_numpy(images_u8).float() / 255.0 - MEAN) / STD
+
+
+@register("model", "fmnist-resnet")
+def fmnist_resnet(weights: Annotated[str, FILE] | None = None) -> SequentialSplitModel:
     """The default Fashion-MNIST ResNet with its committed weights (or ``weights``)."""
     path = Path(weights) if weights else WEIGHTS_FILE
     if not path.is_file():
@@ -131,21 +142,17 @@ def fmnist_resnet(weights: str | Path | None = None) -> SplitModel:
         state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
-        raise UserError(f"model.weights: cannot load {str(path)!r}: {str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"model.weights: cannot load {str(path)!r}: {str(exc).splitlines()[0]}"
+        ) from None
     net.eval()
     fold_batchnorm(net)
-    return SplitModel(
+    return SequentialSplitModel(
         name="fmnist-resnet",
         stages=net.named_stages(),
         input_shape=(1, 28, 28),
         default_split="add_1",
         num_classes=10,
         weights_id=weights_digest(path),
-        normaliser=_normalise,
+        normaliser=normalise,
     )
-
-
-def _normalise(images):
-    from dfsim.models.training import normalise
-
-    return normalise(images)

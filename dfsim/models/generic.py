@@ -21,6 +21,7 @@ with that module's output replaced by the received tensor. This assumes the spli
 module's output is the only tensor crossing the cut (true for sequential chains); the
 cloud recomputes the edge layers (their result is discarded), so it is slower.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,6 +34,7 @@ import torch.fx as fx
 from torch import nn
 
 from dfsim.errors import UserError
+from dfsim.stages import Crossing
 
 
 class _BlockTracer(fx.Tracer):
@@ -43,7 +45,9 @@ class _BlockTracer(fx.Tracer):
         self.depth = depth
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return super().is_leaf_module(m, qualname) or (qualname.count(".") + 1 >= self.depth and qualname != "")
+        return super().is_leaf_module(m, qualname) or (
+            qualname.count(".") + 1 >= self.depth and qualname != ""
+        )
 
 
 def _point_name(node: fx.Node) -> str:
@@ -60,7 +64,7 @@ class _NotCuttable(Exception):
 
 @dataclass
 class GraphSplitModel:
-    """The :class:`~dfsim.models.SplitModel` interface for any ``nn.Module``."""
+    """The :class:`~dfsim.stages.SplitModel` interface for any ``nn.Module``."""
 
     name: str
     module: nn.Module
@@ -70,8 +74,8 @@ class GraphSplitModel:
     weights_id: str = ""
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
-    feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     traced: bool = True
+    _shapes: dict[str, list[tuple[int, ...]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.module.eval()
@@ -88,7 +92,11 @@ class GraphSplitModel:
             out = self.module(sample)
         self.num_classes = self.num_classes or int(out.shape[-1])
         if self.default_split is None:
-            singles = [p for p in self.split_points if len(self.crossing(p)) == 1 and len(self.feature_shapes[p]) == 3]
+            singles = [
+                p
+                for p in self.split_points
+                if len(self._shapes[p]) == 1 and len(self._shapes[p][0]) == 3
+            ]
             self.default_split = singles[len(singles) // 3] if singles else self.split_points[0]
 
     # ------------------------------------------------------------------ fx
@@ -104,7 +112,9 @@ class GraphSplitModel:
             meta = n.meta.get("tensor_meta")
             if n.op in ("call_module", "call_function", "call_method") and hasattr(meta, "shape"):
                 name = _point_name(n)
-                self._points[name if name not in self._points else n.name] = n  # a module called twice
+                self._points[name if name not in self._points else n.name] = (
+                    n  # a module called twice
+                )
         output = next(n for n in self.gm.graph.nodes if n.op == "output")
         self._output = output
         # the last point is the classifier output: not a split point
@@ -117,7 +127,7 @@ class GraphSplitModel:
             except _NotCuttable:
                 del self._points[p]
                 continue
-            self.feature_shapes[p] = shapes[0] if len(shapes) == 1 else tuple(shapes)
+            self._shapes[p] = shapes
 
     def _crossing_nodes(self, split: str, with_batch: bool = False):
         """Tensors computed up to ``split`` that later nodes use. The batch size
@@ -127,7 +137,9 @@ class GraphSplitModel:
         cut = self._order[self._points[split]]
         out, batch = [], []
         for n in self.nodes[: cut + 1]:
-            if n.op == "get_attr" or not any(self._order.get(u, len(self.nodes)) > cut for u in n.users):
+            if n.op == "get_attr" or not any(
+                self._order.get(u, len(self.nodes)) > cut for u in n.users
+            ):
                 continue
             if "tensor_meta" in n.meta and hasattr(n.meta["tensor_meta"], "shape"):
                 out.append(n)
@@ -143,22 +155,25 @@ class GraphSplitModel:
     def split_points(self) -> list[str]:
         return list(self._points)
 
-    def crossing(self, split: str) -> list[str]:
-        """Names of the tensors that cross the cut after ``split`` (edge outputs, in order)."""
-        self._index(split)
-        if not self.traced:
-            return [split]
-        return [n.name for n in self._crossing_nodes(split)]
+    def crossing(self, split: str) -> list[Crossing]:
+        """The tensors that cross the cut after ``split`` (edge outputs, in order)."""
+        self._check(split)
+        names = [split] if not self.traced else [n.name for n in self._crossing_nodes(split)]
+        return [Crossing(n, s) for n, s in zip(names, self._shapes[split], strict=True)]
 
-    def _index(self, split: str) -> int:
+    def _check(self, split: str) -> None:
         if split not in self._points:
-            shown = ", ".join(self.split_points[:12]) + (", ..." if len(self.split_points) > 12 else "")
-            raise UserError(f"split: unknown split point {split!r} for model {self.name!r} (available: {shown}; "
-                            f"`dfsim models describe {self.name}` lists them all)")
-        return list(self._points).index(split)
+            shown = ", ".join(self.split_points[:12]) + (
+                ", ..." if len(self.split_points) > 12 else ""
+            )
+            raise UserError(
+                f"model.split: unknown split point {split!r} for model {self.name!r} "
+                f"(available: {shown}; `dfsim models describe {self.name}` lists them all)"
+            )
 
-    def front(self, split: str) -> nn.Module:
-        self._index(split)
+    def edge(self, split: str) -> nn.Module:
+        """Images in, the tuple of tensors crossing the cut out."""
+        self._check(split)
         if not self.traced:
             return _HookFront(self.module, self._modules[split])
         cut = self._order[self._points[split]]
@@ -167,12 +182,12 @@ class GraphSplitModel:
         env: dict[fx.Node, fx.Node] = {}
         for n in self.nodes[: cut + 1]:
             env[n] = g.node_copy(n, lambda a: env[a])
-        outs = [env[n] for n in crossing]
-        g.output(outs[0] if len(outs) == 1 else tuple(outs))
+        g.output(tuple(env[n] for n in crossing))
         return fx.GraphModule(self.gm, g).eval()
 
-    def back(self, split: str) -> nn.Module:
-        self._index(split)
+    def cloud(self, split: str) -> nn.Module:
+        """The crossing tensors in (positional), the model's output out."""
+        self._check(split)
         if not self.traced:
             return _HookBack(self.module, self._modules[split], self.input_shape)
         cut = self._order[self._points[split]]
@@ -209,18 +224,20 @@ class GraphSplitModel:
         handles = []
         for qual, m in self.module.named_modules():
             if qual and qual.count(".") < 2:
+
                 def hook(mod, inp, out, qual=qual):
                     if isinstance(out, torch.Tensor):
                         shapes.setdefault(qual, tuple(out.shape[1:]))
+
                 handles.append(m.register_forward_hook(hook))
                 self._modules[qual] = m
         with torch.no_grad():
             self.module(sample)
         for h in handles:
             h.remove()
-        self._points = {q: None for q in shapes}
+        self._points = dict.fromkeys(shapes)
         self._modules = {q: self._modules[q] for q in shapes}
-        self.feature_shapes = shapes
+        self._shapes = {q: [s] for q, s in shapes.items()}
 
     # ------------------------------------------------------------------ describe
     def describe(self, repeats: int = 3) -> list[dict]:
@@ -228,10 +245,16 @@ class GraphSplitModel:
         share = self._edge_time_share(repeats) if self.traced else {}
         rows = []
         for p in self.split_points:
-            shapes = self.feature_shapes[p]
-            shapes = [shapes] if shapes and isinstance(shapes[0], int) else list(shapes)
-            rows.append({"split": p, "tensors": len(shapes), "shapes": shapes,
-                         "values": int(sum(np.prod(s) for s in shapes)), "edge_share": share.get(p)})
+            shapes = self._shapes[p]
+            rows.append(
+                {
+                    "split": p,
+                    "tensors": len(shapes),
+                    "shapes": shapes,
+                    "values": int(sum(np.prod(s) for s in shapes)),
+                    "edge_share": share.get(p),
+                }
+            )
         return rows
 
     def _edge_time_share(self, repeats: int) -> dict[str, float]:
@@ -275,7 +298,7 @@ class _HookFront(nn.Module):
             pass
         finally:
             h.remove()
-        return box["out"]
+        return (box["out"],)
 
 
 class _HookBack(nn.Module):

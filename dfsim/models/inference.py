@@ -1,4 +1,5 @@
 """Batched inference helpers shared by the experiment, evaluation and benchmarks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,9 @@ def run_batched(module: nn.Module, x, batch_size: int = 500):
         xb = [a.contiguous(memory_format=torch.channels_last) if a.ndim == 4 else a for a in xb]
         y = module(*xb)
         ys = y if isinstance(y, tuple) else (y,)
-        outs.append([t.contiguous().numpy() if t.ndim != 4 else t.contiguous().numpy().copy() for t in ys])
+        outs.append(
+            [t.contiguous().numpy() if t.ndim != 4 else t.contiguous().numpy().copy() for t in ys]
+        )
     if not outs:
         return np.empty((0,))
     parts = tuple(np.concatenate([o[j] for o in outs]) for j in range(len(outs[0])))

@@ -1,53 +1,39 @@
-"""Model registry and the split-model interface."""
+"""Split models made of named sequential stages (the built-in Fashion-MNIST ResNet)."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from dfsim.errors import UserError
-
-_REGISTRY: dict[str, Callable[..., "SplitModel"]] = {}
-
-
-def register_model(name: str):
-    """Class/function decorator: make a split model available to scenarios under ``name``."""
-
-    def deco(factory):
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+from dfsim.stages import Crossing
 
 
-def available_models() -> list[str]:
-    return sorted(_REGISTRY)
+class _AsTuple(nn.Module):
+    """Wraps the edge stages so that the edge returns a tuple, like every split model."""
 
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
 
-def load_model(name: str, **kwargs) -> "SplitModel":
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise UserError(
-            f"model: unknown model {name!r} (available: {', '.join(available_models())})"
-        ) from None
-    return factory(**kwargs)
+    def forward(self, x):
+        return (self.body(x),)
 
 
 @dataclass
-class SplitModel:
-    """A classifier made of named sequential stages, cut between any two of them.
+class SequentialSplitModel:
+    """A classifier made of named sequential stages, cut between any two of them
+    (:class:`dfsim.stages.SplitModel`).
 
     ``stages`` is an ordered list of (name, module); the split point called ``name`` is
-    the output of that stage. ``front(split)`` runs the stages up to and including it
-    (the edge), ``back(split)`` the rest (the cloud); ``back(split)(front(split)(x))``
-    performs exactly the operations of ``full()(x)``.
+    the output of that stage. ``edge(split)`` runs the stages up to and including it,
+    ``cloud(split)`` the rest; ``cloud(s)(*edge(s)(x))`` performs exactly the operations
+    of ``full()(x)``. One tensor crosses every cut.
     """
 
     name: str
@@ -56,48 +42,47 @@ class SplitModel:
     default_split: str
     num_classes: int
     weights_id: str = ""
-    feature_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    normaliser: Callable[[np.ndarray], torch.Tensor] | None = None  # uint8 images -> model input
+    normaliser: Callable[[np.ndarray], torch.Tensor] | None = None  # uint8 images -> input
+    _shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         for _, m in self.stages:
             m.eval()
-        if not self.feature_shapes:
-            with torch.no_grad():
-                x = torch.zeros((1, *self.input_shape))
-                for n, m in self.stages:
-                    x = m(x)
-                    self.feature_shapes[n] = tuple(x.shape[1:])
+        with torch.no_grad():
+            x = torch.zeros((1, *self.input_shape))
+            for n, m in self.stages:
+                x = m(x)
+                self._shapes[n] = tuple(x.shape[1:])
 
     @property
     def split_points(self) -> list[str]:
         """Names of the stages whose output can be transmitted (all but the classifier head)."""
         return [n for n, _ in self.stages[:-1]]
 
-    def _index(self, split: str) -> int:
+    def _position(self, split: str) -> int:
         names = self.split_points
         if split not in names:
             raise UserError(
-                f"split: unknown split point {split!r} for model {self.name!r} "
+                f"model.split: unknown split point {split!r} for model {self.name!r} "
                 f"(available: {', '.join(names)})"
             )
         return names.index(split)
 
-    def front(self, split: str) -> nn.Module:
-        k = self._index(split)
-        return nn.Sequential(*[m for _, m in self.stages[: k + 1]]).eval()
+    def crossing(self, split: str) -> list[Crossing]:
+        """A chain of stages passes exactly one tensor: the split stage's output."""
+        self._position(split)
+        return [Crossing(split, self._shapes[split])]
 
-    def back(self, split: str) -> nn.Module:
-        k = self._index(split)
+    def edge(self, split: str) -> nn.Module:
+        k = self._position(split)
+        return _AsTuple(nn.Sequential(*[m for _, m in self.stages[: k + 1]])).eval()
+
+    def cloud(self, split: str) -> nn.Module:
+        k = self._position(split)
         return nn.Sequential(*[m for _, m in self.stages[k + 1 :]]).eval()
 
     def full(self) -> nn.Module:
         return nn.Sequential(*[m for _, m in self.stages]).eval()
-
-    def crossing(self, split: str) -> list[str]:
-        """Tensors crossing the cut: a chain of stages passes exactly one."""
-        self._index(split)
-        return [split]
 
     def normalise(self, images: np.ndarray):
         """uint8 N x C x H x W -> the model's input (``normaliser``, default x/255)."""
@@ -117,6 +102,13 @@ class SplitModel:
                     h = m(h)
                     times[i] += time.perf_counter() - t0
         cum = np.cumsum(times) / times.sum()
-        return [{"split": n, "tensors": 1, "shapes": [self.feature_shapes[n]],
-                 "values": int(np.prod(self.feature_shapes[n])), "edge_share": float(cum[i])}
-                for i, n in enumerate(self.split_points)]
+        return [
+            {
+                "split": n,
+                "tensors": 1,
+                "shapes": [self._shapes[n]],
+                "values": int(np.prod(self._shapes[n])),
+                "edge_share": float(cum[i]),
+            }
+            for i, n in enumerate(self.split_points)
+        ]

@@ -4,21 +4,17 @@ Deterministic: a fixed seed drives weight init, shuffling and augmentation (rand
 2-pixel shifts and horizontal flips), and torch runs with deterministic algorithms,
 so the same seed on the same torch build reproduces the committed weights.
 """
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from dfsim.datasets import load_fashion_mnist
-from dfsim.models.fmnist_resnet import MEAN, STD, FashionResNet
-
-
-def normalise(images_u8: np.ndarray) -> torch.Tensor:
-    return (torch.from_numpy(images_u8).float() / 255.0 - MEAN) / STD
+from dfsim.models.fmnist_resnet import MEAN, STD, FashionResNet, normalise
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -66,15 +62,19 @@ def train(
             sched.step()
             total += float(loss) * len(idx)
         acc = evaluate(net, x_test, y_test)
-        log(f"epoch {epoch + 1}/{epochs}: loss {total / len(x_train):.4f}, test top-1 {acc:.4f}, "
-            f"{time.perf_counter() - t0:.0f} s")
+        log(
+            f"epoch {epoch + 1}/{epochs}: loss {total / len(x_train):.4f}, test top-1 {acc:.4f}, "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
     return {"top1": acc, "seconds": time.perf_counter() - t0, "epochs": epochs, "seed": seed}
 
 
 @torch.no_grad()
-def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+def evaluate(
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+) -> float:
     net.eval()
     correct = 0
     for i in range(0, len(x), batch_size):

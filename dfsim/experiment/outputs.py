@@ -1,0 +1,215 @@
+"""A finished run's files: results.csv, manifest.json, summary.csv/.md, the standard figure,
+devices.csv (several devices) and, on request, the loss patterns. Each file is written
+atomically; results.csv last, so a directory with one holds a whole run."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from dfsim import plots, statistics
+from dfsim.checkpoint import Checkpoint
+from dfsim.errors import UserError
+from dfsim.experiment.prepare import Prepared
+from dfsim.experiment.trial import transmit
+from dfsim.network import per_device
+from dfsim.results import ResultsSchema, atomic_write, write_json, write_results_csv, write_table
+
+VERSIONED = (
+    "dfsim",
+    "numpy",
+    "torch",
+    "simpy",
+    "scipy",
+    "opencv-python-headless",
+    "tensorly",
+    "numba",
+    "pyyaml",
+    "matplotlib",
+)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def references(preps: list[Prepared]) -> dict[str, float]:
+    """Loss-free reference values of the task's primary metric, for the figure."""
+    primary = preps[0].task.primary
+    out = {"full model, no loss": preps[0].clean[primary]}
+    several = len({p.split for p in preps}) > 1
+    for p in preps:
+        where = f" at {p.split}" if several else ""
+        coding = ", ".join(f"{k} {v}" for k, v in p.config.codec.params)
+        out.setdefault(f"split model{where}, {coding}, no loss", p.quantized[primary])
+    return out
+
+
+def manifest(scn, preps: list[Prepared], n_rows: int, elapsed: float, executor: str) -> dict:
+    """The resolved scenario, versions, references, per-config packet figures and timing."""
+    prep = preps[0]
+    primary = prep.task.primary
+    configs = [
+        {
+            **p.columns(),
+            "feature_shape": [list(s.crossing.shape) for s in p.streams],
+            "packets_per_image": p.packets_per_image,
+            "bits_per_image": int(p.payload_bits.sum())
+            + 8 * scn.network.header_bytes * p.packets_per_image
+            + p.side_info_bits,
+            f"quantized_{primary}": p.quantized[primary],
+        }
+        for p in preps
+    ]
+    return {
+        "scenario": scn.resolved(),
+        "scenario_file": scn.source,
+        "seed": scn.seed,
+        "versions": versions(),
+        "model": {
+            "name": prep.model.name,
+            "weights_sha256_16": prep.model.weights_id,
+            "split": prep.split if len(preps) == 1 else [c["split"] for c in configs],
+        },
+        "task": prep.task.name,
+        "reference": {
+            **{f"clean_{k}": v for k, v in prep.clean.items()},
+            **{f"quantized_{k}": v for k, v in prep.quantized.items()},
+        },
+        "configs": configs,
+        "rows": n_rows,
+        "wall_time_s": round(elapsed, 2),
+        "executor": executor,
+    }
+
+
+def write_outputs(
+    out: Path,
+    scn,
+    preps: list[Prepared],
+    rows: list[dict],
+    elapsed: float,
+    executor: str,
+    save_losses: bool = False,
+) -> None:
+    """Every file of a finished run (a write failure is a one-line error)."""
+    schema = ResultsSchema.for_rows(preps[0].task, rows)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        standard_figure(out, schema, rows, references(preps))
+        write_json(manifest(scn, preps, len(rows), elapsed, executor), out / "manifest.json")
+        summary = statistics.summarize(rows, schema, scn.reference_method)
+        write_table(summary, out / "summary.csv")
+        metric = schema.shown_metric(rows)
+        atomic_write(
+            out / "summary.md",
+            lambda f: f.write(statistics.markdown_table(summary, schema, metric) + "\n"),
+        )
+        if save_losses:
+            save_loss_patterns(preps, out / "losses")
+        if scn.network.devices > 1:
+            write_device_table(preps, out / "devices.csv")
+        write_results_csv(rows, schema, out / "results.csv")
+        Checkpoint.finish_dir(out)
+    except OSError as exc:
+        raise UserError(
+            f"--out: cannot write results to {str(out)!r}: {exc.strerror or exc}"
+        ) from None
+
+
+def standard_figure(out: Path, schema: ResultsSchema, rows: list[dict], reference: dict) -> None:
+    """``accuracy_vs_loss.png`` when the task's primary metric has values (labelled data);
+    else the label-free metric against the loss rate, PNG and SVG."""
+    metric = schema.shown_metric(rows)
+    if metric == schema.task.primary:
+        plots.metric_plot(
+            rows,
+            schema,
+            [out / "accuracy_vs_loss.png"],
+            "loss_rate",
+            metric,
+            ("channel", "burst_length"),
+            reference,
+            title="Accuracy vs packet loss (mean and 95 % CI over trials)",
+        )
+    else:
+        plots.metric_plot(
+            rows,
+            schema,
+            [out / f"{metric}_vs_loss_rate.png", out / f"{metric}_vs_loss_rate.svg"],
+            "loss_rate",
+            metric,
+            ("channel", "burst_length"),
+            title="Agreement with the loss-free model vs packet loss (unlabelled images)",
+        )
+
+
+def save_loss_patterns(preps: list[Prepared], directory) -> Path:
+    """Write every (config, setting, trial)'s packet loss flags as ``.npy`` (bool, True =
+    lost; image i's packets are ``[i*K, (i+1)*K)``) and an ``index.csv`` describing them.
+    A file replays as a ``kind: trace`` channel."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    index = []
+    for k, prep in enumerate(preps):
+        scn = prep.scenario
+        for ci, cell in enumerate(scn.cells):
+            for trial in range(scn.trials):
+                lost = transmit(prep, cell, trial).lost
+                name = (
+                    f"cfg{k:02d}_" if len(preps) > 1 else ""
+                ) + f"cell{ci:03d}_trial{trial:03d}.npy"
+                tmp = d / f".{name}.tmp.npy"
+                np.save(tmp, lost)
+                tmp.replace(d / name)
+                index.append(
+                    {
+                        "file": name,
+                        "channel": cell.kind,
+                        "loss_rate": cell.loss_rate,
+                        "burst_length": cell.burst_length,
+                        "trial": trial,
+                        "n_images": prep.n_images,
+                        "packets_per_image": prep.packets_per_image,
+                        **prep.columns(),
+                        "realised_loss_rate": float(lost.mean()),
+                    }
+                )
+    write_table(index, d / "index.csv")
+    return d
+
+
+def write_device_table(preps: list[Prepared], path) -> None:
+    """devices.csv: latency and loss per (config, setting, trial, device). The transport is
+    a pure function of (scenario, setting, trial), so it is rerun here."""
+    rows = []
+    for prep in preps:
+        for cell in prep.scenario.cells:
+            for trial in range(prep.scenario.trials):
+                tx = transmit(prep, cell, trial)
+                for d in per_device(tx, prep.packets_per_image):
+                    rows.append(
+                        {
+                            **prep.columns(),
+                            "channel": cell.kind,
+                            "loss_rate": cell.loss_rate,
+                            "burst_length": cell.burst_length,
+                            "trial": trial,
+                            **d,
+                        }
+                    )
+    write_table(rows, Path(path))
+
+
+def executor_text(workers: int | None, dask: str | None) -> str:
+    return f"dask {dask}" if dask else f"{workers or os.cpu_count()} local processes"

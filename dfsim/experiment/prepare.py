@@ -1,0 +1,328 @@
+"""The deterministic part of a run, done once per config: model, images, edge features,
+encoded packets, loss-free predictions, and the completion methods (trained ones fitted).
+
+Edge features and the full and loss-free split models' predictions are kept in the
+on-disk cache (keyed by model, weights, split, image content and codec), fitted methods
+too (keyed by everything that determines the fit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dfsim import cache
+from dfsim.datasets import ImageSet, load_image_folder
+from dfsim.errors import UserError
+from dfsim.models.inference import prepare_for_inference, run_batched
+from dfsim.network import Link, Network, SideInfo, Traffic
+from dfsim.packets import PacketLayout
+from dfsim.receiver import Receiver
+from dfsim.scenario import Config, MethodSpec, Scenario
+from dfsim.stages import Codec, Crossing, Encoded
+
+
+@dataclass
+class TensorStream:
+    """One tensor crossing the cut: its layout, codec, encoded packets and the values the
+    cloud would have without loss."""
+
+    crossing: Crossing
+    layout: PacketLayout
+    codec: Codec
+    encoded: Encoded
+    reference: np.ndarray  # loss-free decoded tensors, N x C x H x W
+
+
+@dataclass
+class Prepared:
+    """Everything deterministic of one config of a run. ``streams`` are the tensors that
+    cross the cut (one, unless the cut crosses a skip connection); each image's packets
+    are those of stream 0, then stream 1, ... in the transport's packet stream."""
+
+    scenario: Scenario
+    config: Config
+    index: int  # the config's position in the scenario's grid
+    model: object
+    split: str
+    images: ImageSet
+    task: object
+    streams: list[TensorStream]
+    transport: Network
+    receiver: Receiver
+    cloud: torch.nn.Module
+    reference_pred: object  # loss-free split model's predictions
+    clean: dict[str, float]  # full model, no coding: the task's metrics against the labels
+    quantized: dict[str, float]  # split model with coding, no loss
+
+    @property
+    def targets(self):
+        return self.images.labels
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def packets_per_image(self) -> int:
+        return sum(len(s.encoded.payload_bits) for s in self.streams)
+
+    @property
+    def payload_bits(self) -> np.ndarray:
+        """Payload bits of one image's data packets, all streams, in stream order."""
+        return np.concatenate([s.encoded.payload_bits for s in self.streams])
+
+    @property
+    def side_info_bits(self) -> int:
+        return sum(s.encoded.side_info_bits for s in self.streams)
+
+    def columns(self) -> dict:
+        """The config's results columns."""
+        return self.config.columns(self.split)
+
+
+def load_images(scn: Scenario, input_shape) -> ImageSet:
+    """The scenario's images, at the model's input size (``input_shape``: C, H, W)."""
+    images = scn.data.dataset.build().load(input_shape)
+    if images.images.shape[1:] != tuple(input_shape):
+        raise UserError(
+            f"data.dataset: {images.name} images are "
+            f"{'x'.join(map(str, images.images.shape[1:]))}, the model takes "
+            f"{'x'.join(map(str, input_shape))}"
+        )
+    if scn.data.n_images > len(images):
+        raise UserError(
+            f"data.n_images: {scn.data.n_images} exceeds the {len(images)} images of {images.name}"
+        )
+    return images.head(scn.data.n_images)
+
+
+def build_model(scn: Scenario, cfg: Config):
+    """The split model and the resolved split point, its crossing tensors checked: each is
+    C x H x W, and its packets fit the height and the MTU (every tensor's side information
+    rides in the image's first packet)."""
+    model = scn.model.build(cfg.split)
+    split = cfg.split or model.default_split
+    crossing = model.crossing(split)
+    for t in crossing:
+        if len(t.shape) != 3:
+            raise UserError(
+                f"model.split: tensor {t.name!r} crossing the cut after {split!r} is "
+                f"{'x'.join(map(str, t.shape))}, not channels x height x width: "
+                "choose another split"
+            )
+    codec, nw = cfg.codec.build(), scn.network
+    for t in crossing:
+        cfg.packets.layout(t.shape).check(
+            codec, nw.header_bytes, nw.mtu_bytes, codec.side_info_bits * len(crossing), split
+        )
+    return model, split
+
+
+def transport_for(scn: Scenario, cfg: Config) -> Network:
+    """The transport stage of one config: the scenario's network with the config's error
+    control."""
+    nw = scn.network
+    link = Link(
+        bandwidth_bps=nw.bandwidth_mbps * 1e6,
+        propagation_ms=nw.propagation_ms,
+        header_bytes=nw.header_bytes,
+        buffer_bytes=nw.buffer_bytes,
+        jitter=nw.jitter,
+    )
+    traffic = Traffic(fps=nw.fps, arrivals=nw.arrivals, devices=nw.devices, edge_ms=nw.edge_ms)
+    side = SideInfo(placement=nw.side_info.placement, on_loss=nw.side_info.on_loss)
+    return Network(
+        link, traffic, nw.deadline_ms, cfg.error_control.arq, cfg.error_control.fec, side
+    )
+
+
+def prepare(scn: Scenario, index: int = 0) -> Prepared:
+    """Config ``index`` of ``scn``: everything its trials share."""
+    cfg = scn.configs[index]
+    model, split = build_model(scn, cfg)
+    crossing = model.crossing(split)
+    codec = cfg.codec.build()
+    layouts = [cfg.packets.layout(t.shape) for t in crossing]
+    task = scn.task.build()
+    images = load_images(scn, model.input_shape)
+    features, clean_pred = _edge_pass(scn, model, split, images, task)
+    streams = []
+    for t, layout, feats in zip(crossing, layouts, features, strict=True):
+        encoded = codec.encode(feats, layout)
+        reference, _ = codec.decode(
+            encoded, np.ones((len(feats), len(encoded.payload_bits)), bool), encoded.side_info
+        )
+        streams.append(TensorStream(t, layout, codec, encoded, reference))
+    nw = scn.network
+    cloud = prepare_for_inference(model.cloud(split))
+    reference_pred = _reference_pass(scn, cfg, model, split, images, task, cloud, streams)
+    return Prepared(
+        scenario=scn,
+        config=cfg,
+        index=index,
+        model=model,
+        split=split,
+        images=images,
+        task=task,
+        streams=streams,
+        transport=transport_for(scn, cfg),
+        receiver=Receiver(nw.side_info.on_loss),
+        cloud=cloud,
+        reference_pred=reference_pred,
+        clean=task.evaluate(clean_pred, clean_pred, images.labels),
+        quantized=task.evaluate(reference_pred, reference_pred, images.labels),
+    )
+
+
+def _features_key(scn: Scenario, model, split: str, images: ImageSet) -> str:
+    return cache.key_of(
+        model=model.name,
+        weights=model.weights_id,
+        split=split,
+        batch=scn.batch_size,
+        images=hashlib.sha256(images.images.tobytes()).hexdigest(),
+        torch=torch.__version__,
+        arrays="features_i",
+        task=scn.task.name,  # the full model's predictions are the task's
+        task_params=scn.task.params,
+    )
+
+
+def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task):
+    """Edge features of every crossing tensor and the full model's predictions (cached)."""
+    key = _features_key(scn, model, split, images)
+    stored = cache.load_arrays("features", key)
+    if stored is None:
+        x = model.normalise(images.images)
+        feats = run_batched(prepare_for_inference(model.edge(split)), x, scn.batch_size)
+        feats = feats if isinstance(feats, tuple) else (feats,)
+        stored = {f"features_{i}": f.astype(np.float32) for i, f in enumerate(feats)}
+        outputs = run_batched(prepare_for_inference(model.full()), x, scn.batch_size)
+        stored["clean_pred"] = task.predict(outputs)
+        cache.save_arrays("features", key, stored)
+    n = len(model.crossing(split))
+    return [stored[f"features_{i}"] for i in range(n)], stored["clean_pred"]
+
+
+def _reference_pass(scn, cfg: Config, model, split, images, task, cloud, streams):
+    """The loss-free split model's predictions (cached by features and codec)."""
+    key = cache.key_of(
+        features=_features_key(scn, model, split, images),
+        codec=cfg.codec.name,
+        params=cfg.codec.params,
+        task=scn.task.name,
+    )
+    ref = cache.load_arrays("reference", key)
+    if ref is None:
+        ref = {"pred": predict(task, cloud, [s.reference for s in streams], scn.batch_size)}
+        cache.save_arrays("reference", key, ref)
+    return ref["pred"]
+
+
+def predict(task, cloud, tensors: list[np.ndarray], batch_size: int):
+    """The cloud sub-model on the crossing tensors, then the task's predictions."""
+    return task.predict(run_batched(cloud, tensors if len(tensors) > 1 else tensors[0], batch_size))
+
+
+# --------------------------------------------------------------------------- methods
+def build_methods(prep: Prepared, log=None) -> list[tuple[MethodSpec, list]]:
+    """The scenario's methods, one instance per crossing tensor, trained ones fitted (or
+    loaded from the cache)."""
+    out = []
+    for spec in prep.scenario.methods:
+        per_stream = []
+        for i in range(len(prep.streams)):
+            method = spec.build()
+            if method.needs_fit:
+                fit_method(method, spec, prep, log, stream=i)
+            per_stream.append(method)
+        out.append((spec, per_stream))
+    return out
+
+
+def training_features(prep: Prepared, n_images: int, stream: int = 0) -> np.ndarray:
+    """Edge features of ``n_images`` training images, coded and decoded like the scenario's."""
+    scn = prep.scenario
+    shape = prep.model.input_shape
+    if scn.data.fit_dir:
+        train = load_image_folder(scn.data.fit_dir, shape, "none").head(n_images)
+    else:
+        train = scn.data.dataset.build().training_images(shape, n_images)
+    if train is None:
+        raise UserError(
+            f"methods: trained methods (altec) need training images: set data.fit_dir "
+            f"(a folder of images unlike the {scn.data.dataset.name} test images)"
+        )
+    return coded_edge_features(
+        prep.model,
+        prep.split,
+        train.images,
+        prep.config.codec.build(),
+        prep.streams[stream].layout,
+        scn.batch_size,
+        stream,
+    )
+
+
+def coded_edge_features(
+    model,
+    split: str,
+    images: np.ndarray,
+    codec,
+    layout: PacketLayout,
+    batch_size: int = 256,
+    stream: int = 0,
+) -> np.ndarray:
+    """What the cloud receives without loss: edge features of ``images`` (uint8 N x C x H x
+    W) encoded and decoded by ``codec`` (tensor ``stream`` when several cross the cut)."""
+    feats = run_batched(
+        prepare_for_inference(model.edge(split)), model.normalise(images), batch_size
+    )
+    feats = feats[stream] if isinstance(feats, tuple) else feats
+    encoded = codec.encode(feats, layout)
+    values, _ = codec.decode(
+        encoded, np.ones((len(feats), len(encoded.payload_bits)), bool), encoded.side_info
+    )
+    return values
+
+
+def fit_method(
+    method, spec: MethodSpec, prep: Prepared, log=None, force: bool = False, stream: int = 0
+) -> None:
+    """Fit a trained method on training features, through the on-disk cache."""
+    scn, cfg = prep.scenario, prep.config
+    n_fit = getattr(method, "fit_images", 2000)
+    data = (
+        f"folder:{scn.data.fit_dir}" if scn.data.fit_dir else scn.data.dataset.build().training_id()
+    )
+    key = cache.key_of(
+        method=spec.name,
+        params=spec.params,
+        model=prep.model.name,
+        weights=prep.model.weights_id,
+        split=prep.split,
+        codec=cfg.codec.name,
+        codec_params=cfg.codec.params,
+        layout=prep.streams[stream].layout,
+        data=data,
+        fit_images=n_fit,
+        stream=stream,
+        version=2,
+    )
+    state = None if force else cache.load_arrays(spec.name, key)
+    if state is not None:
+        method.load_fitted_state(state)
+        return
+    t0 = time.perf_counter()
+    method.fit(training_features(prep, n_fit, stream), prep.streams[stream].layout)
+    path = cache.save_arrays(spec.name, key, method.fitted_state())
+    if log:
+        log(
+            f"dfsim: fitted {spec.label} on {n_fit} training images in "
+            f"{time.perf_counter() - t0:.1f} s (cached in {path})"
+        )

@@ -1,0 +1,152 @@
+"""One work unit: one (config, channel setting, trial) -> one loss pattern, every method.
+
+The transport draws the loss pattern with a generator seeded from
+``SeedSequence([seed, setting, trial])``; the receiver decodes what arrived; every method
+completes the same damaged tensors (a paired comparison); the cloud sub-model and the task
+score each. A unit's numbers depend only on (scenario, config, setting, trial).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from dfsim.experiment.prepare import Prepared, predict
+from dfsim.network import Transmission
+from dfsim.scenario import ChannelSetting
+
+
+@dataclass
+class UnitResult:
+    """What one work unit measured: the values shared by every method of the trial
+    (setting, config, transport) and one metrics dict per method."""
+
+    unit: tuple[int, int, int]
+    shared: dict
+    methods: list[tuple[str, dict]]
+
+    def rows(self) -> list[dict]:
+        """One results row per method."""
+        return [{"method": label, **self.shared, **m} for label, m in self.methods]
+
+
+def trial_rng(seed: int, cell: ChannelSetting, trial: int) -> np.random.Generator:
+    """The loss channel's generator of (setting, trial)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, cell.seed_key, trial]))
+
+
+def transmit(prep: Prepared, cell: ChannelSetting, trial: int) -> Transmission:
+    """The transport's run for one (setting, trial): a pure function of its inputs.
+    Arrivals and jitter draw from their own stream, so the loss stream is the same with
+    or without them."""
+    scn = prep.scenario
+    aux = np.random.default_rng(np.random.SeedSequence([scn.seed, cell.seed_key, trial, 1]))
+    n = prep.n_images
+    channel = cell.channel.for_trial(trial, n * prep.packets_per_image)
+    return prep.transport.send(
+        n, prep.payload_bits, prep.side_info_bits, channel, trial_rng(scn.seed, cell, trial), aux
+    )
+
+
+def transport_metrics(prep: Prepared, tx: Transmission) -> dict:
+    """The trial's network columns (the same for every method)."""
+    n = prep.n_images
+    latency = tx.latency_ms
+    causes = tx.loss_by_cause()
+    return {
+        "realised_loss_rate": float(tx.lost.mean()),
+        "latency_mean_ms": float(latency.mean()),
+        "latency_p95_ms": float(np.percentile(latency, 95)),
+        "bits_per_image": int(round(tx.bits_sent / n)),
+        "packets_per_image": prep.packets_per_image,
+        "latency_p50_ms": float(np.percentile(latency, 50)),
+        "latency_p99_ms": float(np.percentile(latency, 99)),
+        "channel_loss_rate": causes["channel"],
+        "congestion_loss_rate": causes["congestion"],
+        "deadline_loss_rate": causes["deadline"],
+        "side_info_loss_rate": float(tx.side_info_lost.mean()),
+        "retransmissions_per_image": tx.retransmissions / n,
+    }
+
+
+def run_trial(prep: Prepared, cell_index: int, trial: int, methods: list) -> UnitResult:
+    """One Monte Carlo trial of one channel setting: one loss pattern, every method."""
+    scn = prep.scenario
+    cell = scn.cells[cell_index]
+    tx = transmit(prep, cell, trial)
+    delivery = prep.receiver.receive(tx, prep.streams)
+    shared = {
+        "channel": cell.kind,
+        "loss_rate": cell.loss_rate,
+        "burst_length": cell.burst_length,
+        "trial": trial,
+        "n_images": prep.n_images,
+        **transport_metrics(prep, tx),
+        **prep.columns(),
+    }
+    outcomes = []
+    for spec, per_stream in methods:
+        outcomes.append((spec.label, _method_metrics(prep, tx, delivery, per_stream)))
+    return UnitResult((prep.index, cell_index, trial), shared, outcomes)
+
+
+def _method_metrics(prep: Prepared, tx: Transmission, delivery, per_stream: list) -> dict:
+    """Complete, run the cloud, score: one method's columns."""
+    n = prep.n_images
+    damaged = delivery.damaged
+    t0 = time.perf_counter()
+    repaired = (
+        [
+            m.complete_batch(r, lo, s.layout)
+            for m, r, lo, s in zip(
+                per_stream, delivery.tensors, delivery.lost, prep.streams, strict=True
+            )
+        ]
+        if damaged
+        else delivery.tensors
+    )
+    dt = time.perf_counter() - t0
+    iters = [i for m in per_stream for i in (m.iterations or [])] if damaged else None
+    # Nothing lost: the cloud sees exactly the loss-free tensors, whose predictions we have.
+    pred = (
+        predict(prep.task, prep.cloud, repaired, prep.scenario.batch_size)
+        if damaged
+        else prep.reference_pred
+    )
+    n_lost = sum(int(lo.sum()) for lo in delivery.lost)
+    e2e = cloud_latency_ms(tx, prep.scenario.network, 1e3 * dt / n)
+    return {
+        **prep.task.evaluate(pred, prep.reference_pred, prep.targets),
+        "completion_ms_per_tensor": 1e3 * dt / n,
+        "completion_iters": float(np.mean(iters)) if iters else 0.0,
+        "mse_lost": mse_lost(repaired, prep, delivery.lost) if n_lost else 0.0,
+        "e2e_latency_mean_ms": float(e2e.mean()),
+        "e2e_latency_p95_ms": float(np.percentile(e2e, 95)),
+    }
+
+
+def mse_lost(repaired: list, prep: Prepared, lost: list) -> float:
+    """Mean squared error of the completed values on the lost entries of every stream."""
+    errs = [(r - s.reference)[lo] for r, s, lo in zip(repaired, prep.streams, lost, strict=True)]
+    err = errs[0] if len(errs) == 1 else np.concatenate(errs)
+    return float(np.mean(np.square(err, dtype=np.float64)))
+
+
+def cloud_latency_ms(tx: Transmission, nw, completion_ms: float) -> np.ndarray:
+    """End-to-end latency: the cloud serves images one at a time in delivery order, each
+    for ``cloud_ms`` (cloud sub-model) plus, with ``completion_time: measured``, the
+    method's measured completion time per tensor."""
+    service = nw.cloud_ms + (completion_ms if nw.completion_time == "measured" else 0.0)
+    if service == 0:
+        return tx.latency_ms
+    order = np.argsort(tx.delivered_s, kind="stable")
+    finish = np.empty(len(order))
+    t = -np.inf
+    for j, i in enumerate(order):  # Lindley recursion
+        t = max(t, tx.delivered_s[i] * 1e3) + service
+        finish[j] = t
+    out = np.empty(len(order))
+    out[order] = finish - tx.capture_s[order] * 1e3
+    return out

