@@ -1,4 +1,5 @@
-"""On-disk cache for expensive deterministic artefacts (fitted completion weights).
+"""On-disk cache for expensive deterministic artefacts: edge features and the full model's
+predictions, the loss-free split model's predictions, fitted completion weights.
 
 Location: ``$DFSIM_CACHE``, else ``$XDG_CACHE_HOME/dfsim``, else ``~/.cache/dfsim``.
 Entries are keyed by a content hash of everything that determines them, written

@@ -132,24 +132,31 @@ def _dry_run(scn, out: Path) -> int:
 
 
 def _read_results(d: str):
-    """A result directory's rows and their schema (the task from its manifest)."""
+    """A result directory's rows and their schema: the task (and the plugins that may
+    register it) from its manifest; classification for a directory without one."""
     import json
 
-    from dfsim.registry import entry
+    from dfsim.registry import build
     from dfsim.results import ResultsSchema, read_results_csv
+    from dfsim.scenario import load_plugins
 
-    path = Path(d) / "results.csv"
+    path, manifest = Path(d) / "results.csv", Path(d) / "manifest.json"
     if not path.is_file():
         raise UserError(f"{d}: no results.csv (run `dfsim run` with --out {d} first)")
+    scenario = {}
+    if manifest.is_file():
+        try:
+            scenario = json.loads(manifest.read_text()).get("scenario", {})
+        except (ValueError, OSError, AttributeError) as exc:
+            raise UserError(f"{manifest}: not a dfsim manifest ({exc})") from None
+    load_plugins(scenario.get("plugins") or ())
+    task = dict(scenario.get("task") or {"name": "classification"})
+    task = build("task", task.pop("name"), f"{manifest}: task", **task)
     try:
         rows = read_results_csv(path)
     except (ValueError, KeyError) as exc:
         raise UserError(f"{path}: not a dfsim results file ({exc})") from None
-    task = "classification"
-    manifest = Path(d) / "manifest.json"
-    if manifest.is_file():
-        task = json.loads(manifest.read_text()).get("task", task)
-    return rows, ResultsSchema.for_rows(entry("task", task, f"{manifest}: task").build(), rows)
+    return rows, ResultsSchema.for_rows(task, rows)
 
 
 def _metric_name(schema, rows, given: str | None, option: str) -> str:
@@ -159,8 +166,8 @@ def _metric_name(schema, rows, given: str | None, option: str) -> str:
         name = schema.metric(given).name
     except KeyError:
         name = None
-    if name is None or not rows or name not in rows[0]:
-        present = [m.name for m in schema.metrics if rows and m.name in rows[0]]
+    present = [m.name for m in schema.metrics if any(m.name in r for r in rows)]
+    if name is None or name not in present:
         raise UserError(
             f"{option}: {given!r} is not a metric of these results (one of {', '.join(present)})"
         )
@@ -179,6 +186,7 @@ def cmd_compare(args) -> int:
         rows.extend(part)
     if not rows:
         raise UserError(f"{', '.join(args.dirs)}: results.csv has no rows")
+    schema = type(schema).for_rows(schema.task, rows)  # every directory's config columns
     reference = args.reference
     if reference and reference not in {r["method"] for r in rows}:
         raise UserError(f"--reference: {reference!r} is not a method in these results")

@@ -46,8 +46,10 @@ class ErrorControl:
 
 
 def parse_strategy(raw, where: str) -> ErrorControl:
-    """One ``error_control`` entry -> :class:`ErrorControl` (one-line errors at ``where``)."""
+    """One ``error_control`` entry -> :class:`ErrorControl` (one-line errors at ``where``);
+    a bare name (``none``, ``arq``, ``fec+arq``) means those strategies with defaults."""
     strategies = names("error_control")
+    raw = {"name": raw} if isinstance(raw, str) else raw
     check_keys(raw, where, ["name", "label", *strategies])
     name = raw.get("name")
     if name is not None:
@@ -59,6 +61,12 @@ def parse_strategy(raw, where: str) -> ErrorControl:
             raise UserError(f"{where}.name: {name!r} is not one of {', '.join(choices)}")
         if name == "none" and any(raw.get(s) is not None for s in strategies):
             raise UserError(f"{where}.name: 'none' cannot have {' or '.join(strategies)} settings")
+        extra = [s for s in strategies if raw.get(s) is not None and s not in enabled]
+        if extra:
+            raise UserError(
+                f"{where}.{extra[0]}: not enabled by name {name!r} (drop the name, "
+                f"or name {'+'.join([*enabled, *extra])})"
+            )
     else:
         enabled = []
     built = {}

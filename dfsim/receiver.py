@@ -57,7 +57,10 @@ class Receiver:
             side = s.encoded.side_info
             if previous:
                 swap = side_lost & usable
-                side = {key: np.where(swap, v[src], v) for key, v in side.items()}
+                side = {
+                    key: np.where(swap.reshape(-1, *[1] * (v.ndim - 1)), v[src], v)
+                    for key, v in side.items()
+                }
             values, lost = s.codec.decode(s.encoded, received, side)
             if previous:
                 values[side_lost & ~usable] = 0.0  # no side information to decode with

@@ -93,14 +93,13 @@ def type_name(v) -> str:
 
 @dataclass(frozen=True)
 class Param:
-    """One declared parameter: its type, default, range, choices, path kind and doc."""
+    """One declared parameter: its type, default, range and path kind."""
 
     name: str
     type: Any
     default: Any = REQUIRED
     range: Range | None = None
     path: PathKind | None = None
-    doc: str = ""
 
     @property
     def required(self) -> bool:
@@ -204,8 +203,8 @@ def _check_sequence(tp, origin, value, where: str, p: Param):
         raise UserError(f"{where}: must not be empty")
     item = args[0] if args else Any
     item_param = Param(p.name, item, range=p.range, path=p.path)
-    out = [_check_type(item, v, f"{where}[{i}]", item_param) for i, v in enumerate(value)]
-    return tuple(out) if origin is tuple else out
+    # a tuple, so that components and configs holding it stay hashable
+    return tuple(_check_type(item, v, f"{where}[{i}]", item_param) for i, v in enumerate(value))
 
 
 def _check_path(value: str, where: str, kind: PathKind) -> str:

@@ -3,11 +3,12 @@ CSV I/O.
 
 ``results.csv`` has one row per (config, channel setting, method, trial). Its columns, in
 order: the identity columns (``method, channel, loss_rate, burst_length, trial,
-n_images``); the task's metrics; the pipeline's core metrics (``realised_loss_rate``,
-``completion_ms_per_tensor``); the other pipeline metrics (completion, transport, cloud);
-then the config columns (``split``, the codec's parameters, ``rows_per_packet``,
-``order``, ``error_control``). Summaries, ``dfsim compare`` and plots take units, scales,
-which way is better and labels from the same declarations.
+n_images``); the core metrics (for classification ``top1, agreement``, then
+``realised_loss_rate, completion_ms_per_tensor``); the other metrics (the task's, then the
+transport's and completion's); then the config columns (``split``, the codec's parameters,
+``rows_per_packet``, ``order``, ``error_control``; empty where a config has no such value).
+Summaries, ``dfsim compare`` and plots take units, scales, which way is better and labels
+from the same declarations.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class ResultsSchema:
 
     def summarised(self, rows: list[dict]) -> list[Metric]:
         """The metrics summaries report: those present in ``rows`` (numeric, not counts)."""
-        present = set(rows[0]) if rows else set()
+        present = {k for r in rows for k in r}
         return [m for m in self.metrics if m.name in present and m.name != "packets_per_image"]
 
 
@@ -122,7 +123,7 @@ def write_results_csv(rows: Iterable[dict], schema: ResultsSchema, path: Path) -
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
         w.writeheader()
         for r in rows:
-            w.writerow({k: _fmt(r[k]) for k in columns})
+            w.writerow({k: _fmt(r.get(k, "")) for k in columns})  # "": not this config's
 
     atomic_write(path, write)
 

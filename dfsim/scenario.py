@@ -247,7 +247,7 @@ class Scenario:
                     "kind": c.kind,
                     "loss_rate": c.loss_rate,
                     "burst_length": c.burst_length,
-                    "channel": repr(c.channel),
+                    "setting": c.key,  # stable (a repr may hold a memory address)
                 }
                 for c in self.cells
             ],
@@ -311,13 +311,14 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def load_plugins(specs) -> None:
     """Import modules that register components: ``package.module`` names or ``.py`` files.
-    A file is imported as module ``dfsim_plugin_<stem>`` (the same name in every worker)."""
+    A file is imported as module ``dfsim_plugin_<stem>_<hash of its path>`` (the same name
+    in every worker)."""
     for i, spec in enumerate(specs):
         where = f"plugins[{i}]"
         try:
             if spec.endswith(".py"):
                 path = Path(spec).expanduser()
-                name = f"dfsim_plugin_{path.stem}"
+                name = _plugin_module(path)
                 if name in sys.modules:
                     continue
                 if not path.is_file():
@@ -331,10 +332,16 @@ def load_plugins(specs) -> None:
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - an error in the user's module
-            sys.modules.pop(f"dfsim_plugin_{Path(spec).stem}", None)
+            sys.modules.pop(_plugin_module(Path(spec).expanduser()), None)
             raise UserError(
                 f"{where}: cannot import {spec!r} ({type(exc).__name__}: {exc})"
             ) from None
+
+
+def _plugin_module(path: Path) -> str:
+    """The module name of a plugin file: its stem and a hash of its absolute path."""
+    digest = zlib.crc32(str(path.resolve()).encode())
+    return f"dfsim_plugin_{path.stem}_{digest:08x}"
 
 
 @dataclass(frozen=True)
@@ -508,7 +515,8 @@ def _network(raw) -> NetworkSpec:
     jitter = None
     if raw.get("jitter") is not None:
         jitter = _component("jitter", raw["jitter"], "network.jitter", key="distribution").build()
-    spec = parse_dataclass(NetworkSpec, {k: v for k, v in raw.items() if k != "jitter"}, "network")
+    given = {k: v for k, v in raw.items() if k != "jitter" and not (k == "side_info" and v is None)}
+    spec = parse_dataclass(NetworkSpec, given, "network")
     if spec.arrivals == "poisson" and spec.fps is None:
         raise UserError(
             "network.arrivals: 'poisson' needs network.fps (the arrival rate per device)"
@@ -672,6 +680,8 @@ def _channel_settings(raw, where: str) -> list[ChannelSetting]:
     sweeps: dict[str, list] = {}  # YAML key -> checked values
     keys: dict[str, str] = {}  # parameter -> its YAML key
     for p, decl in e.params.items():
+        if p in raw and f"{p}s" in raw:
+            raise UserError(f"{where}: give {p} or {p}s, not both")
         key = keys[p] = f"{p}s" if f"{p}s" in raw else p
         if key not in raw:
             if decl.required:

@@ -141,9 +141,16 @@ class CompletionMethod(Protocol):
 
     name: str
     needs_fit: bool
+    iterations: list[int] | None  # iterative methods: iterations per tensor of the last batch
 
     def fit(self, features: np.ndarray, layout: PacketLayout) -> CompletionMethod:
         """Learn from loss-free training features N x C x H x W (no-op if untrained)."""
+
+    def fitted_state(self) -> dict[str, np.ndarray]:
+        """The arrays a fit produced, for the cache (empty for untrained methods)."""
+
+    def load_fitted_state(self, state: dict[str, np.ndarray]) -> CompletionMethod:
+        """Restore a fit from :meth:`fitted_state`'s arrays."""
 
     def complete(
         self, tensor: np.ndarray, lost: np.ndarray, layout: PacketLayout | None = None

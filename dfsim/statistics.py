@@ -57,7 +57,7 @@ def summarize(rows: list[dict], schema: ResultsSchema, reference: str | None = N
             values = dict(zip(keys, cell, strict=True))
             row = {k: values[k] for k in CHANNEL_COLUMNS + tuple(schema.config_columns)}
             row.update(method=method, trials=len(trials))
-            for m in metrics:
+            for m in (m for m in metrics if all(m in t for t in trials)):
                 mean, sd, half = mean_ci95([t[m] for t in trials])
                 row[f"{m}_mean"], row[f"{m}_sd"], row[f"{m}_ci95"] = mean, sd, half
             row["reference"] = reference

@@ -388,3 +388,23 @@ def test_a_bad_split_in_a_grid_is_named(tmp_path, capsys):
     scn = write(tmp_path, GOOD + "model: {split: [add_1, nowhere]}\n")
     assert main(["run", str(scn), "--dry-run"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_data_split_is_read_as_subset_with_a_note(tmp_path, capsys):
+    scn = load_scenario(write(tmp_path, GOOD.replace("n_images: 20", "n_images: 20, split: train")))
+    assert scn.data.dataset.kwargs["subset"] == "train"
+    assert "data.split is deprecated, read as data.subset" in capsys.readouterr().err
+
+
+def test_task_and_codec_are_named_components(tmp_path):
+    scn = load_scenario(
+        write(
+            tmp_path,
+            GOOD + "task: {name: classification}\nencoding: {codec: [raw], bits: [4, 8]}\n",
+        )
+    )
+    assert scn.task.name == "classification"
+    assert [c.codec.kwargs for c in scn.configs] == [{"bits": 4}, {"bits": 8}]
+    assert scn.configs[0].columns("add_1")["bits"] == 4 and "codec" not in scn.configs[0].columns(
+        "x"
+    )

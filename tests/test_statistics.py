@@ -86,6 +86,10 @@ def test_compare_prints_table_and_rejects_missing_dirs(tmp_path, capsys):
     assert main(["compare", str(d)]) == 0
     out = capsys.readouterr().out
     assert "`linear`" in out and "**71.0 ± " in out
+    assert main(["compare", str(d), "--metric", "mse_lost"]) == 0
+    assert "lowest is best" in capsys.readouterr().out
+    assert main(["compare", str(d), "--metric", "colour"]) == 2
+    assert "--metric: 'colour' is not a metric of these results" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "nope")]) == 2
     assert "no results.csv" in capsys.readouterr().err
 

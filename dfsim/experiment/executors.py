@@ -14,6 +14,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import cv2
@@ -56,6 +57,7 @@ class WorkerContext:
 
 
 _context: WorkerContext | None = None  # this process's context, set by _init_worker
+_init_lock = threading.Lock()  # a Dask worker may run several units at once
 
 
 def _init_worker(plugins: tuple[str, ...], scenario: bytes, fp: str = "") -> None:
@@ -74,8 +76,9 @@ def run_unit(unit: Unit) -> tuple[Unit, list[dict]]:
 
 def _dask_unit(unit: Unit, plugins, scenario: bytes, fp: str) -> tuple[Unit, list[dict]]:
     """A work unit on a Dask worker: the worker prepares each config once, on first use."""
-    if _context is None or _context.fingerprint != fp:
-        _init_worker(plugins, scenario, fp)
+    with _init_lock:
+        if _context is None or _context.fingerprint != fp:
+            _init_worker(plugins, scenario, fp)
     return run_unit(unit)
 
 
@@ -133,10 +136,18 @@ def run(
     client = connect_dask(dask) if dask else None  # fail fast, before anything is written
     torch.set_num_threads(1)
     _context = WorkerContext(scn)
+    try:
+        return _run(scn, units, workers, client, progress, log, checkpoint_dir)
+    finally:
+        _context = None  # the run's state goes with the run
+
+
+def _run(scn, units, workers, client, progress, log, checkpoint_dir):
+    """:func:`run`'s body, with the process's context set."""
     # Every config prepared (and its trained methods fitted into the cache) up front: a bad
     # split or packet size fails before any work, and workers only load from the cache.
     preps = [_context.config(k, log)[0] for k in range(len(scn.configs))]
-    fp = fingerprint(scn.resolved(), preps[0].model.weights_id)
+    fp = _context.fingerprint = fingerprint(scn.resolved(), preps[0].model.weights_id)
     results: dict[Unit, list[dict]] = {}
     ckpt = None
     if checkpoint_dir is not None:

@@ -181,7 +181,8 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
 
 def _features_key(scn: Scenario, model, split: str, images: ImageSet) -> str:
     return cache.key_of(
-        model=model.name,
+        model=scn.model.import_path or model.name,
+        model_params=scn.model.params,
         weights=model.weights_id,
         split=split,
         batch=scn.batch_size,
@@ -302,6 +303,7 @@ def fit_method(
     )
     key = cache.key_of(
         method=spec.name,
+        model_params=scn.model.params,
         params=spec.params,
         model=prep.model.name,
         weights=prep.model.weights_id,

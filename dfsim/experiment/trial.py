@@ -108,7 +108,9 @@ def _method_metrics(prep: Prepared, tx: Transmission, delivery, per_stream: list
         else delivery.tensors
     )
     dt = time.perf_counter() - t0
-    iters = [i for m in per_stream for i in (m.iterations or [])] if damaged else None
+    iters = (
+        [i for m in per_stream for i in (getattr(m, "iterations", None) or [])] if damaged else None
+    )
     # Nothing lost: the cloud sees exactly the loss-free tensors, whose predictions we have.
     pred = (
         predict(prep.task, prep.cloud, repaired, prep.scenario.batch_size)
