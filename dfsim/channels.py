@@ -42,6 +42,7 @@ class LossStream:
     """A stateful loss process: successive ``take(n)`` calls form one continuous stream."""
 
     def take(self, n: int) -> np.ndarray:  # pragma: no cover - interface
+        """The next ``n`` loss flags of the stream (True = lost)."""
         raise NotImplementedError
 
 
@@ -52,6 +53,7 @@ class LossChannel:
 
     @property
     def loss_rate(self) -> float:
+        """The long-run fraction of lost packets."""
         raise NotImplementedError
 
     @property
@@ -60,6 +62,7 @@ class LossChannel:
         raise NotImplementedError
 
     def stream(self, rng: np.random.Generator) -> LossStream:
+        """A loss stream drawing only from ``rng``."""
         raise NotImplementedError
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,13 +88,16 @@ class Bernoulli(LossChannel):
 
     @property
     def loss_rate(self) -> float:
+        """The long-run fraction of lost packets."""
         return self.p_loss
 
     @property
     def mean_burst_length(self) -> float:
+        """Expected length of a run of consecutive losses."""
         return math.inf if self.p_loss >= 1 else 1.0 / (1.0 - self.p_loss)
 
     def stream(self, rng: np.random.Generator) -> LossStream:
+        """A loss stream drawing only from ``rng``."""
         return _BernoulliStream(self.p_loss, rng)
 
     def __repr__(self) -> str:
@@ -103,6 +109,7 @@ class _BernoulliStream(LossStream):
         self.p, self.rng = p, rng
 
     def take(self, n: int) -> np.ndarray:
+        """The next ``n`` loss flags of the stream (True = lost)."""
         return self.rng.random(n) < self.p
 
 
@@ -166,6 +173,7 @@ class GilbertElliott(LossChannel):
 
     @property
     def loss_rate(self) -> float:
+        """The long-run fraction of lost packets."""
         pb = self.bad_probability
         return (1 - pb) * (1 - self.k) + pb * (1 - self.h)
 
@@ -188,6 +196,7 @@ class GilbertElliott(LossChannel):
         return math.inf if stay >= 1 else 1.0 / (1.0 - stay)
 
     def stream(self, rng: np.random.Generator) -> LossStream:
+        """A loss stream drawing only from ``rng``."""
         return _GilbertElliottStream(self, rng)
 
     def __repr__(self) -> str:
@@ -244,6 +253,7 @@ class _GilbertElliottStream(LossStream):
         return out
 
     def take(self, n: int) -> np.ndarray:
+        """The next ``n`` loss flags of the stream (True = lost)."""
         bad = self._states(int(n))
         ch = self.ch
         if ch.k == 1.0 and ch.h == 0.0:
@@ -308,14 +318,17 @@ class Trace(LossChannel):
 
     @classmethod
     def from_file(cls, path, trial_offset: int | None = None) -> Trace:
+        """A trace read from ``path`` (see :func:`read_trace`)."""
         return cls(read_trace(path), str(path), trial_offset)
 
     @property
     def loss_rate(self) -> float:
+        """The long-run fraction of lost packets."""
         return float(self.flags.mean())
 
     @property
     def mean_burst_length(self) -> float:
+        """Expected length of a run of consecutive losses."""
         f = self.flags.astype(np.int8)
         starts = int(np.count_nonzero(np.diff(f) == 1)) + int(f[0])
         return float(f.sum() / starts) if starts else 0.0
@@ -325,10 +338,12 @@ class Trace(LossChannel):
         return f"trace|file={self.name}|trial_offset={self.trial_offset}"
 
     def for_trial(self, trial: int, packets_per_trial: int) -> Trace:
+        """Trial ``trial`` starts at its own offset of the trace."""
         step = packets_per_trial if self.trial_offset is None else self.trial_offset
         return Trace(self.flags, self.name, self.trial_offset, (trial * step) % len(self.flags))
 
     def stream(self, rng: np.random.Generator | None = None) -> LossStream:
+        """A loss stream drawing only from ``rng``."""
         return _TraceStream(self.flags, self.start)
 
     def __repr__(self) -> str:
@@ -341,6 +356,7 @@ class _TraceStream(LossStream):
         self.flags, self.pos = flags, start
 
     def take(self, n: int) -> np.ndarray:
+        """The next ``n`` loss flags of the stream (True = lost)."""
         idx = (self.pos + np.arange(n)) % len(self.flags)
         self.pos = (self.pos + n) % len(self.flags)
         return self.flags[idx]

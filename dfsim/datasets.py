@@ -52,6 +52,7 @@ class ImageSet:
         return len(self.labels)
 
     def head(self, n: int | None) -> ImageSet:
+        """The first ``n`` images."""
         if n is None or n >= len(self):
             return self
         return ImageSet(self.images[:n], self.labels[:n], f"{self.name}[:{n}]")
@@ -237,6 +238,7 @@ SAMPLE_PHOTOS = (
 
 
 def sample_photo_dir() -> Path:
+    """scikit-image's bundled data directory."""
     try:
         import skimage
     except ImportError:
@@ -286,12 +288,15 @@ class FashionMNIST:
         self.subset, self.dir = subset, dir
 
     def load(self, input_shape) -> ImageSet:
+        """The images at the model's input size."""
         return load_fashion_mnist(self.subset, self.dir)
 
     def training_images(self, input_shape, n: int) -> ImageSet:
+        """Images to fit trained methods on (None: the dataset has none)."""
         return load_fashion_mnist("train", self.dir).head(n)
 
     def training_id(self) -> str:
+        """Names the training images in cache keys."""
         return "fashion-mnist/train"
 
 
@@ -310,12 +315,15 @@ class ImageFolder:
         self.dir, self.labels, self.resize = dir, labels, resize
 
     def load(self, input_shape) -> ImageSet:
+        """The images at the model's input size."""
         return load_image_folder(self.dir, input_shape, self.labels, self.resize)
 
     def training_images(self, input_shape, n: int) -> ImageSet | None:
+        """Images to fit trained methods on (None: the dataset has none)."""
         return None
 
     def training_id(self) -> str:
+        """Names the training images in cache keys."""
         return ""
 
 
@@ -324,10 +332,13 @@ class SamplePhotos:
     """The photographs bundled with scikit-image, whole and cropped, each mirrored."""
 
     def load(self, input_shape) -> ImageSet:
+        """The images at the model's input size."""
         return load_sample_photos(input_shape)
 
     def training_images(self, input_shape, n: int) -> ImageSet | None:
+        """Images to fit trained methods on (None: the dataset has none)."""
         return None
 
     def training_id(self) -> str:
+        """Names the training images in cache keys."""
         return ""

@@ -55,6 +55,7 @@ class PacketLayout:
 
     @classmethod
     def for_shape(cls, shape, rows_per_packet: int, order: str = "row-major") -> PacketLayout:
+        """The layout of a C x H x W tensor."""
         c, h, w = shape
         return cls(int(c), int(h), int(w), int(rows_per_packet), order)
 
@@ -65,6 +66,7 @@ class PacketLayout:
 
     @property
     def packets_per_tensor(self) -> int:
+        """Packets of one tensor: channels x bands."""
         return self.channels * self.bands
 
     def headers(self) -> np.ndarray:
@@ -96,6 +98,7 @@ class PacketLayout:
             )
 
         def size(rows: int) -> int:
+            """Bytes of a packet of ``rows`` rows, side information included."""
             return header_bytes + math.ceil((codec.max_payload_bits(rows, w) + side_info_bits) / 8)
 
         if size(r) > mtu_bytes:
@@ -144,6 +147,7 @@ class PacketBatch:
         return len(self.header)
 
     def subset(self, keep: np.ndarray) -> PacketBatch:
+        """The packets flagged in ``keep``."""
         return PacketBatch(self.header[keep], self.payload[keep])
 
 

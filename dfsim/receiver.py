@@ -30,6 +30,7 @@ class Delivery:
 
     @property
     def damaged(self) -> bool:
+        """Some entry is lost, or some image used another image's side information."""
         return self.substituted or any(bool(m.any()) for m in self.lost)
 
 

@@ -56,16 +56,19 @@ class ResultsSchema:
 
     @classmethod
     def for_rows(cls, task, rows: list[dict]) -> ResultsSchema:
+        """The schema of ``rows``: config columns are those not identity or metric columns."""
         known = set(IDENTITY_COLUMNS) | {m.name for m in cls(task, ()).metrics}
         config = tuple(dict.fromkeys(k for r in rows for k in r if k not in known))
         return cls(task, config)
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
+        """The task's metrics, then the pipeline's."""
         return tuple(self.task.metrics) + pipeline_metrics()
 
     @property
     def columns(self) -> list[str]:
+        """Every column, in results.csv order."""
         core = [m.name for m in self.metrics if m.core]
         rest = [m.name for m in self.metrics if not m.core]
         return [*IDENTITY_COLUMNS, *core, *rest, *self.config_columns]
@@ -78,6 +81,7 @@ class ResultsSchema:
         raise KeyError(name)
 
     def has_values(self, rows: list[dict], name: str) -> bool:
+        """Some row has a (non-NaN) value of ``name``."""
         return any(r.get(name) == r.get(name) and r.get(name) is not None for r in rows)
 
     def shown_metric(self, rows: list[dict]) -> str:
@@ -129,6 +133,7 @@ def write_results_csv(rows: Iterable[dict], schema: ResultsSchema, path: Path) -
 
 
 def write_json(obj, path: Path) -> None:
+    """JSON, atomically."""
     atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False, default=str))
 
 

@@ -54,6 +54,7 @@ class Component:
 
     @property
     def kwargs(self) -> dict[str, Any]:
+        """The parameters as keyword arguments."""
         return dict(self.params)
 
     def build(self):
@@ -177,11 +178,14 @@ class MethodSpec:
     label: str
 
     def build(self):
+        """A fresh instance of the method."""
         return entry("completion", self.name).build(f"methods ({self.label})", **self.params)
 
 
 @dataclass(frozen=True)
 class Scenario:
+    """A validated scenario: its sections, grid configs, channel settings and methods."""
+
     name: str
     seed: int
     model: ModelSpec
@@ -201,6 +205,7 @@ class Scenario:
 
     @property
     def n_units(self) -> int:
+        """Work units: configs x settings x trials."""
         return len(self.configs) * len(self.cells) * self.trials
 
     def resolved(self) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class RawCodec:
         return rows * width * self.bits
 
     def describe_values(self) -> str:
+        """How values are coded, for messages."""
         return f"at {self.bits} bits"
 
     def __repr__(self) -> str:

@@ -55,6 +55,7 @@ class CompletionMethod:
     iterations: list[int] | None = None  # iterative methods: iterations used per tensor
 
     def fit(self, features: np.ndarray, layout=None) -> CompletionMethod:
+        """Learn from loss-free training features (a no-op here)."""
         return self
 
     def fitted_state(self) -> dict[str, np.ndarray]:
@@ -62,9 +63,11 @@ class CompletionMethod:
         return {}
 
     def load_fitted_state(self, state: dict[str, np.ndarray]) -> CompletionMethod:
+        """Restore a fit (a no-op here)."""
         return self
 
     def params(self) -> dict[str, Any]:
+        """The declared parameters and their values."""
         return {k: getattr(self, k) for k in declared_params(type(self))}
 
     def complete(self, tensor: np.ndarray, lost: np.ndarray, layout=None) -> np.ndarray:

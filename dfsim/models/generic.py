@@ -153,6 +153,7 @@ class GraphSplitModel:
 
     @property
     def split_points(self) -> list[str]:
+        """Every point the model can be cut at, in execution order."""
         return list(self._points)
 
     def crossing(self, split: str) -> list[Crossing]:
@@ -208,6 +209,7 @@ class GraphSplitModel:
         return gm.eval()
 
     def full(self) -> nn.Module:
+        """The whole module."""
         return self.module
 
     def normalise(self, images: np.ndarray) -> np.ndarray:

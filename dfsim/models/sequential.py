@@ -74,14 +74,17 @@ class SequentialSplitModel:
         return [Crossing(split, self._shapes[split])]
 
     def edge(self, split: str) -> nn.Module:
+        """The stages up to and including ``split``, returning a 1-tuple."""
         k = self._position(split)
         return _AsTuple(nn.Sequential(*[m for _, m in self.stages[: k + 1]])).eval()
 
     def cloud(self, split: str) -> nn.Module:
+        """The stages after ``split``."""
         k = self._position(split)
         return nn.Sequential(*[m for _, m in self.stages[k + 1 :]]).eval()
 
     def full(self) -> nn.Module:
+        """Every stage."""
         return nn.Sequential(*[m for _, m in self.stages]).eval()
 
     def normalise(self, images: np.ndarray):
