@@ -61,10 +61,14 @@ class Range:
         return not (self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi))
 
     def text(self, integer: bool) -> str:
-        lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        def num(v):
+            return str(int(v)) if isinstance(v, int) or float(v).is_integer() else f"{v:g}"
+
+        lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {num(self.lo)}"
+        hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {num(self.hi)}"
         if lo and hi and not (self.lo_open or self.hi_open):
-            return f"[{self.lo:g}, {self.hi:g}]" if integer else f"in [{self.lo:g}, {self.hi:g}]"
+            span = f"[{num(self.lo)}, {num(self.hi)}]"
+            return span if integer else f"in {span}"
         return " and ".join(p for p in (lo, hi) if p)
 
 
