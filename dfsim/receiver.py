@@ -13,7 +13,7 @@ packet stream, applies the side-information loss policy and runs the codec's dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,11 +27,15 @@ class Delivery:
     tensors: list[np.ndarray]
     lost: list[np.ndarray]
     substituted: bool
+    n_lost: int = field(init=False)  # lost entries, all tensors (counted once per trial)
+
+    def __post_init__(self):
+        self.n_lost = sum(int(m.sum()) for m in self.lost)
 
     @property
     def damaged(self) -> bool:
         """Some entry is lost, or some image used another image's side information."""
-        return self.substituted or any(bool(m.any()) for m in self.lost)
+        return self.substituted or self.n_lost > 0
 
 
 class Receiver:

@@ -31,6 +31,7 @@ from dfsim.errors import UserError
 from dfsim.packets import Packetization
 from dfsim.registry import (
     DIR,
+    Param,
     Range,
     check_keys,
     check_params,
@@ -38,6 +39,7 @@ from dfsim.registry import (
     declared_params,
     entry,
     grid_values,
+    names,
     parse_dataclass,
     type_name,
 )
@@ -433,7 +435,7 @@ def _component(
         rest = {k: v for k, v in raw.items() if k != key and k not in extra}
         if name is None:
             raise UserError(
-                f"{where}.{key}: required key is missing (one of {', '.join(_names(kind))})"
+                f"{where}.{key}: required key is missing (one of {', '.join(names(kind))})"
             )
     e = entry(kind, name, f"{where}.{key}" if not isinstance(raw, str) else where)
     params = check_params(e.params, rest, where, e.what)
@@ -441,49 +443,38 @@ def _component(
     return Component(kind, name, tuple(params.items()))
 
 
-def _names(kind):
-    from dfsim.registry import names
-
-    return names(kind)
-
-
 # --------------------------------------------------------------------------- sections
 def _model(raw) -> ModelSpec:
+    """A registered model (``name``) or one given by ``import`` path, with its parameters."""
     if not isinstance(raw, dict):
         raise UserError(f"model: expected a mapping, got {type_name(raw)}")
-    if raw.get("import") is None:
-        own = entry("model", raw.get("name", "fmnist-resnet"), "model.name").params
-    else:
-        from dfsim.models.sources import import_parameters
-
-        own = declared_params(import_parameters)
-    check_keys(raw, "model", ["name", "import", "split", *own])
-    rest = {k: v for k, v in raw.items() if k not in ("name", "import", "split")}
-    if raw.get("import") is not None:
-        if "name" in raw:
-            raise UserError(
-                "model: give either 'name' (a built-in model) or 'import' (your own), not both"
-            )
-        from dfsim.models.sources import import_parameters
-
-        path = _string("model.import", raw["import"])
-        params = check_params(
-            declared_params(import_parameters), rest, "model", "a model given by import"
+    imported = raw.get("import") is not None
+    if imported and "name" in raw:
+        raise UserError(
+            "model: give either 'name' (a built-in model) or 'import' (your own), not both"
         )
-        try:
-            params = import_parameters(**params)
-        except ValueError as exc:
-            raise UserError(f"model.{exc}") from None
-        return ModelSpec(path, path, tuple(params.items()))
-    name = raw.get("name", "fmnist-resnet")
-    e = entry("model", name, "model.name")
-    return ModelSpec(name, None, tuple(check_params(e.params, rest, "model", e.what).items()))
+    if imported:
+        from dfsim.models.sources import import_parameters
+
+        declared, what = declared_params(import_parameters), "a model given by import"
+    else:
+        e = entry("model", raw.get("name", "fmnist-resnet"), "model.name")
+        declared, what = e.params, e.what
+    check_keys(raw, "model", ["name", "import", "split", *declared])
+    rest = {k: v for k, v in raw.items() if k not in ("name", "import", "split")}
+    params = check_params(declared, rest, "model", what)
+    if not imported:
+        return ModelSpec(e.name, None, tuple(params.items()))
+    path = _string("model.import", raw["import"])
+    try:
+        params = import_parameters(**params)
+    except ValueError as exc:
+        raise UserError(f"model.{exc}") from None
+    return ModelSpec(path, path, tuple(params.items()))
 
 
 def _string(where: str, value) -> str:
-    if not isinstance(value, str) or not value:
-        raise UserError(f"{where}: expected a non-empty string, got {type_name(value)} {value!r}")
-    return value
+    return Param(where, str).check(value, where)
 
 
 def _data(raw) -> DataSpec:
@@ -567,8 +558,6 @@ def _configs(raw) -> tuple[Config, ...]:
 
 
 def _codec_keys() -> list[str]:
-    from dfsim.registry import names
-
     return list(dict.fromkeys(k for n in names("codec") for k in entry("codec", n).params))
 
 
@@ -674,7 +663,7 @@ def _channel_settings(raw, where: str) -> list[ChannelSetting]:
         raise UserError(f"{where}: expected a mapping, got {type_name(raw)}")
     if "kind" not in raw:
         raise UserError(
-            f"{where}.kind: required key is missing (one of {', '.join(_names('channel'))})"
+            f"{where}.kind: required key is missing (one of {', '.join(names('channel'))})"
         )
     e = entry("channel", raw["kind"], f"{where}.kind")
     accepted = [k for p in e.params for k in (f"{p}s", p)]
@@ -757,7 +746,7 @@ def _method_variants(item, where: str) -> list[MethodSpec]:
         )
     if "name" not in item:
         raise UserError(
-            f"{where}.name: required key is missing (one of {', '.join(_names('completion'))})"
+            f"{where}.name: required key is missing (one of {', '.join(names('completion'))})"
         )
     e = entry("completion", item["name"], where)
     label = _string(f"{where}.label", item["label"]) if "label" in item else None

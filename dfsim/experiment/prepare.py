@@ -154,10 +154,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     streams = []
     for t, layout, feats in zip(crossing, layouts, features, strict=True):
         encoded = codec.encode(feats, layout)
-        reference, _ = codec.decode(
-            encoded, np.ones((len(feats), len(encoded.payload_bits)), bool), encoded.side_info
-        )
-        streams.append(TensorStream(t, layout, codec, encoded, reference))
+        streams.append(TensorStream(t, layout, codec, encoded, decode_all(codec, encoded)))
     nw = scn.network
     cloud = prepare_for_inference(model.cloud(split))
     reference_pred = _reference_pass(scn, cfg, model, split, images, task, cloud, streams)
@@ -285,11 +282,13 @@ def coded_edge_features(
         prepare_for_inference(model.edge(split)), model.normalise(images), batch_size
     )
     feats = feats[stream] if isinstance(feats, tuple) else feats
-    encoded = codec.encode(feats, layout)
-    values, _ = codec.decode(
-        encoded, np.ones((len(feats), len(encoded.payload_bits)), bool), encoded.side_info
-    )
-    return values
+    return decode_all(codec, codec.encode(feats, layout))
+
+
+def decode_all(codec, encoded) -> np.ndarray:
+    """The values decoded when every packet arrives (what the cloud has without loss)."""
+    received = np.ones((encoded.n_images, len(encoded.payload_bits)), bool)
+    return codec.decode(encoded, received, encoded.side_info)[0]
 
 
 def fit_method(

@@ -117,13 +117,12 @@ def _method_metrics(prep: Prepared, tx: Transmission, delivery, per_stream: list
         if damaged
         else prep.reference_pred
     )
-    n_lost = sum(int(lo.sum()) for lo in delivery.lost)
     e2e = cloud_latency_ms(tx, prep.scenario.network, 1e3 * dt / n)
     return {
         **prep.task.evaluate(pred, prep.reference_pred, prep.targets),
         "completion_ms_per_tensor": 1e3 * dt / n,
         "completion_iters": float(np.mean(iters)) if iters else 0.0,
-        "mse_lost": mse_lost(repaired, prep, delivery.lost) if n_lost else 0.0,
+        "mse_lost": mse_lost(repaired, prep, delivery.lost) if delivery.n_lost else 0.0,
         "e2e_latency_mean_ms": float(e2e.mean()),
         "e2e_latency_p95_ms": float(np.percentile(e2e, 95)),
     }
