@@ -43,7 +43,7 @@ same loss flags, same latencies.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
@@ -103,7 +103,7 @@ METRICS = (
     Metric(
         "latency_p95_ms", "95th-percentile latency", "ms", False, per="trial", alias="latency_p95"
     ),
-    Metric("bits_per_image", "bits on the wire per image", "", False, dtype=int, per="trial"),
+    Metric("wire_bits_per_image", "bits on the wire per image", "", False, dtype=int, per="trial"),
     Metric("packets_per_image", "data packets per image", "", dtype=int, per="trial"),
     Metric("latency_p50_ms", "median latency", "ms", False, per="trial"),
     Metric(
@@ -258,47 +258,61 @@ class Transmission:
 
 @dataclass(frozen=True)
 class WirePlan:
-    """The packets of one image in the order they go on the wire: the side-information
+    """The packets of an image in the order they go on the wire: the side-information
     packet (``own-packet`` placement), then each FEC group's data packets followed by its
-    parity packets (without FEC: the data packets, one group of none)."""
+    parity packets (without FEC: the data packets, one group of none). The order is the
+    same for every image; the sizes (``bits``, N x packets) are each image's own, since a
+    codec's packets differ in size from image to image."""
 
     kind: np.ndarray  # SIDE, DATA or PARITY
     data_index: np.ndarray  # index among the image's data packets (-1 otherwise)
     group: np.ndarray  # FEC group (-1: none)
-    bits: np.ndarray  # on-the-wire size
+    bits: np.ndarray  # N x len: on-the-wire size of each image's packets
     group_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # data per group
 
     @classmethod
     def build(
-        cls, payload_bits: np.ndarray, header_bytes: int, fec: Fec | None, side: SideInfo
+        cls,
+        payload_bits: np.ndarray,
+        header_bytes: int,
+        fec: Fec | None,
+        side: SideInfo,
+        n_images: int = 1,
+        side_bits: np.ndarray | int | None = None,
     ) -> WirePlan:
-        """The plan for data packets of ``payload_bits`` each: every packet gets a
-        ``header_bytes`` header, ``side.bits`` go in data packet 0 or a packet of their own,
-        and parity packets are as long as their group's longest data packet."""
-        data_bits = np.asarray(payload_bits).astype(np.int64) + 8 * header_bytes
-        k_data = len(data_bits)
+        """The plan for data packets of ``payload_bits`` each (N x K, or K for every image
+        alike): every packet gets a ``header_bytes`` header, the image's side information
+        (``side_bits``, default ``side.bits``; per image or one for all) goes in data
+        packet 0 or a packet of its own, and parity packets are as long as their group's
+        longest data packet."""
+        pb = np.asarray(payload_bits, np.int64)
+        k_data = pb.shape[-1]
         if k_data == 0:
             raise ValueError("an image needs at least one data packet")
-        rows = []  # (kind, data index, group, bits)
+        data_bits = np.broadcast_to(pb, (n_images, k_data)) + 8 * header_bytes
+        sb = np.broadcast_to(np.asarray(side.bits if side_bits is None else side_bits), n_images)
+        kind, index, group, cols, sizes = [], [], [], [], []
         if side.placement == "own-packet":
-            rows.append((SIDE, -1, -1, 8 * header_bytes + side.bits))
+            kind.append(SIDE), index.append(-1), group.append(-1)
+            cols.append(8 * header_bytes + sb)
         step = fec.k if fec else k_data
-        sizes = []
         for g, start in enumerate(range(0, k_data, step)):
-            idx = range(start, min(start + step, k_data))
-            sizes.append(len(idx))
-            for j in idx:
-                extra = side.bits if (j == 0 and side.placement == "first-packet") else 0
-                rows.append((DATA, j, g if fec else -1, int(data_bits[j]) + extra))
+            stop = min(start + step, k_data)
+            sizes.append(stop - start)
+            for j in range(start, stop):
+                extra = sb if (j == 0 and side.placement == "first-packet") else 0
+                kind.append(DATA), index.append(j), group.append(g if fec else -1)
+                cols.append(data_bits[:, j] + extra)
             if fec:
-                parity = int(data_bits[idx.start : idx.stop].max())
-                rows.extend([(PARITY, -1, g, parity)] * fec.m)
-        kind, index, group, bits = zip(*rows, strict=False)
+                parity = data_bits[:, start:stop].max(axis=1)
+                for _ in range(fec.m):
+                    kind.append(PARITY), index.append(-1), group.append(g)
+                    cols.append(parity)
         return cls(
             np.array(kind, np.int8),
             np.array(index, np.int64),
             np.array(group, np.int64),
-            np.array(bits, np.int64),
+            np.stack([np.broadcast_to(c, n_images) for c in cols], axis=1).astype(np.int64),
             np.array(sizes if fec else [], np.int64),
         )
 
@@ -450,7 +464,7 @@ class Uplink:
     def admit(self, i: int, pkts: np.ndarray):
         """Offer packets ``pkts`` of image i to the buffer; enqueue what fits. Returns the
         queue's put event, or None when nothing fitted."""
-        sizes = self.wire.bits[pkts]
+        sizes = self.wire.bits[i, pkts]
         if self.capacity < math.inf:
             now = self.env.now
             ok = _drop_tail(sizes.astype(np.float64), self.backlog(now), self.capacity)
@@ -465,7 +479,7 @@ class Uplink:
         """On a NACK: resend the packets of image i that can still arrive by ``latest`` at
         the current backlog. Returns the put event, or None."""
         now = self.env.now
-        eta = now + (self.backlog(now) + np.cumsum(self.wire.bits[pkts])) / self.bandwidth
+        eta = now + (self.backlog(now) + np.cumsum(self.wire.bits[i, pkts])) / self.bandwidth
         pkts = pkts[eta + self.propagation_s <= latest]
         if not len(pkts):
             return None
@@ -478,7 +492,7 @@ class Uplink:
         env = self.env
         while True:
             i, pkts = yield self.queue.get()
-            sizes = self.wire.bits[pkts]
+            sizes = self.wire.bits[i, pkts]
             offsets = np.cumsum(sizes / self.bandwidth)  # serialisation complete, from start
             done = env.now + offsets
             self.queued -= float(sizes.sum())
@@ -610,18 +624,20 @@ def simulate(
     fec: Fec | None = None,
     side_info: SideInfo | None = None,
     aux_rng: np.random.Generator | None = None,
+    side_bits: np.ndarray | None = None,
 ) -> Transmission:
-    """Send ``n_images`` images of ``len(payload_bits)`` data packets each.
+    """Send ``n_images`` images of K data packets each.
 
-    ``payload_bits``: each data packet's payload (the same for every image), without
-    header or side information; the :class:`WirePlan` adds the link's header to every
-    packet and ``side_info.bits`` once per image. ``rng`` drives the loss channel only;
-    ``aux_rng`` (default: a generator spawned from ``rng`` at first use) the Poisson
-    arrivals and jitter.
+    ``payload_bits``: each data packet's payload, without header or side information
+    (N x K, or K when every image's packets have the same sizes); the :class:`WirePlan`
+    adds the link's header to every packet and the side information once per image
+    (``side_bits``: per image, default ``side_info.bits`` for every image). ``rng``
+    drives the loss channel only; ``aux_rng`` (default: a generator spawned from ``rng``
+    at first use) the Poisson arrivals and jitter.
     """
     traffic = traffic or Traffic()
     side = side_info or SideInfo()
-    wire = WirePlan.build(payload_bits, link.header_bytes, fec, side)
+    wire = WirePlan.build(payload_bits, link.header_bytes, fec, side, n_images, side_bits)
     deadline_s = math.inf if deadline_ms is None else deadline_ms / 1e3
     if aux_rng is None and (traffic.arrivals == "poisson" or link.jitter is not None):
         aux_rng = rng.spawn(1)[0]  # a child stream: draws nothing from rng
@@ -664,13 +680,14 @@ class Network:
         self,
         n_images: int,
         payload_bits: np.ndarray,
-        side_info_bits: int,
+        side_info_bits: int | np.ndarray,
         channel: LossChannel,
         rng: np.random.Generator,
         aux_rng: np.random.Generator | None = None,
     ) -> Transmission:
-        """Send ``n_images`` images of data packets with ``payload_bits`` each, plus
-        ``side_info_bits`` of side information per image."""
+        """Send ``n_images`` images of data packets with ``payload_bits`` each (N x K, or
+        K for every image), plus ``side_info_bits`` of side information per image (one
+        number, or one per image)."""
         return simulate(
             n_images,
             payload_bits,
@@ -681,8 +698,9 @@ class Network:
             deadline_ms=self.deadline_ms,
             arq=self.arq,
             fec=self.fec,
-            side_info=replace(self.side_info, bits=side_info_bits),
+            side_info=self.side_info,
             aux_rng=aux_rng,
+            side_bits=np.broadcast_to(np.asarray(side_info_bits, np.int64), n_images),
         )
 
 

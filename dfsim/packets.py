@@ -89,13 +89,17 @@ class PacketLayout:
         self, codec, header_bytes: int, mtu_bytes: int, side_info_bits: int, split: str
     ) -> None:
         """One-line errors for packets taller than the tensor or larger than the MTU
-        (the first packet also carries ``side_info_bits``), with the rows that would fit."""
+        (the first packet also carries ``side_info_bits``), with the rows that would fit.
+        A codec whose sizes are known only once encoded (``max_payload_bits`` None) is
+        checked against its encoded packets instead."""
         r, w = self.rows_per_packet, self.width
         if r > self.height:
             raise UserError(
                 f"packets.rows_per_packet: {r} exceeds the feature height "
                 f"{self.height} at split {split!r}"
             )
+        if codec.max_payload_bits(r, w) is None:
+            return
 
         def size(rows: int) -> int:
             """Bytes of a packet of ``rows`` rows, side information included."""

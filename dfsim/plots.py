@@ -31,13 +31,15 @@ def _group_value(row: dict, field: str):
     # i.i.d. is one channel whatever its loss rate, although its mean burst 1/(1-P) varies with it
     if field == "burst_length" and row["channel"] == "iid":
         return None
-    return row[field]
+    return row.get(field)  # None: a config column this row's config lacks
 
 
 def _group_label(row: dict, by: tuple[str, ...]) -> str:
     parts = []
     for f in by:
-        v = row[f]
+        v = row.get(f)
+        if v is None or v == "":
+            continue  # a config column this row's config lacks (a codec parameter)
         if f == "channel":
             parts.append(CHANNEL_LABELS.get(v, v))
         elif f == "burst_length":

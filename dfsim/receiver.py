@@ -9,10 +9,14 @@ packet stream, applies the side-information loss policy and runs the codec's dec
   information was lost as lost;
 * ``previous``: decode with the side information of the same device's latest earlier
   image that had it; an image with no such predecessor is lost entirely.
+
+The codec's decoder runs on the packets that arrived; a packet whose payload it cannot
+decode counts as lost (the loss mask says so).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +31,7 @@ class Delivery:
     tensors: list[np.ndarray]
     lost: list[np.ndarray]
     substituted: bool
+    decode_s: float = 0.0  # seconds the codecs spent decoding
     n_lost: int = field(init=False)  # lost entries, all tensors (counted once per trial)
 
     def __post_init__(self):
@@ -54,9 +59,9 @@ class Receiver:
         if previous:
             src = previous_received(side_lost, tx.device)
             usable, src = src >= 0, np.maximum(src, 0)
-        tensors, masks, offset = [], [], 0
+        tensors, masks, offset, decode_s = [], [], 0, 0.0
         for s in streams:
-            k = len(s.encoded.payload_bits)
+            k = s.encoded.packets_per_image
             received = ~lost_2d[:, offset : offset + k]
             offset += k
             side = s.encoded.side_info
@@ -66,13 +71,15 @@ class Receiver:
                     key: np.where(swap.reshape(-1, *[1] * (v.ndim - 1)), v[src], v)
                     for key, v in side.items()
                 }
+            t0 = time.perf_counter()
             values, lost = s.codec.decode(s.encoded, received, side)
+            decode_s += time.perf_counter() - t0
             if previous:
                 values[side_lost & ~usable] = 0.0  # no side information to decode with
                 lost[side_lost & ~usable] = True
             tensors.append(values)
             masks.append(lost)
-        return Delivery(tensors, masks, previous)
+        return Delivery(tensors, masks, previous, decode_s)
 
 
 def previous_received(side_lost: np.ndarray, device: np.ndarray) -> np.ndarray:

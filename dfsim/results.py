@@ -39,11 +39,12 @@ _CONFIG_TYPES = {
 
 
 def pipeline_metrics() -> tuple[Metric, ...]:
-    """The transport's and completion's metrics (every run has them)."""
+    """The transport's, the codec's and completion's metrics (every run has them)."""
     from dfsim import network
+    from dfsim.codecs import accounting
     from dfsim.completion import base
 
-    return network.METRICS + base.METRICS
+    return network.METRICS + accounting.METRICS + base.METRICS
 
 
 @dataclass(frozen=True)

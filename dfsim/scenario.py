@@ -137,10 +137,9 @@ class Config:
 
     def columns(self, split: str) -> dict[str, Any]:
         """The config's results columns (``split`` resolved to the model's split point)."""
-        codec = {} if self.codec.name == "raw" else {"codec": self.codec.name}
         return {
             "split": split,
-            **codec,
+            "codec": self.codec.name,
             **self.codec.kwargs,
             **asdict(self.packets),
             "error_control": self.error_control.label,
@@ -537,11 +536,21 @@ def _configs(raw) -> tuple[Config, ...]:
         "encoding.codec", enc.get("codec", "raw"), lambda v, k: entry("codec", v, k).name
     )
     dims["encoding.codec"] = codecs
+    # A parameter given once applies to every codec of the grid that declares it; the
+    # others keep their own defaults (set in _config).
+    given = {k: v for k, v in enc.items() if k != "codec"}
+    for k in given:
+        if not any(k in entry("codec", c).params for c in codecs):
+            raise UserError(
+                f"encoding.{k}: not a parameter of codec {', '.join(codecs)} "
+                f"(parameters: {', '.join(_codec_keys(codecs)) or 'none'})"
+            )
     for codec in codecs:
         e = entry("codec", codec)
-        given = {k: v for k, v in enc.items() if k != "codec"}
-        for k, vs in check_params(e.params, given, "encoding", e.what, grid=True).items():
-            dims.setdefault(f"encoding.{k}", vs)
+        mine = {k: v for k, v in given.items() if k in e.params}
+        for k, vs in check_params(e.params, mine, "encoding", e.what, grid=True).items():
+            if k in mine:
+                dims.setdefault(f"encoding.{k}", vs)
     packets = check_params(
         dataclass_params(Packetization), raw.get("packets", {}), "packets", grid=True
     )
@@ -557,8 +566,10 @@ def _configs(raw) -> tuple[Config, ...]:
     return tuple(_config(p) for p in _expand(dims, raw.get("zip")))
 
 
-def _codec_keys() -> list[str]:
-    return list(dict.fromkeys(k for n in names("codec") for k in entry("codec", n).params))
+def _codec_keys(codecs=None) -> list[str]:
+    """Parameters of ``codecs`` (default: every registered codec)."""
+    codecs = names("codec") if codecs is None else codecs
+    return list(dict.fromkeys(k for n in codecs for k in entry("codec", n).params))
 
 
 def _optional_string(value, where):
@@ -573,7 +584,7 @@ def _grid(key: str, value, check) -> list:
 def _config(point: dict) -> Config:
     codec = point["encoding.codec"]
     declared = entry("codec", codec).params
-    params = tuple((k, point[f"encoding.{k}"]) for k in declared)
+    params = tuple((k, point.get(f"encoding.{k}", p.default)) for k, p in declared.items())
     try:
         entry("codec", codec).build("encoding", **dict(params))
     except UserError as exc:

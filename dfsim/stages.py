@@ -77,17 +77,41 @@ class SplitModel(Protocol):
 class Encoded:
     """What a codec made of a batch of N tensors cut into K packets each.
 
-    ``side_info``: per-image arrays (each of length N) the decoder needs besides the
-    payloads (for ``raw``: the quantizer's min and max); they cost ``side_info_bits`` per
-    tensor on the wire. ``payload_bits``: bits of each packet's payload (K, the same for
-    every image). ``payloads``: the codec's own representation of the packets.
+    ``side_info``: per-image arrays (each with leading dimension N) the decoder needs
+    besides the payloads (for ``raw``: the quantizer's min and max); ``side_info_bits``:
+    what they cost on the wire, per image (an integer: the same for every image, or an N
+    array). ``payload_bits``: bits of each packet's payload, headers excluded (N x K, or K
+    when every image's packets have the same sizes). ``payloads``: the codec's own
+    representation of the packets. ``ideal_bits``: per image, the payload bits an ideal
+    entropy coder would spend under the codec's probability model (-sum log2 p); None for
+    codecs without one. ``encode_s``: seconds the codec spent encoding the batch.
     """
 
     n_images: int
     side_info: dict[str, np.ndarray]
-    side_info_bits: int
+    side_info_bits: int | np.ndarray
     payload_bits: np.ndarray
     payloads: Any = None
+    ideal_bits: np.ndarray | None = None
+    encode_s: float = 0.0
+
+    @property
+    def packets_per_image(self) -> int:
+        """K: data packets of each image."""
+        return int(np.shape(self.payload_bits)[-1])
+
+    def packet_bits(self) -> np.ndarray:
+        """Payload bits N x K (a broadcast view when every image's sizes are the same)."""
+        pb = np.asarray(self.payload_bits, dtype=np.int64)
+        return np.broadcast_to(pb, (self.n_images, self.packets_per_image))
+
+    def side_bits(self) -> np.ndarray:
+        """Side-information bits of each image (N)."""
+        return np.broadcast_to(np.asarray(self.side_info_bits, np.int64), (self.n_images,))
+
+    def bits_per_image(self) -> np.ndarray:
+        """Coded bits of each image: payloads plus side information, headers excluded."""
+        return self.packet_bits().sum(axis=1) + self.side_bits()
 
 
 @runtime_checkable
@@ -100,6 +124,7 @@ class Codec(Protocol):
 
     name: str
     side_info_bits: int  # per tensor (an upper bound when it varies)
+    needs_fit: bool  # learns from training features (fit) before encoding
 
     def encode(self, features: np.ndarray, layout: PacketLayout) -> Encoded:
         """Features N x C x H x W (float32) -> side information and per-packet payloads."""
@@ -109,10 +134,16 @@ class Codec(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]:
         """``received``: N x K packet flags; ``side_info``: the per-image side information
         the receiver has (its own, or a substitute). Returns (tensors N x C x H x W float32,
-        lost mask of the same shape); lost entries are 0."""
+        lost mask of the same shape); lost entries are 0. A packet whose payload cannot be
+        decoded (truncated or corrupted: :class:`dfsim.codecs.base.PayloadError`) is lost."""
 
-    def max_payload_bits(self, rows: int, width: int) -> int:
-        """An upper bound on one packet's payload of ``rows`` rows of ``width`` values."""
+    def fit(self, features: np.ndarray, layout: PacketLayout) -> Codec:
+        """Learn from loss-free training features N x C x H x W (no-op for most codecs)."""
+
+    def max_payload_bits(self, rows: int, width: int) -> int | None:
+        """An upper bound on one packet's payload of ``rows`` rows of ``width`` values, or
+        None when only the encoded sizes tell (entropy coders): the MTU is then checked
+        against the encoded packets."""
 
     def describe_values(self) -> str:
         """How values are coded, for messages (e.g. "at 8 bits")."""
@@ -126,13 +157,14 @@ class Transport(Protocol):
         self,
         n_images: int,
         payload_bits: np.ndarray,
-        side_info_bits: int,
+        side_info_bits: int | np.ndarray,
         channel: LossChannel,
         rng: np.random.Generator,
         aux_rng: np.random.Generator | None = None,
     ) -> Transmission:
-        """Send ``n_images`` images of ``len(payload_bits)`` data packets each (payloads
-        without headers; ``side_info_bits`` per image); ``rng`` drives the loss channel."""
+        """Send ``n_images`` images of K data packets each: ``payload_bits`` N x K (or K,
+        the same for every image), without headers; ``side_info_bits`` per image (one
+        number or N); ``rng`` drives the loss channel."""
 
 
 @runtime_checkable

@@ -634,7 +634,7 @@ def check_channel(
 
 
 # --------------------------------------------------------------------------- codecs
-CODEC_PROPERTIES = ("interface", "encode", "round-trip", "subsets")
+CODEC_PROPERTIES = ("interface", "encode", "round-trip", "subsets", "lossless", "payload-errors")
 # (shape C x H x W, rows per packet); the send order alternates
 DEFAULT_CODEC_LAYOUTS = (
     ((6, 12, 10), 4),
@@ -704,8 +704,8 @@ def _k_interface(codec, cases, cfg) -> None:
     for rows, width in ((1, 1), (4, 10), (7, 3)):
         mp = codec.max_payload_bits(rows, width)
         _expect(
-            isinstance(mp, (int, np.integer)) and mp >= 0,
-            f"max_payload_bits({rows}, {width}) must be an integer >= 0, got {mp!r}",
+            mp is None or (isinstance(mp, (int, np.integer)) and mp >= 0),
+            f"max_payload_bits({rows}, {width}) must be an integer >= 0 or None, got {mp!r}",
         )
 
 
@@ -719,31 +719,41 @@ def _k_encode(codec, cases, cfg) -> None:
         _expect(e.n_images == n, f"{where}: Encoded.n_images is {e.n_images}, expected {n}")
         pb = e.payload_bits
         _expect(
-            isinstance(pb, np.ndarray) and pb.shape == (k,) and np.issubdtype(pb.dtype, np.integer),
+            isinstance(pb, np.ndarray)
+            and pb.shape in ((k,), (n, k))
+            and np.issubdtype(pb.dtype, np.integer),
             f"{where}: payload_bits must be an integer array of the {k} packets of one "
-            f"tensor, got {getattr(pb, 'dtype', type(pb).__name__)} of shape "
-            f"{getattr(pb, 'shape', '?')}",
+            f"tensor (K) or of each image (N x K), got "
+            f"{getattr(pb, 'dtype', type(pb).__name__)} of shape {getattr(pb, 'shape', '?')}",
         )
         _expect((pb >= 0).all(), f"{where}: negative payload_bits {pb.min()}")
+        pb = np.broadcast_to(pb, (n, k))
         nrows = lay.headers()["nrows"]
-        bound = np.array([codec.max_payload_bits(int(r), lay.width) for r in nrows])
-        over = np.flatnonzero(pb > bound)
+        bounds = [codec.max_payload_bits(int(r), lay.width) for r in nrows]
+        if all(b is not None for b in bounds):
+            bound = np.array(bounds)
+            over = np.flatnonzero((pb > bound).any(axis=0))
+            if len(over):
+                j = int(over[0])
+                _expect(
+                    False,
+                    f"{where}: packet {j} has {int(pb[:, j].max())} payload bits, over "
+                    f"max_payload_bits {int(bound[j])}",
+                )
+        sib = np.asarray(e.side_info_bits)
         _expect(
-            not len(over),
-            f"{where}: packet {over[:1].tolist()} has {pb[over[:1]].tolist()} "
-            f"payload bits, over max_payload_bits {bound[over[:1]].tolist()}",
+            np.issubdtype(sib.dtype, np.integer)
+            and sib.shape in ((), (n,))
+            and (sib >= 0).all()
+            and (sib <= codec.side_info_bits).all(),
+            f"{where}: Encoded.side_info_bits {e.side_info_bits!r} must be integers (one, or "
+            f"one per image) in [0, codec.side_info_bits = {codec.side_info_bits}]",
         )
-        top = codec.max_payload_bits(lay.rows_per_packet, lay.width)
+        sib = int(sib.min())
+        ideal = e.ideal_bits
         _expect(
-            pb.max() <= top,
-            f"{where}: payload of {pb.max()} bits exceeds "
-            f"max_payload_bits({lay.rows_per_packet}, {lay.width}) = {top}",
-        )
-        sib = e.side_info_bits
-        _expect(
-            isinstance(sib, (int, np.integer)) and 0 <= sib <= codec.side_info_bits,
-            f"{where}: Encoded.side_info_bits {sib!r} must be an integer in "
-            f"[0, codec.side_info_bits = {codec.side_info_bits}]",
+            ideal is None or (np.shape(ideal) == (n,) and np.all(np.asarray(ideal) >= 0)),
+            f"{where}: Encoded.ideal_bits must be None or one non-negative number per image",
         )
         _expect(isinstance(e.side_info, dict), f"{where}: side_info must be a dict")
         carried = 0
@@ -841,11 +851,94 @@ def _k_subsets(codec, cases, cfg) -> None:
             )
 
 
+def _packet_bytes(codec, e):
+    """The PacketBytes of an encoding (None: the codec keeps packets another way)."""
+    from dfsim.codecs.base import PacketBytes
+
+    first = e.payloads[0] if isinstance(e.payloads, tuple) and e.payloads else None
+    return first if isinstance(first, PacketBytes) else None
+
+
+def _k_lossless(codec, cases, cfg) -> None:
+    from dfsim.codecs.raw import RawCodec
+
+    if not getattr(codec, "lossless", False):
+        return
+    for lay, kind, x in cases:
+        where = _where(lay, kind)
+        n, k = len(x), lay.packets_per_tensor
+        e = codec.encode(x, lay)
+        values, _ = codec.decode(e, np.ones((n, k), bool), e.side_info)
+        raw = RawCodec(codec.bits)
+        r = raw.encode(x, lay)
+        expected, _ = raw.decode(r, np.ones((n, k), bool), r.side_info)
+        _expect(
+            _bits_equal(values, expected),
+            f"{where}: a lossless codec must decode to the {codec.bits}-bit quantizer's values "
+            f"bit for bit ({int((values != expected).sum())} values differ)",
+        )
+
+
+def _k_payload_errors(codec, cases, cfg) -> None:
+    from dfsim.codecs.base import PacketBytes
+
+    rng = np.random.default_rng(cfg["seed"] + 11)
+    for lay, kind, x in cases:
+        where = _where(lay, kind)
+        n, k = len(x), lay.packets_per_tensor
+        e = codec.encode(x, lay)
+        packets = _packet_bytes(codec, e)
+        if packets is None:
+            return  # the codec does not put bytes on the wire (raw's fixed-size codes)
+        hdr = e.payloads[1]
+        full, _ = codec.decode(e, np.ones((n, k), bool), e.side_info)
+        model = {key: v for key, v in e.side_info.items() if key not in ("vmin", "vmax")}
+        for j in rng.choice(len(packets), size=min(3, len(packets)), replace=False):
+            payload = packets.payload(j)
+            for label, bad in (("truncated", payload[:-1]), ("emptied", b"")):
+                if len(bad) == len(payload):
+                    continue
+                _, ok = codec.decode_packets(
+                    PacketBytes.from_list([bad]),
+                    np.zeros(1, np.int64),
+                    hdr["nrows"][j : j + 1].astype(np.int64),
+                    lay.width,
+                    hdr["image"][j : j + 1].astype(np.int64),
+                    model,
+                )
+                _expect(
+                    not ok[0],
+                    f"{where}: packet {j} {label} ({len(payload)} -> {len(bad)} bytes) decodes "
+                    "as if intact: decode_packets must flag it (PayloadError)",
+                )
+            # A corrupted byte in flight: the packet is lost, the others decode as before.
+            flipped = PacketBytes(packets.data.copy(), packets.offsets, packets.crc)
+            if len(payload):
+                flipped.data[packets.offsets[j] + len(payload) // 2] ^= 0x5A
+            else:
+                continue
+            e2 = type(e)(**{**e.__dict__, "payloads": (flipped, *e.payloads[1:])})
+            values, lost = codec.decode(e2, np.ones((n, k), bool), e.side_info)
+            received = np.ones(n * k, bool)
+            received[j] = False
+            expected = lay.lost_mask(~received.reshape(n, k))
+            _expect(
+                np.array_equal(lost, expected),
+                f"{where}: packet {j} corrupted in flight must count as lost, and only it",
+            )
+            _expect(
+                _bits_equal(values[~lost], full[~lost]),
+                f"{where}: corrupting packet {j} changed other packets' values",
+            )
+
+
 _CODEC_CHECKS = {
     "interface": _k_interface,
     "encode": _k_encode,
     "round-trip": _k_round_trip,
     "subsets": _k_subsets,
+    "lossless": _k_lossless,
+    "payload-errors": _k_payload_errors,
 }
 
 
@@ -884,7 +977,12 @@ def check_codec(
       ``exact_constants=False``: within ``tolerance`` x its magnitude, e.g. for a
       fixed-point codec);
     * ``subsets``: any subset of packets decodes to exactly those rows, bit for bit as with
-      every packet, and marks the others lost (``layout.lost_mask``) with value 0.
+      every packet, and marks the others lost (``layout.lost_mask``) with value 0;
+    * ``lossless`` (codecs with ``lossless = True``): decoded values equal the uniform
+      quantizer's at the codec's ``bits``, bit for bit;
+    * ``payload-errors`` (codecs whose payloads are :class:`~dfsim.codecs.base.PacketBytes`):
+      a truncated or emptied payload is flagged by ``decode_packets`` (``PayloadError``),
+      and a packet corrupted in flight counts as lost while the others decode as before.
     """
     if isinstance(codec, str):
         from dfsim.registry import build

@@ -45,7 +45,15 @@ CHANNEL_RECIPES = {
         (lambda d: {"file": _trace_file(d), "trial_offset": 7}, {}),
     ],
 }
-CODEC_RECIPES = {"raw": [{}, {"bits": 2}, {"bits": 12}, {"bits": 16}]}
+CODEC_RECIPES = {
+    "raw": [{}, {"bits": 2}, {"bits": 12}, {"bits": 16}],
+    "deflate": [{}, {"bits": 4, "level": 1}, {"bits": 12}],
+    "zstd": [{}, {"bits": 6, "level": 3}, {"bits": 16}],
+    "brotli": [{}, {"bits": 3}],
+    "lz4": [{}, {"bits": 10}],
+    "range": [{}, {"bits": 2}, {"bits": 12}],
+    "palette": [{}, {"bits": 4}, {"bits": 10}],
+}
 
 
 def _logits(n=96, classes=10, seed=0):

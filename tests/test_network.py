@@ -83,15 +83,15 @@ def test_losses_are_one_stream_from_the_channel():
 def test_wire_plan_adds_a_header_to_every_packet_and_side_info_once():
     payload = np.array([896, 896, 448])
     first = WirePlan.build(payload, 40, None, SideInfo("first-packet", bits=64))
-    assert list(first.bits) == [896 + 320 + 64, 896 + 320, 448 + 320]
+    assert list(first.bits[0]) == [896 + 320 + 64, 896 + 320, 448 + 320]
     assert list(first.kind) == [DATA] * 3
     own = WirePlan.build(payload, 40, None, SideInfo("own-packet", bits=64))
-    assert list(own.bits) == [320 + 64, 896 + 320, 896 + 320, 448 + 320]
+    assert list(own.bits[0]) == [320 + 64, 896 + 320, 896 + 320, 448 + 320]
     assert list(own.kind) == [SIDE] + [DATA] * 3
     # with FEC: parity as long as the group's longest data packet, side info not included
     coded = WirePlan.build(payload, 40, Fec(2, 1), SideInfo("first-packet", bits=64))
     assert list(coded.kind) == [DATA, DATA, PARITY, DATA, PARITY]
-    assert list(coded.bits) == [896 + 320 + 64, 896 + 320, 896 + 320, 448 + 320, 448 + 320]
+    assert list(coded.bits[0]) == [896 + 320 + 64, 896 + 320, 896 + 320, 448 + 320, 448 + 320]
     assert list(coded.group_sizes) == [2, 1]
     for side in (SideInfo("first-packet", bits=64), SideInfo("own-packet", bits=64)):
         tx = simulate(

@@ -108,7 +108,7 @@ def test_every_strategy_runs_and_protection_costs_bits_and_buys_packets(strategi
     }
     assert all(len(v) == 2 for v in by.values())
     loss = {ec: sum(r["realised_loss_rate"] for r in v) / 2 for ec, v in by.items()}
-    bits = {ec: v[0]["bits_per_image"] for ec, v in by.items()}
+    bits = {ec: v[0]["wire_bits_per_image"] for ec, v in by.items()}
     assert loss["arq(3)"] < 0.5 * loss["none"] and loss["fec"] < loss["none"]
     assert bits["fec"] > 1.2 * bits["none"] and bits["arq(3)"] > bits["none"]
     assert all(r["retransmissions_per_image"] > 0 for r in by["arq(3)"])

@@ -5,10 +5,36 @@ interface, registered by name (``encoding: {codec: NAME, ...}`` in a scenario). 
 this package registers the built-in ones:
 
 * ``raw``: the uniform min/max quantizer (:mod:`dfsim.codecs.quantizer`) with fixed
-  n-bit payloads.
+  n-bit payloads;
+* ``deflate``, ``zstd``, ``brotli``, ``lz4``: general-purpose compressors, packet by
+  packet (:mod:`dfsim.codecs.compressors`);
+* ``range``: entropy coding of the quantized values (:mod:`dfsim.codecs.range_coder`);
+* ``palette``: Choi & Bajić's near-lossless palette/prediction codec
+  (:mod:`dfsim.codecs.palette`).
+
+Codecs that code packets into bytes derive from :class:`~dfsim.codecs.base.PacketCodec`.
+:mod:`dfsim.codecs.anchors` has whole-tensor image codecs for comparison only.
 """
 
-from dfsim.codecs import raw  # noqa: F401  (registers "raw")
+import importlib
+
+from dfsim.codecs import compressors, raw  # noqa: F401  (registers the codecs)
+from dfsim.codecs.base import PacketBytes, PacketCodec, PayloadError, TensorCode
 from dfsim.codecs.quantizer import Quantized, dequantize, quantize
 
-__all__ = ["Quantized", "dequantize", "quantize"]
+for _name in ("range_coder", "palette"):  # registered once their modules are in place
+    try:
+        importlib.import_module(f"dfsim.codecs.{_name}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"dfsim.codecs.{_name}":
+            raise
+
+__all__ = [
+    "PacketBytes",
+    "PacketCodec",
+    "PayloadError",
+    "Quantized",
+    "TensorCode",
+    "dequantize",
+    "quantize",
+]

@@ -7,6 +7,7 @@ so any subset of packets decodes to exactly those rows.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import numpy as np
@@ -29,6 +30,7 @@ class RawCodec:
     """Uniform ``bits``-bit quantizer, each value sent as ``bits`` raw bits."""
 
     side_info_bits = SIDE_INFO_BITS  # per tensor: float32 min and max
+    needs_fit = False
 
     def __init__(self, bits: Annotated[int, Range(MIN_BITS, MAX_BITS)] = 8):
         if not (isinstance(bits, int) and MIN_BITS <= bits <= MAX_BITS):
@@ -37,14 +39,23 @@ class RawCodec:
 
     def encode(self, features: np.ndarray, layout: PacketLayout) -> Encoded:
         """Quantize each tensor with its own min/max and cut the codes into packets."""
+        t0 = time.perf_counter()
         q = quantize(features, self.bits)
+        payload_bits = layout.packet_values() * self.bits
         return Encoded(
             n_images=len(q.codes),
             side_info={"vmin": q.vmin, "vmax": q.vmax},
             side_info_bits=self.side_info_bits,
-            payload_bits=layout.packet_values() * self.bits,
+            payload_bits=payload_bits,
             payloads=(packetize(q.codes, layout), layout),
+            # each of the 2^bits codes has probability 2^-bits under the coder's model
+            ideal_bits=np.full(len(q.codes), float(payload_bits.sum())),
+            encode_s=time.perf_counter() - t0,
         )
+
+    def fit(self, features: np.ndarray, layout: PacketLayout) -> RawCodec:
+        """Nothing to learn."""
+        return self
 
     def decode(
         self, encoded: Encoded, received: np.ndarray, side_info: dict[str, np.ndarray]

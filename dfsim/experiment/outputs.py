@@ -64,9 +64,14 @@ def manifest(scn, preps: list[Prepared], n_rows: int, elapsed: float, executor: 
             **p.columns(),
             "feature_shape": [list(s.crossing.shape) for s in p.streams],
             "packets_per_image": p.packets_per_image,
-            "bits_per_image": int(p.payload_bits.sum())
-            + 8 * scn.network.header_bytes * p.packets_per_image
-            + p.side_info_bits,
+            "wire_bits_per_image": float(
+                np.mean(
+                    np.broadcast_to(p.payload_bits, (p.n_images, p.packets_per_image)).sum(axis=1)
+                    + 8 * scn.network.header_bytes * p.packets_per_image
+                    + p.side_info_bits
+                )
+            ),
+            **{k: v for k, v in p.coding.items() if k != "encode_ms_per_tensor"},
             f"quantized_{primary}": p.quantized[primary],
         }
         for p in preps

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dfsim import cache
+from dfsim.codecs.accounting import coding_columns
 from dfsim.datasets import ImageSet, load_image_folder
 from dfsim.errors import UserError
 from dfsim.models.inference import prepare_for_inference, run_batched
@@ -58,6 +59,7 @@ class Prepared:
     reference_pred: object  # loss-free split model's predictions
     clean: dict[str, float]  # full model, no coding: the task's metrics against the labels
     quantized: dict[str, float]  # split model with coding, no loss
+    coding: dict[str, float]  # the codec's bit accounting (dfsim.codecs.accounting)
 
     @property
     def targets(self):
@@ -69,16 +71,21 @@ class Prepared:
 
     @property
     def packets_per_image(self) -> int:
-        return sum(len(s.encoded.payload_bits) for s in self.streams)
+        return sum(s.encoded.packets_per_image for s in self.streams)
 
     @property
     def payload_bits(self) -> np.ndarray:
-        """Payload bits of one image's data packets, all streams, in stream order."""
-        return np.concatenate([s.encoded.payload_bits for s in self.streams])
+        """Payload bits of each image's data packets (N x K), all streams, in stream order
+        (K: one row for every image when the codecs' packet sizes never vary)."""
+        pbs = [np.asarray(s.encoded.payload_bits) for s in self.streams]
+        if all(p.ndim == 1 for p in pbs):
+            return np.concatenate(pbs)
+        return np.concatenate([s.encoded.packet_bits() for s in self.streams], axis=1)
 
     @property
-    def side_info_bits(self) -> int:
-        return sum(s.encoded.side_info_bits for s in self.streams)
+    def side_info_bits(self) -> np.ndarray:
+        """Side-information bits of each image (N), all streams."""
+        return sum(s.encoded.side_bits() for s in self.streams)
 
     def columns(self) -> dict:
         """The config's results columns."""
@@ -123,6 +130,25 @@ def build_model(scn: Scenario, cfg: Config):
     return model, split
 
 
+def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) -> None:
+    """Every packet as encoded fits the MTU (the first also carries the side information
+    in the default placement): codecs whose sizes are known only once encoded."""
+    nw = scn.network
+    side = sum(s.encoded.side_bits() for s in streams)
+    for n, s in enumerate(streams):
+        bits = s.encoded.packet_bits().copy()
+        if n == 0 and nw.side_info.placement == "first-packet":
+            bits[:, 0] += side
+        worst = nw.header_bytes + -(-int(bits.max()) // 8)
+        if worst > nw.mtu_bytes:
+            r, w = s.layout.rows_per_packet, s.layout.width
+            raise UserError(
+                f"packets.rows_per_packet: {r} rows of {w} values {s.codec.describe_values()} "
+                f"make packets of up to {worst} bytes (with the {nw.header_bytes}-byte header), "
+                f"over network.mtu_bytes {nw.mtu_bytes}; use fewer rows per packet"
+            )
+
+
 def transport_for(scn: Scenario, cfg: Config) -> Network:
     """The transport stage of one config: the scenario's network with the config's error
     control."""
@@ -146,15 +172,19 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     cfg = scn.configs[index]
     model, split = build_model(scn, cfg)
     crossing = model.crossing(split)
-    codec = cfg.codec.build()
     layouts = [cfg.packets.layout(t.shape) for t in crossing]
     task = scn.task.build()
     images = load_images(scn, model.input_shape)
     features, clean_pred = _edge_pass(scn, model, split, images, task)
     streams = []
-    for t, layout, feats in zip(crossing, layouts, features, strict=True):
+    for i, (t, layout, feats) in enumerate(zip(crossing, layouts, features, strict=True)):
+        codec = cfg.codec.build()  # one per tensor: a fitted codec learns its tensor's model
+        if codec.needs_fit:
+            n_fit = getattr(codec, "fit_images", 500)
+            codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)
         encoded = codec.encode(feats, layout)
         streams.append(TensorStream(t, layout, codec, encoded, decode_all(codec, encoded)))
+    check_encoded_sizes(scn, streams, split)
     nw = scn.network
     cloud = prepare_for_inference(model.cloud(split))
     reference_pred = _reference_pass(scn, cfg, model, split, images, task, cloud, streams)
@@ -173,6 +203,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         reference_pred=reference_pred,
         clean=task.evaluate(clean_pred, clean_pred, images.labels),
         quantized=task.evaluate(reference_pred, reference_pred, images.labels),
+        coding=coding_columns(streams, model.input_shape),
     )
 
 
@@ -243,27 +274,38 @@ def build_methods(prep: Prepared, log=None) -> list[tuple[MethodSpec, list]]:
     return out
 
 
-def training_features(prep: Prepared, n_images: int, stream: int = 0) -> np.ndarray:
-    """Edge features of ``n_images`` training images, coded and decoded like the scenario's."""
-    scn = prep.scenario
-    shape = prep.model.input_shape
+def training_images(scn: Scenario, shape, n_images: int, what: str):
+    """``n_images`` training images at the model's input ``shape`` (``what`` needs them)."""
     if scn.data.fit_dir:
         train = load_image_folder(scn.data.fit_dir, shape, "none").head(n_images)
     else:
         train = scn.data.dataset.build().training_images(shape, n_images)
     if train is None:
         raise UserError(
-            f"methods: trained methods (altec) need training images: set data.fit_dir "
-            f"(a folder of images unlike the {scn.data.dataset.name} test images)"
+            f"{what} need training images: set data.fit_dir (a folder of images unlike the "
+            f"{scn.data.dataset.name} test images)"
         )
+    return train
+
+
+def training_edge_features(scn: Scenario, model, split: str, n_images: int, stream: int):
+    """Edge features (not coded) of ``n_images`` training images: what a codec learns from."""
+    train = training_images(scn, model.input_shape, n_images, "encoding: fitted codecs")
+    feats = run_batched(
+        prepare_for_inference(model.edge(split)), model.normalise(train.images), scn.batch_size
+    )
+    return feats[stream] if isinstance(feats, tuple) else feats
+
+
+def training_features(prep: Prepared, n_images: int, stream: int = 0) -> np.ndarray:
+    """Edge features of ``n_images`` training images, coded and decoded like the scenario's."""
+    scn = prep.scenario
+    train = training_images(
+        scn, prep.model.input_shape, n_images, "methods: trained methods (altec)"
+    )
+    s = prep.streams[stream]
     return coded_edge_features(
-        prep.model,
-        prep.split,
-        train.images,
-        prep.config.codec.build(),
-        prep.streams[stream].layout,
-        scn.batch_size,
-        stream,
+        prep.model, prep.split, train.images, s.codec, s.layout, scn.batch_size, stream
     )
 
 
@@ -287,7 +329,7 @@ def coded_edge_features(
 
 def decode_all(codec, encoded) -> np.ndarray:
     """The values decoded when every packet arrives (what the cloud has without loss)."""
-    received = np.ones((encoded.n_images, len(encoded.payload_bits)), bool)
+    received = np.ones((encoded.n_images, encoded.packets_per_image), bool)
     return codec.decode(encoded, received, encoded.side_info)[0]
 
 

@@ -59,7 +59,7 @@ def transport_metrics(prep: Prepared, tx: Transmission) -> dict:
         "realised_loss_rate": float(tx.lost.mean()),
         "latency_mean_ms": float(latency.mean()),
         "latency_p95_ms": float(np.percentile(latency, 95)),
-        "bits_per_image": int(round(tx.bits_sent / n)),
+        "wire_bits_per_image": int(round(tx.bits_sent / n)),
         "packets_per_image": prep.packets_per_image,
         "latency_p50_ms": float(np.percentile(latency, 50)),
         "latency_p99_ms": float(np.percentile(latency, 99)),
@@ -84,6 +84,8 @@ def run_trial(prep: Prepared, cell_index: int, trial: int, methods: list) -> Uni
         "trial": trial,
         "n_images": prep.n_images,
         **transport_metrics(prep, tx),
+        **prep.coding,
+        "decode_ms_per_tensor": 1e3 * delivery.decode_s / prep.n_images,
         **prep.columns(),
     }
     outcomes = []

@@ -1,0 +1,51 @@
+"""Bit accounting: the codec stage's results columns, from the encoded packets.
+
+Per image, averaged over the run's images and summed over the tensors crossing the cut:
+``bits_per_image`` (payloads plus side information, headers excluded: what the codec
+produced), ``ideal_bits_per_image`` (payloads at -sum log2 p under the codec's model, plus
+the same side information; empty for codecs without a model), ``kbpi`` (kbit per image),
+``bpp`` (per input pixel), ``bits_per_element`` (per feature value), and the codec's time
+per image to encode (once per config) and to decode what arrived (per trial).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dfsim.stages import Metric
+
+METRICS = (
+    Metric("bits_per_image", "coded bits per image", "", False, per="trial"),
+    Metric("ideal_bits_per_image", "ideal coded bits per image", "", False, per="trial"),
+    Metric("kbpi", "kbit per image", "kbit", False, per="trial"),
+    Metric("bpp", "bits per input pixel", "", False, per="trial"),
+    Metric("bits_per_element", "bits per feature value", "", False, per="trial"),
+    Metric(
+        "encode_ms_per_tensor", "encoding time per image", "ms", False, timing=True, per="trial"
+    ),
+    Metric(
+        "decode_ms_per_tensor", "decoding time per image", "ms", False, timing=True, per="trial"
+    ),
+)
+
+
+def coding_columns(streams, input_shape) -> dict:
+    """The config's coding columns (all but the per-trial decoding time) from its streams
+    (:class:`~dfsim.experiment.prepare.TensorStream`); ``input_shape``: C, H, W."""
+    n = streams[0].encoded.n_images
+    side = sum(s.encoded.side_bits() for s in streams)
+    actual = sum(s.encoded.packet_bits().sum(axis=1) for s in streams) + side
+    ideals = [s.encoded.ideal_bits for s in streams]
+    ideal = (
+        float(np.mean(sum(ideals) + side)) if all(i is not None for i in ideals) else float("nan")
+    )
+    bits = float(np.mean(actual))
+    elements = sum(int(np.prod(s.crossing.shape)) for s in streams)
+    return {
+        "bits_per_image": bits,
+        "ideal_bits_per_image": ideal,
+        "kbpi": bits / 1e3,
+        "bpp": bits / (int(input_shape[-2]) * int(input_shape[-1])),
+        "bits_per_element": bits / elements,
+        "encode_ms_per_tensor": 1e3 * sum(s.encoded.encode_s for s in streams) / n,
+    }
