@@ -191,6 +191,20 @@ def cmd_compare(args) -> int:
     if reference and reference not in {r["method"] for r in rows}:
         raise UserError(f"--reference: {reference!r} is not a method in these results")
     metric = _metric_name(schema, rows, args.metric, "--metric")
+    if args.bd_rate:
+        curves = args.curves or ("method" if len(args.dirs) > 1 else "codec")
+        fields = ("method", *schema.config_columns)
+        if curves not in fields:
+            raise UserError(f"--curves: unknown field {curves!r} (one of {', '.join(fields)})")
+        if not schema.has_values(rows, args.rate):
+            raise UserError(f"--rate: {args.rate!r} has no values in these results")
+        try:
+            print(statistics.bd_rate_table(rows, schema, metric, args.rate, curves, args.anchor))
+        except KeyError:
+            raise UserError(
+                f"--anchor: {args.anchor!r} is not a {curves} in these results"
+            ) from None
+        return 0
     summary = statistics.summarize(rows, schema, reference)
     print(statistics.markdown_table(summary, schema, metric))
     return 0
@@ -408,11 +422,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--reference", help="method for the paired test (default: zeros, else the first)"
     )
+    c.add_argument(
+        "--bd-rate",
+        action="store_true",
+        help="Bjontegaard-delta rate between rate-metric curves instead of the summary",
+    )
+    c.add_argument(
+        "--curves",
+        help="--bd-rate: the field whose values are the curves (default: codec; with several "
+        "directories: method, i.e. directory:method)",
+    )
+    c.add_argument(
+        "--rate",
+        default="kbpi",
+        choices=("kbpi", "bits_per_image", "bpp", "bits_per_element", "wire_bits_per_image"),
+        help="--bd-rate: the rate column (default kbpi)",
+    )
+    c.add_argument("--anchor", help="--bd-rate: the reference curve (default: the first)")
     c.set_defaults(func=cmd_compare)
 
     pl = sub.add_parser("plot", help="figures from a result directory (PNG and SVG)")
     pl.add_argument("dir", metavar="DIR")
-    pl.add_argument("--x", default="loss_rate", choices=("loss_rate", "burst_length"))
+    pl.add_argument(
+        "--x",
+        default="loss_rate",
+        choices=("loss_rate", "burst_length", "kbpi", "bits_per_image", "bpp", "bits_per_element"),
+        help="x axis: the channel's loss rate or burst length, or a rate (rate-accuracy)",
+    )
     pl.add_argument(
         "--y",
         help="a metric column, or its short name (latency_p95, completion_ms, "

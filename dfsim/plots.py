@@ -19,7 +19,13 @@ LINESTYLES = ["-", "--", ":", "-."]
 X_AXES = {
     "loss_rate": ("packet loss rate (%)", 100.0),
     "burst_length": ("mean burst length (packets)", 1.0),
+    # rate-accuracy: the codec's coded bits per image (a config's value, the same each trial)
+    "kbpi": ("kbit per image", 1.0),
+    "bits_per_image": ("coded bits per image", 1.0),
+    "bpp": ("bits per input pixel", 1.0),
+    "bits_per_element": ("bits per feature value", 1.0),
 }
+RATE_AXES = ("kbpi", "bits_per_image", "bpp", "bits_per_element")
 
 
 def group_fields(schema: ResultsSchema) -> tuple[str, ...]:
@@ -67,14 +73,18 @@ def metric_plot(
     """Mean ``y`` against ``x``; one line per (method, ``by`` group); 95 % band over trials.
 
     Config columns that vary in ``rows`` are always added to ``by``: lines never pool
-    different configs. With ``panel`` (e.g. ``loss_rate``), one subplot per value of that
+    different configs; except on a rate axis (``x = kbpi`` ...: rate-accuracy), where the
+    points of a line are configs (bit depths) and only ``codec`` is added. With ``panel`` (e.g. ``loss_rate``), one subplot per value of that
     field, sharing the y axis and one legend. With ``x = burst_length``, i.i.d. rows (mean
     burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
     """
     from dfsim.statistics import varying_config_keys
 
     by = tuple(f for f in by if f != panel)
-    by += tuple(k for k in varying_config_keys(rows, schema) if k not in by and k != panel)
+    varying = varying_config_keys(rows, schema)
+    if x in RATE_AXES:
+        varying = [k for k in varying if k == "codec"]
+    by += tuple(k for k in varying if k not in by and k != panel)
     decl = schema.metric(y)
     if decl.per == "trial":  # the same for every method of a trial: one line per group
         first = rows[0]["method"] if rows else None

@@ -146,3 +146,100 @@ def _table_row(cell, keys, shown, methods, by, decl, starred: bool) -> str:
         + " | ".join(entries)
         + " |"
     )
+
+
+# --------------------------------------------------------------------------- rate
+RATE_COLUMNS = ("kbpi", "bits_per_image", "bpp", "bits_per_element", "wire_bits_per_image")
+
+
+def rate_curves(
+    rows: list[dict], schema: ResultsSchema, metric: str, rate: str, curves: str
+) -> dict[tuple, dict[str, list[tuple[float, float]]]]:
+    """Rate-``metric`` curves: per (channel setting, method), one curve per value of the
+    field ``curves`` (a config column such as ``codec``, or ``method``), each point one
+    config of that curve (e.g. one bit depth): mean rate and mean metric over trials."""
+    point_keys = [k for k in varying_config_keys(rows, schema) if k != curves]
+    acc: dict = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        setting = tuple(r[c] for c in CHANNEL_COLUMNS)
+        group = setting if curves == "method" else (*setting, r["method"])
+        point = tuple(r.get(k) for k in point_keys)
+        acc[(group, str(r.get(curves)))][point].append((r[rate], r[metric]))
+    out: dict = defaultdict(dict)
+    for (group, curve), points in acc.items():
+        pts = [tuple(np.mean(np.asarray(v, float), axis=0)) for v in points.values()]
+        out[group][curve] = sorted(pts)
+    return out
+
+
+def bd_rate_table(
+    rows: list[dict],
+    schema: ResultsSchema,
+    metric: str,
+    rate: str = "kbpi",
+    curves: str = "codec",
+    anchor: str | None = None,
+) -> str:
+    """Markdown table of the Bjøntegaard-delta rate (%, negative: fewer bits at equal
+    ``metric``) of every curve against the ``anchor`` curve (default: the first), per
+    channel setting and method. Piecewise cubic Hermite (pchip) interpolation of rate
+    against metric (the ``bjontegaard`` package); curves need two or more points with
+    distinct metric values, else the cell says why."""
+    import bjontegaard
+
+    table = rate_curves(rows, schema, metric, rate, curves)
+    names = list(dict.fromkeys(c for g in table.values() for c in g))
+    if anchor is None:
+        anchor = names[0]
+    elif anchor not in names:
+        raise KeyError(anchor)
+    others = [c for c in names if c != anchor]
+    group_cols = list(CHANNEL_COLUMNS) + ([] if curves == "method" else ["method"])
+    lines = [
+        f"BD-rate ({rate} at equal {metric}) against {curves} {anchor}",
+        "",
+        "| " + " | ".join(group_cols + others) + " |",
+        "|" + "---|" * (len(group_cols) + len(others)),
+    ]
+    for group, by_curve in table.items():
+        cells = []
+        ref = by_curve.get(anchor)
+        for c in others:
+            test = by_curve.get(c)
+            cells.append(_bd_cell(bjontegaard, ref, test))
+        shown = [_cell(v) for v in group]
+        lines.append("| " + " | ".join(shown + cells) + " |")
+    return "\n".join(lines)
+
+
+def _bd_cell(bjontegaard, ref, test) -> str:
+    if not ref or not test:
+        return "n/a (missing curve)"
+    for pts in (ref, test):
+        m = [p[1] for p in pts]
+        if len(pts) < 2:
+            return "n/a (one point)"
+        if len(set(m)) < len(m):
+            return "n/a (equal metric at two rates)"
+    ra, ma = zip(*ref, strict=True)
+    rt, mt = zip(*test, strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            v = bjontegaard.bd_rate(
+                list(ra),
+                list(ma),
+                list(rt),
+                list(mt),
+                method="pchip",
+                require_matching_points=False,
+            )
+        except (ValueError, ZeroDivisionError) as exc:
+            return f"n/a ({exc})"
+    return f"{v:+.1f} %" if np.isfinite(v) else "n/a (no overlap)"
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return f"{v:g}" if isinstance(v, float) else str(v)
