@@ -74,8 +74,9 @@ def metric_plot(
 
     Config columns that vary in ``rows`` are always added to ``by``: lines never pool
     different configs; except on a rate axis (``x = kbpi`` ...: rate-accuracy), where the
-    points of a line are configs (bit depths) and only ``codec`` is added. With ``panel`` (e.g. ``loss_rate``), one subplot per value of that
-    field, sharing the y axis and one legend. With ``x = burst_length``, i.i.d. rows (mean
+    points of a line are configs (bit depths) and only ``codec`` is added. With ``panel``
+    (e.g. ``loss_rate``), one subplot per value of that field, sharing the y axis and one
+    legend. With ``x = burst_length``, i.i.d. rows (mean
     burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
     """
     from dfsim.statistics import varying_config_keys
