@@ -749,7 +749,9 @@ def _k_encode(codec, cases, cfg) -> None:
             f"{where}: Encoded.side_info_bits {e.side_info_bits!r} must be integers (one, or "
             f"one per image) in [0, codec.side_info_bits = {codec.side_info_bits}]",
         )
-        sib = int(sib.min())
+        # Side information coded into bytes (N x B, zero-padded to the longest image's)
+        # holds up to the largest count, rounded up to whole bytes per array.
+        sib = int(sib.max()) + 7 * len(e.side_info)
         ideal = e.ideal_bits
         _expect(
             ideal is None or (np.shape(ideal) == (n,) and np.all(np.asarray(ideal) >= 0)),
@@ -767,7 +769,7 @@ def _k_encode(codec, cases, cfg) -> None:
         _expect(
             carried <= sib,
             f"{where}: side_info holds {carried} bits per image but "
-            f"side_info_bits counts only {sib}",
+            f"side_info_bits counts only {sib - 7 * len(e.side_info)}",
         )
 
 

@@ -1,77 +1,191 @@
-"""The uniform quantizer and the raw codec (the conformance check runs in test_conformance)."""
+"""Codecs with real bytes: bit accounting in the results, the network carrying the encoded
+sizes (per image, per packet), the MTU checked on them, fitted codecs, codec grids, and
+rate-accuracy tools (BD-rate, plots against kbit per image)."""
+
+import math
 
 import numpy as np
 import pytest
+from conftest import run_scenario
 
-from dfsim.codecs import dequantize, quantize
-from dfsim.codecs.raw import RawCodec
+from dfsim import registry
+from dfsim.channels import Bernoulli
+from dfsim.cli import main
+from dfsim.codecs.base import PacketBytes, PacketCodec, PayloadError
+from dfsim.codecs.compressors import ZstdCodec
+from dfsim.errors import UserError
+from dfsim.network import DATA, PARITY, Fec, Link, SideInfo, Traffic, WirePlan, simulate
 from dfsim.packets import PacketLayout
+from dfsim.scenario import load_scenario
+from dfsim.testing import synthetic_features
+
+SCENARIO = """
+name: codecs
+seed: 5
+model: {name: fmnist-resnet, split: add_1}
+data: {n_images: 60}
+encoding: {codec: [raw, zstd], bits: 8}
+packets: {rows_per_packet: 4}
+network: {bandwidth_mbps: 2, propagation_ms: 5, fps: 5}
+channels:
+  - {kind: iid, loss_rates: [0.0, 0.2]}
+methods: [zeros]
+trials: 1
+"""
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4, 6, 8, 10, 12, 16])
-def test_round_trip_within_half_a_step(bits, rng):
-    x = (rng.standard_normal((4, 8, 7, 5)) * rng.uniform(0.1, 30, size=(4, 1, 1, 1))).astype(
-        np.float32
+def test_wire_plan_carries_each_images_own_packet_sizes():
+    payload = np.array([[800, 400, 200], [80, 40, 20]])
+    side = SideInfo("first-packet", bits=64)
+    plan = WirePlan.build(payload, 40, Fec(2, 1), side, 2, np.array([64, 96]))
+    assert list(plan.kind) == [DATA, DATA, PARITY, DATA, PARITY]
+    assert plan.bits[0].tolist() == [800 + 320 + 64, 400 + 320, 800 + 320, 200 + 320, 200 + 320]
+    assert plan.bits[1].tolist() == [80 + 320 + 96, 40 + 320, 80 + 320, 20 + 320, 20 + 320]
+
+
+def test_latency_scales_with_each_images_coded_size():
+    """Images far apart on a slow link: each image's latency is its own bits on the wire
+    over the bandwidth plus propagation, whatever the other images' sizes."""
+    rng = np.random.default_rng(0)
+    payload = rng.integers(100, 5000, (6, 4)) * 8
+    link = Link(bandwidth_bps=1e5, propagation_ms=3, header_bytes=40)
+    tx = simulate(
+        6,
+        payload,
+        Bernoulli(0.0),
+        np.random.default_rng(1),
+        link,
+        traffic=Traffic(fps=0.5),
+        side_bits=np.full(6, 64),
     )
-    q = quantize(x, bits)
-    assert q.codes.dtype == (np.uint8 if bits <= 8 else np.uint16)
-    assert q.codes.max() <= 2**bits - 1
-    xr = dequantize(q)
-    step = (q.vmax - q.vmin) / (2**bits - 1)
-    err = np.abs(xr - x).reshape(4, -1).max(axis=1)
-    # half a step, plus float32 rounding of the values themselves
-    assert np.all(
-        err <= step / 2 + 4 * np.finfo(np.float32).eps * np.abs(x).reshape(4, -1).max(axis=1)
+    wire = payload.sum(axis=1) + 4 * 320 + 64
+    assert np.allclose(tx.latency_ms, wire / 1e5 * 1e3 + 3)
+    assert tx.bits_sent == wire.sum()
+
+
+def test_results_account_for_the_coded_bits_and_compression_shortens_latency(tmp_path):
+    rows = run_scenario(tmp_path, SCENARIO)
+    by = {(r["codec"], r["loss_rate"]): r for r in rows}
+    raw, zstd = by[("raw", 0.0)], by[("zstd", 0.0)]
+    elements = 32 * 28 * 28
+    assert raw["bits_per_image"] == elements * 8 + 64 == raw["ideal_bits_per_image"]
+    assert raw["bits_per_element"] == pytest.approx(raw["bits_per_image"] / elements)
+    assert raw["kbpi"] == pytest.approx(raw["bits_per_image"] / 1e3)
+    assert raw["bpp"] == pytest.approx(raw["bits_per_image"] / (28 * 28))
+    assert math.isnan(zstd["ideal_bits_per_image"])
+    # The wire carries the coded bits plus one 40-byte header per packet.
+    for r in (raw, zstd):
+        assert r["wire_bits_per_image"] == round(r["bits_per_image"] + 224 * 320)
+    assert zstd["bits_per_image"] < raw["bits_per_image"]
+    # Lossless: the same accuracy; fewer bits: lower latency on the slow link.
+    assert zstd["top1"] == raw["top1"]
+    assert zstd["latency_mean_ms"] < raw["latency_mean_ms"]
+    assert zstd["latency_mean_ms"] / raw["latency_mean_ms"] == pytest.approx(
+        zstd["wire_bits_per_image"] / raw["wire_bits_per_image"], rel=0.05
     )
-    # extremes are reproduced exactly by the codes 0 and 2^n - 1
-    assert np.all(q.codes.reshape(4, -1).min(axis=1) == 0)
-    assert np.all(q.codes.reshape(4, -1).max(axis=1) == 2**bits - 1)
+    assert zstd["encode_ms_per_tensor"] > 0 and zstd["decode_ms_per_tensor"] > 0
 
 
-def test_min_max_are_per_tensor_not_per_batch(rng):
-    a = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
-    b = 100 * rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
-    alone = quantize(a, 8)
-    together = quantize(np.concatenate([a, b]), 8)
-    assert np.array_equal(alone.codes[0], together.codes[0])
-    assert alone.vmin[0] == together.vmin[0] and alone.vmax[0] == together.vmax[0]
+def test_mtu_is_checked_on_the_encoded_packets(tmp_path):
+    text = SCENARIO.replace("encoding: {codec: [raw, zstd], bits: 8}", "encoding: {codec: zstd}")
+    text = text.replace("rows_per_packet: 4", "rows_per_packet: 28")
+    text = text.replace("fps: 5}", "fps: 5, mtu_bytes: 400}")
+    (tmp_path / "s.yaml").write_text(text)
+    scn = load_scenario(tmp_path / "s.yaml")  # nothing to check before encoding
+    from dfsim.experiment.prepare import prepare
+
+    with pytest.raises(UserError, match=r"^packets.rows_per_packet: 28 rows of 28 values coded "):
+        prepare(scn)
 
 
-def test_constant_tensor():
-    x = np.full((2, 3, 4, 4), 1.5, np.float32)
-    q = quantize(x, 8)
-    assert np.all(q.codes == 0)
-    assert np.array_equal(dequantize(q), x)
+def test_codec_grid_keeps_each_codecs_defaults(tmp_path):
+    text = SCENARIO.replace("codec: [raw, zstd], bits: 8", "codec: [deflate, zstd], bits: [4, 8]")
+    (tmp_path / "s.yaml").write_text(text)
+    params = {
+        (c.codec.name, c.codec.kwargs["bits"]): c.codec.kwargs
+        for c in load_scenario(tmp_path / "s.yaml").configs
+    }
+    assert params[("deflate", 4)]["level"] == 9 and params[("zstd", 8)]["level"] == 19
+    (tmp_path / "s.yaml").write_text(text.replace("bits: [4, 8]", "quality: 5"))
+    with pytest.raises(
+        UserError, match=r"s.yaml: encoding.quality: not a parameter of codec deflate, zstd "
+    ):
+        load_scenario(tmp_path / "s.yaml")
 
 
-def test_raw_payloads_count_bits_per_value_and_side_info_per_tensor(rng):
-    layout = PacketLayout.for_shape((32, 28, 28), 4)
-    enc = RawCodec(8).encode(rng.standard_normal((2, 32, 28, 28)).astype(np.float32), layout)
-    assert enc.payload_bits.sum() + enc.side_info_bits == 32 * 28 * 28 * 8 + 64 == 200_768
-    assert len(enc.payload_bits) == 224 and set(enc.payload_bits) == {4 * 28 * 8}
-    assert set(enc.side_info) == {"vmin", "vmax"} and len(enc.side_info["vmin"]) == 2
-    short = RawCodec(6).encode(
-        np.zeros((1, 2, 7, 5), np.float32), PacketLayout.for_shape((2, 7, 5), 3)
+def test_zstd_dictionary_is_trained_on_training_features_and_shrinks_packets():
+    lay = PacketLayout.for_shape((8, 12, 12), 4)
+    train = np.maximum(synthetic_features(200, (8, 12, 12), seed=1), 0)
+    test = np.maximum(synthetic_features(20, (8, 12, 12), seed=2), 0)
+    plain = ZstdCodec(level=19)
+    fitted = ZstdCodec(level=19, dictionary=2048)
+    with pytest.raises(RuntimeError, match="fit"):
+        fitted.encode(test, lay)
+    fitted.fit(train, lay)
+    a, b = plain.encode(test, lay), fitted.encode(test, lay)
+    assert b.bits_per_image().mean() < 0.97 * a.bits_per_image().mean()
+    everything = np.ones((20, lay.packets_per_tensor), bool)
+    assert np.array_equal(
+        plain.decode(a, everything, a.side_info)[0], fitted.decode(b, everything, b.side_info)[0]
     )
-    assert short.payload_bits.tolist() == [3 * 5 * 6, 3 * 5 * 6, 3 * 5 * 6, 3 * 5 * 6, 5 * 6, 5 * 6]
 
 
-def test_raw_decodes_received_packets_with_substitute_side_info(rng):
-    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
-    layout = PacketLayout.for_shape((3, 4, 4), 2)
-    codec = RawCodec(8)
-    enc = codec.encode(x, layout)
-    received = np.ones((2, layout.packets_per_tensor), bool)
-    received[1, 0] = False
-    values, lost = codec.decode(enc, received, enc.side_info)
-    assert lost.sum() == 2 * 4 and np.all(values[lost] == 0)
-    assert np.array_equal(values[0], dequantize(quantize(x, 8))[0])
-    swapped = {k: v[::-1].copy() for k, v in enc.side_info.items()}  # image 0 gets image 1's range
-    other, _ = codec.decode(enc, received, swapped)
-    assert not np.array_equal(other[0], values[0])
+def test_scenario_with_a_fitted_codec_runs(tmp_path):
+    text = SCENARIO.replace("codec: [raw, zstd], bits: 8", "codec: zstd, dictionary: 1024")
+    rows = run_scenario(tmp_path, text)
+    assert {r["dictionary"] for r in rows} == {1024}
+    assert rows[0]["bits_per_element"] < 8
 
 
-@pytest.mark.parametrize("bits", [1, 17, 8.0])
-def test_bits_out_of_range(bits):
-    with pytest.raises(ValueError, match=r"\[2, 16\]"):
-        quantize(np.zeros((1, 2, 2, 2), np.float32), bits)
+def test_packet_bytes_crc_is_zlibs():
+    import zlib
+
+    chunks = [b"", b"a", bytes(range(256)), b"feature" * 30]
+    pb = PacketBytes.from_list(chunks)
+    assert pb.crc.tolist() == [zlib.crc32(c) for c in chunks]
+    assert [pb.payload(j) for j in range(len(chunks))] == chunks
+    assert pb.sizes_bits().tolist() == [8 * len(c) for c in chunks]
+
+
+class _Verbatim(PacketCodec):
+    """The codes' bytes as they are; a short payload raises PayloadError."""
+
+    def encode_packet(self, codes, side):
+        return codes.astype(np.uint8).tobytes()
+
+    def decode_packet(self, payload, rows, width, side):
+        if len(payload) != rows * width:
+            raise PayloadError(f"{len(payload)} bytes for {rows * width} values")
+        return np.frombuffer(payload, np.uint8).reshape(rows, width)
+
+
+def test_a_codec_from_outside_is_one_class_with_two_methods(tmp_path):
+    registry.register("codec", "verbatim")(_Verbatim)
+    try:
+        from dfsim import testing
+
+        testing.check_codec("verbatim")
+        rows = run_scenario(tmp_path, SCENARIO.replace("[raw, zstd]", "[raw, verbatim]"))
+        by = {(r["codec"], r["loss_rate"]): r for r in rows}
+        for loss in (0.0, 0.2):
+            raw, mine = by[("raw", loss)], by[("verbatim", loss)]
+            assert mine["bits_per_image"] == raw["bits_per_image"]
+            assert mine["top1"] == raw["top1"] and mine["mse_lost"] == raw["mse_lost"]
+    finally:
+        registry.unregister("codec", "verbatim")
+
+
+def test_compare_reports_bd_rate_and_plot_draws_rate_accuracy(tmp_path, capsys):
+    text = SCENARIO.replace("codec: [raw, zstd], bits: 8", "codec: [raw, zstd], bits: [2, 3]")
+    run_scenario(tmp_path, text)
+    out = tmp_path / "out"
+    assert main(["compare", str(out), "--bd-rate", "--anchor", "raw"]) == 0
+    table = capsys.readouterr().out
+    assert "BD-rate (kbpi at equal top1) against codec raw" in table
+    line = next(ln for ln in table.splitlines() if ln.startswith("| iid | 0 |"))
+    value = float(line.split("|")[-2].strip().split()[0])
+    assert -60 < value < 0  # zstd needs fewer bits than raw at equal accuracy
+    assert main(["compare", str(out), "--bd-rate", "--anchor", "jpeg"]) != 0
+    assert "--anchor: 'jpeg' is not a codec" in capsys.readouterr().err
+    assert main(["plot", str(out), "--x", "kbpi", "--by", "codec"]) == 0
+    assert (out / "top1_vs_kbpi.png").stat().st_size > 0

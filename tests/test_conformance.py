@@ -14,6 +14,7 @@ from torch import nn
 
 from dfsim import registry, testing
 from dfsim.channels import Bernoulli, GilbertElliott, LossChannel, LossStream, _GilbertElliottStream
+from dfsim.codecs.base import PacketCodec
 from dfsim.codecs.raw import RawCodec
 from dfsim.completion.base import CompletionMethod
 from dfsim.datasets import UNLABELLED
@@ -344,9 +345,27 @@ class _Coarse(RawCodec):
         return values, lost
 
 
+class _Bytes(PacketCodec):
+    """Codes as bytes; trusts whatever payload it is given."""
+
+    def encode_packet(self, codes, side):
+        return codes.astype(np.uint8).tobytes()
+
+    def decode_packet(self, payload, rows, width, side):
+        padded = payload.ljust(rows * width, b"\0")[: rows * width]
+        return np.frombuffer(padded, np.uint8).reshape(rows, width)
+
+
+class _LosesTheLowBit(_Bytes):
+    def decode_packet(self, payload, rows, width, side):
+        return super().decode_packet(payload, rows, width, side) & np.uint8(0xFE)
+
+
 @pytest.mark.parametrize(
     "codec,prop",
     [
+        (_Bytes(), "payload-errors"),
+        (_LosesTheLowBit(), "lossless"),
         (_DropsARow(), "round-trip"),
         (_UnderstatesPayload(), "encode"),
         (_UncountedSideInfo(), "encode"),
