@@ -62,7 +62,7 @@ def test_outputs_and_columns(run_dir):
         (out / "summary.csv")
         .read_text()
         .startswith(
-            "channel,loss_rate,burst_length,split,bits,rows_per_packet,order,error_control,method,trials,"
+            "channel,loss_rate,burst_length,split,codec,bits,rows_per_packet,order,error_control,method,trials,"
         )
     )
 

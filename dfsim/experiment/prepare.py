@@ -179,7 +179,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     streams = []
     for i, (t, layout, feats) in enumerate(zip(crossing, layouts, features, strict=True)):
         codec = cfg.codec.build()  # one per tensor: a fitted codec learns its tensor's model
-        if codec.needs_fit:
+        if getattr(codec, "needs_fit", False):
             n_fit = getattr(codec, "fit_images", 500)
             codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)
         encoded = codec.encode(feats, layout)
