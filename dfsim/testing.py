@@ -765,7 +765,11 @@ def _k_encode(codec, cases, cfg) -> None:
                 f"{where}: side_info[{name!r}] must be an array with one entry per image "
                 f"({n}), got shape {getattr(arr, 'shape', type(arr).__name__)}",
             )
-            carried += arr.dtype.itemsize * 8 * int(np.prod(arr.shape[1:], dtype=np.int64))
+            width = arr.dtype.itemsize * 8
+            if np.issubdtype(arr.dtype, np.integer) and name not in ("vmin", "vmax"):
+                # integer side information may be quantizer codes: ``bits`` bits each
+                width = min(width, int(getattr(codec, "bits", width)))
+            carried += width * int(np.prod(arr.shape[1:], dtype=np.int64))
         _expect(
             carried <= sib,
             f"{where}: side_info holds {carried} bits per image but "
@@ -881,6 +885,26 @@ def _k_lossless(codec, cases, cfg) -> None:
         )
 
 
+def _damaged(packets, j: int, how: str):
+    """``packets`` with packet j truncated by a byte, emptied, or with a byte flipped,
+    the CRC-32s as they were sent."""
+    from dfsim.codecs.base import PacketBytes
+
+    chunks = [packets.payload(i) for i in range(len(packets))]
+    p = chunks[j]
+    if how == "truncated":
+        chunks[j] = p[:-1]
+    elif how == "emptied":
+        chunks[j] = b""
+    else:
+        flipped = bytearray(p)
+        flipped[len(p) // 2] ^= 0x5A
+        chunks[j] = bytes(flipped)
+    out = PacketBytes.from_list(chunks)
+    out.crc = packets.crc.copy()
+    return out
+
+
 def _k_payload_errors(codec, cases, cfg) -> None:
     from dfsim.codecs.base import PacketBytes
 
@@ -895,43 +919,52 @@ def _k_payload_errors(codec, cases, cfg) -> None:
         hdr = e.payloads[1]
         full, _ = codec.decode(e, np.ones((n, k), bool), e.side_info)
         model = {key: v for key, v in e.side_info.items() if key not in ("vmin", "vmax")}
+        top = (1 << codec.bits) - 1
         for j in rng.choice(len(packets), size=min(3, len(packets)), replace=False):
             payload = packets.payload(j)
-            for label, bad in (("truncated", payload[:-1]), ("emptied", b"")):
-                if len(bad) == len(payload):
-                    continue
-                _, ok = codec.decode_packets(
-                    PacketBytes.from_list([bad]),
-                    np.zeros(1, np.int64),
-                    hdr["nrows"][j : j + 1].astype(np.int64),
-                    lay.width,
-                    hdr["image"][j : j + 1].astype(np.int64),
-                    model,
+            if not payload:
+                continue
+            garbage = rng.integers(0, 256, len(payload) + 3, dtype=np.uint8).tobytes()
+            for how in ("truncated", "emptied", "flipped"):
+                # What arrives differs from what was sent: the packet is lost, and only it.
+                damaged = _damaged(packets, j, how)
+                e2 = type(e)(**{**e.__dict__, "payloads": (damaged, *e.payloads[1:])})
+                values, lost = codec.decode(e2, np.ones((n, k), bool), e.side_info)
+                received = np.ones(n * k, bool)
+                received[j] = False
+                _expect(
+                    np.array_equal(lost, lay.lost_mask(~received.reshape(n, k))),
+                    f"{where}: packet {j} {how} in flight must count as lost, and only it",
                 )
                 _expect(
-                    not ok[0],
-                    f"{where}: packet {j} {label} ({len(payload)} -> {len(bad)} bytes) decodes "
-                    "as if intact: decode_packets must flag it (PayloadError)",
+                    _bits_equal(values[~lost], full[~lost]),
+                    f"{where}: packet {j} {how} changed other packets' values",
                 )
-            # A corrupted byte in flight: the packet is lost, the others decode as before.
-            flipped = PacketBytes(packets.data.copy(), packets.offsets, packets.crc)
-            if len(payload):
-                flipped.data[packets.offsets[j] + len(payload) // 2] ^= 0x5A
-            else:
-                continue
-            e2 = type(e)(**{**e.__dict__, "payloads": (flipped, *e.payloads[1:])})
-            values, lost = codec.decode(e2, np.ones((n, k), bool), e.side_info)
-            received = np.ones(n * k, bool)
-            received[j] = False
-            expected = lay.lost_mask(~received.reshape(n, k))
-            _expect(
-                np.array_equal(lost, expected),
-                f"{where}: packet {j} corrupted in flight must count as lost, and only it",
-            )
-            _expect(
-                _bits_equal(values[~lost], full[~lost]),
-                f"{where}: corrupting packet {j} changed other packets' values",
-            )
+            # The decoder itself, given a bad payload: a flag or valid codes, never a crash.
+            for how, bad in (
+                ("truncated", payload[:-1]),
+                ("emptied", b""),
+                ("flipped", _damaged(packets, j, "flipped").payload(j)),
+                ("random", garbage),
+            ):
+                try:
+                    codes, ok = codec.decode_packets(
+                        PacketBytes.from_list([bad]),
+                        np.zeros(1, np.int64),
+                        hdr["nrows"][j : j + 1].astype(np.int64),
+                        lay.width,
+                        hdr["image"][j : j + 1].astype(np.int64),
+                        model,
+                    )
+                except Exception as exc:  # noqa: BLE001 - the property is "never raises"
+                    raise AssertionError(
+                        f"{where}: decode_packets on a {how} payload of packet {j} raised "
+                        f"{type(exc).__name__}: {exc} (flag it: ok False / PayloadError)"
+                    ) from None
+                _expect(
+                    not ok[0] or int(np.asarray(codes[0]).max(initial=0)) <= top,
+                    f"{where}: a {how} payload of packet {j} decodes to values over {top}",
+                )
 
 
 _CODEC_CHECKS = {
@@ -983,8 +1016,10 @@ def check_codec(
     * ``lossless`` (codecs with ``lossless = True``): decoded values equal the uniform
       quantizer's at the codec's ``bits``, bit for bit;
     * ``payload-errors`` (codecs whose payloads are :class:`~dfsim.codecs.base.PacketBytes`):
-      a truncated or emptied payload is flagged by ``decode_packets`` (``PayloadError``),
-      and a packet corrupted in flight counts as lost while the others decode as before.
+      a packet truncated, emptied or corrupted in flight counts as lost while the others
+      decode as before; and ``decode_packets`` given a truncated, empty, corrupted or random
+      payload never raises: it flags it (``PayloadError`` in ``decode_packet``) or returns
+      codes within ``bits``.
     """
     if isinstance(codec, str):
         from dfsim.registry import build

@@ -346,14 +346,13 @@ class _Coarse(RawCodec):
 
 
 class _Bytes(PacketCodec):
-    """Codes as bytes; trusts whatever payload it is given."""
+    """Codes as bytes; crashes on a payload of the wrong length instead of flagging it."""
 
     def encode_packet(self, codes, side):
         return codes.astype(np.uint8).tobytes()
 
     def decode_packet(self, payload, rows, width, side):
-        padded = payload.ljust(rows * width, b"\0")[: rows * width]
-        return np.frombuffer(padded, np.uint8).reshape(rows, width)
+        return np.frombuffer(payload, np.uint8).reshape(rows, width)
 
 
 class _LosesTheLowBit(_Bytes):
