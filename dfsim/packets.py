@@ -126,14 +126,23 @@ class PacketLayout:
 
 @dataclass(frozen=True)
 class Packetization:
-    """The scenario's ``packets`` section: how every tensor is cut (each may be a grid)."""
+    """The scenario's ``packets`` section: how every tensor is cut (each may be a grid).
+    ``rows_per_packet: fill``: as many rows as every packet of the run can hold within the
+    MTU once encoded (one number per tensor, resolved when the features are encoded)."""
 
-    rows_per_packet: Annotated[int, Range(1)] = 4
+    rows_per_packet: Annotated[int | Literal["fill"], Range(1)] = 4
     order: Literal["channel-major", "row-major"] = "row-major"
 
-    def layout(self, shape) -> PacketLayout:
-        """The layout of one C x H x W tensor."""
-        return PacketLayout.for_shape(shape, self.rows_per_packet, self.order)
+    @property
+    def fill(self) -> bool:
+        return self.rows_per_packet == "fill"
+
+    def layout(self, shape, rows: int | None = None) -> PacketLayout:
+        """The layout of one C x H x W tensor (``rows``: the resolved rows of ``fill``)."""
+        r = rows if rows is not None else self.rows_per_packet
+        if r == "fill":
+            raise ValueError("rows_per_packet 'fill' is resolved on the encoded features")
+        return PacketLayout.for_shape(shape, r, self.order)
 
 
 @dataclass

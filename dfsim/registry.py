@@ -141,6 +141,8 @@ def _strip_optional(tp):
 def _expected(tp) -> str:
     tp = _strip_optional(tp)
     origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_expected(a) for a in get_args(tp))
     if origin is Literal:
         return "one of " + ", ".join(map(str, get_args(tp)))
     if origin in (list, tuple):
@@ -156,6 +158,17 @@ def _expected(tp) -> str:
 
 def _check_type(tp, value, where: str, p: Param):
     origin = get_origin(tp)
+    if origin in (Union, types.UnionType):  # e.g. int | Literal["fill"]: the first that fits
+        errors = []
+        for arg in get_args(tp):
+            try:
+                return _check_type(arg, value, where, p)
+            except UserError as exc:
+                errors.append(str(exc))
+        specific = [e for e in errors if ": expected " not in e and " is not one of " not in e]
+        if specific:  # the value has the right type but not the right value (a range)
+            raise UserError(specific[0])
+        raise UserError(f"{where}: expected {_expected(tp)}, got {type_name(value)} {value!r}")
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices or isinstance(value, bool):

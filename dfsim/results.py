@@ -172,7 +172,10 @@ def _parse(value: str, tp):
     if tp is str:
         return value
     if tp is int:
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:
+            return value  # a word where a number may be (rows_per_packet: fill)
     try:
         return float(value)
     except ValueError:

@@ -3,6 +3,7 @@ sizes (per image, per packet), the MTU checked on them, fitted codecs, codec gri
 rate-accuracy tools (BD-rate, plots against kbit per image)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -189,3 +190,42 @@ def test_compare_reports_bd_rate_and_plot_draws_rate_accuracy(tmp_path, capsys):
     assert "--anchor: 'jpeg' is not a codec" in capsys.readouterr().err
     assert main(["plot", str(out), "--x", "kbpi", "--by", "codec"]) == 0
     assert (out / "top1_vs_kbpi.png").stat().st_size > 0
+
+
+def test_fill_packs_as_many_rows_as_the_mtu_allows(tmp_path):
+    text = SCENARIO.replace("rows_per_packet: 4", "rows_per_packet: [4, fill]")
+    text = text.replace("fps: 5}", "fps: 5, mtu_bytes: 400}")
+    rows = run_scenario(tmp_path, text)
+    import json
+
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    used = {
+        (c["codec"], c["rows_per_packet"]): c["rows_per_packet_used"] for c in manifest["configs"]
+    }
+    # raw, 8 bits, 28 values a row: 40 + 28 r (+ 8 bytes of side info in the first packet)
+    # <= 400 holds up to r = 12
+    assert used[("raw", "fill")] == [12] and used[("raw", 4)] == [4]
+    assert used[("zstd", "fill")][0] >= 12
+    fill = [r for r in rows if r["rows_per_packet"] == "fill"]
+    assert {r["packets_per_image"] for r in fill if r["codec"] == "raw"} == {32 * 3}
+    for r in fill:
+        four = next(
+            x
+            for x in rows
+            if x["rows_per_packet"] == 4
+            and x["codec"] == r["codec"]
+            and x["loss_rate"] == r["loss_rate"]
+        )
+        assert r["wire_bits_per_image"] < four["wire_bits_per_image"]  # fewer headers
+
+
+def test_rows_per_packet_is_a_number_or_fill(tmp_path):
+    for value, message in (
+        ("full", "packets.rows_per_packet: expected an integer or one of fill, got string 'full'"),
+        ("0", "packets.rows_per_packet: 0 is out of range (must be >= 1)"),
+    ):
+        (tmp_path / "s.yaml").write_text(
+            SCENARIO.replace("rows_per_packet: 4", f"rows_per_packet: {value}")
+        )
+        with pytest.raises(UserError, match=re.escape(f"s.yaml: {message}") + "$"):
+            load_scenario(tmp_path / "s.yaml")

@@ -63,6 +63,7 @@ def manifest(scn, preps: list[Prepared], n_rows: int, elapsed: float, executor: 
         {
             **p.columns(),
             "feature_shape": [list(s.crossing.shape) for s in p.streams],
+            "rows_per_packet_used": [s.layout.rows_per_packet for s in p.streams],
             "packets_per_image": p.packets_per_image,
             "wire_bits_per_image": float(
                 np.mean(

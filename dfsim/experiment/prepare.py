@@ -123,11 +123,54 @@ def build_model(scn: Scenario, cfg: Config):
                 "choose another split"
             )
     codec, nw = cfg.codec.build(), scn.network
-    for t in crossing:
+    for t in crossing if not cfg.packets.fill else ():
         cfg.packets.layout(t.shape).check(
             codec, nw.header_bytes, nw.mtu_bytes, codec.side_info_bits * len(crossing), split
         )
     return model, split
+
+
+def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, feats):
+    """Tensor ``i``'s layout, codec (fitted if it learns) and encoded packets. With
+    ``rows_per_packet: fill``: the largest number of rows (at most the height) for which
+    every encoded packet fits the MTU, found by bisection (sizes grow with the rows); the
+    first packet's room for side information is the codec's bound for every tensor."""
+
+    def encode_at(rows: int):
+        layout = cfg.packets.layout(shape, rows)
+        codec = cfg.codec.build()  # one per tensor: a fitted codec learns its tensor's model
+        if getattr(codec, "needs_fit", False):
+            n_fit = getattr(codec, "fit_images", 500)
+            codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)
+        return layout, codec, codec.encode(feats, layout)
+
+    if not cfg.packets.fill:
+        return encode_at(cfg.packets.rows_per_packet)
+    nw = scn.network
+    side = cfg.codec.build().side_info_bits * len(model.crossing(split))
+
+    def fits(encoded) -> bool:
+        bits = encoded.packet_bits().max(axis=0).copy()
+        bits[0] += side if nw.side_info.placement == "first-packet" else 0
+        return nw.header_bytes + -(-int(bits.max()) // 8) <= nw.mtu_bytes
+
+    best = encode_at(int(shape[1]))  # whole channels, when they fit
+    lo, hi = 1, int(shape[1]) - 1
+    if not fits(best[2]):
+        best = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            attempt = encode_at(mid)
+            if fits(attempt[2]):
+                best, lo = attempt, mid + 1
+            else:
+                hi = mid - 1
+    if best is None:
+        raise UserError(
+            f"packets.rows_per_packet: fill: even one row of {shape[2]} values "
+            f"{cfg.codec.build().describe_values()} does not fit network.mtu_bytes {nw.mtu_bytes}"
+        )
+    return best
 
 
 def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) -> None:
@@ -172,17 +215,12 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     cfg = scn.configs[index]
     model, split = build_model(scn, cfg)
     crossing = model.crossing(split)
-    layouts = [cfg.packets.layout(t.shape) for t in crossing]
     task = scn.task.build()
     images = load_images(scn, model.input_shape)
     features, clean_pred = _edge_pass(scn, model, split, images, task)
     streams = []
-    for i, (t, layout, feats) in enumerate(zip(crossing, layouts, features, strict=True)):
-        codec = cfg.codec.build()  # one per tensor: a fitted codec learns its tensor's model
-        if getattr(codec, "needs_fit", False):
-            n_fit = getattr(codec, "fit_images", 500)
-            codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)
-        encoded = codec.encode(feats, layout)
+    for i, (t, feats) in enumerate(zip(crossing, features, strict=True)):
+        layout, codec, encoded = encode_stream(scn, cfg, model, split, i, t.shape, feats)
         streams.append(TensorStream(t, layout, codec, encoded, decode_all(codec, encoded)))
     check_encoded_sizes(scn, streams, split)
     nw = scn.network
