@@ -7,7 +7,7 @@
     dfsim compare DIR... [--metric METRIC] [--reference METHOD]
     dfsim train [--epochs N] [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
-    dfsim bench completion|model|network [--json PATH] [...]
+    dfsim bench completion|model|network|codecs [--json PATH] [...]
     dfsim models [describe MODEL [--import P:F --weights W --input-size C,H,W]]
 
 User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` and exit 2.
@@ -497,11 +497,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     b = sub.add_parser(
-        "bench", help="benchmarks: completion methods, cloud sub-model, network simulation"
+        "bench", help="benchmarks: completion methods, cloud sub-model, network simulation, codecs"
     )
-    b.add_argument("what", choices=("completion", "model", "network"))
+    b.add_argument("what", choices=("completion", "model", "network", "codecs"))
     b.add_argument("--json", help="also write the result as JSON")
-    b.add_argument("--seconds", type=float, default=3.0, help="model/network: time per measurement")
+    b.add_argument(
+        "--seconds",
+        type=float,
+        default=3.0,
+        help="model/network: time per measurement; codecs: time per codec, split and mode",
+    )
     b.add_argument(
         "--shape",
         help="completion: synthetic tensor shape CxHxW only (default: the default model's "
@@ -521,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--batch", type=int, default=256, help="completion: batch for the throughput figure"
     )
+    b.add_argument("--images", type=int, default=100, help="codecs: test images per split")
+    b.add_argument("--bits", type=int, default=8, help="codecs: quantizer bits")
+    b.add_argument("--out", help="codecs: also write DIR/reproductions.md and DIR/bench.json")
     b.set_defaults(func=cmd_bench)
     return p
 
