@@ -142,6 +142,7 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
         if getattr(codec, "needs_fit", False):
             n_fit = getattr(codec, "fit_images", 500)
             codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)
+        codec.encode(feats[:1], layout)  # warm-up: the timed encode excludes JIT loading
         return layout, codec, codec.encode(feats, layout)
 
     if not cfg.packets.fill:
