@@ -78,8 +78,14 @@ def _paired(trials: list[dict], ref: list[dict], metric: str, is_reference: bool
 
 
 def varying_config_keys(rows: list[dict], schema: ResultsSchema) -> list[str]:
-    """The config columns that take more than one value in ``rows``."""
-    return [k for k in schema.config_columns if len({r.get(k) for r in rows}) > 1]
+    """The config columns that take more than one value in ``rows`` (rows without the
+    column, e.g. a parameter of another codec, do not count: the ``codec`` column tells
+    those configs apart)."""
+    return [
+        k
+        for k in schema.config_columns
+        if len({r.get(k) for r in rows if r.get(k) is not None and r.get(k) == r.get(k)}) > 1
+    ]
 
 
 def markdown_table(summary: list[dict], schema: ResultsSchema, metric: str) -> str:
@@ -183,8 +189,9 @@ def bd_rate_table(
     """Markdown table of the Bjøntegaard-delta rate (%, negative: fewer bits at equal
     ``metric``) of every curve against the ``anchor`` curve (default: the first), per
     channel setting and method. Piecewise cubic Hermite (pchip) interpolation of rate
-    against metric (the ``bjontegaard`` package); curves need two or more points with
-    distinct metric values, else the cell says why."""
+    against metric (the ``bjontegaard`` package) over each curve's :func:`pareto_front`
+    (a saturated tail has no rate-metric trade-off to compare); a curve needs two such
+    points, else the cell says why."""
     import bjontegaard
 
     table = rate_curves(rows, schema, metric, rate, curves)
@@ -212,15 +219,23 @@ def bd_rate_table(
     return "\n".join(lines)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (rate, metric) points, sorted by rate, whose metric exceeds that of every point
+    of lower rate: the part of a rate-metric curve where more bits buy more accuracy (a
+    saturated curve's flat tail, e.g. 6 and 8 bits at the accuracy of 4, is dropped)."""
+    out: list[tuple[float, float]] = []
+    for rate, metric in sorted(points):
+        if not out or metric > out[-1][1]:
+            out.append((rate, metric))
+    return out
+
+
 def _bd_cell(bjontegaard, ref, test) -> str:
     if not ref or not test:
         return "n/a (missing curve)"
-    for pts in (ref, test):
-        m = [p[1] for p in pts]
-        if len(pts) < 2:
-            return "n/a (one point)"
-        if len(set(m)) < len(m):
-            return "n/a (equal metric at two rates)"
+    ref, test = pareto_front(ref), pareto_front(test)
+    if len(ref) < 2 or len(test) < 2:
+        return "n/a (fewer than two points where the metric rises with the rate)"
     ra, ma = zip(*ref, strict=True)
     rt, mt = zip(*test, strict=True)
     with warnings.catch_warnings():

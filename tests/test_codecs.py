@@ -229,3 +229,10 @@ def test_rows_per_packet_is_a_number_or_fill(tmp_path):
         )
         with pytest.raises(UserError, match=re.escape(f"s.yaml: {message}") + "$"):
             load_scenario(tmp_path / "s.yaml")
+
+
+def test_pareto_front_drops_a_saturated_tail():
+    from dfsim.statistics import pareto_front
+
+    pts = [(100, 0.93), (50, 0.22), (75, 0.89), (150, 0.93), (200, 0.92)]
+    assert pareto_front(pts) == [(50, 0.22), (75, 0.89), (100, 0.93)]

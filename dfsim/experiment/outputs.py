@@ -18,6 +18,7 @@ from dfsim.experiment.prepare import Prepared
 from dfsim.experiment.trial import transmit
 from dfsim.network import per_device
 from dfsim.results import ResultsSchema, atomic_write, write_json, write_results_csv, write_table
+from dfsim.statistics import varying_config_keys
 
 VERSIONED = (
     "dfsim",
@@ -48,10 +49,23 @@ def references(preps: list[Prepared]) -> dict[str, float]:
     primary = preps[0].task.primary
     out = {"full model, no loss": preps[0].clean[primary]}
     several = len({p.split for p in preps}) > 1
-    for p in preps:
+    params = [dict(p.config.codec.params) for p in preps]
+    # name a config by the coding parameters that vary (lossless codecs at one bit depth
+    # share one line; the codec is named when two configs of a label differ)
+    varying = [
+        k
+        for k in dict.fromkeys(k for d in params for k in d)
+        if len({d.get(k) for d in params if k in d}) > 1
+    ]
+    if len({p.config.codec.name for p in preps}) == 1:
+        varying = varying or list(params[0])
+    for p, d in zip(preps, params, strict=True):
         where = f" at {p.split}" if several else ""
-        coding = ", ".join(f"{k} {v}" for k, v in p.config.codec.params)
-        out.setdefault(f"split model{where}, {coding}, no loss", p.quantized[primary])
+        coding = ", ".join(f"{k} {d[k]}" for k in varying if k in d)
+        label = f"split model{where}{', ' + coding if coding else ''}, no loss"
+        if out.get(label, p.quantized[primary]) != p.quantized[primary]:
+            label = label.replace(", no loss", f", {p.config.codec.name}, no loss")
+        out.setdefault(label, p.quantized[primary])
     return out
 
 
@@ -137,6 +151,8 @@ def standard_figure(out: Path, schema: ResultsSchema, rows: list[dict], referenc
     """``accuracy_vs_loss.png`` when the task's primary metric has values (labelled data);
     else the label-free metric against the loss rate, PNG and SVG."""
     metric = schema.shown_metric(rows)
+    # a codec grid: one panel per codec, or the lines would not be told apart
+    panel = "codec" if "codec" in varying_config_keys(rows, schema) else None
     if metric == schema.task.primary:
         plots.metric_plot(
             rows,
@@ -147,6 +163,7 @@ def standard_figure(out: Path, schema: ResultsSchema, rows: list[dict], referenc
             ("channel", "burst_length"),
             reference,
             title="Accuracy vs packet loss (mean and 95 % CI over trials)",
+            panel=panel,
         )
     else:
         plots.metric_plot(
@@ -157,6 +174,7 @@ def standard_figure(out: Path, schema: ResultsSchema, rows: list[dict], referenc
             metric,
             ("channel", "burst_length"),
             title="Agreement with the loss-free model vs packet loss (unlabelled images)",
+            panel=panel,
         )
 
 
