@@ -26,6 +26,7 @@ KEY = (
     "trial",
     "error_control",
     "split",
+    "codec",
     "bits",
     "rows_per_packet",
     "order",
@@ -82,6 +83,22 @@ def test_deadline_scenario_regenerates_with_arq_and_fec(tmp_path, monkeypatch):
     new = rerun(tmp_path, scn, "deadline")
     assert {r["error_control"] for r in new} == {"none", "arq(3)", "fec(8,2)"}
     assert_rows_match(new, read_results_csv(ROOT / "results" / "deadline" / "results.csv"))
+
+
+@pytest.mark.parametrize("directory", ["codecs", "codecs-narrow"])
+def test_codec_scenarios_regenerate(tmp_path, monkeypatch, directory):
+    """Entropy-coded packet sizes, the decoders and the deadline they meet or miss: the
+    committed bits, latencies and accuracies come back exactly."""
+    monkeypatch.chdir(ROOT)
+    scn = yaml.safe_load((ROOT / "scenarios" / f"{directory}.yaml").read_text())
+    scn.update(
+        trials=1,
+        encoding={"codec": ["zstd", "range", "palette"], "bits": 8},
+        channels=[{"kind": "gilbert-elliott", "loss_rates": [0.2], "burst_lengths": [2]}],
+    )
+    new = rerun(tmp_path, scn, directory)
+    assert len(new) == 3 * 2
+    assert_rows_match(new, read_results_csv(ROOT / "results" / directory / "results.csv"))
 
 
 @pytest.mark.parametrize("name", ["multi-tensor", "network-features", "packet-grid"])
