@@ -545,12 +545,19 @@ def _configs(raw) -> tuple[Config, ...]:
                 f"encoding.{k}: not a parameter of codec {', '.join(codecs)} "
                 f"(parameters: {', '.join(_codec_keys(codecs)) or 'none'})"
             )
+    defaults: dict[str, set] = {}
     for codec in codecs:
         e = entry("codec", codec)
         mine = {k: v for k, v in given.items() if k in e.params}
         for k, vs in check_params(e.params, mine, "encoding", e.what, grid=True).items():
             if k in mine:
                 dims.setdefault(f"encoding.{k}", vs)
+            else:
+                defaults.setdefault(k, set()).add(repr(vs))
+    for k, reprs in defaults.items():  # a default all the grid's codecs share is a grid key
+        if f"encoding.{k}" not in dims and len(reprs) == 1:
+            p = next(entry("codec", c).params[k] for c in codecs if k in entry("codec", c).params)
+            dims[f"encoding.{k}"] = [p.default]
     packets = check_params(
         dataclass_params(Packetization), raw.get("packets", {}), "packets", grid=True
     )

@@ -74,7 +74,10 @@ CASES = [
     ),
     (GOOD + "task: detection\n", "task: unknown task 'detection' (one of classification"),
     (GOOD + "encoding: {codec: jpeg}\n", "encoding.codec: unknown codec 'jpeg' (one of raw"),
-    (GOOD + "encoding: {level: 3}\n", "encoding.level: unknown key (allowed here: codec, bits)"),
+    (
+        GOOD + "encoding: {level: 3}\n",
+        "encoding.level: not a parameter of codec raw (parameters: bits)",
+    ),
     (
         GOOD.replace("data: {n_images: 20}", "data: {dataset: folder}"),
         "data.dir: required for the folder dataset",
@@ -245,6 +248,7 @@ def test_grid_keys_expand_to_their_product_in_key_order(tmp_path):
     assert scn.n_units == 12 * len(scn.cells) * scn.trials
     assert scn.configs[5].columns("add_1") == {
         "split": "add_1",
+        "codec": "raw",
         "bits": 4,
         "rows_per_packet": 7,
         "order": "channel-major",
@@ -405,6 +409,5 @@ def test_task_and_codec_are_named_components(tmp_path):
     )
     assert scn.task.name == "classification"
     assert [c.codec.kwargs for c in scn.configs] == [{"bits": 4}, {"bits": 8}]
-    assert scn.configs[0].columns("add_1")["bits"] == 4 and "codec" not in scn.configs[0].columns(
-        "x"
-    )
+    assert scn.configs[0].columns("add_1")["bits"] == 4
+    assert scn.configs[0].columns("x")["codec"] == "raw"  # every run names its codec

@@ -18,16 +18,12 @@ Codecs that code packets into bytes derive from :class:`~dfsim.codecs.base.Packe
 
 import importlib
 
-from dfsim.codecs import compressors, raw  # noqa: F401  (registers the codecs)
+from dfsim.codecs import raw  # noqa: F401  (registers the default codec first)
 from dfsim.codecs.base import PacketBytes, PacketCodec, PayloadError, TensorCode
 from dfsim.codecs.quantizer import Quantized, dequantize, quantize
 
-for _name in ("range_coder", "palette"):  # registered once their modules are in place
-    try:
-        importlib.import_module(f"dfsim.codecs.{_name}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"dfsim.codecs.{_name}":
-            raise
+for _name in ("compressors", "range_coder", "palette"):  # each registers its codecs
+    importlib.import_module(f"dfsim.codecs.{_name}")
 
 __all__ = [
     "PacketBytes",
