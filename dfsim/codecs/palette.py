@@ -258,6 +258,23 @@ def _mpm(modes, by, bx, nbx) -> int:
     return PAL
 
 
+@njit(cache=True, inline="always")
+def _prediction(x, y, xx, y0, x0, mode, p):
+    """The prediction of value (y, xx) of the block at (y0, x0) under ``mode``; outside the
+    tile or packet, the chosen palette value ``p`` stands in."""
+    if mode == PAL:
+        return p
+    if mode == HOR:
+        return x[y, x0 - 1] if x0 > 0 else p
+    if mode == VER:
+        return x[y0 - 1, xx] if y0 > 0 else p
+    f = mode - FIL1
+    left = x[y, xx - 1] if xx > 0 else p
+    top = x[y - 1, xx] if y > 0 else p
+    tl = x[y - 1, xx - 1] if (xx > 0 and y > 0) else p
+    return (FIL_TAPS[f, 0] * tl + FIL_TAPS[f, 1] * top + FIL_TAPS[f, 2] * left + 16) >> 5
+
+
 @njit(cache=True)
 def _residual(x, y0, x0, bh, bw, mode, p, res) -> int:
     """res[r * 4 + c] = x - prediction of ``mode`` for the block at (y0, x0) (0 outside
@@ -269,20 +286,7 @@ def _residual(x, y0, x0, bh, bw, mode, p, res) -> int:
         y = y0 + r
         for c in range(bw):
             xx = x0 + c
-            if mode == PAL:
-                pred = p
-            elif mode == HOR:
-                pred = x[y, x0 - 1] if x0 > 0 else p
-            elif mode == VER:
-                pred = x[y0 - 1, xx] if y0 > 0 else p
-            else:
-                f = mode - FIL1
-                left = x[y, xx - 1] if xx > 0 else p
-                top = x[y - 1, xx] if y > 0 else p
-                tl = x[y - 1, xx - 1] if (xx > 0 and y > 0) else p
-                pred = (
-                    FIL_TAPS[f, 0] * tl + FIL_TAPS[f, 1] * top + FIL_TAPS[f, 2] * left + 16
-                ) >> 5
+            pred = _prediction(x, y, xx, y0, x0, mode, p)
             d = x[y, xx] - pred
             res[r * 4 + c] = d
             sad += d if d >= 0 else -d
@@ -296,20 +300,7 @@ def _reconstruct(x, y0, x0, bh, bw, mode, p, res, maxv) -> bool:
         y = y0 + r
         for c in range(bw):
             xx = x0 + c
-            if mode == PAL:
-                pred = p
-            elif mode == HOR:
-                pred = x[y, x0 - 1] if x0 > 0 else p
-            elif mode == VER:
-                pred = x[y0 - 1, xx] if y0 > 0 else p
-            else:
-                f = mode - FIL1
-                left = x[y, xx - 1] if xx > 0 else p
-                top = x[y - 1, xx] if y > 0 else p
-                tl = x[y - 1, xx - 1] if (xx > 0 and y > 0) else p
-                pred = (
-                    FIL_TAPS[f, 0] * tl + FIL_TAPS[f, 1] * top + FIL_TAPS[f, 2] * left + 16
-                ) >> 5
+            pred = _prediction(x, y, xx, y0, x0, mode, p)
             v = pred + res[r * 4 + c]
             if v < 0 or v > maxv:
                 return False
