@@ -32,6 +32,7 @@ class Delivery:
     lost: list[np.ndarray]
     substituted: bool
     decode_s: float = 0.0  # seconds the codecs spent decoding
+    undecodable: int = 0  # packets that arrived but could not be decoded (all tensors)
     n_lost: int = field(init=False)  # lost entries, all tensors (counted once per trial)
 
     def __post_init__(self):
@@ -59,7 +60,7 @@ class Receiver:
         if previous:
             src = previous_received(side_lost, tx.device)
             usable, src = src >= 0, np.maximum(src, 0)
-        tensors, masks, offset, decode_s = [], [], 0, 0.0
+        tensors, masks, offset, decode_s, undecodable = [], [], 0, 0.0, 0
         for s in streams:
             k = s.encoded.packets_per_image
             received = ~lost_2d[:, offset : offset + k]
@@ -79,7 +80,10 @@ class Receiver:
                 lost[side_lost & ~usable] = True
             tensors.append(values)
             masks.append(lost)
-        return Delivery(tensors, masks, previous, decode_s)
+            hdr = s.layout.headers()
+            packet_lost = lost[:, hdr["channel"], hdr["row"], 0]  # N x K, send order
+            undecodable += int(np.count_nonzero(received & packet_lost))
+        return Delivery(tensors, masks, previous, decode_s, undecodable)
 
 
 def previous_received(side_lost: np.ndarray, device: np.ndarray) -> np.ndarray:

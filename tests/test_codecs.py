@@ -236,3 +236,33 @@ def test_pareto_front_drops_a_saturated_tail():
 
     pts = [(100, 0.93), (50, 0.22), (75, 0.89), (150, 0.93), (200, 0.92)]
     assert pareto_front(pts) == [(50, 0.22), (75, 0.89), (100, 0.93)]
+
+
+def test_packets_decoded_with_another_images_table_are_counted_undecodable(tmp_path):
+    """With on_loss: previous, a range-coded packet decoded with the previous image's
+    histogram is mostly rejected: it counts as lost, and undecodable_rate says how many."""
+    text = SCENARIO.replace("[raw, zstd]", "[raw, range]").replace(
+        "fps: 5}", "fps: 5, side_info: {placement: own-packet, on_loss: previous}}"
+    )
+    rows = run_scenario(tmp_path, text)
+    by = {(r["codec"], r["loss_rate"]): r for r in rows}
+    assert by[("raw", 0.2)]["undecodable_rate"] == 0.0
+    assert by[("range", 0.0)]["undecodable_rate"] == 0.0
+    lossy = by[("range", 0.2)]
+    assert lossy["side_info_loss_rate"] > 0 and lossy["undecodable_rate"] > 0
+    # the same loss pattern; the rejected packets add to what completion must fill
+    assert lossy["realised_loss_rate"] == by[("raw", 0.2)]["realised_loss_rate"]
+    assert lossy["mse_lost"] != by[("raw", 0.2)]["mse_lost"]
+
+
+def test_side_information_larger_than_the_mtu_is_a_one_line_error(tmp_path):
+    text = (
+        SCENARIO.replace("[raw, zstd]", "range")
+        .replace("fps: 5}", "fps: 5, mtu_bytes: 120, side_info: {placement: own-packet}}")
+        .replace("rows_per_packet: 4", "rows_per_packet: 1")
+    )
+    (tmp_path / "s.yaml").write_text(text)
+    from dfsim.experiment.prepare import prepare
+
+    with pytest.raises(UserError, match=r"^network.side_info: the side information of an image"):
+        prepare(load_scenario(tmp_path / "s.yaml"))

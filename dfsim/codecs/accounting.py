@@ -5,7 +5,11 @@ Per image, averaged over the run's images and summed over the tensors crossing t
 produced), ``ideal_bits_per_image`` (payloads at -sum log2 p under the codec's model, plus
 the same side information; empty for codecs without a model), ``kbpi`` (kbit per image),
 ``bpp`` (per input pixel), ``bits_per_element`` (per feature value), and the codec's time
-per image to encode (once per config) and to decode what arrived (per trial).
+per image to encode (once per config) and to decode what arrived (per trial), and
+``undecodable_rate``: the fraction of data packets that arrived but could not be decoded
+(a payload the decoder rejects, e.g. one decoded with another image's side information
+under ``network.side_info.on_loss: previous``); they are lost for completion like the
+ones the network lost (``realised_loss_rate``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ METRICS = (
     Metric(
         "decode_ms_per_tensor", "decoding time per image", "ms", False, timing=True, per="trial"
     ),
+    Metric("undecodable_rate", "packets received but not decodable", "", False, per="trial"),
 )
 
 

@@ -123,9 +123,17 @@ def build_model(scn: Scenario, cfg: Config):
                 "choose another split"
             )
     codec, nw = cfg.codec.build(), scn.network
-    for t in crossing if not cfg.packets.fill else ():
+    # Before encoding, only what is fixed: a codec whose side information varies (a coded
+    # histogram) is checked on its encoded packets (check_encoded_sizes).
+    first = nw.side_info.placement == "first-packet"
+    known = not cfg.packets.fill and not getattr(codec, "model_side_info_bits", 0)
+    for t in crossing if known else ():
         cfg.packets.layout(t.shape).check(
-            codec, nw.header_bytes, nw.mtu_bytes, codec.side_info_bits * len(crossing), split
+            codec,
+            nw.header_bytes,
+            nw.mtu_bytes,
+            codec.side_info_bits * len(crossing) if first else 0,
+            split,
         )
     return model, split
 
@@ -179,6 +187,13 @@ def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) 
     in the default placement): codecs whose sizes are known only once encoded."""
     nw = scn.network
     side = sum(s.encoded.side_bits() for s in streams)
+    if nw.side_info.placement == "own-packet":
+        worst = nw.header_bytes + -(-int(side.max()) // 8)
+        if worst > nw.mtu_bytes:
+            raise UserError(
+                f"network.side_info: the side information of an image takes up to {worst} "
+                f"bytes (with the header), over network.mtu_bytes {nw.mtu_bytes}"
+            )
     for n, s in enumerate(streams):
         bits = s.encoded.packet_bits().copy()
         if n == 0 and nw.side_info.placement == "first-packet":

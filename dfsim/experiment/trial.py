@@ -86,6 +86,7 @@ def run_trial(prep: Prepared, cell_index: int, trial: int, methods: list) -> Uni
         **transport_metrics(prep, tx),
         **prep.coding,
         "decode_ms_per_tensor": 1e3 * delivery.decode_s / prep.n_images,
+        "undecodable_rate": delivery.undecodable / (prep.n_images * prep.packets_per_image),
         **prep.columns(),
     }
     outcomes = []
