@@ -235,7 +235,12 @@ def bench_codecs(args) -> dict:
     from pathlib import Path
 
     from dfsim import bench_codecs as bc
+    from dfsim.codecs.quantizer import MAX_BITS, MIN_BITS
 
+    if args.images < 1:
+        raise UserError(f"--images: {args.images} must be >= 1")
+    if not MIN_BITS <= args.bits <= MAX_BITS:
+        raise UserError(f"--bits: {args.bits} must be in [{MIN_BITS}, {MAX_BITS}]")
     result = bc.bench_codecs(args)
     if getattr(args, "out", None):
         bc.write_reproductions(result, Path(args.out))

@@ -194,6 +194,11 @@ def cmd_compare(args) -> int:
     if args.bd_rate:
         curves = args.curves or ("method" if len(args.dirs) > 1 else "codec")
         fields = ("method", *schema.config_columns)
+        if curves == "codec" and len({r.get("codec") for r in rows}) < 2:
+            raise UserError(
+                f"--bd-rate: {', '.join(args.dirs)} has one codec: name the field whose "
+                "values are the curves with --curves"
+            )
         if curves not in fields:
             raise UserError(f"--curves: unknown field {curves!r} (one of {', '.join(fields)})")
         if not schema.has_values(rows, args.rate):

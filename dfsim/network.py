@@ -303,8 +303,10 @@ class WirePlan:
                 extra = sb if (j == 0 and side.placement == "first-packet") else 0
                 kind.append(DATA), index.append(j), group.append(g if fec else -1)
                 cols.append(data_bits[:, j] + extra)
-            if fec:
+            if fec:  # as long as the group's longest packet, side information included
                 parity = data_bits[:, start:stop].max(axis=1)
+                if start == 0 and side.placement == "first-packet":
+                    parity = np.maximum(parity, data_bits[:, 0] + sb)
                 for _ in range(fec.m):
                     kind.append(PARITY), index.append(-1), group.append(g)
                     cols.append(parity)

@@ -549,7 +549,11 @@ def _configs(raw) -> tuple[Config, ...]:
     for codec in codecs:
         e = entry("codec", codec)
         mine = {k: v for k, v in given.items() if k in e.params}
-        for k, vs in check_params(e.params, mine, "encoding", e.what, grid=True).items():
+        try:
+            checked = check_params(e.params, mine, "encoding", e.what, grid=True)
+        except UserError as exc:
+            raise UserError(f"{exc} (codec {codec})" if len(codecs) > 1 else str(exc)) from None
+        for k, vs in checked.items():
             if k in mine:
                 dims.setdefault(f"encoding.{k}", vs)
             else:
@@ -570,7 +574,8 @@ def _configs(raw) -> tuple[Config, ...]:
     labels = [c.label for c in dims["error_control"]]
     if len(set(labels)) < len(labels):
         raise UserError(f"error_control: {labels!r}: strategies need distinct labels (set 'label')")
-    return tuple(_config(p) for p in _expand(dims, raw.get("zip")))
+    # a codec without one of the grid's codec parameters appears once, not once per value
+    return tuple(dict.fromkeys(_config(p) for p in _expand(dims, raw.get("zip"))))
 
 
 def _codec_keys(codecs=None) -> list[str]:

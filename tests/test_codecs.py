@@ -40,8 +40,9 @@ def test_wire_plan_carries_each_images_own_packet_sizes():
     side = SideInfo("first-packet", bits=64)
     plan = WirePlan.build(payload, 40, Fec(2, 1), side, 2, np.array([64, 96]))
     assert list(plan.kind) == [DATA, DATA, PARITY, DATA, PARITY]
-    assert plan.bits[0].tolist() == [800 + 320 + 64, 400 + 320, 800 + 320, 200 + 320, 200 + 320]
-    assert plan.bits[1].tolist() == [80 + 320 + 96, 40 + 320, 80 + 320, 20 + 320, 20 + 320]
+    # group 0's parity covers data packet 0 with its side information
+    assert plan.bits[0].tolist() == [800 + 320 + 64, 400 + 320, 800 + 320 + 64, 200 + 320, 520]
+    assert plan.bits[1].tolist() == [80 + 320 + 96, 40 + 320, 80 + 320 + 96, 20 + 320, 340]
 
 
 def test_latency_scales_with_each_images_coded_size():
@@ -266,3 +267,28 @@ def test_side_information_larger_than_the_mtu_is_a_one_line_error(tmp_path):
 
     with pytest.raises(UserError, match=r"^network.side_info: the side information of an image"):
         prepare(load_scenario(tmp_path / "s.yaml"))
+
+
+def test_codec_grid_lists_a_codec_without_the_parameter_once(tmp_path):
+    text = SCENARIO.replace("codec: [raw, zstd], bits: 8", "codec: [raw, zstd], level: [3, 9]")
+    (tmp_path / "s.yaml").write_text(text)
+    configs = load_scenario(tmp_path / "s.yaml").configs
+    assert [(c.codec.name, c.codec.kwargs.get("level")) for c in configs] == [
+        ("raw", None),
+        ("zstd", 3),
+        ("zstd", 9),
+    ]
+    (tmp_path / "s.yaml").write_text(
+        SCENARIO.replace("codec: [raw, zstd], bits: 8", "codec: [deflate, zstd], level: 15")
+    )
+    with pytest.raises(
+        UserError, match=r"encoding.level: 15 is out of range .* \(codec deflate\)$"
+    ):
+        load_scenario(tmp_path / "s.yaml")
+
+
+def test_a_zstd_dictionary_too_small_to_train_is_a_user_error():
+    lay = PacketLayout.for_shape((8, 12, 12), 4)
+    train = np.maximum(synthetic_features(50, (8, 12, 12), seed=1), 0)
+    with pytest.raises(UserError, match=r"^encoding.dictionary: zstd cannot train a 10-byte"):
+        ZstdCodec(dictionary=10).fit(train, lay)

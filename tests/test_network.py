@@ -88,10 +88,17 @@ def test_wire_plan_adds_a_header_to_every_packet_and_side_info_once():
     own = WirePlan.build(payload, 40, None, SideInfo("own-packet", bits=64))
     assert list(own.bits[0]) == [320 + 64, 896 + 320, 896 + 320, 448 + 320]
     assert list(own.kind) == [SIDE] + [DATA] * 3
-    # with FEC: parity as long as the group's longest data packet, side info not included
+    # with FEC: parity as long as the group's longest packet, side information included
+    # (recovering data packet 0 recovers the side information it carries)
     coded = WirePlan.build(payload, 40, Fec(2, 1), SideInfo("first-packet", bits=64))
     assert list(coded.kind) == [DATA, DATA, PARITY, DATA, PARITY]
-    assert list(coded.bits[0]) == [896 + 320 + 64, 896 + 320, 896 + 320, 448 + 320, 448 + 320]
+    assert list(coded.bits[0]) == [
+        896 + 320 + 64,
+        896 + 320,
+        896 + 320 + 64,
+        448 + 320,
+        448 + 320,
+    ]
     assert list(coded.group_sizes) == [2, 1]
     for side in (SideInfo("first-packet", bits=64), SideInfo("own-packet", bits=64)):
         tx = simulate(
@@ -265,8 +272,9 @@ def test_fec_in_the_network_recovers_groups_with_at_most_m_losses(tmp_path):
         side_info=SideInfo(bits=64),
     )
     assert tx.lost.reshape(2, 6).tolist() == [[False] * 3 + [True] * 3, [False] * 6]
-    # 800 bits with the header, parity as long as the data; side info once per image
-    assert tx.packets_sent == 20 and tx.bits_sent == 20 * 800 + 2 * 64
+    # 800 bits with the header, parity as long as its group's longest packet (group 0's
+    # covers the side information riding in data packet 0); side info once per image
+    assert tx.packets_sent == 20 and tx.bits_sent == 20 * 800 + 2 * (64 + m * 64)
 
 
 def test_the_networks_fec_rule_is_real_decoding_for_every_loss_pattern(tmp_path):

@@ -26,6 +26,7 @@ import zstandard
 
 from dfsim.codecs.base import PacketCodec, PayloadError
 from dfsim.codecs.quantizer import MAX_BITS, MIN_BITS, quantize
+from dfsim.errors import UserError
 from dfsim.packets import PacketLayout, packetize
 from dfsim.registry import Range, register
 
@@ -115,7 +116,13 @@ class ZstdCodec(_ByteCodec):
         batch = packetize(codes, layout)
         nrows = batch.header["nrows"]
         samples = [self._raw(p[:r]) for p, r in zip(batch.payload, nrows, strict=True)]
-        self._dict = zstandard.train_dictionary(self.dictionary, samples, level=self.level)
+        try:
+            self._dict = zstandard.train_dictionary(self.dictionary, samples, level=self.level)
+        except zstandard.ZstdError as e:
+            raise UserError(
+                f"encoding.dictionary: zstd cannot train a {self.dictionary}-byte dictionary "
+                f"on these features ({e}); try 0 (none) or a few kilobytes"
+            ) from None
         self._make()
 
     def fit(self, features: np.ndarray, layout: PacketLayout) -> ZstdCodec:

@@ -156,11 +156,14 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
     if not cfg.packets.fill:
         return encode_at(cfg.packets.rows_per_packet)
     nw = scn.network
-    side = cfg.codec.build().side_info_bits * len(model.crossing(split))
+    # The first packet of tensor 0 carries every tensor's side information: its own as
+    # encoded, the others' at their bound (the encoded sizes are checked again at the end).
+    others = cfg.codec.build().side_info_bits * (len(model.crossing(split)) - 1)
 
     def fits(encoded) -> bool:
         bits = encoded.packet_bits().max(axis=0).copy()
-        bits[0] += side if nw.side_info.placement == "first-packet" else 0
+        if i == 0 and nw.side_info.placement == "first-packet":
+            bits[0] += int(encoded.side_bits().max()) + others
         return nw.header_bytes + -(-int(bits.max()) // 8) <= nw.mtu_bytes
 
     best = encode_at(int(shape[1]))  # whole channels, when they fit
