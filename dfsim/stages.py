@@ -124,7 +124,7 @@ class Codec(Protocol):
 
     name: str
     side_info_bits: int  # per tensor (an upper bound when it varies)
-    needs_fit: bool  # learns from training features (fit) before encoding
+    needs_fit: bool  # learns from training features (fit) before encoding; optional: False
 
     def encode(self, features: np.ndarray, layout: PacketLayout) -> Encoded:
         """Features N x C x H x W (float32) -> side information and per-packet payloads."""
@@ -138,7 +138,8 @@ class Codec(Protocol):
         decoded (truncated or corrupted: :class:`dfsim.codecs.base.PayloadError`) is lost."""
 
     def fit(self, features: np.ndarray, layout: PacketLayout) -> Codec:
-        """Learn from loss-free training features N x C x H x W (no-op for most codecs)."""
+        """Learn from loss-free training features N x C x H x W; called only when
+        ``needs_fit`` (a codec without ``needs_fit`` and ``fit`` never learns)."""
 
     def max_payload_bits(self, rows: int, width: int) -> int | None:
         """An upper bound on one packet's payload of ``rows`` rows of ``width`` values, or
