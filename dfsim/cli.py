@@ -191,6 +191,19 @@ def cmd_compare(args) -> int:
     if reference and reference not in {r["method"] for r in rows}:
         raise UserError(f"--reference: {reference!r} is not a method in these results")
     metric = _metric_name(schema, rows, args.metric, "--metric")
+    if args.gain:
+        lo, hi = _loss_range(args.loss_range)
+        ref = reference or ("zeros" if any(r["method"] == "zeros" for r in rows) else None)
+        if ref is None:
+            raise UserError("--gain: name the method to measure gains against with --reference")
+        gains = statistics.average_gain(rows, schema, metric, ref, (lo, hi))
+        if not gains:
+            raise UserError(
+                f"--gain: no channel family has two or more loss rates in {lo:g}-{hi:g} "
+                f"with {ref!r} results (--loss-range)"
+            )
+        print(statistics.gain_table(gains, schema, metric, lo, hi))
+        return 0
     if args.bd_rate:
         curves = args.curves or ("method" if len(args.dirs) > 1 else "codec")
         fields = ("method", *schema.config_columns)
@@ -213,6 +226,17 @@ def cmd_compare(args) -> int:
     summary = statistics.summarize(rows, schema, reference)
     print(statistics.markdown_table(summary, schema, metric))
     return 0
+
+
+def _loss_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` loss rates (fractions) with 0 <= LO < HI <= 1."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--loss-range: {text!r} is not LO,HI (e.g. 0,0.3)") from None
+    if not 0 <= lo < hi <= 1:
+        raise UserError(f"--loss-range: {text!r} needs 0 <= LO < HI <= 1")
+    return lo, hi
 
 
 def cmd_plot(args) -> int:
@@ -444,6 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="--bd-rate: the rate column (default kbpi)",
     )
     c.add_argument("--anchor", help="--bd-rate: the reference curve (default: the first)")
+    c.add_argument(
+        "--gain",
+        action="store_true",
+        help="average gain of each method over --reference (default zeros) across a loss "
+        "range: area between the metric-vs-loss curves / the range's width, paired by trial",
+    )
+    c.add_argument("--loss-range", default="0,0.3", help="--gain: LO,HI loss rates (default 0,0.3)")
     c.set_defaults(func=cmd_compare)
 
     pl = sub.add_parser("plot", help="figures from a result directory (PNG and SVG)")

@@ -142,3 +142,40 @@ def test_panels_split_a_burst_sweep_by_loss_rate_with_iid_as_markers(tmp_path):
         and "i.i.d. loss (mean burst 1/(1-P)), same colours" in text
     )
     assert text.count("zeros — Gilbert-Elliott") == 1  # one legend for all panels
+
+
+def test_average_gain_is_the_area_between_curves_over_the_range():
+    """The tutorial's average gain: [AUC(method) - AUC(reference)] / range, per trial."""
+    from dfsim.statistics import average_gain, gain_table
+
+    rows = []
+    for trial, bump in ((0, 0.0), (1, 0.02)):
+        for loss, ref, better in (
+            (0.0, 0.9, 0.9),
+            (0.1, 0.8, 0.85),
+            (0.3, 0.5, 0.7),
+            (0.5, 0.1, 0.5),
+        ):
+            for method, value in (("zeros", ref), ("linear", better + bump * (loss > 0))):
+                rows.append(
+                    {
+                        "method": method,
+                        "channel": "iid",
+                        "loss_rate": loss,
+                        "burst_length": 1.0,
+                        "trial": trial,
+                        "n_images": 10,
+                        "top1": value,
+                        "split": "s",
+                    }
+                )
+    schema = ResultsSchema.for_rows(Classification(), rows)
+    gains = {g["method"]: g for g in average_gain(rows, schema, "top1", "zeros", (0.0, 0.3))}
+    # trial 0: trapezoids of (0, 0.05, 0.2) over 0-0.1-0.3 = 0.0025 + 0.025; / 0.3
+    g0 = (0.1 * 0.05 / 2 + 0.2 * 0.25 / 2) / 0.3
+    g1 = (0.1 * 0.07 / 2 + 0.2 * 0.29 / 2) / 0.3
+    assert gains["linear"]["gain"] == pytest.approx((g0 + g1) / 2)
+    assert gains["linear"]["trials"] == 2 and gains["linear"]["loss_rates"] == "0-30 %"
+    assert gains["zeros"]["gain"] == 0.0
+    table = gain_table(list(gains.values()), schema, "top1", 0.0, 0.3)
+    assert f"{100 * (g0 + g1) / 2:.2f} ± " in table
