@@ -39,7 +39,7 @@ def coding_columns(streams, input_shape) -> dict:
     (:class:`~dfsim.experiment.prepare.TensorStream`); ``input_shape``: C, H, W."""
     n = streams[0].encoded.n_images
     side = sum(s.encoded.side_bits() for s in streams)
-    actual = sum(s.encoded.packet_bits().sum(axis=1) for s in streams) + side
+    actual = sum(s.encoded.bits_per_image() for s in streams)
     ideals = [s.encoded.ideal_bits for s in streams]
     ideal = (
         float(np.mean(sum(ideals) + side)) if all(i is not None for i in ideals) else float("nan")

@@ -79,13 +79,9 @@ def manifest(scn, preps: list[Prepared], n_rows: int, elapsed: float, executor: 
             "feature_shape": [list(s.crossing.shape) for s in p.streams],
             "rows_per_packet_used": [s.layout.rows_per_packet for s in p.streams],
             "packets_per_image": p.packets_per_image,
-            "wire_bits_per_image": float(
-                np.mean(
-                    np.broadcast_to(p.payload_bits, (p.n_images, p.packets_per_image)).sum(axis=1)
-                    + 8 * scn.network.header_bytes * p.packets_per_image
-                    + p.side_info_bits
-                )
-            ),
+            # coded bits plus one header per data packet (no parity or retransmissions)
+            "wire_bits_per_image": p.coding["bits_per_image"]
+            + 8 * scn.network.header_bytes * p.packets_per_image,
             **{k: v for k, v in p.coding.items() if k != "encode_ms_per_tensor"},
             f"quantized_{primary}": p.quantized[primary],
         }

@@ -141,8 +141,9 @@ def build_model(scn: Scenario, cfg: Config):
 def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, feats):
     """Tensor ``i``'s layout, codec (fitted if it learns) and encoded packets. With
     ``rows_per_packet: fill``: the largest number of rows (at most the height) for which
-    every encoded packet fits the MTU, found by bisection (sizes grow with the rows); the
-    first packet's room for side information is the codec's bound for every tensor."""
+    every encoded packet fits the MTU, found by bisection (sizes grow with the rows); tensor
+    0's first packet also holds its own side information as encoded and the other tensors'
+    at the codec's bound."""
 
     def encode_at(rows: int):
         layout = cfg.packets.layout(shape, rows)
@@ -161,10 +162,8 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
     others = cfg.codec.build().side_info_bits * (len(model.crossing(split)) - 1)
 
     def fits(encoded) -> bool:
-        bits = encoded.packet_bits().max(axis=0).copy()
-        if i == 0 and nw.side_info.placement == "first-packet":
-            bits[0] += int(encoded.side_bits().max()) + others
-        return nw.header_bytes + -(-int(bits.max()) // 8) <= nw.mtu_bytes
+        first = encoded.side_bits() + others if i == 0 else 0
+        return largest_packet_bytes(encoded, first, nw) <= nw.mtu_bytes
 
     best = encode_at(int(shape[1]))  # whole channels, when they fit
     lo, hi = 1, int(shape[1]) - 1
@@ -185,6 +184,16 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
     return best
 
 
+def largest_packet_bytes(encoded: Encoded, first_side_bits, nw) -> int:
+    """Bytes of the largest encoded packet with its header; data packet 0 also carries
+    ``first_side_bits`` (per image, or one number) when side information rides in it."""
+    bits = encoded.packet_bits()
+    worst = int(bits.max())
+    if nw.side_info.placement == "first-packet":
+        worst = max(worst, int((bits[:, 0] + first_side_bits).max()))
+    return nw.header_bytes + -(-worst // 8)
+
+
 def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) -> None:
     """Every packet as encoded fits the MTU (the first also carries the side information
     in the default placement): codecs whose sizes are known only once encoded."""
@@ -198,10 +207,7 @@ def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) 
                 f"bytes (with the header), over network.mtu_bytes {nw.mtu_bytes}"
             )
     for n, s in enumerate(streams):
-        bits = s.encoded.packet_bits().copy()
-        if n == 0 and nw.side_info.placement == "first-packet":
-            bits[:, 0] += side
-        worst = nw.header_bytes + -(-int(bits.max()) // 8)
+        worst = largest_packet_bytes(s.encoded, side if n == 0 else 0, nw)
         if worst > nw.mtu_bytes:
             r, w = s.layout.rows_per_packet, s.layout.width
             raise UserError(
