@@ -157,8 +157,8 @@ class ZstdCodec(_ByteCodec):
 
 @register("codec", "brotli")
 class BrotliCodec(_ByteCodec):
-    """Brotli per packet at ``quality`` (0-11; 11 is ~17x slower on 4-row packets and no
-    smaller), generic mode."""
+    """Brotli per packet at ``quality`` (0-11; the default is 9 because 11 is much slower
+    on 4-row packets and no smaller), generic mode."""
 
     def __init__(
         self,
