@@ -42,11 +42,15 @@ _FILES = {
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images (N x C x H x W uint8) with integer labels (N,)."""
+    """Images (N x C x H x W uint8) with integer labels (N,); a detection dataset also
+    has each image's ground-truth ``boxes`` (a float32 M x 5 array per image: x1, y1, x2,
+    y2 in the model input's pixels, class index) and its ``classes`` (names by index)."""
 
     images: np.ndarray
     labels: np.ndarray
     name: str
+    boxes: tuple[np.ndarray, ...] | None = None
+    classes: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,7 +59,8 @@ class ImageSet:
         """The first ``n`` images."""
         if n is None or n >= len(self):
             return self
-        return ImageSet(self.images[:n], self.labels[:n], f"{self.name}[:{n}]")
+        boxes = None if self.boxes is None else self.boxes[:n]
+        return ImageSet(self.images[:n], self.labels[:n], f"{self.name}[:{n}]", boxes, self.classes)
 
 
 def fashion_mnist_dir(directory: str | os.PathLike | None = None) -> Path:

@@ -414,6 +414,8 @@ def build(kind: str, name: str, where: str = "", **raw):
 _BUILTINS = (
     "dfsim.models",
     "dfsim.datasets",
+    "dfsim.coco",
+    "dfsim.scenes",
     "dfsim.codecs",
     "dfsim.channels",
     "dfsim.network",

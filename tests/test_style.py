@@ -63,6 +63,8 @@ def test_stages_do_not_import_the_layers_above():
     stage_packages = (
         "models",
         "datasets",
+        "coco",
+        "scenes",
         "codecs",
         "packets",
         "channels",
