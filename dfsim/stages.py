@@ -214,6 +214,7 @@ class Metric:
     timing: bool = False
     core: bool = False
     alias: str | None = None  # short name accepted by ``dfsim plot --y``
+    decimals: int = 1  # decimals of the scaled value in tables and figure legends
 
     @property
     def axis_label(self) -> str:
@@ -227,7 +228,15 @@ class Task(Protocol):
     ``metrics`` are declared once; results columns, summaries, ``dfsim compare`` and
     plots follow from them. ``primary``: the metric the paired test and the run's main
     figure use when it has values; ``label_free``: the metric that needs no labels
-    (agreement with the loss-free split model)."""
+    (agreement with the loss-free split model).
+
+    Optional hooks, used when a task defines them: ``bind(model, split)``, called once
+    after the model is built (a detector's post-processing comes from the model);
+    ``targets(images)``, what ``evaluate`` scores against (default: the labels; detection:
+    each image's boxes; reconstruction: the images); ``cloud_model(model, split)``, the
+    task's own cloud sub-model in place of ``model.cloud(split)`` (a decoder that
+    reconstructs the input from the features).
+    Predictions are arrays (they are cached with numpy)."""
 
     name: str
     metrics: tuple[Metric, ...]

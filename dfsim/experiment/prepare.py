@@ -63,7 +63,7 @@ class Prepared:
 
     @property
     def targets(self):
-        return self.images.labels
+        return task_targets(self.task, self.images)
 
     @property
     def n_images(self) -> int:
@@ -90,6 +90,30 @@ class Prepared:
     def columns(self) -> dict:
         """The config's results columns."""
         return self.config.columns(self.split)
+
+
+def task_targets(task, images: ImageSet):
+    """What the task scores against: its ``targets(images)`` (detection: boxes;
+    reconstruction: the images), else the labels."""
+    get = getattr(task, "targets", None)
+    return get(images) if get is not None else images.labels
+
+
+def task_cloud(task, model, split: str) -> torch.nn.Module:
+    """The cloud sub-model: the task's own (``cloud_model(model, split)``: e.g. a decoder
+    that reconstructs the input) where it has one, else the model's."""
+    own = getattr(task, "cloud_model", None)
+    return own(model, split) if own is not None else model.cloud(split)
+
+
+def build_task(scn: Scenario, model, split: str):
+    """The scenario's task, bound to the model and split where it needs them (a
+    detector's post-processing, a reconstruction decoder)."""
+    task = scn.task.build()
+    bind = getattr(task, "bind", None)
+    if bind is not None:
+        bind(model, split)
+    return task
 
 
 def load_images(scn: Scenario, input_shape) -> ImageSet:
@@ -240,7 +264,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     cfg = scn.configs[index]
     model, split = build_model(scn, cfg)
     crossing = model.crossing(split)
-    task = scn.task.build()
+    task = build_task(scn, model, split)
     images = load_images(scn, model.input_shape)
     features, clean_pred = _edge_pass(scn, model, split, images, task)
     streams = []
@@ -249,7 +273,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         streams.append(TensorStream(t, layout, codec, encoded, decode_all(codec, encoded)))
     check_encoded_sizes(scn, streams, split)
     nw = scn.network
-    cloud = prepare_for_inference(model.cloud(split))
+    cloud = prepare_for_inference(task_cloud(task, model, split))
     reference_pred = _reference_pass(scn, cfg, model, split, images, task, cloud, streams)
     return Prepared(
         scenario=scn,
@@ -264,8 +288,8 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         receiver=Receiver(nw.side_info.on_loss),
         cloud=cloud,
         reference_pred=reference_pred,
-        clean=task.evaluate(clean_pred, clean_pred, images.labels),
-        quantized=task.evaluate(reference_pred, reference_pred, images.labels),
+        clean=task.evaluate(clean_pred, clean_pred, task_targets(task, images)),
+        quantized=task.evaluate(reference_pred, reference_pred, task_targets(task, images)),
         coding=coding_columns(streams, model.input_shape),
     )
 
@@ -294,7 +318,11 @@ def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task):
         feats = run_batched(prepare_for_inference(model.edge(split)), x, scn.batch_size)
         feats = feats if isinstance(feats, tuple) else (feats,)
         stored = {f"features_{i}": f.astype(np.float32) for i, f in enumerate(feats)}
-        outputs = run_batched(prepare_for_inference(model.full()), x, scn.batch_size)
+        if getattr(task, "cloud_model", None) is not None:  # the task's own cloud sub-model
+            own = prepare_for_inference(task.cloud_model(model, split))
+            outputs = run_batched(own, list(feats) if len(feats) > 1 else feats[0], scn.batch_size)
+        else:
+            outputs = run_batched(prepare_for_inference(model.full()), x, scn.batch_size)
         stored["clean_pred"] = task.predict(outputs)
         cache.save_arrays("features", key, stored)
     n = len(model.crossing(split))
@@ -308,6 +336,7 @@ def _reference_pass(scn, cfg: Config, model, split, images, task, cloud, streams
         codec=cfg.codec.name,
         params=cfg.codec.params,
         task=scn.task.name,
+        task_params=scn.task.params,
     )
     ref = cache.load_arrays("reference", key)
     if ref is None:
