@@ -43,6 +43,8 @@ class SequentialSplitModel:
     num_classes: int
     weights_id: str = ""
     normaliser: Callable[[np.ndarray], torch.Tensor] | None = None  # uint8 images -> input
+    # a detector's outputs -> per image (boxes xyxy, scores, labels): see dfsim.tasks.detection
+    postprocess: Callable | None = None
     _shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

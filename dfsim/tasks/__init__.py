@@ -5,4 +5,4 @@ metrics; a scenario chooses one with ``task:`` (default ``classification``). Imp
 this package registers the built-in ones.
 """
 
-from dfsim.tasks import classification  # noqa: F401  (registers "classification")
+from dfsim.tasks import classification, detection, reconstruction  # noqa: F401  (built-in tasks)
