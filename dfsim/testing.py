@@ -1182,11 +1182,15 @@ def check_task(
     params: dict | None = None,
     seed: int = 0,
     properties: Iterable[str] | None = None,
+    model=None,
+    split: str | None = None,
 ) -> None:
     """Check a task (:class:`dfsim.stages.Task`): an instance, or a registered name (built
     with ``params``), on cloud ``outputs`` (e.g. logits N x classes, varied enough that
-    other predictions score differently) and the dataset's ``targets``. The properties
-    (:data:`TASK_PROPERTIES`):
+    other predictions score differently) and the dataset's ``targets``. A task with a
+    ``bind`` method (a detector's post-processing, a reconstruction decoder) is first bound
+    to the split model ``model`` at ``split`` (default: its ``default_split``), as a run
+    binds it. The properties (:data:`TASK_PROPERTIES`):
 
     * ``metrics``: :class:`~dfsim.stages.Metric` declarations with unique identifier names
       that no pipeline column uses, a label, a string unit, dtype int or float, a finite
@@ -1205,8 +1209,18 @@ def check_task(
         task = build("task", task, "task", **(params or {}))
     else:
         label = f"task {getattr(task, 'name', None) or _describe(task)!r}"
+    chosen = _selected(properties, TASK_PROPERTIES, "task")
+    bind = getattr(task, "bind", None)
+    if bind is not None:
+        if model is None:
+            raise ValueError(
+                f"{label} must be bound to a split model (it has a bind method): "
+                "pass model= (and split=, default the model's default_split)"
+            )
+        split = split if split is not None else getattr(model, "default_split", None)
+        _run(label, "bind", bind, model, split)
     cfg = {"seed": seed}
-    for prop in _selected(properties, TASK_PROPERTIES, "task"):
+    for prop in chosen:
         _run(label, prop, _TASK_CHECKS[prop], task, outputs, targets, cfg)
 
 

@@ -66,7 +66,76 @@ def _logits(n=96, classes=10, seed=0):
     return logits, labels
 
 
-TASK_RECIPES = {"classification": lambda: _logits()}
+def _random_detector(tmp_path):
+    """The built-in detector with seeded random weights (the committed ones are not needed)."""
+    from dfsim.models.fmnist_detector import FashionDetector
+
+    torch.manual_seed(0)
+    path = tmp_path / "detector.pt"
+    torch.save(FashionDetector().state_dict(), path)
+    return load_model("fmnist-detector", weights=str(path))
+
+
+def _detector_outputs(n=16, seed=0):
+    """fmnist-detector head outputs (N x 14 x 12 x 12) with 1 to 3 clear peaks per image, and
+    as ground truth the boxes they decode to, jittered by a pixel."""
+    from dfsim.models.fmnist_detector import postprocess
+
+    rng = np.random.default_rng(seed)
+    out = rng.normal(-6.0, 0.5, (n, 14, 12, 12)).astype(np.float32)
+    out[:, 10:12] = rng.uniform(0.0, 1.0, (n, 2, 12, 12))
+    out[:, 12:14] = rng.uniform(1.5, 5.0, (n, 2, 12, 12))
+    for i in range(n):
+        for cell in rng.choice(144, int(rng.integers(1, 4)), replace=False):
+            out[i, rng.integers(10), cell // 12, cell % 12] = rng.uniform(-0.5, 4.0)
+    targets = []
+    for boxes, _, labels in postprocess(out, score_threshold=0.3):
+        boxes = np.clip(boxes + rng.uniform(-1, 1, boxes.shape), 0, 96)
+        targets.append(np.column_stack([boxes, labels]).astype(np.float32).reshape(-1, 5))
+    return out, tuple(targets)
+
+
+def _task_case(outputs, targets, model=None, split=None, params=None) -> dict:
+    return {
+        "outputs": outputs,
+        "targets": targets,
+        "model": model,
+        "split": split,
+        "params": params,
+    }
+
+
+def _detection_case(tmp_path) -> dict:
+    return _task_case(*_detector_outputs(), model=_random_detector(tmp_path), split="add_2")
+
+
+def _reconstruction_case(tmp_path) -> dict:
+    """The mirror (seeded random weights: the committed ones are not needed) applied to the
+    ``add_1`` features of 16 Fashion-MNIST test images; the targets are those images."""
+    from dfsim.datasets import load_fashion_mnist
+    from dfsim.models.fmnist_mirror import FashionMirror
+
+    torch.manual_seed(0)
+    weights = tmp_path / "mirror.pt"
+    torch.save(FashionMirror().state_dict(), weights)
+    params = {"weights": str(weights)}
+    model = load_model("fmnist-resnet")
+    task = registry.build("task", "reconstruction", "task", **params)
+    task.bind(model, "add_1")
+    images = load_fashion_mnist("test").head(16)
+    with torch.no_grad():
+        features = model.edge("add_1")(model.normalise(images.images))
+        outputs = task.cloud_model(model, "add_1")(*features).numpy()
+    return _task_case(outputs, task.targets(images), model, "add_1", params)
+
+
+# name -> a function of tmp_path giving check_task's outputs and targets, the model and split
+# that a task with a bind method binds to (else None) and the task's parameters (or None)
+TASK_RECIPES = {
+    "classification": lambda d: _task_case(*_logits()),
+    "detection": _detection_case,
+    "reconstruction": _reconstruction_case,
+}
 
 
 # --------------------------------------------------------------------------- conformance
@@ -106,14 +175,40 @@ def test_codec_on_real_features():
 
 
 @pytest.mark.parametrize("name", registry.names("task"))
-def test_every_registered_task(name):
+def test_every_registered_task(name, tmp_path):
     if name not in TASK_RECIPES:
         pytest.fail(
-            f"task {name!r} has no recipe: add its outputs and targets to TASK_RECIPES "
-            "in tests/test_conformance.py"
+            f"task {name!r} has no recipe: add its outputs and targets (and the model and "
+            "split it binds to, if it has a bind method) to TASK_RECIPES in "
+            "tests/test_conformance.py"
         )
-    outputs, targets = TASK_RECIPES[name]()
-    testing.check_task(name, outputs, targets)
+    case = TASK_RECIPES[name](tmp_path)
+    testing.check_task(
+        name,
+        case["outputs"],
+        case["targets"],
+        params=case["params"],
+        model=case["model"],
+        split=case["split"],
+    )
+
+
+def test_a_task_that_binds_needs_a_model():
+    outputs, targets = _detector_outputs(n=4)
+    with pytest.raises(ValueError, match="task 'detection' must be bound to a split model"):
+        testing.check_task("detection", outputs, targets)
+
+
+def test_a_task_that_cannot_bind_is_rejected():
+    outputs, targets = _detector_outputs(n=4)
+    with pytest.raises(AssertionError, match=r"^task 'detection': bind: .*task\.postprocess"):
+        testing.check_task(
+            "detection",
+            outputs,
+            targets,
+            params={"postprocess": "nosuchmodule:decode"},
+            model=object(),
+        )
 
 
 def test_classification_without_labels():
