@@ -5,7 +5,9 @@
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [--x loss_rate|burst_length] [--y METRIC] [--by F,...] [--panels F]
     dfsim compare DIR... [--metric METRIC] [--reference METHOD]
-    dfsim train [--epochs N] [--seed S] [--out PATH]
+    dfsim example SCENARIO [--loss P] [--methods A,B] [--image K] [--out PNG]
+    dfsim train [--model fmnist-resnet|fmnist-detector|fmnist-mirror] [--epochs N]
+                [--seed S] [--out PATH]
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network|codecs [--json PATH] [...]
     dfsim models [describe MODEL [--import P:F --weights W --input-size C,H,W]]
@@ -239,6 +241,25 @@ def _loss_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def cmd_example(args) -> int:
+    import json
+
+    from dfsim.examples import example_figure
+    from dfsim.scenario import load_scenario
+
+    scn = load_scenario(args.scenario)
+    methods = [m for m in args.methods.split(",") if m] if args.methods else None
+    out = Path(args.out) if args.out else Path(scn.output) / "example.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shown = example_figure(scn, out, args.loss, methods, args.image, args.trial)
+    except UserError as exc:
+        raise UserError(f"{args.scenario}: {exc}") from None
+    print(json.dumps(shown, indent=1))
+    print(f"dfsim: wrote {out}")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from dfsim import plots
 
@@ -299,39 +320,67 @@ def cmd_fit(args) -> int:
     return 0
 
 
+TRAINABLE = {
+    # --model: (module with train() and its WEIGHTS_FILE, what the result reports)
+    "fmnist-resnet": ("dfsim.models.training", "dfsim.models.fmnist_resnet"),
+    "fmnist-detector": ("dfsim.models.training_detector", "dfsim.models.fmnist_detector"),
+    "fmnist-mirror": ("dfsim.models.fmnist_mirror", "dfsim.models.fmnist_mirror"),
+}
+
+
 def cmd_train(args) -> int:
+    import importlib
+
     import torch
 
-    from dfsim.models.fmnist_resnet import WEIGHTS_FILE
-    from dfsim.models.training import train
-
+    trainer = importlib.import_module(TRAINABLE[args.model][0])
+    defaults = importlib.import_module(TRAINABLE[args.model][1])
     torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else WEIGHTS_FILE
-    result = train(out, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir)
+    out = Path(args.out) if args.out else defaults.WEIGHTS_FILE
+    kw = {"seed": args.seed, "data_dir": args.data_dir}
+    if args.epochs is not None:
+        kw["epochs"] = args.epochs
+    result = trainer.train(out, **kw)
+    scores = ", ".join(
+        f"{k} {v:.4f}" for k, v in result.items() if k not in ("seconds", "epochs", "seed")
+    )
     print(
-        f"dfsim: trained {args.epochs} epochs in {result['seconds']:.0f} s, "
-        f"test top-1 {result['top1']:.4f}; "
-        f"weights in {out}"
+        f"dfsim: trained {args.model} for {result.get('epochs', '?')} epochs in "
+        f"{result['seconds']:.0f} s ({scores}); weights in {out}"
     )
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from dfsim.datasets import load_fashion_mnist
     from dfsim.models import load_model
-    from dfsim.models.inference import predict, prepare_for_inference
+    from dfsim.models.inference import prepare_for_inference, run_batched
 
     model = load_model(args.model, weights=args.weights)
-    test = load_fashion_mnist("test", args.data_dir)
     t0 = time.perf_counter()
-    pred = predict(prepare_for_inference(model.full()), model.normalise(test.images), 1000)
-    top1 = float((pred == test.labels).mean())
+    full = prepare_for_inference(model.full())
+    if getattr(model, "postprocess", None) is not None:  # a detector: its fmnist-scenes test set
+        from dfsim.scenes import FashionScenes
+        from dfsim.tasks.detection import Detection
+
+        test = FashionScenes(scenes=args.scenes, dir=args.data_dir).load(model.input_shape)
+        task = Detection()
+        task.bind(model, model.default_split)
+        pred = task.predict(run_batched(full, model.normalise(test.images), 250))
+        scores = {
+            k: v for k, v in task.evaluate(pred, pred, test.boxes).items() if k != "agreement"
+        }
+    else:
+        from dfsim.datasets import load_fashion_mnist
+
+        test = load_fashion_mnist("test", args.data_dir)
+        pred = run_batched(full, model.normalise(test.images), 1000).argmax(axis=1)
+        scores = {"top1": float((pred == test.labels).mean())}
     print(
         json.dumps(
             {
                 "model": model.name,
                 "images": len(test),
-                "top1": top1,
+                **scores,
                 "seconds": round(time.perf_counter() - t0, 2),
             }
         )
@@ -477,6 +526,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--loss-range", default="0,0.3", help="--gain: LO,HI loss rates (default 0,0.3)")
     c.set_defaults(func=cmd_compare)
 
+    ex = sub.add_parser(
+        "example",
+        help="one image through the pipeline at one loss rate, repaired by a few methods",
+    )
+    ex.add_argument("scenario")
+    ex.add_argument("--loss", type=float, default=0.3, help="a loss rate of the scenario")
+    ex.add_argument("--methods", help="methods to show besides zeros (default: the first two)")
+    ex.add_argument("--image", type=int, help="image index (default: one that lost 25-50 %%)")
+    ex.add_argument("--trial", type=int, default=0)
+    ex.add_argument("--out", help="PNG (default: example.png in the scenario's output)")
+    ex.set_defaults(func=cmd_example)
+
     pl = sub.add_parser("plot", help="figures from a result directory (PNG and SVG)")
     pl.add_argument("dir", metavar="DIR")
     pl.add_argument(
@@ -508,18 +569,31 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--force", action="store_true", help="refit even if cached")
     f.set_defaults(func=cmd_fit)
 
-    t = sub.add_parser("train", help="train the default Fashion-MNIST model (deterministic)")
-    t.add_argument("--epochs", type=int, default=12)
+    t = sub.add_parser(
+        "train", help="train a built-in model into its committed weights file (deterministic)"
+    )
+    t.add_argument(
+        "--model",
+        choices=sorted(TRAINABLE),
+        default="fmnist-resnet",
+        help="the default classifier, the fmnist-scenes detector, or the reconstruction mirror",
+    )
+    t.add_argument("--epochs", type=int, help="default: the model's own (12, 14, early stop)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument(
-        "--out", help="weights file (default: the committed dfsim/models/weights/fmnist_resnet.pt)"
+        "--out", help="weights file (default: the model's committed file in dfsim/models/weights)"
     )
     t.add_argument("--data-dir")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="top-1 of the full model on the whole test set")
+    e = sub.add_parser(
+        "evaluate",
+        help="the full model without loss: top-1 on the Fashion-MNIST test set, or a "
+        "detector's COCO mAP on fmnist-scenes test scenes",
+    )
     e.add_argument("--model", default="fmnist-resnet")
+    e.add_argument("--scenes", type=int, default=1000, help="detector: test scenes")
     e.add_argument("--weights")
     e.add_argument("--data-dir")
     e.set_defaults(func=cmd_evaluate)

@@ -114,7 +114,7 @@ def metric_plot(
             label = " — ".join(p for p in (key[1], labels[key[1:]]) if p) or "all"
             _draw(ax, groups[key], X_AXES[x][1], decl.scale, style, key, label, iid)
             iid_marked |= iid
-        _references(ax, reference, decl.scale)
+        _references(ax, reference, decl)
         ax.set_xlabel(X_AXES[x][0])
         ax.grid(True, alpha=0.3)
         if pv is not None:
@@ -163,15 +163,17 @@ def _draw(ax, by_x: dict, xscale: float, yscale: float, style: dict, key, label,
     )
 
 
-def _references(ax, reference: dict | None, yscale: float) -> None:
+def _references(ax, reference: dict | None, decl) -> None:
     """Horizontal lines for the loss-free references (NaN: none)."""
+    unit = f" {decl.unit}" if decl.unit else ""
+    digits = decl.decimals + 1
     for i, (label, value) in enumerate(r for r in (reference or {}).items() if r[1] == r[1]):
         ax.axhline(
-            yscale * value,
+            decl.scale * value,
             color="0.35",
             lw=0.9,
             ls=(0, (1, 2 + i)),
-            label=f"{label} ({yscale * value:.2f} %)",
+            label=f"{label} ({decl.scale * value:.{digits}f}{unit})",
         )
 
 

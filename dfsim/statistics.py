@@ -138,7 +138,10 @@ def _table_row(cell, keys, shown, methods, by, decl, starred: bool) -> str:
         if r is None:
             entries.append("—")
             continue
-        text = f"{decl.scale * r[f'{metric}_mean']:.1f} ± {decl.scale * r[f'{metric}_ci95']:.1f}"
+        d = decl.decimals
+        text = (
+            f"{decl.scale * r[f'{metric}_mean']:.{d}f} ± {decl.scale * r[f'{metric}_ci95']:.{d}f}"
+        )
         p = r.get("p_vs_reference")
         if starred and p is not None and not math.isnan(p) and p < 0.05:
             text += "*"

@@ -144,21 +144,25 @@ def write_outputs(
 
 
 def standard_figure(out: Path, schema: ResultsSchema, rows: list[dict], reference: dict) -> None:
-    """``accuracy_vs_loss.png`` when the task's primary metric has values (labelled data);
-    else the label-free metric against the loss rate, PNG and SVG."""
+    """The task's primary metric against the loss rate when it has values (labelled data:
+    ``accuracy_vs_loss.png`` for classification, ``METRIC_vs_loss_rate.png`` otherwise);
+    else the label-free metric, PNG and SVG."""
     metric = schema.shown_metric(rows)
     # a codec grid: one panel per codec, or the lines would not be told apart
     panel = "codec" if "codec" in varying_config_keys(rows, schema) else None
     if metric == schema.task.primary:
+        classification = schema.task.name == "classification"
+        label = schema.metric(metric).label
         plots.metric_plot(
             rows,
             schema,
-            [out / "accuracy_vs_loss.png"],
+            [out / ("accuracy_vs_loss.png" if classification else f"{metric}_vs_loss_rate.png")],
             "loss_rate",
             metric,
             ("channel", "burst_length"),
             reference,
-            title="Accuracy vs packet loss (mean and 95 % CI over trials)",
+            title=f"{'Accuracy' if classification else label} vs packet loss "
+            "(mean and 95 % CI over trials)",
             panel=panel,
         )
     else:

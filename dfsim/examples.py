@@ -1,0 +1,125 @@
+"""Example figures (``dfsim example``): one image through the whole pipeline at one loss
+rate, repaired by a few completion methods, next to the same image without loss.
+
+Top row: the task's view of each outcome (detection: boxes drawn on the scene;
+reconstruction: the reconstructed image; classification: the image titled with the
+predicted class), from left to right no recovery (``zeros``), the chosen methods, and no
+loss. Bottom row: a few channels of the tensor the cloud received (lost rows black in the
+``zeros`` column), repaired by each method, and the loss-free tensor. The loss pattern
+is the scenario's own trial (same seed, setting and trial number as in ``dfsim run``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dfsim.errors import UserError
+
+
+def _show_task(ax, task, image: np.ndarray, pred, classes) -> None:
+    """Draw one prediction: the task's ``show(ax, image, prediction, classes)`` if it
+    has one, else the image titled with the prediction."""
+    show = getattr(task, "show", None)
+    if show is not None:
+        show(ax, image, pred, classes)
+        return
+    ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray")
+    name = classes[int(pred)] if classes is not None and 0 <= int(pred) < len(classes) else pred
+    ax.set_xlabel(f"class: {name}", fontsize=8)
+
+
+def _tile(t: np.ndarray, channels: list[int], lo, hi) -> np.ndarray:
+    """Channels of one C x H x W tensor side by side, scaled to [0, 1] by (lo, hi)."""
+    parts = []
+    for c in channels:
+        parts += [np.clip((t[c] - lo) / (hi - lo + 1e-12), 0, 1), np.ones((t.shape[1], 1))]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def example_figure(
+    scn,
+    out,
+    loss_rate: float = 0.3,
+    methods: list[str] | None = None,
+    image: int | None = None,
+    trial: int = 0,
+    channels: int = 3,
+) -> dict:
+    """Write the example figure for config 0 of ``scn`` to ``out`` (PNG); returns what it
+    shows (image index, loss, each column's task metrics on that image)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dfsim.experiment.prepare import build_methods, predict, prepare
+    from dfsim.experiment.trial import transmit
+
+    cells = [(i, c) for i, c in enumerate(scn.cells) if abs(c.loss_rate - loss_rate) < 1e-9]
+    if not cells:
+        rates = sorted({c.loss_rate for c in scn.cells})
+        raise UserError(f"--loss: {loss_rate} is not a loss rate of the scenario ({rates})")
+    cell_index, cell = cells[0]
+    prep = prepare(scn, 0)
+    if len(prep.streams) != 1:
+        raise UserError("dfsim example: the cut must pass one tensor")
+    labels = [m.label for m in scn.methods]
+    chosen = methods or [x for x in labels if x != "zeros"][:2]
+    unknown = [x for x in chosen if x not in labels]
+    if unknown:
+        raise UserError(f"--methods: {unknown[0]!r} is not a method of the scenario ({labels})")
+    if "zeros" not in labels:
+        raise UserError("dfsim example: the scenario needs the 'zeros' method (no recovery)")
+    built = {spec.label: per_stream[0] for spec, per_stream in build_methods(prep)}
+    tx = transmit(prep, cell, trial)
+    delivery = prep.receiver.receive(tx, prep.streams)
+    tensors, lost = delivery.tensors[0], delivery.lost[0]
+    stream = prep.streams[0]
+    if image is None:  # the first image that lost between a quarter and a half of its values
+        share = lost.reshape(len(lost), -1).mean(axis=1)
+        hits = np.nonzero((share >= 0.25) & (share <= 0.5))[0]
+        image = int(hits[0]) if len(hits) else int(np.argmax(share))
+    if not 0 <= image < prep.n_images:
+        raise UserError(f"--image: {image} is not an image index (0..{prep.n_images - 1})")
+    sl = slice(image, image + 1)
+    columns = [("no recovery", built["zeros"].complete_batch(tensors[sl], lost[sl], stream.layout))]
+    for label in chosen:
+        columns.append((label, built[label].complete_batch(tensors[sl], lost[sl], stream.layout)))
+    columns.append(("no loss", stream.reference[sl]))
+    task, target = prep.task, prep.targets
+    one_target = target[image : image + 1] if hasattr(target, "__getitem__") else target
+    ref = prep.reference_pred[image : image + 1]
+    summary = {"image": image, "loss_rate": loss_rate, "lost_share": float(lost[image].mean())}
+    fig, axes = plt.subplots(2, len(columns), figsize=(2.6 * len(columns), 4.6), squeeze=False)
+    c, h, w = stream.reference.shape[1:]
+    ch = np.argsort(-stream.reference[image].reshape(c, -1).var(axis=1))[:channels].tolist()
+    lo, hi = np.percentile(stream.reference[image][ch], [1, 99])
+    for k, (title, t) in enumerate(columns):
+        pred = predict(task, prep.cloud, [t], scn.batch_size)
+        scores = task.evaluate(pred, ref, one_target)
+        summary[title] = {m: float(v) for m, v in scores.items()}
+        _show_task(axes[0, k], task, prep.images.images[image], pred[0], prep.images.classes)
+        axes[0, k].set_title(title, fontsize=9)
+        view = _tile(t[0], ch, lo, hi)
+        if title == "no recovery":
+            view = np.where(
+                np.concatenate([np.pad(lost[image][i], ((0, 0), (0, 1))) for i in ch], axis=1)[
+                    :, : view.shape[1]
+                ],
+                0.0,
+                view,
+            )
+        axes[1, k].imshow(view, cmap="gray", vmin=0, vmax=1)
+        for ax in axes[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[1, 0].set_ylabel(f"{len(ch)} of {c} channels", fontsize=8)
+    fig.suptitle(
+        f"{scn.name}: image {image}, {cell.kind} loss {loss_rate:.0%} "
+        f"({summary['lost_share']:.0%} of this tensor lost), trial {trial}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return summary
