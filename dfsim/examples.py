@@ -36,6 +36,29 @@ def _tile(t: np.ndarray, channels: list[int], lo, hi) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=1)
 
 
+def _telling_image(prep, zeros, tensors, lost, stream, candidates: int = 200) -> int:
+    """Among the first ``candidates`` images that lost between a quarter and a half of
+    their values, the one whose zero-filled prediction agrees least with the loss-free
+    one (the task's label-free metric; the first such image on ties)."""
+    from dfsim.experiment.prepare import predict
+
+    share = lost.reshape(len(lost), -1).mean(axis=1)
+    hits = np.nonzero((share >= 0.25) & (share <= 0.5))[0][:candidates]
+    if not len(hits):
+        return int(np.argmax(share))
+    task, metric = prep.task, prep.task.label_free
+    better = next(m for m in task.metrics if m.name == metric).higher_is_better
+    repaired = zeros.complete_batch(tensors[hits], lost[hits], stream.layout)
+    pred = predict(task, prep.cloud, [repaired], prep.scenario.batch_size)
+    target = prep.targets
+    scores = []
+    for k, i in enumerate(hits):
+        t = target[i : i + 1]
+        v = task.evaluate(pred[k : k + 1], prep.reference_pred[i : i + 1], t)[metric]
+        scores.append(v if better else -v)
+    return int(hits[int(np.argmin(scores))])
+
+
 def example_figure(
     scn,
     out,
@@ -46,7 +69,9 @@ def example_figure(
     channels: int = 3,
 ) -> dict:
     """Write the example figure for config 0 of ``scn`` to ``out`` (PNG); returns what it
-    shows (image index, loss, each column's task metrics on that image)."""
+    shows (image index, loss, each column's task metrics on that image). By default the
+    image is one that lost a quarter to a half of its values and on which zero-fill does
+    worst (:func:`_telling_image`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,10 +100,8 @@ def example_figure(
     delivery = prep.receiver.receive(tx, prep.streams)
     tensors, lost = delivery.tensors[0], delivery.lost[0]
     stream = prep.streams[0]
-    if image is None:  # the first image that lost between a quarter and a half of its values
-        share = lost.reshape(len(lost), -1).mean(axis=1)
-        hits = np.nonzero((share >= 0.25) & (share <= 0.5))[0]
-        image = int(hits[0]) if len(hits) else int(np.argmax(share))
+    if image is None:
+        image = _telling_image(prep, built["zeros"], tensors, lost, stream)
     if not 0 <= image < prep.n_images:
         raise UserError(f"--image: {image} is not an image index (0..{prep.n_images - 1})")
     sl = slice(image, image + 1)
@@ -86,6 +109,8 @@ def example_figure(
     for label in chosen:
         columns.append((label, built[label].complete_batch(tensors[sl], lost[sl], stream.layout)))
     columns.append(("no loss", stream.reference[sl]))
+    if getattr(prep.task, "show_original", False):  # the task's predictions are images
+        columns.insert(0, ("original", None))
     task, target = prep.task, prep.targets
     one_target = target[image : image + 1] if hasattr(target, "__getitem__") else target
     ref = prep.reference_pred[image : image + 1]
@@ -94,12 +119,24 @@ def example_figure(
     c, h, w = stream.reference.shape[1:]
     ch = np.argsort(-stream.reference[image].reshape(c, -1).var(axis=1))[:channels].tolist()
     lo, hi = np.percentile(stream.reference[image][ch], [1, 99])
+    primary = next(m for m in task.metrics if m.name == task.primary)
     for k, (title, t) in enumerate(columns):
+        for ax in axes[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if t is None:  # the original image, and no tensor
+            axes[0, k].imshow(prep.images.images[image][0], cmap="gray", vmin=0, vmax=255)
+            axes[0, k].set_title(title, fontsize=9)
+            axes[1, k].axis("off")
+            continue
         pred = predict(task, prep.cloud, [t], scn.batch_size)
         scores = task.evaluate(pred, ref, one_target)
         summary[title] = {m: float(v) for m, v in scores.items()}
         _show_task(axes[0, k], task, prep.images.images[image], pred[0], prep.images.classes)
-        axes[0, k].set_title(title, fontsize=9)
+        value = primary.scale * scores[primary.name]
+        axes[0, k].set_title(
+            f"{title}\n{primary.name} {value:.{primary.decimals}f}{primary.unit}", fontsize=9
+        )
         view = _tile(t[0], ch, lo, hi)
         if title == "no recovery":
             view = np.where(
@@ -110,10 +147,8 @@ def example_figure(
                 view,
             )
         axes[1, k].imshow(view, cmap="gray", vmin=0, vmax=1)
-        for ax in axes[:, k]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[1, 0].set_ylabel(f"{len(ch)} of {c} channels", fontsize=8)
+    first = next(k for k, (_, t) in enumerate(columns) if t is not None)
+    axes[1, first].set_ylabel(f"{len(ch)} of {c} channels", fontsize=8)
     fig.suptitle(
         f"{scn.name}: image {image}, {cell.kind} loss {loss_rate:.0%} "
         f"({summary['lost_share']:.0%} of this tensor lost), trial {trial}",

@@ -334,10 +334,11 @@ def gain_table(gains: list[dict], schema: ResultsSchema, metric: str, lo: float,
         cells = []
         for m in methods:
             g = by.get((gkey, m))
+            d = max(decl.decimals, 2)
             cells.append(
                 ""
                 if g is None
-                else f"{decl.scale * g['gain']:.2f} ± {decl.scale * g['gain_ci95']:.2f}"
+                else f"{decl.scale * g['gain']:.{d}f} ± {decl.scale * g['gain_ci95']:.{d}f}"
             )
         lines.append("| " + " | ".join([*(_cell(v) for v in gkey), *cells]) + " |")
     return "\n".join(lines)

@@ -114,3 +114,27 @@ def test_regression_fixture_regenerates(tmp_path, monkeypatch, name):
         assert (tmp_path / name / "devices.csv").read_text() == (
             ROOT / "tests" / "data" / name / "devices.csv"
         ).read_text()
+
+
+def test_detection_scenario_setting_regenerates(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    scn = yaml.safe_load((ROOT / "scenarios" / "detection.yaml").read_text())
+    scn.update(
+        trials=1,
+        methods=["zeros", "linear", "caltec", {"name": "inpaint_telea", "radius": 5}],
+        channels=[{"kind": "iid", "loss_rates": [0.3]}],
+    )
+    new = rerun(tmp_path, scn, "detection")
+    assert_rows_match(new, read_results_csv(ROOT / "results" / "detection" / "results.csv"))
+
+
+def test_reconstruction_scenario_setting_regenerates(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    scn = yaml.safe_load((ROOT / "scenarios" / "reconstruction.yaml").read_text())
+    scn.update(
+        trials=1,
+        methods=["zeros", "linear", {"name": "inpaint_telea", "radius": 2}],
+        channels=[{"kind": "iid", "loss_rates": [0.3]}],
+    )
+    new = rerun(tmp_path, scn, "reconstruction")
+    assert_rows_match(new, read_results_csv(ROOT / "results" / "reconstruction" / "results.csv"))

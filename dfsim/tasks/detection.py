@@ -243,13 +243,14 @@ class Detection:
         return {"map": truth["map"], "map50": truth["map50"], "agreement": agree}
 
     def show(self, ax, image: np.ndarray, prediction: np.ndarray, classes) -> None:
-        """Draw one image's detections of score >= ``agreement_score`` on it."""
+        """Draw one image's detections of score >= ``agreement_score`` on it (for display
+        only, a box overlapping a better one of another class by IoU > 0.5 is left out)."""
         from matplotlib.patches import Rectangle
 
         ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray")
-        for x1, y1, x2, y2, score, c in prediction.tolist():
-            if c < 0 or score < self.agreement_score:
-                continue
+        p = prediction[(prediction[:, 5] >= 0) & (prediction[:, 4] >= self.agreement_score)]
+        p = p[nms(p[:, :4], p[:, 4], np.zeros(len(p), np.int64), 0.5)] if len(p) else p
+        for x1, y1, x2, y2, score, c in p.tolist():
             name = classes[int(c)] if classes is not None else str(int(c))
             rect = Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color="#ff4040")
             ax.add_patch(rect)

@@ -151,5 +151,11 @@ class Reconstruction:
             "ssim_lossfree": mean_ssim(predictions, reference),
         }
 
+    show_original = True  # example figures show the original image next to the reconstructions
+
+    def show(self, ax, image: np.ndarray, prediction: np.ndarray, classes) -> None:
+        """Draw one reconstructed image."""
+        ax.imshow(prediction[0], cmap="gray", vmin=0.0, vmax=1.0)
+
     def __repr__(self) -> str:
         return f"Reconstruction(weights={self.weights!r})"
