@@ -17,7 +17,11 @@ def _scenario(tmp_path, **over) -> str:
         "task": "detection",
         "packets": {"rows_per_packet": 8},
         "channels": [{"kind": "iid", "loss_rates": [0.0, 0.3]}],
-        "methods": ["zeros", "linear", {"name": "inpaint_telea", "radius": 5}],
+        "methods": [
+            "zeros",
+            "linear",
+            {"name": "inpaint_telea", "radius": 5, "label": "inpaint_telea"},
+        ],
         "trials": 1,
         "output": str(tmp_path / "out"),
     }

@@ -72,7 +72,7 @@ CASES = [
         GOOD.replace("[zeros]", "[{name: halrtc, max_iters: [3, 0]}]"),
         "methods[0].max_iters[1]: 0 is out of range (must be >= 1)",
     ),
-    (GOOD + "task: detection\n", "task: unknown task 'detection' (one of classification"),
+    (GOOD + "task: segmentation\n", "task: unknown task 'segmentation' (one of classification"),
     (GOOD + "encoding: {codec: jpeg}\n", "encoding.codec: unknown codec 'jpeg' (one of raw"),
     (
         GOOD + "encoding: {level: 3}\n",
