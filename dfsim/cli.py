@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -95,11 +96,13 @@ def _dry_run(scn, out: Path) -> int:
     """Print the configs, settings and the work a run would do; validate model and data."""
     from dfsim.checkpoint import PARTIAL
     from dfsim.experiment import build_model, load_images
+    from dfsim.experiment.prepare import build_task
 
     try:
         shapes, model = {}, None
         for cfg in scn.configs:
             model, split = build_model(scn, cfg)
+            build_task(scn, model, split)  # a task that needs this model and split checks it
             shapes[cfg] = (
                 split,
                 " + ".join("x".join(map(str, t.shape)) for t in model.crossing(split)),
@@ -248,7 +251,10 @@ def cmd_example(args) -> int:
     from dfsim.scenario import load_scenario
 
     scn = load_scenario(args.scenario)
-    methods = [m for m in args.methods.split(",") if m] if args.methods else None
+    # commas inside a label's parentheses (halrtc(max_iters=50,tol=0.001)) do not split
+    methods = re.findall(r"(?:[^,(]|\([^)]*\))+", args.methods) if args.methods else None
+    if args.trial < 0:
+        raise UserError(f"--trial: must be >= 0, got {args.trial}")
     out = Path(args.out) if args.out else Path(scn.output) / "example.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -321,7 +327,7 @@ def cmd_fit(args) -> int:
 
 
 TRAINABLE = {
-    # --model: (module with train() and its WEIGHTS_FILE, what the result reports)
+    # --model: (module with its train(), module with its WEIGHTS_FILE)
     "fmnist-resnet": ("dfsim.models.training", "dfsim.models.fmnist_resnet"),
     "fmnist-detector": ("dfsim.models.training_detector", "dfsim.models.fmnist_detector"),
     "fmnist-mirror": ("dfsim.models.fmnist_mirror", "dfsim.models.fmnist_mirror"),
@@ -578,7 +584,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="fmnist-resnet",
         help="the default classifier, the fmnist-scenes detector, or the reconstruction mirror",
     )
-    t.add_argument("--epochs", type=int, help="default: the model's own (12, 14, early stop)")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        help="default: the model's own (classifier 12, detector 8, mirror at most 8)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument(

@@ -14,6 +14,7 @@ error naming the file and the entry.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -80,17 +81,21 @@ def load_coco(
         raise UserError(f"data.dir: directory {str(d)!r} not found")
     path = Path(annotations) if os.path.isabs(annotations) else d / annotations
     coco = read_annotations(path)
-    categories = sorted(coco["categories"], key=lambda c: c.get("id", 0))
+    for key, what, needs in (("categories", "category", "name"), ("images", "image", "file_name")):
+        for i, e in enumerate(coco[key]):
+            if not isinstance(e, dict):
+                raise UserError(
+                    f"data.annotations: {str(path)!r} {what} #{i + 1}: {e!r} is not an object"
+                )
+            if not isinstance(e.get("id"), int) or not isinstance(e.get(needs), str):
+                raise _entry_error(path, what, e, f"needs an integer 'id' and a '{needs}'")
+    categories = sorted(coco["categories"], key=lambda c: c["id"])
     cat_index = {}
     for c in categories:
-        if not isinstance(c.get("id"), int) or not isinstance(c.get("name"), str):
-            raise _entry_error(path, "category", c, "needs an integer 'id' and a 'name'")
         cat_index[c["id"]] = len(cat_index)
-    entries = sorted(coco["images"], key=lambda e: e.get("id", 0))
+    entries = sorted(coco["images"], key=lambda e: e["id"])
     by_id = {}
     for e in entries:
-        if not isinstance(e.get("id"), int) or not isinstance(e.get("file_name"), str):
-            raise _entry_error(path, "image", e, "needs an integer 'id' and a 'file_name'")
         if e["id"] in by_id:
             raise _entry_error(path, "image", e, "listed twice")
         by_id[e["id"]] = e
@@ -108,12 +113,16 @@ def load_coco(
         x, scales[e["id"]] = letterbox(img, input_shape)
         images.append(x)
     boxes: dict[int, list] = {i: [] for i in by_id}
-    for a in coco["annotations"]:
+    for i, a in enumerate(coco["annotations"]):
+        if not isinstance(a, dict):
+            raise UserError(
+                f"data.annotations: {str(path)!r} annotation #{i + 1}: {a!r} is not an object"
+            )
         if a.get("iscrowd", 0):
             continue
-        if a.get("image_id") not in by_id:
+        if not isinstance(a.get("image_id"), int) or a["image_id"] not in by_id:
             raise _entry_error(path, "annotation", a, f"unknown image_id {a.get('image_id')!r}")
-        if a.get("category_id") not in cat_index:
+        if not isinstance(a.get("category_id"), int) or a["category_id"] not in cat_index:
             raise _entry_error(
                 path, "annotation", a, f"unknown category_id {a.get('category_id')!r}"
             )
@@ -122,7 +131,7 @@ def load_coco(
         if (
             not isinstance(bbox, list)
             or len(bbox) != 4
-            or not all(isinstance(v, (int, float)) for v in bbox)
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
             or bbox[2] <= 0
             or bbox[3] <= 0
             or bbox[0] < 0

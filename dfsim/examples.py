@@ -114,12 +114,20 @@ def example_figure(
     task, target = prep.task, prep.targets
     one_target = target[image : image + 1] if hasattr(target, "__getitem__") else target
     ref = prep.reference_pred[image : image + 1]
-    summary = {"image": image, "loss_rate": loss_rate, "lost_share": float(lost[image].mean())}
+    summary = {
+        "image": image,
+        "channel": cell.kind,
+        "loss_rate": loss_rate,
+        "burst_length": cell.burst_length,
+        "lost_share": float(lost[image].mean()),
+    }
     fig, axes = plt.subplots(2, len(columns), figsize=(2.6 * len(columns), 4.6), squeeze=False)
     c, h, w = stream.reference.shape[1:]
     ch = np.argsort(-stream.reference[image].reshape(c, -1).var(axis=1))[:channels].tolist()
     lo, hi = np.percentile(stream.reference[image][ch], [1, 99])
-    primary = next(m for m in task.metrics if m.name == task.primary)
+    # the titles show agreement with the loss-free outcome (one image's mAP or top-1 against
+    # its labels says little); the JSON has every metric
+    primary = next(m for m in task.metrics if m.name == task.label_free)
     for k, (title, t) in enumerate(columns):
         for ax in axes[:, k]:
             ax.set_xticks([])
@@ -149,8 +157,9 @@ def example_figure(
         axes[1, k].imshow(view, cmap="gray", vmin=0, vmax=1)
     first = next(k for k, (_, t) in enumerate(columns) if t is not None)
     axes[1, first].set_ylabel(f"{len(ch)} of {c} channels", fontsize=8)
+    where = f", config {prep.config.describe()}" if len(scn.configs) > 1 else ""
     fig.suptitle(
-        f"{scn.name}: image {image}, {cell.kind} loss {loss_rate:.0%} "
+        f"{scn.name}{where}: image {image}, {cell.kind} loss {loss_rate:.0%} "
         f"({summary['lost_share']:.0%} of this tensor lost), trial {trial}",
         fontsize=9,
     )

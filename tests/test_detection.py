@@ -505,6 +505,20 @@ def _set_ann(**kv):
         (_set_ann(bbox=[-2, 10, 4, 4]), r"'{json}' annotation id 12: bad bbox"),
         (_set_ann(category_id=42), r"'{json}' annotation id 12: unknown category_id 42"),
         (_set_ann(image_id=77), r"'{json}' annotation id 12: unknown image_id 77"),
+        (_set_ann(image_id=[1]), r"'{json}' annotation id 12: unknown image_id \[1\]"),
+        (_set_ann(bbox=[6, 10, float("nan"), 40]), r"'{json}' annotation id 12: bad bbox"),
+        (
+            _rewrite(lambda c: c["images"].append("d.png")),
+            r"'{json}' image #4: 'd.png' is not an object",
+        ),
+        (
+            _rewrite(lambda c: c["images"].append({"id": "4", "file_name": "d.png"})),
+            r"'{json}' image id '4': needs an integer 'id' and a 'file_name'",
+        ),
+        (
+            _rewrite(lambda c: c["annotations"].append(7)),
+            r"'{json}' annotation #5: 7 is not an object",
+        ),
     ],
 )
 def test_coco_mistakes_are_one_line_errors_naming_file_and_entry(tmp_path, damage, message):
@@ -728,3 +742,10 @@ def test_a_postprocess_that_is_no_import_path_names_the_key(tmp_path, user_coco)
     # (after the scenario file's name: the test's tmp_path holds the word itself)
     with pytest.raises(UserError, match=r"\.yaml: [^']*postprocess[^']*'no_colon' must look like"):
         _load_with_postprocess(tmp_path, user_coco, "no_colon")
+
+
+def test_classification_refuses_detector_outputs(tmp_path, random_detector_weights):
+    from dfsim.tasks.classification import Classification
+
+    with pytest.raises(UserError, match=r"N x 14 x 12 x 12 \(a detector\? set task: detection\)"):
+        Classification().predict(np.zeros((2, 14, 12, 12), np.float32))

@@ -66,3 +66,17 @@ def test_example_errors(tmp_path, capsys):
     assert "--methods: 'silrtc' is not a method of the scenario" in capsys.readouterr().err
     assert main(["example", path, "--image", "99"]) == 2
     assert "--image: 99 is not an image index (0..19)" in capsys.readouterr().err
+
+
+def test_example_methods_with_commas_in_their_labels(tmp_path, capsys):
+    path = _scenario(
+        tmp_path,
+        methods=["zeros", {"name": "halrtc", "max_iters": 3, "tol": 0.01}],
+        data={"dataset": "fmnist-scenes", "n_images": 8},
+    )
+    out = tmp_path / "ex.png"
+    argv = ["example", path, "--methods", "halrtc(max_iters=3,tol=0.01)", "--out", str(out)]
+    assert main(argv) == 0
+    assert "halrtc(max_iters=3,tol=0.01)" in capsys.readouterr().out
+    assert main(["example", path, "--trial", "-1"]) == 2
+    assert "--trial: must be >= 0, got -1" in capsys.readouterr().err

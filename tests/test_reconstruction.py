@@ -176,3 +176,35 @@ def test_scenario_with_the_reconstruction_task(tmp_path):
         assert lossless["ssim_lossfree"] == pytest.approx(1.0)
         assert lossless["psnr"] > MIN_PSNR
         assert lossy["psnr"] < lossless["psnr"] and lossy["ssim_lossfree"] < 1.0
+
+
+def test_mirror_weights_key_the_cache_and_must_match_the_edge(tmp_path):
+    import torch
+
+    from dfsim.errors import UserError
+    from dfsim.models import load_model
+    from dfsim.models.fmnist_mirror import WEIGHTS_FILE, FashionMirror
+    from dfsim.tasks.reconstruction import Reconstruction
+
+    other = tmp_path / "other_mirror.pt"
+    torch.manual_seed(1)
+    torch.save(FashionMirror().state_dict(), other)
+    # another mirror, another cache entry for the loss-free reconstructions
+    assert Reconstruction().cache_id() != Reconstruction(weights=str(other)).cache_id()
+    assert Reconstruction(weights=str(WEIGHTS_FILE)).cache_id() == Reconstruction().cache_id()
+    # the built-in mirror refuses an edge with other weights
+    resnet = tmp_path / "resnet.pt"
+    from dfsim.models.fmnist_resnet import WEIGHTS_FILE as RESNET_FILE
+
+    net = load_model("fmnist-resnet")
+    state = torch.load(RESNET_FILE, weights_only=True)
+    first = next(k for k in state if k.endswith("weight"))
+    state[first] = state[first] * 1.01
+    torch.save(state, resnet)
+    retrained = load_model("fmnist-resnet", weights=str(resnet))
+    with pytest.raises(
+        UserError, match=r"^task.weights: the built-in mirror inverts fmnist-resnet"
+    ):
+        Reconstruction().bind(retrained, "add_1")
+    Reconstruction().bind(net, "add_1")  # the committed pair binds
+    Reconstruction(weights=str(other)).bind(retrained, "add_1")  # a mirror of the user's own

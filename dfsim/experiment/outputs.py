@@ -31,6 +31,8 @@ VERSIONED = (
     "numba",
     "pyyaml",
     "matplotlib",
+    "faster-coco-eval",
+    "pytorch-msssim",
 )
 
 

@@ -57,7 +57,7 @@ class Prepared:
     receiver: Receiver
     cloud: torch.nn.Module
     reference_pred: object  # loss-free split model's predictions
-    clean: dict[str, float]  # full model, no coding: the task's metrics against the labels
+    clean: dict[str, float]  # no coding, no loss: the task's metrics against its targets
     quantized: dict[str, float]  # split model with coding, no loss
     coding: dict[str, float]  # the codec's bit accounting (dfsim.codecs.accounting)
 
@@ -104,6 +104,13 @@ def task_cloud(task, model, split: str) -> torch.nn.Module:
     that reconstructs the input) where it has one, else the model's."""
     own = getattr(task, "cloud_model", None)
     return own(model, split) if own is not None else model.cloud(split)
+
+
+def task_cache_id(scn: Scenario) -> str:
+    """What else determines the task's predictions (its ``cache_id()``: e.g. the digest of
+    a reconstruction decoder's weights), for cache keys."""
+    get = getattr(scn.task.build(), "cache_id", None)
+    return get() if get is not None else ""
 
 
 def build_task(scn: Scenario, model, split: str):
@@ -306,11 +313,13 @@ def _features_key(scn: Scenario, model, split: str, images: ImageSet) -> str:
         arrays="features_i",
         task=scn.task.name,  # the full model's predictions are the task's
         task_params=scn.task.params,
+        task_id=task_cache_id(scn),
     )
 
 
 def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task):
-    """Edge features of every crossing tensor and the full model's predictions (cached)."""
+    """Edge features of every crossing tensor and the loss-free predictions without coding
+    (the full model's, or the task's own cloud sub-model's on the uncoded features), cached."""
     key = _features_key(scn, model, split, images)
     stored = cache.load_arrays("features", key)
     if stored is None:
@@ -337,6 +346,7 @@ def _reference_pass(scn, cfg: Config, model, split, images, task, cloud, streams
         params=cfg.codec.params,
         task=scn.task.name,
         task_params=scn.task.params,
+        task_id=task_cache_id(scn),
     )
     ref = cache.load_arrays("reference", key)
     if ref is None:

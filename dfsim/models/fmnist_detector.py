@@ -135,9 +135,8 @@ def fmnist_detector(weights: Annotated[str, FILE] | None = None) -> SequentialSp
     try:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
-        raise UserError(
-            f"model.weights: cannot load {str(path)!r}: {str(exc).splitlines()[0]}"
-        ) from None
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"model.weights: cannot load {str(path)!r}: {msg}") from None
     net.eval()
     fold_batchnorm(net)
     return SequentialSplitModel(

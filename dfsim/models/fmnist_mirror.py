@@ -53,6 +53,8 @@ from dfsim.errors import UserError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "fmnist_mirror.pt"
+# the fmnist-resnet weights (weights_digest) whose edge the committed mirror inverts
+TRAINED_FOR = "3564154bc59a28c2"
 SPLIT = "add_1"  # the split point the mirror inverts
 BITS = 8  # the default codec's quantization
 SSIM_WINDOW = 7  # Gaussian window (pixels) of SSIM on 28 x 28 images

@@ -77,6 +77,10 @@ def train(
     log=print,
 ) -> dict:
     """Train and save the weights; returns the final held-out mAP and the time taken."""
+    from dfsim.errors import UserError
+
+    if epochs < 1 or scenes_per_epoch < batch_size:
+        raise UserError(f"--epochs: at least 1 epoch of {batch_size} scenes, got {epochs}")
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(seed)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from dfsim.datasets import UNLABELLED
+from dfsim.errors import UserError
 from dfsim.registry import register
 from dfsim.stages import Metric
 
@@ -31,6 +32,12 @@ class Classification:
 
     def predict(self, outputs: np.ndarray) -> np.ndarray:
         """Logits N x classes -> class indices N."""
+        if np.ndim(outputs) != 2:
+            raise UserError(
+                f"task: classification needs logits N x classes, the cloud sub-model gives "
+                f"N x {' x '.join(map(str, np.shape(outputs)[1:]))} (a detector? set task: "
+                "detection)"
+            )
         return outputs.argmax(axis=1)
 
     def evaluate(self, predictions, reference, targets) -> dict[str, float]:

@@ -191,6 +191,19 @@ class Detection:
                     "give one as task: {name: detection, postprocess: 'package.module:function'}"
                 )
 
+    def cache_id(self) -> str:
+        """The post-processing module's source (digest), which determines the predictions."""
+        if not self.postprocess_path:
+            return ""
+        import hashlib
+        import inspect
+
+        try:
+            mod = importlib.import_module(self.postprocess_path.split(":", 1)[0])
+            return hashlib.sha256(inspect.getsource(mod).encode()).hexdigest()[:16]
+        except Exception:  # noqa: BLE001 - bind reports an import failure in one line
+            return ""
+
     def targets(self, images):
         """Each image's ground-truth boxes."""
         if images.boxes is None:

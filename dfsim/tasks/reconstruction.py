@@ -22,6 +22,7 @@ K1 = 0.01, K2 = 0.03, computed in float64): 1 for identical images.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -117,16 +118,23 @@ class Reconstruction:
                 f"task: reconstruction has a mirror model for {have} only "
                 f"(got {model.name} at {split})"
             )
-        from dfsim.models.fmnist_mirror import load_mirror
-        from dfsim.models.fmnist_resnet import WEIGHTS_FILE, weights_digest
+        from dfsim.models.fmnist_mirror import TRAINED_FOR, load_mirror
 
-        if self.weights is None and model.weights_id != weights_digest(WEIGHTS_FILE):
+        if self.weights is None and model.weights_id != TRAINED_FOR:
             raise UserError(
-                "task.weights: the built-in mirror inverts the committed fmnist-resnet "
-                "weights; with other model.weights, give task.weights: a mirror of the same "
+                f"task.weights: the built-in mirror inverts fmnist-resnet weights {TRAINED_FOR}, "
+                f"not these ({model.weights_id}); give task.weights: a mirror of the same "
                 "architecture trained for them"
             )
         self._mirror = load_mirror(self.weights)
+
+    def cache_id(self) -> str:
+        """The mirror's weights (digest), which determine the predictions."""
+        from dfsim.models.fmnist_mirror import WEIGHTS_FILE
+        from dfsim.models.fmnist_resnet import weights_digest
+
+        path = Path(self.weights) if self.weights else WEIGHTS_FILE
+        return weights_digest(path) if path.is_file() else ""
 
     def cloud_model(self, model, split: str):
         """The mirror: features N x 32 x 28 x 28 -> images N x 1 x 28 x 28 in [0, 1]."""
