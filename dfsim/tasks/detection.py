@@ -166,7 +166,7 @@ class Detection:
         self,
         postprocess: str | None = None,
         score_threshold: Annotated[float, Range(0, 1)] = 0.05,
-        max_detections: Annotated[int, Range(1, 1000)] = 50,
+        max_detections: Annotated[int, Range(1, 100)] = 50,  # COCO scores at most 100
         nms_iou: Annotated[float, Range(0, 1, lo_open=True)] | None = None,
         agreement_score: Annotated[float, Range(0, 1)] = 0.3,
     ):
