@@ -1,7 +1,7 @@
 """The ``dfsim`` command line.
 
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run]
-                            [--save-losses]
+                            [--save-losses] [--profile]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [--x loss_rate|burst_length] [--y METRIC] [--by F,...] [--panels F]
     dfsim compare DIR... [--metric METRIC] [--reference METHOD]
@@ -45,6 +45,11 @@ def cmd_run(args) -> int:
     if args.dry_run:
         return _dry_run(scn, out)
     dask = args.dask or scn.dask_scheduler
+    if args.profile:
+        from dfsim import profiling
+
+        profiling.enable()
+        profiling.add("start-up and imports (main process)", profiling.process_age())
     t0 = time.perf_counter()
     bar = _progress(scn, args.quiet)
     try:
@@ -62,9 +67,12 @@ def cmd_run(args) -> int:
         if bar:
             bar.close()
     elapsed = time.perf_counter() - t0
+    t1 = time.perf_counter()
     write_outputs(
         out, scn, preps, rows, elapsed, executor_text(args.workers, dask), args.save_losses
     )
+    if args.profile:
+        _write_profile(out, args, time.perf_counter() - t1, time.perf_counter() - t0)
     if not args.quiet:
         refs = ", ".join(f"{k} {v:.4f}" for k, v in preps[0].quantized.items())
         print(
@@ -90,6 +98,24 @@ def _progress(scn, quiet: bool):
         file=sys.stderr,
     )
     return None
+
+
+def _write_profile(out: Path, args, writing_s: float, wall_s: float) -> None:
+    """``profile.md`` in the output directory, and the table on stdout."""
+    from dfsim import profiling
+
+    per = profiling.last_run or {"main": {}}
+    profiling.merge(per.setdefault("main", {}), profiling.take())
+    profiling.merge(per["main"], {"result writing": (writing_s, 1)})
+    text = (
+        f"# Profile of `dfsim run {args.scenario} --profile"
+        + (f" --workers {args.workers}" if args.workers else "")
+        + "`\n\n"
+        + profiling.table(per, wall_s + profiling.process_age_at_start)
+        + "\n"
+    )
+    (out / "profile.md").write_text(text)
+    print(text)
 
 
 def _dry_run(scn, out: Path) -> int:
@@ -474,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("scenario")
     r.add_argument("--out", help="output directory (default: the scenario's 'output')")
+    r.add_argument(
+        "--profile",
+        action="store_true",
+        help="time every phase of the run, per process (profile.md in the output directory)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument(
         "--dry-run", action="store_true", help="print the cells and the work; run nothing"

@@ -15,11 +15,13 @@ import multiprocessing
 import os
 import pickle
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import cv2
 import torch
 
+from dfsim import profiling
 from dfsim.checkpoint import Checkpoint, fingerprint
 from dfsim.errors import UserError
 from dfsim.experiment.prepare import Prepared, build_methods, prepare
@@ -50,31 +52,38 @@ class WorkerContext:
             self.configs[k] = (prep, build_methods(prep, log))
         return self.configs[k]
 
-    def run(self, unit: Unit) -> tuple[Unit, list[dict]]:
+    def run(self, unit: Unit) -> tuple[Unit, list[dict], dict]:
+        """The unit's rows, and (when profiling) this process's phases since its last unit."""
         k, cell, trial = unit
         prep, methods = self.config(k)
-        return unit, run_trial(prep, cell, trial, methods).rows()
+        rows = run_trial(prep, cell, trial, methods).rows()
+        return unit, rows, {"pid": os.getpid(), "phases": profiling.take()}
 
 
 _context: WorkerContext | None = None  # this process's context, set by _init_worker
 _init_lock = threading.Lock()  # a Dask worker may run several units at once
 
 
-def _init_worker(plugins: tuple[str, ...], scenario: bytes, fp: str = "") -> None:
+def _init_worker(
+    plugins: tuple[str, ...], scenario: bytes, fp: str = "", started: float | None = None
+) -> None:
     """Process initialiser: one thread, the user's plugins imported, then the scenario."""
     global _context
+    if started is not None:  # profiling: the pool was created at ``started`` (time.time())
+        profiling.enable()  # numba's compilations in this worker are timed from now
+        profiling.add("worker start-up (spawn, imports, scenario)", time.time() - started)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     load_plugins(plugins)
     _context = WorkerContext(pickle.loads(scenario), fp)
 
 
-def run_unit(unit: Unit) -> tuple[Unit, list[dict]]:
+def run_unit(unit: Unit) -> tuple[Unit, list[dict], dict]:
     """Run a unit in this process's context."""
     return _context.run(unit)
 
 
-def _dask_unit(unit: Unit, plugins, scenario: bytes, fp: str) -> tuple[Unit, list[dict]]:
+def _dask_unit(unit: Unit, plugins, scenario: bytes, fp: str) -> tuple[Unit, list[dict], dict]:
     """A work unit on a Dask worker: the worker prepares each config once, on first use."""
     with _init_lock:
         if _context is None or _context.fingerprint != fp:
@@ -149,6 +158,9 @@ def _run(scn, units, workers, client, progress, log, checkpoint_dir):
     preps = [_context.config(k, log)[0] for k in range(len(scn.configs))]
     fp = _context.fingerprint = fingerprint(scn.resolved(), preps[0].model.weights_id)
     results: dict[Unit, list[dict]] = {}
+    if profiling.enabled():
+        _context.profile = {"main": {}}
+        profiling.merge(_context.profile["main"], profiling.take())
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = Checkpoint(checkpoint_dir, fp)
@@ -159,8 +171,13 @@ def _run(scn, units, workers, client, progress, log, checkpoint_dir):
             progress(len(results))
     todo = [u for u in units if u not in results]
 
-    def finished(unit, rows):
+    names: dict[int, str] = {os.getpid(): "main"}
+
+    def finished(unit, rows, prof=None):
         results[unit] = rows
+        if prof and prof["phases"]:
+            name = names.setdefault(prof["pid"], f"worker {len(names)}")
+            profiling.merge(_context.profile.setdefault(name, {}), prof["phases"])
         if ckpt is not None:
             ckpt.save(unit, rows)
         if progress is not None:
@@ -174,6 +191,7 @@ def _run(scn, units, workers, client, progress, log, checkpoint_dir):
             finished(*run_unit(unit))
     else:
         _on_processes(scn, workers, todo, finished)
+    profiling.last_run = getattr(_context, "profile", None)  # per process, for the caller
     return [row for unit in units for row in results[unit]], preps
 
 
@@ -185,7 +203,12 @@ def _on_processes(scn: Scenario, workers: int, todo: list[Unit], finished) -> No
             min(workers, len(todo)),
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(scn.plugins, pickle.dumps(scn)),
+            initargs=(
+                scn.plugins,
+                pickle.dumps(scn),
+                "",
+                time.time() if profiling.enabled() else None,
+            ),
         ) as pool,
     ):
         # Costliest units (highest loss) first, so that the last ones to finish are short.

@@ -22,6 +22,7 @@ from dfsim.errors import UserError
 from dfsim.models.inference import prepare_for_inference, run_batched
 from dfsim.network import Link, Network, SideInfo, Traffic
 from dfsim.packets import PacketLayout
+from dfsim.profiling import phase
 from dfsim.receiver import Receiver
 from dfsim.scenario import Config, MethodSpec, Scenario
 from dfsim.stages import Codec, Crossing, Encoded
@@ -269,19 +270,24 @@ def transport_for(scn: Scenario, cfg: Config) -> Network:
 def prepare(scn: Scenario, index: int = 0) -> Prepared:
     """Config ``index`` of ``scn``: everything its trials share."""
     cfg = scn.configs[index]
-    model, split = build_model(scn, cfg)
+    with phase("model build"):
+        model, split = build_model(scn, cfg)
     crossing = model.crossing(split)
     task = build_task(scn, model, split)
-    images = load_images(scn, model.input_shape)
-    features, clean_pred = _edge_pass(scn, model, split, images, task)
+    with phase("data loading"):
+        images = load_images(scn, model.input_shape)
+    with phase("edge pass and full model (or cache load)"):
+        features, clean_pred = _edge_pass(scn, model, split, images, task)
     streams = []
-    for i, (t, feats) in enumerate(zip(crossing, features, strict=True)):
-        layout, codec, encoded = encode_stream(scn, cfg, model, split, i, t.shape, feats)
-        streams.append(TensorStream(t, layout, codec, encoded, decode_all(codec, encoded)))
-    check_encoded_sizes(scn, streams, split)
+    with phase("encoding and loss-free decoding"):
+        for i, (t, feats) in enumerate(zip(crossing, features, strict=True)):
+            layout, codec, encoded = encode_stream(scn, cfg, model, split, i, t.shape, feats)
+            streams.append(TensorStream(t, layout, codec, encoded, decode_all(codec, encoded)))
+        check_encoded_sizes(scn, streams, split)
     nw = scn.network
     cloud = prepare_for_inference(task_cloud(task, model, split))
-    reference_pred = _reference_pass(scn, cfg, model, split, images, task, cloud, streams)
+    with phase("loss-free cloud pass (or cache load)"):
+        reference_pred = _reference_pass(scn, cfg, model, split, images, task, cloud, streams)
     return Prepared(
         scenario=scn,
         config=cfg,
@@ -370,7 +376,8 @@ def build_methods(prep: Prepared, log=None) -> list[tuple[MethodSpec, list]]:
         for i in range(len(prep.streams)):
             method = spec.build()
             if method.needs_fit:
-                fit_method(method, spec, prep, log, stream=i)
+                with phase(f"fit {spec.label} (or cache load)"):
+                    fit_method(method, spec, prep, log, stream=i)
             per_stream.append(method)
         out.append((spec, per_stream))
     return out

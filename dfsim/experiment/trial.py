@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfsim import profiling
 from dfsim.experiment.prepare import Prepared, predict
 from dfsim.network import Transmission
+from dfsim.profiling import phase
 from dfsim.scenario import ChannelSetting
 
 
@@ -75,8 +77,10 @@ def run_trial(prep: Prepared, cell_index: int, trial: int, methods: list) -> Uni
     """One Monte Carlo trial of one channel setting: one loss pattern, every method."""
     scn = prep.scenario
     cell = scn.cells[cell_index]
-    tx = transmit(prep, cell, trial)
-    delivery = prep.receiver.receive(tx, prep.streams)
+    with phase("network (SimPy)"):
+        tx = transmit(prep, cell, trial)
+    with phase("reassembly and decoding"):
+        delivery = prep.receiver.receive(tx, prep.streams)
     shared = {
         "channel": cell.kind,
         "loss_rate": cell.loss_rate,
@@ -91,11 +95,13 @@ def run_trial(prep: Prepared, cell_index: int, trial: int, methods: list) -> Uni
     }
     outcomes = []
     for spec, per_stream in methods:
-        outcomes.append((spec.label, _method_metrics(prep, tx, delivery, per_stream)))
+        outcomes.append((spec.label, _method_metrics(prep, tx, delivery, per_stream, spec.label)))
     return UnitResult((prep.index, cell_index, trial), shared, outcomes)
 
 
-def _method_metrics(prep: Prepared, tx: Transmission, delivery, per_stream: list) -> dict:
+def _method_metrics(
+    prep: Prepared, tx: Transmission, delivery, per_stream: list, label: str = ""
+) -> dict:
     """Complete, run the cloud, score: one method's columns."""
     n = prep.n_images
     damaged = delivery.damaged
@@ -111,18 +117,22 @@ def _method_metrics(prep: Prepared, tx: Transmission, delivery, per_stream: list
         else delivery.tensors
     )
     dt = time.perf_counter() - t0
+    profiling.add(f"completion: {label}", dt)
     iters = (
         [i for m in per_stream for i in (getattr(m, "iterations", None) or [])] if damaged else None
     )
     # Nothing lost: the cloud sees exactly the loss-free tensors, whose predictions we have.
-    pred = (
-        predict(prep.task, prep.cloud, repaired, prep.scenario.batch_size)
-        if damaged
-        else prep.reference_pred
-    )
+    with phase("cloud pass"):
+        pred = (
+            predict(prep.task, prep.cloud, repaired, prep.scenario.batch_size)
+            if damaged
+            else prep.reference_pred
+        )
     e2e = cloud_latency_ms(tx, prep.scenario.network, 1e3 * dt / n)
+    with phase("scoring (task metrics)"):
+        scores = prep.task.evaluate(pred, prep.reference_pred, prep.targets)
     return {
-        **prep.task.evaluate(pred, prep.reference_pred, prep.targets),
+        **scores,
         "completion_ms_per_tensor": 1e3 * dt / n,
         "completion_iters": float(np.mean(iters)) if iters else 0.0,
         "mse_lost": mse_lost(repaired, prep, delivery.lost) if delivery.n_lost else 0.0,
