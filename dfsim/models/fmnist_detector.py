@@ -35,8 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfsim.errors import UserError
-from dfsim.models.fmnist_resnet import ResidualAdd, conv_bn, fold_batchnorm, weights_digest
+from dfsim.models.fmnist_resnet import (
+    ResidualAdd,
+    conv_bn,
+    fold_batchnorm,
+    load_weights,
+    weights_digest,
+)
 from dfsim.models.sequential import SequentialSplitModel
 from dfsim.registry import FILE, register
 
@@ -125,19 +130,9 @@ def postprocess(
 @register("model", "fmnist-detector")
 def fmnist_detector(weights: Annotated[str, FILE] | None = None) -> SequentialSplitModel:
     """The built-in fmnist-scenes detector with its committed weights (or ``weights``)."""
-    path = Path(weights) if weights else WEIGHTS_FILE
-    if not path.is_file():
-        raise UserError(
-            f"model.weights: weights file {str(path)!r} not found"
-            + (" (train them with `dfsim train --model fmnist-detector`)" if not weights else "")
-        )
     net = FashionDetector()
-    try:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"model.weights: cannot load {str(path)!r}: {msg}") from None
-    net.eval()
+    train = "dfsim train --model fmnist-detector"
+    path = load_weights(net, weights, WEIGHTS_FILE, "model.weights", train)
     fold_batchnorm(net)
     return SequentialSplitModel(
         name="fmnist-detector",

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfsim.errors import UserError
+from dfsim.models.fmnist_resnet import load_weights
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "fmnist_mirror.pt"
@@ -228,16 +229,7 @@ def train(
 def load_mirror(weights: str | Path | None = None) -> FashionMirror:
     """The mirror with the committed weights (or ``weights``), in eval mode; a missing or
     unloadable file is a one-line :class:`~dfsim.errors.UserError` naming ``task.weights``."""
-    path = Path(weights) if weights else WEIGHTS_FILE
-    if not path.is_file():
-        raise UserError(
-            f"task.weights: mirror weights file {str(path)!r} not found"
-            + (" (train them with `dfsim train --model fmnist-mirror`)" if not weights else "")
-        )
     net = FashionMirror()
-    try:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"task.weights: cannot load {str(path)!r}: {msg}") from None
-    return net.eval()
+    train = "dfsim train --model fmnist-mirror"
+    load_weights(net, weights, WEIGHTS_FILE, "task.weights", train, "mirror weights file")
+    return net

@@ -128,24 +128,32 @@ def normalise(images_u8: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(images_u8).float() / 255.0 - MEAN) / STD
 
 
+def load_weights(
+    net: nn.Module, weights, default: Path, key: str, train: str, what: str = "weights file"
+) -> Path:
+    """Load ``weights`` (else the committed ``default``) into ``net``, in eval mode; a missing
+    or unloadable file is a one-line error naming the scenario ``key`` (``train``: the
+    command that makes the committed file). Returns the file's path."""
+    path = Path(weights) if weights else default
+    if not path.is_file():
+        raise UserError(
+            f"{key}: {what} {str(path)!r} not found"
+            + (f" (train them with `{train}`)" if not weights else "")
+        )
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{key}: cannot load {str(path)!r}: {msg}") from None
+    net.eval()
+    return path
+
+
 @register("model", "fmnist-resnet")
 def fmnist_resnet(weights: Annotated[str, FILE] | None = None) -> SequentialSplitModel:
     """The default Fashion-MNIST ResNet with its committed weights (or ``weights``)."""
-    path = Path(weights) if weights else WEIGHTS_FILE
-    if not path.is_file():
-        raise UserError(
-            f"model.weights: weights file {str(path)!r} not found"
-            + (" (train them with `dfsim train`)" if not weights else "")
-        )
     net = FashionResNet()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
-        raise UserError(
-            f"model.weights: cannot load {str(path)!r}: {str(exc).splitlines()[0]}"
-        ) from None
-    net.eval()
+    path = load_weights(net, weights, WEIGHTS_FILE, "model.weights", "dfsim train")
     fold_batchnorm(net)
     return SequentialSplitModel(
         name="fmnist-resnet",
