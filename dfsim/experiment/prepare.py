@@ -107,10 +107,10 @@ def task_cloud(task, model, split: str) -> torch.nn.Module:
     return own(model, split) if own is not None else model.cloud(split)
 
 
-def task_cache_id(scn: Scenario) -> str:
+def task_cache_id(task) -> str:
     """What else determines the task's predictions (its ``cache_id()``: e.g. the digest of
     a reconstruction decoder's weights), for cache keys."""
-    get = getattr(scn.task.build(), "cache_id", None)
+    get = getattr(task, "cache_id", None)
     return get() if get is not None else ""
 
 
@@ -276,8 +276,9 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     task = build_task(scn, model, split)
     with phase("data loading"):
         images = load_images(scn, model.input_shape)
+    features_key = _features_key(scn, model, split, images, task)
     with phase("edge pass and full model (or cache load)"):
-        features, clean_pred = _edge_pass(scn, model, split, images, task)
+        features, clean_pred = _edge_pass(scn, model, split, images, task, features_key)
     streams = []
     with phase("encoding and loss-free decoding"):
         for i, (t, feats) in enumerate(zip(crossing, features, strict=True)):
@@ -287,7 +288,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     nw = scn.network
     cloud = prepare_for_inference(task_cloud(task, model, split))
     with phase("loss-free cloud pass (or cache load)"):
-        reference_pred = _reference_pass(scn, cfg, model, split, images, task, cloud, streams)
+        reference_pred = _reference_pass(scn, cfg, features_key, task, cloud, streams)
     return Prepared(
         scenario=scn,
         config=cfg,
@@ -307,7 +308,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     )
 
 
-def _features_key(scn: Scenario, model, split: str, images: ImageSet) -> str:
+def _features_key(scn: Scenario, model, split: str, images: ImageSet, task) -> str:
     return cache.key_of(
         model=scn.model.import_path or model.name,
         model_params=scn.model.params,
@@ -319,14 +320,14 @@ def _features_key(scn: Scenario, model, split: str, images: ImageSet) -> str:
         arrays="features_i",
         task=scn.task.name,  # the full model's predictions are the task's
         task_params=scn.task.params,
-        task_id=task_cache_id(scn),
+        task_id=task_cache_id(task),
     )
 
 
-def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task):
+def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task, key: str):
     """Edge features of every crossing tensor and the loss-free predictions without coding
-    (the full model's, or the task's own cloud sub-model's on the uncoded features), cached."""
-    key = _features_key(scn, model, split, images)
+    (the full model's, or the task's own cloud sub-model's on the uncoded features), cached
+    under ``key`` (:func:`_features_key`)."""
     stored = cache.load_arrays("features", key)
     if stored is None:
         x = model.normalise(images.images)
@@ -344,16 +345,10 @@ def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task):
     return [stored[f"features_{i}"] for i in range(n)], stored["clean_pred"]
 
 
-def _reference_pass(scn, cfg: Config, model, split, images, task, cloud, streams):
-    """The loss-free split model's predictions (cached by features and codec)."""
-    key = cache.key_of(
-        features=_features_key(scn, model, split, images),
-        codec=cfg.codec.name,
-        params=cfg.codec.params,
-        task=scn.task.name,
-        task_params=scn.task.params,
-        task_id=task_cache_id(scn),
-    )
+def _reference_pass(scn, cfg: Config, features_key: str, task, cloud, streams):
+    """The loss-free split model's predictions (cached by features, which cover the model
+    and the task, and codec)."""
+    key = cache.key_of(features=features_key, codec=cfg.codec.name, params=cfg.codec.params)
     ref = cache.load_arrays("reference", key)
     if ref is None:
         ref = {"pred": predict(task, cloud, [s.reference for s in streams], scn.batch_size)}
