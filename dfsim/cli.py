@@ -387,6 +387,8 @@ def cmd_evaluate(args) -> int:
     from dfsim.models import load_model
     from dfsim.models.inference import prepare_for_inference, run_batched
 
+    if args.scenes < 1:
+        raise UserError(f"--scenes: must be >= 1, got {args.scenes}")
     model = load_model(args.model, weights=args.weights)
     t0 = time.perf_counter()
     full = prepare_for_inference(model.full())

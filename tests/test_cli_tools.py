@@ -77,3 +77,10 @@ def test_models_lists_models_and_describe_lists_split_points(capsys):
     assert "add_1" in out and "32x28x28" in out
     assert main(["models", "describe"]) == 2
     assert "name a model" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_a_bad_scene_count(capsys):
+    from dfsim.cli import main
+
+    assert main(["evaluate", "--model", "fmnist-detector", "--scenes", "0"]) == 2
+    assert "--scenes: must be >= 1, got 0" in capsys.readouterr().err
