@@ -18,6 +18,7 @@ User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -34,6 +35,10 @@ def cmd_run(args) -> int:
     from dfsim.scenario import load_scenario
 
     scn = load_scenario(args.scenario)
+    if args.device is not None:
+        from dfsim import devices
+
+        scn = dataclasses.replace(scn, device=devices.check(args.device, "--device"))
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be >= 1, got {args.workers}")
     out = Path(args.out or scn.output)
@@ -484,7 +489,16 @@ def _describe_model(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from dfsim import bench
+    from dfsim import bench, devices
+
+    args.device = devices.check(args.device, "--device")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads: must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    devices.use(args.device)
 
     result = bench.run(args.what, args)
     if args.json:
@@ -526,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="worker processes (default: all cores); results do not depend on it",
+    )
+    r.add_argument(
+        "--device",
+        help="cpu, cuda or cuda:N for model passes and torch-backed completion "
+        "(default: the scenario's device, else cpu)",
     )
     r.set_defaults(func=cmd_run)
 
@@ -678,6 +697,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--batch", type=int, default=256, help="completion: batch for the throughput figure"
+    )
+    b.add_argument(
+        "--threads",
+        type=int,
+        help="completion/model: torch threads (default: torch's, all cores; a run's worker "
+        "processes use 1 each)",
+    )
+    b.add_argument(
+        "--device", default="cpu", help="completion/model: cpu, cuda or cuda:N (default cpu)"
     )
     b.add_argument("--images", type=int, default=100, help="codecs: test images per split")
     b.add_argument("--bits", type=int, default=8, help="codecs: quantizer bits")

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
+from dfsim import devices
 from dfsim.error_control import ErrorControl, parse_strategy
 from dfsim.errors import UserError
 from dfsim.packets import Packetization
@@ -203,6 +204,7 @@ class Scenario:
     dask_scheduler: str | None = None  # run on this Dask scheduler instead of local processes
     plugins: tuple[str, ...] = ()  # modules (or .py files) that register components
     source: str = ""
+    device: str = "cpu"  # model passes and torch-backed completion (dfsim.devices)
 
     @property
     def n_units(self) -> int:
@@ -260,6 +262,7 @@ class Scenario:
             "methods": [{"name": m.name, "label": m.label, **m.params} for m in self.methods],
             "trials": self.trials,
             "batch_size": self.batch_size,
+            "device": self.device,
             "reference_method": self.reference_method,
             "output": self.output,
         }
@@ -362,6 +365,7 @@ class _TopLevel:
     reference_method: str | None = None
     dask_scheduler: str | None = None
     plugins: list[str] | None = None
+    device: str = "cpu"
 
 
 SECTIONS = (
@@ -417,6 +421,7 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
         dask_scheduler=top["dask_scheduler"],
         plugins=tuple(top["plugins"] or ()),
         source=source,
+        device=devices.check(top["device"], "device"),
     )
 
 

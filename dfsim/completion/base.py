@@ -52,6 +52,7 @@ class CompletionMethod:
 
     name = "base"
     needs_fit = False
+    device = "cpu"  # torch-backed methods run their linear algebra here (dfsim.devices)
     iterations: list[int] | None = None  # iterative methods: iterations used per tensor
 
     def fit(self, features: np.ndarray, layout=None) -> CompletionMethod:

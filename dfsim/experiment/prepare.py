@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dfsim import cache
+from dfsim import cache, devices
 from dfsim.codecs.accounting import coding_columns
 from dfsim.datasets import ImageSet, load_image_folder
 from dfsim.errors import UserError
@@ -270,6 +270,7 @@ def transport_for(scn: Scenario, cfg: Config) -> Network:
 def prepare(scn: Scenario, index: int = 0) -> Prepared:
     """Config ``index`` of ``scn``: everything its trials share."""
     cfg = scn.configs[index]
+    devices.use(scn.device)
     with phase("model build"):
         model, split = build_model(scn, cfg)
     crossing = model.crossing(split)
@@ -321,7 +322,13 @@ def _features_key(scn: Scenario, model, split: str, images: ImageSet, task) -> s
         task=scn.task.name,  # the full model's predictions are the task's
         task_params=scn.task.params,
         task_id=task_cache_id(task),
+        **_device_key(scn),
     )
+
+
+def _device_key(scn: Scenario) -> dict:
+    """Cache-key entry for artefacts computed on a GPU (CPU keys are left as they were)."""
+    return {} if scn.device == "cpu" else {"device": scn.device}
 
 
 def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task, key: str):
@@ -370,6 +377,7 @@ def build_methods(prep: Prepared, log=None) -> list[tuple[MethodSpec, list]]:
         per_stream = []
         for i in range(len(prep.streams)):
             method = spec.build()
+            method.device = prep.scenario.device
             if method.needs_fit:
                 with phase(f"fit {spec.label} (or cache load)"):
                     fit_method(method, spec, prep, log, stream=i)
@@ -460,6 +468,7 @@ def fit_method(
         fit_images=n_fit,
         stream=stream,
         version=2,
+        **_device_key(scn),
     )
     state = None if force else cache.load_arrays(spec.name, key)
     if state is not None:

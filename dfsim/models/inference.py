@@ -6,10 +6,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from dfsim import devices
+
 
 def prepare_for_inference(module: nn.Module) -> nn.Module:
-    """Eval mode, channels-last weights (faster oneDNN convolutions on CPU)."""
-    return module.eval().to(memory_format=torch.channels_last)
+    """Eval mode, channels-last weights (faster oneDNN convolutions on CPU), on this
+    process's device (:mod:`dfsim.devices`)."""
+    return module.eval().to(device=devices.current(), memory_format=torch.channels_last)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    p = next(module.parameters(), None)
+    return p.device if p is not None else devices.current()
 
 
 @torch.inference_mode()
@@ -23,13 +31,17 @@ def run_batched(module: nn.Module, x, batch_size: int = 500):
     """
     xs = [torch.as_tensor(a) for a in x] if isinstance(x, (list, tuple)) else [torch.as_tensor(x)]
     outs: list[list[np.ndarray]] = []
+    device = _device_of(module)
     for i in range(0, len(xs[0]), batch_size):
-        xb = [a[i : i + batch_size] for a in xs]
+        xb = [a[i : i + batch_size].to(device) for a in xs]
         xb = [a.contiguous(memory_format=torch.channels_last) if a.ndim == 4 else a for a in xb]
         y = module(*xb)
         ys = y if isinstance(y, tuple) else (y,)
         outs.append(
-            [t.contiguous().numpy() if t.ndim != 4 else t.contiguous().numpy().copy() for t in ys]
+            [
+                t.cpu().contiguous().numpy() if t.ndim != 4 else t.cpu().contiguous().numpy().copy()
+                for t in ys
+            ]
         )
     if not outs:
         return np.empty((0,))

@@ -1,0 +1,122 @@
+"""Batched SiLRTC/HaLRTC (torch, a few tensors at a time) against the plain per-tensor
+reference (tensorly's unfold/fold and numpy), on real features and on awkward shapes."""
+
+import numpy as np
+import pytest
+from test_completion_methods import band_mask, low_rank_tensor
+
+from dfsim import completion, devices
+from dfsim.completion.lowrank import halrtc_reference, silrtc_reference
+
+
+def reference(name: str, tensor, lost, max_iters: int, tol: float = 1e-4, alpha=None):
+    """The per-tensor reference path, scaled as the methods scale (RMS of received entries)."""
+    received = ~lost
+    rms = float(np.sqrt(np.mean(np.square(tensor[received], dtype=np.float64))))
+    scale = np.float32(rms if rms > 0 else 1.0)
+    t = np.where(received, tensor, 0.0).astype(np.float32) / scale
+    a = np.full(3, 1 / 3) if alpha is None else np.asarray(alpha) / np.sum(alpha)
+    if name == "silrtc":
+        x, k = silrtc_reference(t, received, a, 0.05, max_iters, tol)
+    else:
+        x, k = halrtc_reference(t, received, a, 0.01, 1.1, 1e4, max_iters, tol)
+    return np.where(lost, x * scale, tensor), k
+
+
+@pytest.fixture(scope="module")
+def real():
+    """12 test images' features of the default model at its default split (8-bit), with a
+    Gilbert-Elliott loss pattern (30 %, mean burst 4) on 4-row packets."""
+    from dfsim.channels import GilbertElliott
+    from dfsim.codecs.raw import RawCodec
+    from dfsim.datasets import load_fashion_mnist
+    from dfsim.experiment.prepare import coded_edge_features
+    from dfsim.models import load_model
+    from dfsim.packets import PacketLayout
+
+    model = load_model("fmnist-resnet")
+    split = model.default_split
+    layout = PacketLayout.for_shape(model.crossing(split)[0].shape, 4)
+    images = load_fashion_mnist("test").head(12).images
+    x = coded_edge_features(model, split, images, RawCodec(8), layout)
+    flags = GilbertElliott.from_loss_burst(0.3, 4).sample(
+        len(x) * layout.packets_per_tensor, np.random.default_rng(3)
+    )
+    return x, layout.lost_mask(flags)
+
+
+@pytest.mark.parametrize("name", ["silrtc", "halrtc"])
+def test_batched_equals_the_per_tensor_reference_on_real_features(name, real):
+    """50 iterations with the default tolerance: same iterations per tensor and the same
+    values to 1e-5 relative (the batched path thresholds in float32 GEMMs with float32
+    eigendecompositions; the reference eigendecomposes in float64)."""
+    x, lost = real
+    damaged = np.where(lost, 0, x).astype(np.float32)
+    m = completion.make(name, max_iters=50)
+    y = m.complete_batch(damaged, lost)
+    iters = []
+    for i in range(len(x)):
+        ref, k = reference(name, damaged[i], lost[i], 50)
+        iters.append(k)
+        assert np.abs(y[i] - ref).max() <= 1e-5 * np.abs(ref).max(), (i, name)
+        assert np.array_equal(y[i][~lost[i]], x[i][~lost[i]])
+    assert m.iterations == iters
+    # tensors stopped at different iterations: the batch lost members along the way
+    assert len(set(iters)) > 1 or name == "silrtc"
+
+
+@pytest.mark.parametrize("shape", [(40, 3, 5), (3, 40, 5), (2, 4, 30), (6, 6, 6)])
+@pytest.mark.parametrize("name", ["silrtc", "halrtc"])
+def test_batched_equals_reference_on_tall_and_wide_unfoldings(name, shape, rng):
+    """Unfoldings taller than wide go through the Gram of their columns."""
+    x = low_rank_tensor(rng, shape, rank=2) + 0.05 * rng.standard_normal(shape).astype(np.float32)
+    lost = np.stack([rng.random(shape) < 0.3 for _ in range(3)])
+    lost[1] = False  # nothing lost: untouched, 0 iterations
+    xs = np.stack([x, x, 2 * x])
+    damaged = np.where(lost, 0, xs).astype(np.float32)
+    m = completion.make(name, max_iters=30, tol=1e-5)
+    y = m.complete_batch(damaged, lost)
+    assert m.iterations[1] == 0 and np.array_equal(y[1], damaged[1])
+    for i in (0, 2):
+        ref, k = reference(name, damaged[i], lost[i], 30, tol=1e-5)
+        assert m.iterations[i] == k
+        assert np.abs(y[i] - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("name", ["silrtc", "halrtc"])
+def test_a_tensor_completes_the_same_alone_or_in_a_batch(name, rng):
+    xs = np.stack([low_rank_tensor(rng) for _ in range(20)])
+    lost = np.stack(
+        [band_mask(xs.shape[1:], 2, [(c, (c + i) % 8) for c in range(5)]) for i in range(20)]
+    )
+    damaged = np.where(lost, 0, xs).astype(np.float32)
+    m = completion.make(name, max_iters=40)
+    batch = m.complete_batch(damaged, lost)
+    iters = list(m.iterations)
+    for i in (0, 7, 19):
+        one = m.complete(damaged[i], lost[i])
+        assert m.iterations == [iters[i]]
+        np.testing.assert_allclose(one, batch[i], rtol=0, atol=1e-6 * np.abs(batch[i]).max())
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error():
+    if devices.gpu_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(
+        Exception, match=r"device: 'cuda' needs a CUDA GPU, and torch .* finds none"
+    ):
+        devices.check("cuda")
+    with pytest.raises(Exception, match=r"expected cpu, cuda or cuda:N, got 'gpu'"):
+        devices.check("gpu")
+
+
+@pytest.mark.skipif(not devices.gpu_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["silrtc", "halrtc"])
+def test_gpu_completion_equals_cpu(name, real):
+    x, lost = real
+    damaged = np.where(lost, 0, x).astype(np.float32)
+    cpu = completion.make(name, max_iters=50)
+    gpu = completion.make(name, max_iters=50)
+    gpu.device = "cuda"
+    a, b = cpu.complete_batch(damaged, lost), gpu.complete_batch(damaged, lost)
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
