@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from test_completion_methods import band_mask, low_rank_tensor
 
-from dfsim import completion, devices
+from dfsim import completion
 from dfsim.completion.lowrank import halrtc_reference, silrtc_reference
 
 
@@ -97,26 +97,3 @@ def test_a_tensor_completes_the_same_alone_or_in_a_batch(name, rng):
         one = m.complete(damaged[i], lost[i])
         assert m.iterations == [iters[i]]
         np.testing.assert_allclose(one, batch[i], rtol=0, atol=1e-6 * np.abs(batch[i]).max())
-
-
-def test_cuda_without_a_gpu_is_a_one_line_error():
-    if devices.gpu_available():
-        pytest.skip("a GPU is present")
-    with pytest.raises(
-        Exception, match=r"device: 'cuda' needs a CUDA GPU, and torch .* finds none"
-    ):
-        devices.check("cuda")
-    with pytest.raises(Exception, match=r"expected cpu, cuda or cuda:N, got 'gpu'"):
-        devices.check("gpu")
-
-
-@pytest.mark.skipif(not devices.gpu_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("name", ["silrtc", "halrtc"])
-def test_gpu_completion_equals_cpu(name, real):
-    x, lost = real
-    damaged = np.where(lost, 0, x).astype(np.float32)
-    cpu = completion.make(name, max_iters=50)
-    gpu = completion.make(name, max_iters=50)
-    gpu.device = "cuda"
-    a, b = cpu.complete_batch(damaged, lost), gpu.complete_batch(damaged, lost)
-    assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()

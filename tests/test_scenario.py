@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dfsim import devices
 from dfsim.cli import main
 from dfsim.scenario import load_scenario
 
@@ -133,6 +134,12 @@ CASES = [
     ),
     ("", "scenario is empty"),
     ("- 1\n- 2\n", "expected a mapping, got list"),
+    (GOOD + "device: gpu\n", "device: expected cpu, cuda or cuda:N, got 'gpu'"),
+    *(
+        []
+        if devices.gpu_available()
+        else [(GOOD + "device: cuda\n", "device: 'cuda' needs a CUDA GPU, and torch ")]
+    ),
 ]
 
 
@@ -151,6 +158,20 @@ def test_malformed_scenario_is_rejected_in_one_line(tmp_path, capsys, text, mess
     assert message in lines[0]
     assert "Traceback" not in err
     assert not (out / "results.csv").exists()
+
+
+def test_device_option_is_checked_in_one_line(tmp_path, capsys):
+    scn = write(tmp_path, GOOD)
+    assert main(["run", str(scn), "--device", "tpu", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dfsim: error: --device: expected cpu, cuda or cuda:N, got 'tpu'"
+    )
+    assert main(["bench", "completion", "--device", "cuda:x"]) == 2
+    assert "--device: expected cpu, cuda or cuda:N" in capsys.readouterr().err
+    if not devices.gpu_available():
+        assert main(["run", str(scn), "--device", "cuda", "--dry-run"]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("dfsim: error: --device: 'cuda' needs a CUDA GPU")
 
 
 def test_missing_scenario_file(capsys, tmp_path):
