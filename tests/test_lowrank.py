@@ -6,7 +6,7 @@ import pytest
 from test_completion_methods import band_mask, low_rank_tensor
 
 from dfsim import completion
-from dfsim.completion.lowrank import halrtc_reference, silrtc_reference
+from dfsim.completion.lowrank import DEFAULT_ALPHA, halrtc_reference, silrtc_reference
 
 
 def reference(name: str, tensor, lost, max_iters: int, tol: float = 1e-4, alpha=None):
@@ -15,7 +15,7 @@ def reference(name: str, tensor, lost, max_iters: int, tol: float = 1e-4, alpha=
     rms = float(np.sqrt(np.mean(np.square(tensor[received], dtype=np.float64))))
     scale = np.float32(rms if rms > 0 else 1.0)
     t = np.where(received, tensor, 0.0).astype(np.float32) / scale
-    a = np.full(3, 1 / 3) if alpha is None else np.asarray(alpha) / np.sum(alpha)
+    a = np.asarray(DEFAULT_ALPHA if alpha is None else alpha) / np.sum(alpha or DEFAULT_ALPHA)
     if name == "silrtc":
         x, k = silrtc_reference(t, received, a, 0.05, max_iters, tol)
     else:
@@ -97,3 +97,63 @@ def test_a_tensor_completes_the_same_alone_or_in_a_batch(name, rng):
         one = m.complete(damaged[i], lost[i])
         assert m.iterations == [iters[i]]
         np.testing.assert_allclose(one, batch[i], rtol=0, atol=1e-6 * np.abs(batch[i]).max())
+
+
+def dfts2_halrtc(damaged, received, iters: int, alpha) -> np.ndarray:
+    """The public reference simulator's HaLRTC (DFTS2, Dhondea et al.), ported to numpy as it
+    runs there: channels-last float64 tensor, rho 1e-6 growing by 1.2 without a cap, no
+    stopping rule, singular values shrunk without clamping at zero (its ``np.max(s - t, 0)``
+    reduces over a one-element axis), mode weights normalised (random there; given here)."""
+    x = np.moveaxis(damaged, 0, -1).astype(np.float64)
+    rec = np.moveaxis(received, 0, -1)
+    vals = x[rec]
+    a = np.asarray(alpha, float) / np.sum(alpha)
+    rho = 1e-6
+    ys = np.zeros((3, *x.shape))
+    ms = np.zeros((3, *x.shape))
+
+    def unfold(t, mode):
+        return np.moveaxis(t, mode, 0).reshape(t.shape[mode], -1)
+
+    def fold(u, mode, shape):
+        moved = (shape[mode], *[d for i, d in enumerate(shape) if i != mode])
+        return np.moveaxis(u.reshape(moved), 0, mode)
+
+    for _ in range(iters):
+        for i in range(3):
+            u, s, vt = np.linalg.svd(unfold(x, i) + unfold(ys[i], i) / rho, full_matrices=False)
+            ms[i] = fold((u * (s - a[i] / rho)) @ vt, i, x.shape)
+        x = np.sum(ms - ys / rho, axis=0) / 3
+        x[rec] = vals
+        ys -= rho * (ms - x)
+        rho *= 1.2
+    return np.moveaxis(x, -1, 0)
+
+
+def test_halrtc_is_at_least_as_accurate_as_the_reference_simulators(real):
+    """On real features (GE 30 %, bursts of 4, 4-row packets) our HaLRTC's error on lost
+    entries at 5 and at 50 iterations is no higher than the reference simulator's HaLRTC at
+    50 iterations, with uniform or random mode weights; and lower than ours with uniform
+    weights, which pull lost rows towards zero-fill through the width unfolding."""
+    x, lost = real
+    x, lost = x[:8], lost[:8]
+    damaged = np.where(lost, 0, x).astype(np.float32)
+
+    def mse(y):
+        return float(np.mean(np.square(y - x)[lost]))
+
+    weights = [(1, 1, 1), np.abs(np.random.default_rng(0).standard_normal(3))]
+    theirs = [
+        mse(np.stack([dfts2_halrtc(d, ~lo, 50, a) for d, lo in zip(damaged, lost, strict=True)]))
+        for a in weights
+    ]
+    ours = {
+        k: mse(completion.make("halrtc", max_iters=k).complete_batch(damaged, lost))
+        for k in (5, 50)
+    }
+    uniform = mse(
+        completion.make("halrtc", max_iters=50, alpha=[1, 1, 1]).complete_batch(damaged, lost)
+    )
+    zero_fill = mse(damaged)
+    assert max(ours.values()) <= min(theirs), (ours, theirs)
+    assert ours[50] < 0.9 * uniform < 0.9 * zero_fill, (ours, uniform, zero_fill)

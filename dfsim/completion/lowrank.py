@@ -1,13 +1,24 @@
 """``silrtc`` and ``halrtc``: low-rank tensor completion (Liu, Musialski, Wonka & Ye, TPAMI 2013).
 
-Both minimise a weighted sum of the nuclear norms of the three mode unfoldings
-``X_(i)`` (weights ``alpha``, uniform by default) subject to the received entries:
+Both minimise a weighted sum of the nuclear norms of the mode unfoldings ``X_(i)``
+(weights ``alpha`` over modes C, H, W) subject to the received entries:
 
 * **SiLRTC** (simple): ``M_i = D_{alpha_i/beta_i}(X_(i))``, then
   ``X = sum_i beta_i fold_i(M_i) / sum_i beta_i`` with the received entries restored.
 * **HaLRTC** (high accuracy, ADMM): ``M_i = fold_i(D_{alpha_i/rho}(X_(i) + Y_i(i)/rho))``,
   ``X = mean_i(M_i - Y_i/rho)`` with the received entries restored,
   ``Y_i <- Y_i - rho (M_i - X)``, and ``rho <- min(rho * rho_growth, rho_max)``.
+
+Default weights ``alpha = (1/2, 1/2, 0)``: a lost packet is a full-width band of rows, i.e.
+whole missing columns of the width unfolding ``X_(W)`` (W x CH), and the nuclear norm is
+least with those columns at zero: weight on ``X_(W)`` pulls the estimate towards
+zero-fill (with that weight alone HaLRTC returns zero-fill's error exactly). On the
+default model's features (Gilbert-Elliott 30 %, bursts of 4, 4-row packets) the default
+cuts HaLRTC's error on lost entries by 16 % against uniform weights, SiLRTC's by 9-12 %
+(``alpha: [1, 1, 1]`` restores uniform weights). Modes of weight 0 are left out of the
+objective, and of the iterations (their block would be the identity): the problem is
+then Liu et al.'s over the remaining modes, and each iteration thresholds two unfoldings
+instead of three.
 
 ``D_tau`` is singular-value thresholding, ``sigma -> max(sigma - tau, 0)`` (clamped at
 zero, unlike the public reference simulator). Unfolding and folding use tensorly
@@ -100,8 +111,11 @@ def svt_mode(x: torch.Tensor, mode: int, tau: float, layout: str = "bchw") -> to
     return _svt_batch(x.reshape(b, c * h, w), tau).view(b, c, h, w)
 
 
-def _weights(alpha, n_modes: int) -> np.ndarray:
-    a = np.full(n_modes, 1.0 / n_modes) if alpha is None else np.asarray(alpha, dtype=np.float64)
+DEFAULT_ALPHA = (0.5, 0.5, 0.0)  # modes C, H, W (see the module docstring)
+
+
+def _weights(alpha) -> np.ndarray:
+    a = np.asarray(DEFAULT_ALPHA if alpha is None else alpha, dtype=np.float64)
     return a / a.sum()
 
 
@@ -118,12 +132,13 @@ def silrtc_reference(
     """SiLRTC on one (scaled) tensor with tensorly's unfold/fold and numpy: the plain
     per-tensor reference the batched path is tested against. Returns (X, iterations)."""
     x = t.copy()
+    modes = [i for i in range(x.ndim) if alpha[i] > 0]
     for k in range(1, max_iters + 1):
         prev = x
         acc = np.zeros_like(x)
-        for i in range(x.ndim):
+        for i in modes:
             acc += tl.fold(svt(tl.unfold(x, i), alpha[i] / beta), i, x.shape)
-        x = acc / x.ndim
+        x = acc / len(modes)
         x[received] = t[received]
         if _change(x, prev) < tol:
             return x, k
@@ -142,18 +157,18 @@ def halrtc_reference(
 ) -> tuple[np.ndarray, int]:
     """HaLRTC on one (scaled) tensor with tensorly and numpy (see :func:`silrtc_reference`)."""
     x = t.copy()
-    n = x.ndim
-    ys = [np.zeros_like(x) for _ in range(n)]
+    modes = [i for i in range(x.ndim) if alpha[i] > 0]
+    ys = [np.zeros_like(x) for _ in modes]
     for k in range(1, max_iters + 1):
         prev = x
         ms = [
-            tl.fold(svt(tl.unfold(x + ys[i] / rho, i), alpha[i] / rho), i, x.shape)
-            for i in range(n)
+            tl.fold(svt(tl.unfold(x + y / rho, i), alpha[i] / rho), i, x.shape)
+            for i, y in zip(modes, ys, strict=True)
         ]
-        x = sum(m - y / rho for m, y in zip(ms, ys, strict=True)) / n
+        x = sum(m - y / rho for m, y in zip(ms, ys, strict=True)) / len(modes)
         x[received] = t[received]
-        for i in range(n):
-            ys[i] -= rho * (ms[i] - x)
+        for j in range(len(modes)):
+            ys[j] -= rho * (ms[j] - x)
         rho = min(rho * growth, rho_max)
         xn = float(np.linalg.norm(x)) or 1.0
         residual = max(float(np.linalg.norm(m - x)) for m in ms) / xn
@@ -212,7 +227,7 @@ class _LowRankCompletion(CompletionMethod):
             if self.time_budget_ms is not None
             else max(1, min(_CHUNK_MAX, _CHUNK_BYTES // max(1, out[0:1].nbytes)))
         )
-        alpha = _weights(self.alpha, 3)
+        alpha = _weights(self.alpha)
         for s in range(0, len(todo), chunk):
             idx = todo[s : s + chunk]
             x = torch.from_numpy(out[idx]).to(self.device)
@@ -243,11 +258,12 @@ class _LowRankCompletion(CompletionMethod):
         out = torch.empty_like(t)
         iters = np.full(b, self.max_iters)
         active = np.arange(b)
-        state = self._start(t)
+        modes = [i for i in range(3) if alpha[i] > 0]
+        state = self._start(t, modes)
         x = t.clone()
-        lost3 = lost.to(t.dtype) / 3  # the mean of the three modes, at lost entries
+        lost_n = lost.to(t.dtype) / len(modes)  # the mean over the modes, at lost entries
         for k in range(1, self.max_iters + 1):
-            x, state, crit = self._step(x, t, lost3, state, alpha)
+            x, state, crit = self._step(x, t, lost_n, state, alpha, modes)
             done = (crit < self.tol).cpu().numpy()
             if k == self.max_iters or (deadline is not None and time.perf_counter() >= deadline):
                 done[:] = True
@@ -259,7 +275,7 @@ class _LowRankCompletion(CompletionMethod):
                 active = active[~done]
                 if not len(active):
                     break
-                x, t, lost3 = x[keep], t[keep], lost3[keep]
+                x, t, lost_n = x[keep], t[keep], lost_n[keep]
                 state = [v[keep] for v in state]
         return out, iters
 
@@ -285,13 +301,13 @@ class SiLRTC(_LowRankCompletion):
         super().__init__(max_iters, tol, alpha, time_budget_ms)
         self.beta = float(beta)
 
-    def _start(self, t):
+    def _start(self, t, modes):
         return []
 
-    def _step(self, x, t, lost3, state, alpha):
-        ms = [svt_mode(x, i, alpha[i] / self.beta) for i in range(3)]
+    def _step(self, x, t, lost_n, state, alpha, modes):
+        ms = [svt_mode(x, i, alpha[i] / self.beta) for i in modes]
         # beta_i uniform: the weighted mean is the plain mean; received entries restored
-        new = torch.addcmul(t, ms[0] + ms[1] + ms[2], lost3)
+        new = torch.addcmul(t, sum(ms[1:], ms[0]), lost_n)
         return new, state, _relative_change(new, x)
 
 
@@ -314,25 +330,26 @@ class HaLRTC(_LowRankCompletion):
             raise ValueError(f"rho_max must be a number >= rho, got {rho_max!r}")
         self.rho, self.rho_growth, self.rho_max = float(rho), float(rho_growth), float(rho_max)
 
-    def _start(self, t):
-        # the scaled multipliers W_i = Y_i / rho, then rho (one per tensor, so that it
-        # follows the batch when converged tensors leave it)
+    def _start(self, t, modes):
+        # the scaled multipliers W_i = Y_i / rho (empty for modes left out), then rho (one
+        # per tensor, so that it follows the batch when converged tensors leave it)
         rho = torch.full((t.shape[0],), self.rho, dtype=torch.float64, device=t.device)
-        return [torch.zeros_like(t) for _ in range(3)] + [rho]
+        ws = [torch.zeros_like(t) if i in modes else t[:, :0] for i in range(3)]
+        return [*ws, rho]
 
-    def _step(self, x, t, lost3, state, alpha):
+    def _step(self, x, t, lost_n, state, alpha, modes):
         ws, rho_t = state[:3], state[3]
         rho = float(rho_t[0])  # every tensor of a batch started together: one rho
         new_rho = min(rho * self.rho_growth, self.rho_max)
-        ms = [svt_mode(x + ws[i], i, alpha[i] / rho) for i in range(3)]
-        acc = ms[0] - ws[0]
-        for i in (1, 2):
-            acc += ms[i]
+        ms = [svt_mode(x + ws[i], i, alpha[i] / rho) for i in modes]
+        acc = ms[0] - ws[modes[0]]
+        for m, i in zip(ms[1:], modes[1:], strict=True):
+            acc += m
             acc -= ws[i]
-        new = torch.addcmul(t, acc, lost3)  # the mean, received entries restored
+        new = torch.addcmul(t, acc, lost_n)  # the mean, received entries restored
         residual = None
-        for i in range(3):
-            d = ms[i].sub_(new)
+        for m, i in zip(ms, modes, strict=True):
+            d = m.sub_(new)
             r = _norms(d)
             residual = r if residual is None else torch.maximum(residual, r)
             # Y_i <- Y_i - rho (M_i - X), kept as W_i = Y_i / rho for the next rho
