@@ -1,6 +1,9 @@
 """Batched SiLRTC/HaLRTC (torch, a few tensors at a time) against the plain per-tensor
 reference (tensorly's unfold/fold and numpy), on real features and on awkward shapes."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_completion_methods import band_mask, low_rank_tensor
@@ -100,34 +103,13 @@ def test_a_tensor_completes_the_same_alone_or_in_a_batch(name, rng):
 
 
 def dfts2_halrtc(damaged, received, iters: int, alpha) -> np.ndarray:
-    """The public reference simulator's HaLRTC (DFTS2, Dhondea et al.), ported to numpy as it
-    runs there: channels-last float64 tensor, rho 1e-6 growing by 1.2 without a cap, no
-    stopping rule, singular values shrunk without clamping at zero (its ``np.max(s - t, 0)``
-    reduces over a one-element axis), mode weights normalised (random there; given here)."""
-    x = np.moveaxis(damaged, 0, -1).astype(np.float64)
-    rec = np.moveaxis(received, 0, -1)
-    vals = x[rec]
-    a = np.asarray(alpha, float) / np.sum(alpha)
-    rho = 1e-6
-    ys = np.zeros((3, *x.shape))
-    ms = np.zeros((3, *x.shape))
-
-    def unfold(t, mode):
-        return np.moveaxis(t, mode, 0).reshape(t.shape[mode], -1)
-
-    def fold(u, mode, shape):
-        moved = (shape[mode], *[d for i, d in enumerate(shape) if i != mode])
-        return np.moveaxis(u.reshape(moved), 0, mode)
-
-    for _ in range(iters):
-        for i in range(3):
-            u, s, vt = np.linalg.svd(unfold(x, i) + unfold(ys[i], i) / rho, full_matrices=False)
-            ms[i] = fold((u * (s - a[i] / rho)) @ vt, i, x.shape)
-        x = np.sum(ms - ys / rho, axis=0) / 3
-        x[rec] = vals
-        ys -= rho * (ms - x)
-        rho *= 1.2
-    return np.moveaxis(x, -1, 0)
+    """The reference simulator's HaLRTC after ``iters`` iterations (the port in
+    benchmarks/halrtc_vs_reference.py)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "halrtc_vs_reference.py"
+    spec = importlib.util.spec_from_file_location("halrtc_vs_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dfts2_halrtc(damaged, received, iters, alpha)[-1]
 
 
 def test_halrtc_is_at_least_as_accurate_as_the_reference_simulators(real):
