@@ -14,8 +14,8 @@ whole missing columns of the width unfolding ``X_(W)`` (W x CH), and the nuclear
 least with those columns at zero: weight on ``X_(W)`` pulls the estimate towards
 zero-fill (with that weight alone HaLRTC returns zero-fill's error exactly). On the
 default model's features (Gilbert-Elliott 30 %, bursts of 4, 4-row packets) the default
-cuts HaLRTC's error on lost entries by 16 % against uniform weights, SiLRTC's by 9-12 %
-(``alpha: [1, 1, 1]`` restores uniform weights). Modes of weight 0 are left out of the
+cuts HaLRTC's error on lost entries by 17-20 % against uniform weights, SiLRTC's by 12-16 %
+(benchmarks/halrtc_vs_reference.py; ``alpha: [1, 1, 1]`` restores uniform weights). Modes of weight 0 are left out of the
 objective, and of the iterations (their block would be the identity): the problem is
 then Liu et al.'s over the remaining modes, and each iteration thresholds two unfoldings
 instead of three.
