@@ -15,13 +15,15 @@ least with those columns at zero: weight on ``X_(W)`` pulls the estimate towards
 zero-fill (with that weight alone HaLRTC returns zero-fill's error exactly). On the
 default model's features (Gilbert-Elliott 30 %, bursts of 4, 4-row packets) the default
 cuts HaLRTC's error on lost entries by 17-20 % against uniform weights, SiLRTC's by 12-16 %
-(benchmarks/halrtc_vs_reference.py; ``alpha: [1, 1, 1]`` restores uniform weights). Modes of weight 0 are left out of the
-objective, and of the iterations (their block would be the identity): the problem is
-then Liu et al.'s over the remaining modes, and each iteration thresholds two unfoldings
-instead of three.
+(benchmarks/halrtc_vs_reference.py; ``alpha: [1, 1, 1]`` restores uniform weights).
+Modes of weight 0 are left out of the objective, and of the iterations (their block would
+be the identity): the problem is then Liu et al.'s over the remaining modes, and each
+iteration thresholds two unfoldings instead of three.
 
 ``D_tau`` is singular-value thresholding, ``sigma -> max(sigma - tau, 0)`` (clamped at
-zero, unlike the public reference simulator). Unfolding and folding use tensorly
+zero, unlike the public reference simulator). The batched path unfolds by views and one
+transposed copy; the per-tensor reference (:func:`silrtc_reference`,
+:func:`halrtc_reference`) unfolds and folds with tensorly
 (``tensorly.unfold``/``tensorly.fold``, numpy backend). The SVD of a wide unfolding
 ``m x n`` (m <= n) goes through its small ``m x m`` Gram matrix: ``M M^T = U S^2 U^T`` and
 ``D_tau(M) = U diag(max(s - tau, 0)/s) U^T M``.
