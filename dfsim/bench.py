@@ -50,7 +50,8 @@ def bench_model(args) -> dict:
         "split": split,
         "feature_shape": list(feats.shape[1:]),
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "device": str(getattr(args, "device", "cpu")),
         "images_per_s": {},
     }
     for bs in (1, 64, 256, 500, 1000):
@@ -58,8 +59,8 @@ def bench_model(args) -> dict:
         rate = _rate(lambda x=x, bs=bs: run_batched(back, x, bs), bs, args.seconds)
         out["images_per_s"][bs] = round(rate, 1)
         print(
-            f"back sub-model ({split} {'x'.join(map(str, feats.shape[1:]))}), batch {bs:5d}: "
-            f"{rate:9.0f} images/s"
+            f"back sub-model ({split} {'x'.join(map(str, feats.shape[1:]))}), batch {bs:5d}, "
+            f"{out['device']}: {rate:9.0f} images/s"
         )
     return out
 
@@ -247,7 +248,7 @@ def _time_method(m, x, damaged, lost, layout, repeats: int, batch: int) -> dict:
         "ms_per_tensor": round(ms, 4),
         "ms_per_iter": round(ms / it, 4) if it else None,
         "iters": it,
-        "mse": float(np.mean(np.concatenate(errs))),
+        "mse": float(np.mean(err)) if (err := np.concatenate(errs)).size else float("nan"),
         "tensors_per_s_batched": round(batch / dt, 1),
         "ms_per_iter_batched": round(1e3 * dt / batch_iters, 4) if batch_iters else None,
     }
