@@ -78,6 +78,31 @@ def offsets(rng: int, stride: int, telea: bool):
 # --- fast marching ------------------------------------------------------------------------
 
 
+@njit(inline="always", **_JIT)
+def _push(qp, qn, qT, qh, qt, b0, b1, nn, c, dist):
+    """Queue pixel ``c`` at time ``dist``: OpenCV's order, smallest time first and first in,
+    first out among equal times (one FIFO bucket per distinct time, buckets b0..b1-1 sorted
+    by time; entry nn). Returns the new (b1, nn)."""
+    qp[nn] = np.int64(c)
+    qn[nn] = -1
+    k = b1 - 1
+    while k >= b0 and qT[k] > dist:
+        k -= 1
+    if k >= b0 and qT[k] == dist:
+        qn[qt[k]] = nn
+        qt[k] = nn
+    else:
+        for m in range(b1, k + 1, -1):
+            qT[m] = qT[m - 1]
+            qh[m] = qh[m - 1]
+            qt[m] = qt[m - 1]
+        qT[k + 1] = dist
+        qh[k + 1] = nn
+        qt[k + 1] = nn
+        b1 += 1
+    return b1, nn + 1
+
+
 @njit(**_JIT)
 def _solve(ka, ta, kb, tb):
     """OpenCV's FastMarching_solve for neighbours a, b (k: not unknown; t: time)."""
@@ -243,25 +268,7 @@ def _telea_ring(f, t, ring, rows, cols, rng, S, M, qT, qh, qt, qp, qn, nn):
             )  # fmt: skip
             t[c] = dist
             ring[c] = BAND
-            # queue c at time dist
-            qp[nn] = np.int64(c)
-            qn[nn] = -1
-            k = b1 - 1
-            while k >= b0 and qT[k] > dist:
-                k -= 1
-            if k >= b0 and qT[k] == dist:
-                qn[qt[k]] = nn
-                qt[k] = nn
-            else:
-                for m in range(b1, k + 1, -1):
-                    qT[m] = qT[m - 1]
-                    qh[m] = qh[m - 1]
-                    qt[m] = qt[m - 1]
-                qT[k + 1] = dist
-                qh[k + 1] = nn
-                qt[k + 1] = nn
-                b1 += 1
-            nn += 1
+            b1, nn = _push(qp, qn, qT, qh, qt, b0, b1, nn, c, dist)
     for z in range(lo, hi):
         if ring[z] == CHANGE:
             t[z] = -t[z]
@@ -522,25 +529,7 @@ def _inpaint_image(q, msk, h, w, rng, telea, S, M, offl, orec, ws):
                         P[zr + _PX] = -gv
                 if not telea:
                     P[zr + _PG] = P[zr + _PX] * P[zr + _PX] + P[zr + _PY] * P[zr + _PY]
-            # queue c at time dist
-            qp[nn] = np.int64(c)
-            qn[nn] = -1
-            k = b1 - 1
-            while k >= b0 and qT[k] > dist:
-                k -= 1
-            if k >= b0 and qT[k] == dist:
-                qn[qt[k]] = nn
-                qt[k] = nn
-            else:
-                for m in range(b1, k + 1, -1):
-                    qT[m] = qT[m - 1]
-                    qh[m] = qh[m - 1]
-                    qt[m] = qt[m - 1]
-                qT[k + 1] = dist
-                qh[k + 1] = nn
-                qt[k + 1] = nn
-                b1 += 1
-            nn += 1
+            b1, nn = _push(qp, qn, qT, qh, qt, b0, b1, nn, c, dist)
     for a in range(h):
         base = (a + 1 + M) * S + 1 + M
         for b in range(w):
