@@ -1,7 +1,8 @@
 """Committed results regenerate: settings of the committed scenarios, rerun with the
 current code, give the committed rows exactly (every column but the timing one).
 
-The fixtures under tests/data/ were made before the pipeline's redesign; together they
+The fixtures under tests/data/ were made before the pipeline's redesign (their SiLRTC and
+HaLRTC rows remade when those methods' default mode weights changed); together they
 cover a cut with two crossing tensors, every network feature (devices, Poisson arrivals,
 buffer, jitter, deadline, own-packet side information decoded with the previous image's,
 ARQ, FEC and both) and a packetization grid with short packets, both send orders, two bit
