@@ -79,6 +79,18 @@ def offsets(rng: int, stride: int, telea: bool):
 
 
 @njit(inline="always", **_JIT)
+def _pop(qp, qn, qh, b0):
+    """Take the first pixel of the earliest bucket (see :func:`_push`). Returns the pixel and
+    the new first bucket b0."""
+    node = qh[b0]
+    if qn[node] < 0:
+        b0 += 1
+    else:
+        qh[b0] = qn[node]
+    return _U(qp[node]), b0
+
+
+@njit(inline="always", **_JIT)
 def _push(qp, qn, qT, qh, qt, b0, b1, nn, c, dist):
     """Queue pixel ``c`` at time ``dist``: OpenCV's order, smallest time first and first in,
     first out among equal times (one FIFO bucket per distinct time, buckets b0..b1-1 sorted
@@ -252,12 +264,7 @@ def _telea_ring(f, t, ring, rows, cols, rng, S, M, qT, qh, qt, qp, qn, nn):
     b0 = 0
     b1 = 1 if nn else 0
     while b0 < b1:
-        node = qh[b0]
-        p = _U(qp[node])
-        if qn[node] < 0:
-            b0 += 1
-        else:
-            qh[b0] = qn[node]
+        p, b0 = _pop(qp, qn, qh, b0)
         ring[p] = CHANGE
         for c in (p - uS, p - _U1, p + uS, p + _U1):
             if ring[c] != INSIDE:
@@ -387,12 +394,7 @@ def _inpaint_image(q, msk, h, w, rng, telea, S, M, offl, orec, ws):
     mn = 0
     b0 = 0
     while b0 < b1:
-        node = qh[b0]
-        p = _U(qp[node])
-        if qn[node] < 0:
-            b0 += 1
-        else:
-            qh[b0] = qn[node]
+        p, b0 = _pop(qp, qn, qh, b0)
         f[p] = KNOWN
         for c in (p - uS, p - _U1, p + uS, p + _U1):
             if f[c] != INSIDE:
