@@ -51,7 +51,7 @@ def bench_model(args) -> dict:
         "feature_shape": list(feats.shape[1:]),
         "threads": torch.get_num_threads(),
         "cpu": cpu_name(),
-        "device": str(getattr(args, "device", "cpu")),
+        "device": args.device,
         "images_per_s": {},
     }
     for bs in (1, 64, 256, 500, 1000):

@@ -79,7 +79,7 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _shrinker(gram: torch.Tensor, tau: float) -> torch.Tensor:
     """``U diag(max(s - tau, 0) / s) U^T`` for a batch of Gram matrices ``U diag(s^2) U^T``
-    (eigendecomposition in float64, result in float32)."""
+    (eigendecomposition in float32, the shrinker built in float64, result in float32)."""
     evals, u = torch.linalg.eigh(gram)
     evals, u = evals.double(), u.double()
     s = evals.clamp_min(0.0).sqrt()
@@ -208,10 +208,10 @@ class _LowRankCompletion(CompletionMethod):
         self.iterations: list[int] = []
 
     def complete(self, tensor, lost, layout=None):
-        tensor = np.asarray(tensor, dtype=np.float32)
-        lost = np.asarray(lost, dtype=bool)
-        if tensor.shape != lost.shape:
-            raise ValueError(f"tensor shape {tensor.shape} != mask shape {lost.shape}")
+        self.iterations = [0]  # nothing lost: the base class returns before _fill
+        return super().complete(tensor, lost, layout)
+
+    def _fill(self, tensor, lost, layout):
         return self.complete_batch(tensor[None], lost[None], layout)[0]
 
     def complete_batch(self, tensors, lost, layout=None):
@@ -262,7 +262,7 @@ class _LowRankCompletion(CompletionMethod):
         active = np.arange(b)
         modes = [i for i in range(3) if alpha[i] > 0]
         state = self._start(t, modes)
-        x = t.clone()
+        x = t  # never written in place: each step returns a new estimate
         lost_n = lost.to(t.dtype) / len(modes)  # the mean over the modes, at lost entries
         for k in range(1, self.max_iters + 1):
             x, state, crit = self._step(x, t, lost_n, state, alpha, modes)
