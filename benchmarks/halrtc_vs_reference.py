@@ -58,7 +58,8 @@ def dfts2_halrtc(damaged, received, iters: int, alpha) -> list[np.ndarray]:
     return out
 
 
-def features(n: int):
+def features(n: int, seed: int = 0):
+    """The first ``n`` test images' coded features and one loss pattern (drawn with ``seed``)."""
     from dfsim.channels import GilbertElliott
     from dfsim.codecs.raw import RawCodec
     from dfsim.datasets import load_fashion_mnist
@@ -73,7 +74,7 @@ def features(n: int):
         model, split, load_fashion_mnist("test").head(n).images, RawCodec(8), layout
     )
     flags = GilbertElliott.from_loss_burst(0.3, 4).sample(
-        len(x) * layout.packets_per_tensor, np.random.default_rng(0)
+        len(x) * layout.packets_per_tensor, np.random.default_rng(seed)
     )
     return x, layout.lost_mask(flags)
 

@@ -26,26 +26,20 @@ def reference(name: str, tensor, lost, max_iters: int, tol: float = 1e-4, alpha=
     return np.where(lost, x * scale, tensor), k
 
 
+def reference_benchmark():
+    """benchmarks/halrtc_vs_reference.py: the reference simulator's HaLRTC and the features."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "halrtc_vs_reference.py"
+    spec = importlib.util.spec_from_file_location("halrtc_vs_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def real():
     """12 test images' features of the default model at its default split (8-bit), with a
     Gilbert-Elliott loss pattern (30 %, mean burst 4) on 4-row packets."""
-    from dfsim.channels import GilbertElliott
-    from dfsim.codecs.raw import RawCodec
-    from dfsim.datasets import load_fashion_mnist
-    from dfsim.experiment.prepare import coded_edge_features
-    from dfsim.models import load_model
-    from dfsim.packets import PacketLayout
-
-    model = load_model("fmnist-resnet")
-    split = model.default_split
-    layout = PacketLayout.for_shape(model.crossing(split)[0].shape, 4)
-    images = load_fashion_mnist("test").head(12).images
-    x = coded_edge_features(model, split, images, RawCodec(8), layout)
-    flags = GilbertElliott.from_loss_burst(0.3, 4).sample(
-        len(x) * layout.packets_per_tensor, np.random.default_rng(3)
-    )
-    return x, layout.lost_mask(flags)
+    return reference_benchmark().features(12, seed=3)
 
 
 @pytest.mark.parametrize("name", ["silrtc", "halrtc"])
@@ -102,16 +96,6 @@ def test_a_tensor_completes_the_same_alone_or_in_a_batch(name, rng):
         np.testing.assert_allclose(one, batch[i], rtol=0, atol=1e-6 * np.abs(batch[i]).max())
 
 
-def dfts2_halrtc(damaged, received, iters: int, alpha) -> np.ndarray:
-    """The reference simulator's HaLRTC after ``iters`` iterations (the port in
-    benchmarks/halrtc_vs_reference.py)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "halrtc_vs_reference.py"
-    spec = importlib.util.spec_from_file_location("halrtc_vs_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dfts2_halrtc(damaged, received, iters, alpha)[-1]
-
-
 def test_halrtc_is_at_least_as_accurate_as_the_reference_simulators(real):
     """On real features (GE 30 %, bursts of 4, 4-row packets) our HaLRTC's error on lost
     entries at 5 and at 50 iterations is no higher than the reference simulator's HaLRTC at
@@ -125,8 +109,9 @@ def test_halrtc_is_at_least_as_accurate_as_the_reference_simulators(real):
         return float(np.mean(np.square(y - x)[lost]))
 
     weights = [(1, 1, 1), np.abs(np.random.default_rng(0).standard_normal(3))]
+    dfts2 = reference_benchmark().dfts2_halrtc
     theirs = [
-        mse(np.stack([dfts2_halrtc(d, ~lo, 50, a) for d, lo in zip(damaged, lost, strict=True)]))
+        mse(np.stack([dfts2(d, ~lo, 50, a)[-1] for d, lo in zip(damaged, lost, strict=True)]))
         for a in weights
     ]
     ours = {
