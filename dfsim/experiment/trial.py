@@ -93,16 +93,25 @@ def run_trial(prep: Prepared, cell_index: int, trial: int, methods: list) -> Uni
         "undecodable_rate": delivery.undecodable / (prep.n_images * prep.packets_per_image),
         **prep.columns(),
     }
+    with phase("scoring (task metrics)"):
+        lost_rows = LostRows(prep, delivery.lost) if delivery.n_lost else None
     outcomes = []
     for spec, per_stream in methods:
-        outcomes.append((spec.label, _method_metrics(prep, tx, delivery, per_stream, spec.label)))
+        metrics = _method_metrics(prep, tx, delivery, per_stream, spec.label, lost_rows)
+        outcomes.append((spec.label, metrics))
     return UnitResult((prep.index, cell_index, trial), shared, outcomes)
 
 
 def _method_metrics(
-    prep: Prepared, tx: Transmission, delivery, per_stream: list, label: str = ""
+    prep: Prepared,
+    tx: Transmission,
+    delivery,
+    per_stream: list,
+    label: str = "",
+    lost_rows: LostRows | None = None,
 ) -> dict:
-    """Complete, run the cloud, score: one method's columns."""
+    """Complete, run the cloud, score: one method's columns (``lost_rows``: where the
+    unit's lost entries are, for the error on them; None when nothing was lost)."""
     n = prep.n_images
     damaged = delivery.damaged
     t0 = time.perf_counter()
@@ -131,21 +140,41 @@ def _method_metrics(
     e2e = cloud_latency_ms(tx, prep.scenario.network, 1e3 * dt / n)
     with phase("scoring (task metrics)"):
         scores = prep.task.evaluate(pred, prep.reference_pred, prep.targets)
+        mse = lost_rows.mse(repaired) if lost_rows is not None else 0.0
     return {
         **scores,
         "completion_ms_per_tensor": 1e3 * dt / n,
         "completion_iters": float(np.mean(iters)) if iters else 0.0,
-        "mse_lost": mse_lost(repaired, prep, delivery.lost) if delivery.n_lost else 0.0,
+        "mse_lost": mse,
         "e2e_latency_mean_ms": float(e2e.mean()),
         "e2e_latency_p95_ms": float(np.percentile(e2e, 95)),
     }
 
 
-def mse_lost(repaired: list, prep: Prepared, lost: list) -> float:
-    """Mean squared error of the completed values on the lost entries of every stream."""
-    errs = [(r - s.reference)[lo] for r, s, lo in zip(repaired, prep.streams, lost, strict=True)]
-    err = errs[0] if len(errs) == 1 else np.concatenate(errs)
-    return float(np.mean(np.square(err, dtype=np.float64)))
+class LostRows:
+    """The rows (along the last axis) of each stream that hold lost entries, with the
+    loss-free values and the loss mask on those rows: found once per unit, so that each
+    method's :meth:`mse` reads only those rows (a lost packet is a band of rows, so they
+    are a fraction of the tensor) instead of the whole tensor."""
+
+    def __init__(self, prep: Prepared, lost: list):
+        self.rows, self.reference, self.mask = [], [], []
+        for s, lo in zip(prep.streams, lost, strict=True):
+            w = lo.shape[-1]
+            rows = np.flatnonzero(lo.reshape(-1, w).any(axis=1))
+            self.rows.append(rows)
+            self.reference.append(np.asarray(s.reference).reshape(-1, w)[rows])
+            self.mask.append(lo.reshape(-1, w)[rows])
+
+    def mse(self, repaired: list) -> float:
+        """Mean squared error of the completed values on the lost entries of every stream:
+        the same numbers, in the same order, as ``(repaired - reference)[lost]``."""
+        errs = [
+            (np.asarray(r).reshape(-1, lo.shape[-1])[rows] - ref)[lo]
+            for r, rows, ref, lo in zip(repaired, self.rows, self.reference, self.mask, strict=True)
+        ]
+        err = errs[0] if len(errs) == 1 else np.concatenate(errs)
+        return float(np.mean(np.square(err, dtype=np.float64)))
 
 
 def cloud_latency_ms(tx: Transmission, nw, completion_ms: float) -> np.ndarray:
