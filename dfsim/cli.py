@@ -506,6 +506,15 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_precompile(args) -> int:
+    from dfsim.precompile import precompile
+
+    seconds = precompile()
+    if not args.quiet:
+        print(f"dfsim: numba kernels compiled and cached in {seconds:.0f} s", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand and option. Long, but declarative: one call per option."""
     p = argparse.ArgumentParser(prog="dfsim", description="Deep-feature transmission simulator.")
@@ -711,6 +720,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--bits", type=int, default=8, help="codecs: quantizer bits")
     b.add_argument("--out", help="codecs: also write DIR/reproductions.md and DIR/bench.json")
     b.set_defaults(func=cmd_bench)
+
+    pc = sub.add_parser(
+        "precompile",
+        help="compile dfsim's numba kernels into numba's cache (setup.sh runs it once)",
+    )
+    pc.add_argument("--quiet", action="store_true")
+    pc.set_defaults(func=cmd_precompile)
     return p
 
 

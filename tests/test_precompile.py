@@ -1,0 +1,39 @@
+"""`dfsim precompile`: compiles every numba kernel a run uses into numba's on-disk cache, and
+leaves no dfsim artefacts (features, fitted methods, results) behind."""
+
+import os
+import subprocess
+import sys
+
+from dfsim.completion.base import available_methods
+from dfsim.precompile import precompile, tiny_scenario
+from dfsim.registry import names
+from dfsim.scenario import parse_scenario
+
+
+def test_tiny_scenario_covers_every_codec_and_method(tmp_path):
+    scn = parse_scenario(tiny_scenario(str(tmp_path)))
+    assert sorted(c.codec.name for c in scn.configs) == sorted(names("codec"))
+    assert sorted(m.name for m in scn.methods) == sorted(available_methods())
+    assert {c.kind for c in scn.cells} == {"iid", "gilbert-elliott"}
+
+
+def test_a_new_process_compiles_nothing_after_precompile(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DFSIM_CACHE", str(cache))
+    precompile()  # compiles what numba's cache lacks (nothing after setup.sh)
+    assert os.environ["DFSIM_CACHE"] == str(cache)  # restored
+    assert not cache.exists()  # its own artefacts went to a temporary directory
+    # A fresh process loads every kernel from numba's cache: no compile event at all.
+    code = (
+        "from numba.core import event\n"
+        "with event.install_recorder('numba:compile') as rec:\n"
+        "    from dfsim.precompile import precompile\n"
+        "    precompile()\n"
+        "print(sorted({e.data['dispatcher'].py_func.__qualname__ for _, e in rec.buffer}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+    assert not cache.exists()
