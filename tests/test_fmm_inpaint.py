@@ -1,4 +1,6 @@
-"""The numba port of OpenCV's inpainting gives the same bits as ``cv2.inpaint``."""
+"""The numba port of OpenCV's inpainting gives the same bits as ``cv2.inpaint``
+(``opencv_exact: true``; the default fills whole lost rows with the row-band kernel,
+tested in test_inpaint_bands.py)."""
 
 import cv2
 import numpy as np
@@ -24,7 +26,7 @@ def check(name, x, lost, radius):
     x = np.asarray(x, np.float32)
     x0 = x.copy()
     want = reference(name, x, lost, radius)
-    m = completion.make(name, radius=radius)
+    m = completion.make(name, radius=radius, opencv_exact=True)
     got = m.complete_batch(x, lost)
     assert got.dtype == np.float32 and np.array_equal(x, x0)  # input untouched
     bad = got.view(np.uint32) != want.view(np.uint32)

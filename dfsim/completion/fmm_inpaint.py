@@ -36,6 +36,9 @@ _NONE = _F32(-np.inf)  # time of a pixel that does not contribute (unknown, fram
 _NP = _U(8)
 _PV, _PX, _PY, _PG = _U(1), _U(2), _U(3), _U(4)
 _JIT = {"cache": True, "error_model": "numpy"}  # no fastmath: IEEE operations as written
+# The row-band kernel's sums: still IEEE operations as written (no reassociation, no fused
+# multiply-add); "no signed zeros" only lets LLVM vectorize the loops across a row.
+_JITV = {**_JIT, "fastmath": {"nsz"}}
 
 
 def cv_range(radius: float) -> int:
@@ -539,6 +542,243 @@ def _inpaint_image(q, msk, h, w, rng, telea, S, M, offl, orec, ws):
                 q[a, b] = np.uint16(P[(base + b) * 8 + 1])
 
 
+# --- row bands ---------------------------------------------------------------------------
+# When every lost pixel of a crop lies in a fully lost row (a lost packet is a band of whole
+# rows), fast marching needs no queue: a lost row's arrival time is its distance from the
+# nearest received row, the same for all its pixels, and rows are filled in order of that
+# time (top first among equal times, as OpenCV's raster-ordered queue does). Each row is
+# filled from the rows already known, all its pixels together, with OpenCV's weights.
+
+
+@njit(**_JITV)
+def _row_gradients(V, avail, y, h, w, GX, GY, IG, telea, horizontal):
+    """OpenCV's gradI of the pixels of available row ``y`` (flat arrays, row stride w),
+    from the available rows around it: a missing neighbour, or one outside the crop, gives
+    the one-sided or zero rule. INPAINT_TELEA keeps (gh, gv) in (GX, GY); INPAINT_NS the
+    isophote (-gv, gh) and the reciprocal of its length in ``IG`` (0 where it is 0). The
+    horizontal part depends on the row alone: recomputed only with ``horizontal``."""
+    up = y > 0 and avail[y - 1]
+    dn = y < h - 1 and avail[y + 1]
+    r = _U(y * w)
+    uw = _U(w)
+    two = _F32(2.0)
+    H = GX if telea else GY  # where the horizontal part goes
+    if horizontal:
+        e = r + uw - _U1
+        if telea:
+            H[r] = V[r + _U1] - V[r]
+            H[e] = V[e] - V[e - _U1]
+            for z in range(r + _U1, e):
+                H[z] = (V[z + _U1] - V[z - _U1]) * two
+        else:
+            H[r] = abs(V[r + _U1] - V[r]) * two
+            H[e] = abs(V[e] - V[e - _U1]) * two
+            for z in range(r + _U1, e):
+                H[z] = abs(V[z + _U1] - V[z]) + abs(V[z] - V[z - _U1])
+    # the vertical part (negated for INPAINT_NS, whose isophote is (-gv, gh))
+    sg = _F32(1.0) if telea else _F32(-1.0)
+    Vv = GY if telea else GX
+    if dn and up:
+        for z in range(r, r + uw):
+            if telea:
+                Vv[z] = (V[z + uw] - V[z - uw]) * two
+            else:
+                Vv[z] = -(abs(V[z + uw] - V[z]) + abs(V[z] - V[z - uw]))
+    elif dn:
+        for z in range(r, r + uw):
+            Vv[z] = sg * (V[z + uw] - V[z] if telea else abs(V[z + uw] - V[z]) * two)
+    elif up:
+        for z in range(r, r + uw):
+            Vv[z] = sg * (V[z] - V[z - uw] if telea else abs(V[z] - V[z - uw]) * two)
+    else:
+        for z in range(r, r + uw):
+            Vv[z] = _F32(0.0)
+    if not telea:
+        for z in range(r, r + uw):
+            g2 = GX[z] * GX[z] + GY[z] * GY[z]
+            IG[z] = _F32(1.0) / np.sqrt(g2) if g2 > _F32(0.0) else _F32(0.0)
+
+
+@njit(**_JITV)
+def _row_sums(V, GX, GY, IG, ir, acc, y, w, m, lz, lx, lw, la, lb, telea):
+    """The weighted sums of every pixel of row ``y`` over the row's offset list (see
+    :func:`_inpaint_rows`): one offset at a time across the row, so the additions of
+    neighbouring pixels are independent and run as vector instructions."""
+    ia, jx, jy, s = acc[0], acc[1], acc[2], acc[3]
+    for x in range(w):
+        ia[x] = _F32(0.0)
+        jx[x] = _F32(0.0)
+        jy[x] = _F32(0.0)
+        s[x] = _F32(1.0e-20)
+    for k in range(m):
+        dx = lx[k]
+        x0 = _U(max(0, -dx))
+        n = _U(min(w, w - dx)) - x0
+        zq = _U(y * w) + x0 + lz[k]  # first source pixel (unsigned: no wraparound test)
+        if telea:
+            wt = lw[k]
+            a = la[k]
+            b = lb[k]
+            for i in range(n):  # one loop per source array: each one vectorises
+                ia[x0 + i] += wt * V[zq + i]
+                s[x0 + i] += wt
+            for i in range(n):
+                jx[x0 + i] -= a * GX[zq + i]
+            for i in range(n):
+                jy[x0 + i] -= b * GY[zq + i]
+        else:
+            dw = lw[k]
+            a = la[k]
+            b = lb[k]
+            c = ir[k]
+            for i in range(n):
+                d = a * GX[zq + i] + b * GY[zq + i]
+                if abs(d) <= 0.01:
+                    d = _F32(0.000001)
+                else:  # |r . isophote| / (|r| |gradient|)
+                    d = abs(d) * c * IG[zq + i]
+                wt = dw * d
+                ia[x0 + i] += wt * V[zq + i]
+                s[x0 + i] += wt
+
+
+@njit(**_JIT)
+def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
+    """Fill the lost rows (``rowlost``) of rows [0, h) of the uint16 image ``q`` (width w)
+    in place: Telea's or OpenCV's Navier-Stokes weights, rows in fast-marching order (see
+    above). ``odx``/``ody``/``orec``: the in-radius offsets (:func:`_steps`, :func:`offsets`);
+    ``bw``: work arrays (:func:`_band_workspace`)."""
+    V, GX, GY, IG, T, avail, ir, lz, lx, lw, la, lb, acc = bw
+    # times: a lost row's distance from the nearest received row; a received row's
+    # distance from the nearest lost row, minus one, negated (OpenCV's ring outside the mask)
+    near = -1
+    for y in range(h):
+        if not rowlost[y]:
+            near = y
+        T[y] = _F32(y - near) if near >= 0 else _F32(1.0e6)
+    near = -1
+    for y in range(h - 1, -1, -1):
+        if not rowlost[y]:
+            near = y
+        if near >= 0 and _F32(near - y) < T[y]:
+            T[y] = _F32(near - y)
+    near = -1
+    for y in range(h):
+        if rowlost[y]:
+            near = y
+        elif near >= 0:
+            T[y] = _F32(y - near - 1)
+        else:
+            T[y] = _F32(1.0e6)
+    near = -1
+    for y in range(h - 1, -1, -1):
+        if rowlost[y]:
+            near = y
+        elif near >= 0 and _F32(near - y - 1) < T[y]:
+            T[y] = _F32(near - y - 1)
+    for y in range(h):
+        avail[y] = not rowlost[y]
+        if avail[y]:
+            T[y] = -T[y]
+        for x in range(w):
+            V[y * w + x] = _F32(q[y, x])
+    for y in range(h):
+        if avail[y]:
+            _row_gradients(V, avail, y, h, w, GX, GY, IG, telea, True)
+    nof = odx.shape[0]
+    tmax = _F32(0.0)
+    for y in range(h):
+        if not avail[y] and T[y] < _F32(1.0e6):
+            tmax = max(tmax, T[y])
+    for step in range(h * int(tmax)):  # rows by time, then top to bottom
+        y = step % h
+        if avail[y] or T[y] != _F32(step // h + 1):
+            continue
+        dist = T[y]
+        up = y > 0 and avail[y - 1]
+        dn = y < h - 1 and avail[y + 1]
+        if dn:  # the time gradient (vertical only: a row's pixels share their time)
+            gty = (T[y + 1] - T[y - 1]) * _F32(0.5) if up else T[y + 1] - dist
+        else:
+            gty = dist - T[y - 1] if up else _F32(0.0)
+        # the offsets that reach a known row, with their weights (INPAINT_TELEA: weight,
+        # weight * r.x, weight * r.y) or their r and distance weight (INPAINT_NS)
+        m = 0
+        for o in range(nof):
+            yy = y + ody[o]
+            if yy < 0 or yy >= h or not avail[yy]:
+                continue  # rows not yet known, and this row itself
+            rx = orec[4 * o]
+            ry = orec[4 * o + 1]
+            lz[m] = _U((yy - y) * w + odx[o])  # wraps: unsigned, as flat indices
+            lx[m] = odx[o]
+            if telea:
+                lev = _F32(1.0 / (1.0 + abs(np.float64(T[yy] - dist))))
+                d = ry * gty
+                if abs(d) <= 0.01:
+                    d = _F32(0.000001)
+                wt = abs(orec[4 * o + 2] * lev * d)
+                lw[m] = wt
+                la[m] = wt * rx
+                lb[m] = wt * ry
+            else:
+                lw[m] = orec[4 * o + 2]
+                la[m] = rx
+                lb[m] = ry
+                ir[m] = _F32(1.0 / np.sqrt(np.float64(orec[4 * o + 3])))
+            m += 1
+        _row_sums(V, GX, GY, IG, ir, acc, y, w, m, lz, lx, lw, la, lb, telea)
+        ia, jx, jy, sw = acc[0], acc[1], acc[2], acc[3]
+        for x in range(w):
+            if telea:
+                a, b = jx[x], jy[x]
+                sat = ia[x] / sw[x] + (a + b) / (np.sqrt(a * a + b * b) + _F32(1.0e-20))
+                v = _to_u16(np.float64(sat) + 0.5)
+            else:
+                v = _to_u16(np.float64(ia[x]) / np.float64(sw[x]))
+            V[y * w + x] = v
+            q[y, x] = np.uint16(v)
+        avail[y] = True
+        for yy in range(max(0, y - 1), min(h, y + 2)):
+            if avail[yy]:
+                _row_gradients(V, avail, yy, h, w, GX, GY, IG, telea, yy == y)
+
+
+@njit(**_JIT)
+def _band_workspace(h, w, nof):
+    """Work arrays of :func:`_inpaint_rows` for crops of up to h x w pixels and ``nof``
+    offsets: values, gradients, reciprocal gradient lengths (flat), row times, known rows;
+    the row's offset list (INPAINT_NS's 1 / |r|, flat offset, column step, weights), the
+    row's sums."""
+    f32 = np.float32
+    return (
+        np.empty(h * w, f32),
+        np.empty(h * w, f32),
+        np.empty(h * w, f32),
+        np.empty(h * w, f32),
+        np.empty(h, f32),
+        np.empty(h, np.bool_),
+        np.empty(nof, f32),
+        np.empty(nof, np.uint64),
+        np.empty(nof, np.int64),
+        np.empty(nof, f32),
+        np.empty(nof, f32),
+        np.empty(nof, f32),
+        np.empty((4, w), f32),
+    )
+
+
+def _steps(rng: int):
+    """The in-radius offsets of :func:`offsets`, in the same order, as (column, row) steps."""
+    steps = [
+        (dl, dk)
+        for dk in range(-rng, rng + 1)
+        for dl in range(-rng, rng + 1)
+        if dk * dk + dl * dl <= rng * rng and (dk or dl)
+    ]
+    return np.array([d for d, _ in steps], np.int64), np.array([k for _, k in steps], np.int64)
+
+
 # --- tensors -----------------------------------------------------------------------------
 
 
@@ -575,15 +815,19 @@ def _workspace(nflat, nof):
 
 
 @njit(**_JIT)
-def _inpaint_tensors(x, lost, out, rng, pad, telea, offl, orec):
+def _inpaint_tensors(x, lost, out, rng, pad, telea, offl, orec, bands, odx, ody):
     """For each channel of the N x C x H x W ``x`` with lost entries, fill ``out``'s lost
     entries as :mod:`dfsim.completion.inpainting` specifies: rows [first lost - pad, last
     lost + pad], received range [lo, hi] mapped to [16384, 49151] (float32 arithmetic, as
-    numpy evaluates it), inpainted, mapped back (float64)."""
+    numpy evaluates it), inpainted, mapped back (float64). With ``bands``, a crop whose
+    lost pixels fill whole rows goes to :func:`_inpaint_rows`, any other to the port."""
     N, C, H, W = x.shape
     M = rng
     S = W + 2 + 2 * M
     ws = _workspace((H + 2 + 2 * M) * S, offl.shape[0])
+    bw = _band_workspace(H, W, odx.shape[0])
+    rowlost = np.empty(H, np.bool_)
+    rowcount = np.empty(H, np.int64)
     q = np.empty((H, W), np.uint16)
     flo = _F32(_LO)
     for i in range(N):
@@ -599,6 +843,7 @@ def _inpaint_tensors(x, lost, out, rng, pad, telea, offl, orec):
                 for col in range(W):
                     if mc[y, col]:
                         k += 1
+                rowcount[y] = k
                 if k:
                     if first < 0:
                         first = y
@@ -640,7 +885,16 @@ def _inpaint_tensors(x, lost, out, rng, pad, telea, offl, orec):
                     if not (v32 >= _F32(0.0)):  # negative or NaN
                         v32 = _F32(0.0)
                     q[y - r0, col] = np.uint16(v32)
-            _inpaint_image(q, mc[r0:r1], r1 - r0, W, rng, telea, S, M, offl, orec, ws)
+            whole = bands
+            for y in range(r0, r1):
+                k = rowcount[y]
+                rowlost[y - r0] = k == W
+                if k != 0 and k != W:
+                    whole = False
+            if whole:
+                _inpaint_rows(q, rowlost, r1 - r0, W, rng, telea, odx, ody, orec, bw)
+            else:
+                _inpaint_image(q, mc[r0:r1], r1 - r0, W, rng, telea, S, M, offl, orec, ws)
             for y in range(r0, r1):
                 for col in range(W):
                     if mc[y, col]:
@@ -651,21 +905,25 @@ _OFFSETS: dict = {}
 
 
 def _offsets(rng: int, stride: int, telea: bool):
+    """:func:`offsets` and :func:`_steps`, computed once per (radius, stride, method)."""
     key = (rng, stride, telea)
     if key not in _OFFSETS:
-        _OFFSETS[key] = offsets(*key)
+        _OFFSETS[key] = (*offsets(*key), *_steps(rng))
     return _OFFSETS[key]
 
 
-def inpaint_tensors(x, lost, radius: float, telea: bool, pad: int) -> np.ndarray:
+def inpaint_tensors(
+    x, lost, radius: float, telea: bool, pad: int, bands: bool = False
+) -> np.ndarray:
     """Copy of the N x C x H x W float32 ``x`` whose ``lost`` entries are inpainted channel
-    by channel (see :func:`_inpaint_tensors`). Needs H, W >= 2."""
+    by channel (see :func:`_inpaint_tensors`; ``bands``: whole lost rows filled row by row,
+    else always OpenCV's algorithm, bit for bit). Needs H, W >= 2."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     lost = np.ascontiguousarray(lost, dtype=np.bool_)
     out = x.copy()
     rng = cv_range(radius)
-    offl, orec = _offsets(rng, x.shape[3] + 2 + 2 * rng, bool(telea))
-    _inpaint_tensors(x, lost, out, rng, int(pad), bool(telea), offl, orec)
+    offl, orec, odx, ody = _offsets(rng, x.shape[3] + 2 + 2 * rng, bool(telea))
+    _inpaint_tensors(x, lost, out, rng, int(pad), bool(telea), offl, orec, bool(bands), odx, ody)
     return out
 
 
@@ -685,6 +943,6 @@ def inpaint_u16(img: np.ndarray, mask: np.ndarray, radius: float, telea: bool) -
     if q.ndim != 2 or q.shape != msk.shape or min(q.shape) < 2:
         raise ValueError("expected a 2-D image of at least 2 x 2 pixels and a mask of its shape")
     rng = cv_range(radius)
-    offl, orec = _offsets(rng, q.shape[1] + 2 + 2 * rng, bool(telea))
+    offl, orec, _, _ = _offsets(rng, q.shape[1] + 2 + 2 * rng, bool(telea))
     _inpaint_one(q, msk, rng, bool(telea), offl, orec)
     return q

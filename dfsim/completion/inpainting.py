@@ -74,8 +74,11 @@ def _inpaint_opencv(tensor: np.ndarray, lost: np.ndarray, radius: float, flag: i
 class _Inpainting(CompletionMethod):
     flag = None
 
-    def __init__(self, radius: Annotated[float, Range(0, lo_open=True)] = 5):
+    def __init__(
+        self, radius: Annotated[float, Range(0, lo_open=True)] = 5, opencv_exact: bool = False
+    ):
         self.radius = radius
+        self.opencv_exact = bool(opencv_exact)
 
     def _batch(self, tensors: np.ndarray, lost: np.ndarray) -> np.ndarray:
         """N x C x H x W float32 copy of ``tensors`` with the lost entries filled."""
@@ -85,9 +88,9 @@ class _Inpainting(CompletionMethod):
                 if m.any():
                     np.copyto(o, _inpaint_opencv(t, m, self.radius, self.flag), where=m)
             return out
-        return inpaint_tensors(
-            tensors, lost, self.radius, self.flag == cv2.INPAINT_TELEA, _pad(self.radius)
-        )
+        telea = self.flag == cv2.INPAINT_TELEA
+        pad = _pad(self.radius)
+        return inpaint_tensors(tensors, lost, self.radius, telea, pad, not self.opencv_exact)
 
     def complete(self, tensor, lost, layout=None):
         tensor = np.asarray(tensor, dtype=np.float32)
