@@ -18,6 +18,24 @@ times and the time gradient, a pixel whose neighbourhood matches the previous on
 (the common case along the rows of a lost row band) reuses its weights; and the whole
 per-channel loop of :mod:`dfsim.completion.inpainting` (row crop, mapping to 16 bits and
 back) runs in one compiled call per batch of tensors, with work arrays allocated once.
+
+Row bands (:func:`_inpaint_rows`, ``bands=True``): when every lost pixel of a crop lies in
+a fully lost row, which is what a lost packet of whole rows leaves, the same algorithm is
+run specialised to that geometry instead of bit for bit. Fast marching from a straight
+front has a known answer: a lost row's arrival time is its distance from the nearest
+received row (and a received row's, for INPAINT_TELEA's level weight, minus its distance
+from the nearest lost row, plus one, as OpenCV's outer ring gives), the time gradient is
+vertical, and the rows are filled in order of time, top first among equal times, as
+OpenCV's raster-ordered queue fills them. Each row is then filled at once, all its pixels
+from the rows already known with OpenCV's weights and value formulas (16-bit values,
+gradients by OpenCV's difference rules, INPAINT_TELEA's |r . grad T| / |r|^3 and level
+weight and its gradient term, INPAINT_NS's isophote weight). What differs from OpenCV:
+a pixel does not use the pixels of its own row filled before it (INPAINT_TELEA gives them
+the weight floor of 1e-6 anyway), neighbourhoods are cut at the image's left and right
+edges instead of following OpenCV's index quirks there, and a gradient is taken from the
+rows known when the row starts. On the default model's features the row-band kernel's
+error on lost entries is 3-6 % below OpenCV's (tests/test_inpaint_bands.py); it runs one
+offset at a time across the row, so its sums vectorise.
 """
 
 from __future__ import annotations
