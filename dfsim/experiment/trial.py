@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from dfsim import profiling
 from dfsim.experiment.prepare import Prepared, predict
@@ -152,29 +153,48 @@ def _method_metrics(
 
 
 class LostRows:
-    """The rows (along the last axis) of each stream that hold lost entries, with the
-    loss-free values and the loss mask on those rows: found once per unit, so that each
-    method's :meth:`mse` reads only those rows (a lost packet is a band of rows, so they
-    are a fraction of the tensor) instead of the whole tensor."""
+    """The rows (along the last axis) of each stream that hold lost entries, and the loss
+    mask on those rows: found once per unit, so that each method's :meth:`mse` reads only
+    those rows (a lost packet is a band of rows, so they are a fraction of the tensor)."""
 
     def __init__(self, prep: Prepared, lost: list):
-        self.rows, self.reference, self.mask = [], [], []
+        self.rows, self.mask, self.reference, self.at = [], [], [], []
+        count = 0
         for s, lo in zip(prep.streams, lost, strict=True):
             w = lo.shape[-1]
             rows = np.flatnonzero(lo.reshape(-1, w).any(axis=1))
+            mask = np.ascontiguousarray(lo.reshape(-1, w)[rows])
             self.rows.append(rows)
-            self.reference.append(np.asarray(s.reference).reshape(-1, w)[rows])
-            self.mask.append(lo.reshape(-1, w)[rows])
+            self.mask.append(mask)
+            self.reference.append(np.asarray(s.reference).reshape(-1, w))
+            self.at.append(count)
+            count += int(mask.sum())
+        self.squares = np.empty(count)
 
     def mse(self, repaired: list) -> float:
         """Mean squared error of the completed values on the lost entries of every stream:
-        the same numbers, in the same order, as ``(repaired - reference)[lost]``."""
-        errs = [
-            (np.asarray(r).reshape(-1, lo.shape[-1])[rows] - ref)[lo]
-            for r, rows, ref, lo in zip(repaired, self.rows, self.reference, self.mask, strict=True)
-        ]
-        err = errs[0] if len(errs) == 1 else np.concatenate(errs)
-        return float(np.mean(np.square(err, dtype=np.float64)))
+        ``np.mean(np.square((repaired - reference)[lost], dtype=np.float64))``, the same
+        squares in the same order, without the full-size difference and mask copies."""
+        for r, rows, lo, ref, k in zip(
+            repaired, self.rows, self.mask, self.reference, self.at, strict=True
+        ):
+            x = np.asarray(r).reshape(ref.shape)
+            _squared_errors(x, ref, rows, lo, self.squares[k:])
+        return float(np.mean(self.squares))
+
+
+@njit(cache=True)
+def _squared_errors(x, ref, rows, lost, out):
+    """``out[:n] = np.square((x[rows] - ref[rows])[lost], dtype=np.float64)``: the
+    difference in the arrays' precision, as numpy computes it, squared in float64."""
+    k = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(x.shape[1]):
+            if lost[i, j]:
+                d = np.float64(x[r, j] - ref[r, j])
+                out[k] = d * d
+                k += 1
 
 
 def cloud_latency_ms(tx: Transmission, nw, completion_ms: float) -> np.ndarray:
