@@ -2,7 +2,8 @@
 current code, give the committed rows exactly (every column but the timing one).
 
 The fixtures under tests/data/ were made before the pipeline's redesign (their SiLRTC and
-HaLRTC rows remade when those methods' default mode weights changed); together they
+HaLRTC rows remade when those methods' default mode weights changed, their inpainting rows
+when whole lost rows went to the row-band kernel); together they
 cover a cut with two crossing tensors, every network feature (devices, Poisson arrivals,
 buffer, jitter, deadline, own-packet side information decoded with the previous image's,
 ARQ, FEC and both) and a packetization grid with short packets, both send orders, two bit
