@@ -26,16 +26,18 @@ front has a known answer: a lost row's arrival time is its distance from the nea
 received row (and a received row's, for INPAINT_TELEA's level weight, minus its distance
 from the nearest lost row, plus one, as OpenCV's outer ring gives), the time gradient is
 vertical, and the rows are filled in order of time, top first among equal times, as
-OpenCV's raster-ordered queue fills them. Each row is then filled at once, all its pixels
-from the rows already known with OpenCV's weights and value formulas (16-bit values,
-gradients by OpenCV's difference rules, INPAINT_TELEA's |r . grad T| / |r|^3 and level
-weight and its gradient term, INPAINT_NS's isophote weight). What differs from OpenCV:
-a pixel does not use the pixels of its own row filled before it (INPAINT_TELEA gives them
-the weight floor of 1e-6 anyway), neighbourhoods are cut at the image's left and right
-edges instead of following OpenCV's index quirks there, and a gradient is taken from the
-rows known when the row starts. On the default model's features the row-band kernel's
-error on lost entries is 3-6 % below OpenCV's (tests/test_inpaint_bands.py); it runs one
-offset at a time across the row, so its sums vectorise.
+OpenCV's raster-ordered queue fills them. A row's sums over the rows already known run one
+offset at a time across the row, so they vectorise; OpenCV's weights and value formulas are
+kept (16-bit values, gradients by OpenCV's difference rules, INPAINT_TELEA's
+|r . grad T| / |r|^3 and level weight and its gradient term, INPAINT_NS's isophote
+weight). INPAINT_NS then finishes the row left to right as OpenCV does, each pixel also
+weighing the pixels of its own row filled before it and, with their gradients updated, the
+pixels to its left in the rows above and below (:func:`_ns_row`); INPAINT_TELEA leaves those
+out (their weight is its floor of 1e-6). What differs from OpenCV: that floor, the
+neighbourhoods cut at the image's left and right edges instead of OpenCV's index quirks
+there, and the order of the floating-point sums. On real features the error on lost
+entries is lower than OpenCV's for INPAINT_TELEA and the same within 0.5 % for INPAINT_NS
+(tests/test_inpaint_bands.py, benchmarks/inpainting_vs_opencv.py).
 """
 
 from __future__ import annotations
@@ -661,12 +663,120 @@ def _row_sums(V, GX, GY, IG, ir, acc, y, w, m, lz, lx, lw, la, lb, telea):
 
 
 @njit(**_JIT)
+def _ns_row(V, GY, q, avail, y, h, w, rng, ia, s, nb):
+    """Finish INPAINT_NS's row ``y`` left to right, as OpenCV's queue fills it: each pixel
+    adds to its sums over the other rows (``ia``, ``s``) the neighbours whose gradient
+    changes as the row fills, with their gradients at that moment: the pixels of its own
+    row filled before it (up to ``rng`` to its left), and those left of it in the rows just
+    above and below (their vertical gradient part now reads a filled pixel); then it is
+    filled. ``GY``: the other rows' horizontal gradient parts; ``nb``: work rows, per
+    column, for this row (0) and the rows above (1) and below (2), the vertical gradient
+    part and the reciprocal gradient length of that neighbour once (y, column) is filled."""
+    r = y * w
+    two = _F32(2.0)
+    reach = 0  # columns within the radius one row away
+    while (reach + 1) * (reach + 1) + 1 <= rng * rng:
+        reach += 1
+    ok = np.zeros(3, np.bool_)  # rows above and below available
+    kf = np.zeros(3, np.bool_)  # and their other vertical neighbour
+    # per column step dl: distance weights 1 / (|r|^4 + 1) and 1 / |r|, for r = (dl, 0)
+    # and r = (dl, +-1)
+    c0 = np.empty((4, rng + 1), np.float32)
+    for dl in range(1, rng + 1):
+        v0 = _F32(dl * dl)
+        v1 = _F32(dl * dl + 1)
+        c0[0, dl] = _F32(1.0) / (v0 * v0 + _F32(1.0))
+        c0[1, dl] = _F32(1.0) / _F32(dl)
+        c0[2, dl] = _F32(1.0) / (v1 * v1 + _F32(1.0))
+        c0[3, dl] = _F32(1.0 / np.sqrt(dl * dl + 1.0))
+    for i in (1, 2):
+        yq = y + (-1 if i == 1 else 1)
+        far = yq + (-1 if i == 1 else 1)
+        ok[i] = 0 <= yq < h and avail[yq]
+        kf[i] = ok[i] and 0 <= far < h and avail[far]
+    for x in range(w):
+        a = ia[x]
+        sx = s[x]
+        for i in (1, 2):
+            if not ok[i]:
+                continue
+            ry = _F32(1.0) if i == 1 else _F32(-1.0)  # r = p - q = (dl, ry)
+            yq = y + (-1 if i == 1 else 1)
+            for dl in range(1, min(reach, x) + 1):
+                xq = x - dl
+                d = _F32(dl) * -nb[2 * i, xq] + ry * GY[yq * w + xq]
+                if abs(d) <= 0.01:
+                    d = _F32(0.000001)
+                else:
+                    d = abs(d) * c0[3, dl] * nb[2 * i + 1, xq]
+                wt = c0[2, dl] * d
+                a += wt * V[yq * w + xq]
+                sx += wt
+        for dl in range(1, min(rng, x) + 1):
+            xq = x - dl
+            d = _F32(dl) * -nb[0, xq]  # r = (dl, 0)
+            if abs(d) <= 0.01:
+                d = _F32(0.000001)
+            else:
+                d = abs(d) * c0[1, dl] * nb[1, xq]
+            wt = c0[0, dl] * d
+            a += wt * V[r + xq]
+            sx += wt
+        val = _to_u16(np.float64(a) / np.float64(sx))
+        V[r + x] = val
+        q[y, x] = np.uint16(val)
+        # the row's gradients: pixel x (its right neighbour not yet filled) and x - 1 (whose
+        # right neighbour is now x); the rows above and below at column x (their vertical
+        # part now reads pixel x)
+        for xq in range(max(0, x - 1), x + 1):
+            zq = r + xq
+            mid = V[zq]
+            up = ok[1]
+            dn = ok[2]
+            if dn and up:
+                gvq = abs(V[zq + w] - mid) + abs(mid - V[zq - w])
+            elif dn:
+                gvq = abs(V[zq + w] - mid) * two
+            elif up:
+                gvq = abs(mid - V[zq - w]) * two
+            else:
+                gvq = _F32(0.0)
+            right = xq < x and xq < w - 1
+            left = xq > 0
+            if right and left:
+                gh = abs(V[zq + 1] - mid) + abs(mid - V[zq - 1])
+            elif right:
+                gh = abs(V[zq + 1] - mid) * two
+            elif left:
+                gh = abs(mid - V[zq - 1]) * two
+            else:
+                gh = _F32(0.0)
+            nb[0, xq] = gvq
+            g2 = gvq * gvq + gh * gh
+            nb[1, xq] = _F32(1.0) / np.sqrt(g2) if g2 > _F32(0.0) else _F32(0.0)
+        for i in (1, 2):
+            if ok[i]:
+                yq = y + (-1 if i == 1 else 1)
+                far = yq + (-1 if i == 1 else 1)
+                zq = yq * w + x
+                mid = V[zq]
+                if kf[i]:
+                    gvq = abs(V[r + x] - mid) + abs(mid - V[far * w + x])
+                else:
+                    gvq = abs(V[r + x] - mid) * two
+                gh = GY[zq]
+                g2 = gvq * gvq + gh * gh
+                nb[2 * i, x] = gvq
+                nb[2 * i + 1, x] = _F32(1.0) / np.sqrt(g2) if g2 > _F32(0.0) else _F32(0.0)
+
+
+@njit(**_JIT)
 def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
     """Fill the lost rows (``rowlost``) of rows [0, h) of the uint16 image ``q`` (width w)
     in place: Telea's or OpenCV's Navier-Stokes weights, rows in fast-marching order (see
     above). ``odx``/``ody``/``orec``: the in-radius offsets (:func:`_steps`, :func:`offsets`);
     ``bw``: work arrays (:func:`_band_workspace`)."""
-    V, GX, GY, IG, T, avail, ir, lz, lx, lw, la, lb, acc = bw
+    V, GX, GY, IG, T, avail, ir, lz, lx, lw, la, lb, acc, nb = bw
     # times: a lost row's distance from the nearest received row; a received row's
     # distance from the nearest lost row, minus one, negated (OpenCV's ring outside the mask)
     near = -1
@@ -726,6 +836,8 @@ def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
             yy = y + ody[o]
             if yy < 0 or yy >= h or not avail[yy]:
                 continue  # rows not yet known, and this row itself
+            if not telea and abs(ody[o]) == 1 and odx[o] < 0:
+                continue  # INPAINT_NS: gradient changes as the row fills (see _ns_row)
             rx = orec[4 * o]
             ry = orec[4 * o + 1]
             lz[m] = _U((yy - y) * w + odx[o])  # wraps: unsigned, as flat indices
@@ -747,15 +859,15 @@ def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
             m += 1
         _row_sums(V, GX, GY, IG, ir, acc, y, w, m, lz, lx, lw, la, lb, telea)
         ia, jx, jy, sw = acc[0], acc[1], acc[2], acc[3]
-        for x in range(w):
-            if telea:
+        if telea:
+            for x in range(w):
                 a, b = jx[x], jy[x]
                 sat = ia[x] / sw[x] + (a + b) / (np.sqrt(a * a + b * b) + _F32(1.0e-20))
                 v = _to_u16(np.float64(sat) + 0.5)
-            else:
-                v = _to_u16(np.float64(ia[x]) / np.float64(sw[x]))
-            V[y * w + x] = v
-            q[y, x] = np.uint16(v)
+                V[y * w + x] = v
+                q[y, x] = np.uint16(v)
+        else:
+            _ns_row(V, GY, q, avail, y, h, w, rng, ia, sw, nb)
         avail[y] = True
         for yy in range(max(0, y - 1), min(h, y + 2)):
             if avail[yy]:
@@ -767,7 +879,7 @@ def _band_workspace(h, w, nof):
     """Work arrays of :func:`_inpaint_rows` for crops of up to h x w pixels and ``nof``
     offsets: values, gradients, reciprocal gradient lengths (flat), row times, known rows;
     the row's offset list (INPAINT_NS's 1 / |r|, flat offset, column step, weights), the
-    row's sums."""
+    row's sums, INPAINT_NS's work rows (:func:`_ns_row`)."""
     f32 = np.float32
     return (
         np.empty(h * w, f32),
@@ -783,6 +895,7 @@ def _band_workspace(h, w, nof):
         np.empty(nof, f32),
         np.empty(nof, f32),
         np.empty((4, w), f32),
+        np.empty((6, w), f32),
     )
 
 

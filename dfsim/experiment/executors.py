@@ -153,6 +153,16 @@ def run(
 
 def _run(scn, units, workers, client, progress, log, checkpoint_dir):
     """:func:`run`'s body, with the process's context set."""
+    # Local workers start (spawn, imports) while this process prepares.
+    pool = _start_pool(scn, workers) if client is None and workers > 1 else None
+    try:
+        return _prepare_and_run(scn, units, workers, client, progress, log, checkpoint_dir, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _prepare_and_run(scn, units, workers, client, progress, log, checkpoint_dir, pool):
     # Every config prepared (and its trained methods fitted into the cache) up front: a bad
     # split or packet size fails before any work, and workers only load from the cache.
     preps = [_context.config(k, log)[0] for k in range(len(scn.configs))]
@@ -186,21 +196,22 @@ def _run(scn, units, workers, client, progress, log, checkpoint_dir):
     if client is not None:
         with client:
             _on_dask(client, scn, fp, todo, finished)
-    elif workers == 1 or len(todo) <= 1:
+    elif pool is None or len(todo) <= 1:
         for unit in todo:
             finished(*run_unit(unit))
     else:
-        _on_processes(scn, workers, todo, finished)
+        _on_processes(pool, scn, todo, finished)
     profiling.last_run = getattr(_context, "profile", None)  # per process, for the caller
     return [row for unit in units for row in results[unit]], preps
 
 
-def _on_processes(scn: Scenario, workers: int, todo: list[Unit], finished) -> None:
+def _start_pool(scn: Scenario, workers: int) -> ProcessPoolExecutor:
+    """``workers`` local worker processes, started now: a spawning pool starts a process per
+    task submitted while none is idle, so one no-op task each starts them all."""
     ctx = multiprocessing.get_context("spawn")  # no fork after torch has started threads
-    with (
-        _single_threaded_children(),
-        ProcessPoolExecutor(
-            min(workers, len(todo)),
+    with _single_threaded_children():
+        pool = ProcessPoolExecutor(
+            workers,
             mp_context=ctx,
             initializer=_init_worker,
             initargs=(
@@ -209,12 +220,17 @@ def _on_processes(scn: Scenario, workers: int, todo: list[Unit], finished) -> No
                 "",
                 time.time() if profiling.enabled() else None,
             ),
-        ) as pool,
-    ):
-        # Costliest units (highest loss) first, so that the last ones to finish are short.
-        by_cost = sorted(todo, key=lambda u: (-scn.cells[u[1]].loss_rate, u))
-        for fut in as_completed([pool.submit(run_unit, u) for u in by_cost]):
-            finished(*fut.result())
+        )
+        for _ in range(workers):
+            pool.submit(os.getpid)
+    return pool
+
+
+def _on_processes(pool: ProcessPoolExecutor, scn: Scenario, todo: list[Unit], finished) -> None:
+    # Costliest units (highest loss) first, so that the last ones to finish are short.
+    by_cost = sorted(todo, key=lambda u: (-scn.cells[u[1]].loss_rate, u))
+    for fut in as_completed([pool.submit(run_unit, u) for u in by_cost]):
+        finished(*fut.result())
 
 
 def _on_dask(client, scn: Scenario, fp: str, todo: list[Unit], finished) -> None:
