@@ -24,12 +24,12 @@ band of whole rows) is filled by its row-band kernel: the same algorithm (Telea'
 weights; OpenCV's Navier-Stokes weights, in OpenCV's order within a row) with the fast
 marching specialised to full-width bands and the sums vectorised across a row. Its
 estimates differ slightly from OpenCV's: the error on lost entries of real features is
-lower for Telea (3-5 % on the default model's) and the same within 0.5 % for Navier-
-Stokes. Any other mask, and every mask with ``opencv_exact: true``, goes to the module's
-port of OpenCV's 16-bit inpainting, which gives the bits of ``cv2.inpaint`` (for
-comparisons with simulators that call OpenCV). :func:`_inpaint_opencv` is the method
-written with ``cv2.inpaint`` (the reference the port is tested against; images narrower
-or shorter than 2 pixels still use it).
+lower for Telea (3-5 % on the default model's) and the same within 0.5 % for
+Navier-Stokes. Any other mask, and every mask with ``opencv_exact: true``, goes to the
+module's port of OpenCV's 16-bit inpainting, which gives the bits of ``cv2.inpaint``
+(for comparisons with simulators that call OpenCV). :func:`_inpaint_opencv` is the
+method written with ``cv2.inpaint`` (the reference the port is tested against; images
+narrower or shorter than 2 pixels still use it).
 """
 
 from __future__ import annotations
