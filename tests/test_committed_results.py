@@ -135,7 +135,12 @@ def test_reconstruction_scenario_setting_regenerates(tmp_path, monkeypatch):
     scn = yaml.safe_load((ROOT / "scenarios" / "reconstruction.yaml").read_text())
     scn.update(
         trials=1,
-        methods=["zeros", "linear", {"name": "inpaint_telea", "radius": 2}],
+        methods=[
+            "zeros",
+            "linear",
+            {"name": "inpaint_ns", "radius": 2},
+            {"name": "inpaint_telea", "radius": 2},
+        ],
         channels=[{"kind": "iid", "loss_rates": [0.3]}],
     )
     new = rerun(tmp_path, scn, "reconstruction")

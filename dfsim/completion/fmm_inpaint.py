@@ -663,7 +663,7 @@ def _row_sums(V, GX, GY, IG, ir, acc, y, w, m, lz, lx, lw, la, lb, telea):
 
 
 @njit(**_JIT)
-def _ns_row(V, GY, q, avail, y, h, w, rng, ia, s, nb):
+def _ns_row(V, GY, q, avail, y, h, w, rng, ia, s, nb, c0, ok, kf):
     """Finish INPAINT_NS's row ``y`` left to right, as OpenCV's queue fills it: each pixel
     adds to its sums over the other rows (``ia``, ``s``) the neighbours whose gradient
     changes as the row fills, with their gradients at that moment: the pixels of its own
@@ -671,24 +671,14 @@ def _ns_row(V, GY, q, avail, y, h, w, rng, ia, s, nb):
     above and below (their vertical gradient part now reads a filled pixel); then it is
     filled. ``GY``: the other rows' horizontal gradient parts; ``nb``: work rows, per
     column, for this row (0) and the rows above (1) and below (2), the vertical gradient
-    part and the reciprocal gradient length of that neighbour once (y, column) is filled."""
+    part and the reciprocal gradient length of that neighbour once (y, column) is filled;
+    ``c0``: the distance weights per column step (:func:`_band_workspace`); ``ok``/``kf``:
+    work flags (rows above and below known, and their other vertical neighbours)."""
     r = y * w
     two = _F32(2.0)
     reach = 0  # columns within the radius one row away
     while (reach + 1) * (reach + 1) + 1 <= rng * rng:
         reach += 1
-    ok = np.zeros(3, np.bool_)  # rows above and below available
-    kf = np.zeros(3, np.bool_)  # and their other vertical neighbour
-    # per column step dl: distance weights 1 / (|r|^4 + 1) and 1 / |r|, for r = (dl, 0)
-    # and r = (dl, +-1)
-    c0 = np.empty((4, rng + 1), np.float32)
-    for dl in range(1, rng + 1):
-        v0 = _F32(dl * dl)
-        v1 = _F32(dl * dl + 1)
-        c0[0, dl] = _F32(1.0) / (v0 * v0 + _F32(1.0))
-        c0[1, dl] = _F32(1.0) / _F32(dl)
-        c0[2, dl] = _F32(1.0) / (v1 * v1 + _F32(1.0))
-        c0[3, dl] = _F32(1.0 / np.sqrt(dl * dl + 1.0))
     for i in (1, 2):
         yq = y + (-1 if i == 1 else 1)
         far = yq + (-1 if i == 1 else 1)
@@ -776,7 +766,7 @@ def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
     in place: Telea's or OpenCV's Navier-Stokes weights, rows in fast-marching order (see
     above). ``odx``/``ody``/``orec``: the in-radius offsets (:func:`_steps`, :func:`offsets`);
     ``bw``: work arrays (:func:`_band_workspace`)."""
-    V, GX, GY, IG, T, avail, ir, lz, lx, lw, la, lb, acc, nb = bw
+    V, GX, GY, IG, T, avail, ir, lz, lx, lw, la, lb, acc, nb, c0, ok, kf = bw
     # times: a lost row's distance from the nearest received row; a received row's
     # distance from the nearest lost row, minus one, negated (OpenCV's ring outside the mask)
     near = -1
@@ -867,7 +857,7 @@ def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
                 V[y * w + x] = v
                 q[y, x] = np.uint16(v)
         else:
-            _ns_row(V, GY, q, avail, y, h, w, rng, ia, sw, nb)
+            _ns_row(V, GY, q, avail, y, h, w, rng, ia, sw, nb, c0, ok, kf)
         avail[y] = True
         for yy in range(max(0, y - 1), min(h, y + 2)):
             if avail[yy]:
@@ -875,12 +865,21 @@ def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
 
 
 @njit(**_JIT)
-def _band_workspace(h, w, nof):
+def _band_workspace(h, w, nof, rng):
     """Work arrays of :func:`_inpaint_rows` for crops of up to h x w pixels and ``nof``
     offsets: values, gradients, reciprocal gradient lengths (flat), row times, known rows;
     the row's offset list (INPAINT_NS's 1 / |r|, flat offset, column step, weights), the
-    row's sums, INPAINT_NS's work rows (:func:`_ns_row`)."""
+    row's sums, INPAINT_NS's work rows, distance weights and flags (:func:`_ns_row`: per
+    column step dl, 1 / (|r|^4 + 1) and 1 / |r| for r = (dl, 0) and r = (dl, +-1))."""
     f32 = np.float32
+    c0 = np.zeros((4, rng + 1), f32)
+    for dl in range(1, rng + 1):
+        v0 = _F32(dl * dl)
+        v1 = _F32(dl * dl + 1)
+        c0[0, dl] = _F32(1.0) / (v0 * v0 + _F32(1.0))
+        c0[1, dl] = _F32(1.0) / _F32(dl)
+        c0[2, dl] = _F32(1.0) / (v1 * v1 + _F32(1.0))
+        c0[3, dl] = _F32(1.0 / np.sqrt(dl * dl + 1.0))
     return (
         np.empty(h * w, f32),
         np.empty(h * w, f32),
@@ -896,6 +895,9 @@ def _band_workspace(h, w, nof):
         np.empty(nof, f32),
         np.empty((4, w), f32),
         np.empty((6, w), f32),
+        c0,
+        np.zeros(3, np.bool_),
+        np.zeros(3, np.bool_),
     )
 
 
@@ -956,7 +958,7 @@ def _inpaint_tensors(x, lost, out, rng, pad, telea, offl, orec, bands, odx, ody)
     M = rng
     S = W + 2 + 2 * M
     ws = _workspace((H + 2 + 2 * M) * S, offl.shape[0])
-    bw = _band_workspace(H, W, odx.shape[0])
+    bw = _band_workspace(H, W, odx.shape[0], rng)
     rowlost = np.empty(H, np.bool_)
     rowcount = np.empty(H, np.int64)
     q = np.empty((H, W), np.uint16)
