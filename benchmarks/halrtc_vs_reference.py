@@ -60,19 +60,25 @@ def dfts2_halrtc(damaged, received, iters: int, alpha) -> list[np.ndarray]:
 
 def features(n: int, seed: int = 0):
     """The first ``n`` test images' coded features and one loss pattern (drawn with ``seed``)."""
-    from dfsim.channels import GilbertElliott
-    from dfsim.codecs.raw import RawCodec
     from dfsim.datasets import load_fashion_mnist
-    from dfsim.experiment.prepare import coded_edge_features
     from dfsim.models import load_model
-    from dfsim.packets import PacketLayout
 
     model = load_model("fmnist-resnet")
-    split = model.default_split
-    layout = PacketLayout.for_shape(model.crossing(split)[0].shape, 4)
-    x = coded_edge_features(
-        model, split, load_fashion_mnist("test").head(n).images, RawCodec(8), layout
+    return coded_features(
+        model, model.default_split, load_fashion_mnist("test").head(n).images, seed
     )
+
+
+def coded_features(model, split: str, images, seed: int = 0):
+    """``images``' 8-bit coded features at ``split`` in 4-row packets, and one
+    Gilbert-Elliott loss pattern (30 %, mean burst 4) drawn with ``seed``."""
+    from dfsim.channels import GilbertElliott
+    from dfsim.codecs.raw import RawCodec
+    from dfsim.experiment.prepare import coded_edge_features
+    from dfsim.packets import PacketLayout
+
+    layout = PacketLayout.for_shape(model.crossing(split)[0].shape, 4)
+    x = coded_edge_features(model, split, images, RawCodec(8), layout)
     flags = GilbertElliott.from_loss_burst(0.3, 4).sample(
         len(x) * layout.packets_per_tensor, np.random.default_rng(seed)
     )

@@ -25,28 +25,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from halrtc_vs_reference import features  # noqa: E402 - the benchmark's own directory
+from halrtc_vs_reference import coded_features, features  # noqa: E402 - the benchmarks' directory
 
 
 def efficientnet_features(seed: int = 0):
     """EfficientNet-Lite0's coded features after _blocks.4 for the 144 sample photographs,
     and one loss pattern as :func:`features`."""
-    from dfsim.channels import GilbertElliott
-    from dfsim.codecs.raw import RawCodec
     from dfsim.datasets import load_sample_photos
-    from dfsim.experiment.prepare import coded_edge_features
     from dfsim.models import load_model
-    from dfsim.packets import PacketLayout
 
     model = load_model("efficientnet-lite0")
-    split = "_blocks.4"
-    layout = PacketLayout.for_shape(model.crossing(split)[0].shape, 4)
     images = load_sample_photos(model.input_shape, 144).images
-    x = coded_edge_features(model, split, images, RawCodec(8), layout)
-    flags = GilbertElliott.from_loss_burst(0.3, 4).sample(
-        len(x) * layout.packets_per_tensor, np.random.default_rng(seed)
-    )
-    return x, layout.lost_mask(flags)
+    return coded_features(model, "_blocks.4", images, seed)
 
 
 def main() -> None:
