@@ -570,6 +570,13 @@ def _inpaint_image(q, msk, h, w, rng, telea, S, M, offl, orec, ws):
 # filled from the rows already known, all its pixels together, with OpenCV's weights.
 
 
+@njit(inline="always", **_JIT)
+def _inv_length(a, b):
+    """1 / |(a, b)| in float32, 0 for the zero vector."""
+    g2 = a * a + b * b
+    return _F32(1.0) / np.sqrt(g2) if g2 > _F32(0.0) else _F32(0.0)
+
+
 @njit(**_JITV)
 def _row_gradients(V, avail, y, h, w, GX, GY, IG, telea, horizontal):
     """OpenCV's gradI of the pixels of available row ``y`` (flat arrays, row stride w),
@@ -615,8 +622,7 @@ def _row_gradients(V, avail, y, h, w, GX, GY, IG, telea, horizontal):
             Vv[z] = _F32(0.0)
     if not telea:
         for z in range(r, r + uw):
-            g2 = GX[z] * GX[z] + GY[z] * GY[z]
-            IG[z] = _F32(1.0) / np.sqrt(g2) if g2 > _F32(0.0) else _F32(0.0)
+            IG[z] = _inv_length(GX[z], GY[z])
 
 
 @njit(**_JITV)
@@ -675,7 +681,6 @@ def _ns_row(V, GY, q, avail, y, h, w, rng, ia, s, nb, c0, ok, kf):
     ``c0``: the distance weights per column step (:func:`_band_workspace`); ``ok``/``kf``:
     work flags (rows above and below known, and their other vertical neighbours)."""
     r = y * w
-    two = _F32(2.0)
     reach = 0  # columns within the radius one row away
     while (reach + 1) * (reach + 1) + 1 <= rng * rng:
         reach += 1
@@ -721,43 +726,26 @@ def _ns_row(V, GY, q, avail, y, h, w, rng, ia, s, nb, c0, ok, kf):
         for xq in range(max(0, x - 1), x + 1):
             zq = r + xq
             mid = V[zq]
-            up = ok[1]
-            dn = ok[2]
-            if dn and up:
-                gvq = abs(V[zq + w] - mid) + abs(mid - V[zq - w])
-            elif dn:
-                gvq = abs(V[zq + w] - mid) * two
-            elif up:
-                gvq = abs(mid - V[zq - w]) * two
-            else:
-                gvq = _F32(0.0)
+            up, dn = ok[1], ok[2]
+            gvq = _gpart(dn, up, V[zq + w if dn else zq], V[zq - w if up else zq], mid, mid,
+                         mid, False)  # fmt: skip
             right = xq < x and xq < w - 1
             left = xq > 0
-            if right and left:
-                gh = abs(V[zq + 1] - mid) + abs(mid - V[zq - 1])
-            elif right:
-                gh = abs(V[zq + 1] - mid) * two
-            elif left:
-                gh = abs(mid - V[zq - 1]) * two
-            else:
-                gh = _F32(0.0)
+            gh = _gpart(right, left, V[zq + 1 if right else zq], V[zq - 1 if left else zq], mid,
+                        mid, mid, False)  # fmt: skip
             nb[0, xq] = gvq
-            g2 = gvq * gvq + gh * gh
-            nb[1, xq] = _F32(1.0) / np.sqrt(g2) if g2 > _F32(0.0) else _F32(0.0)
+            nb[1, xq] = _inv_length(gvq, gh)
         for i in (1, 2):
             if ok[i]:
                 yq = y + (-1 if i == 1 else 1)
                 far = yq + (-1 if i == 1 else 1)
                 zq = yq * w + x
                 mid = V[zq]
-                if kf[i]:
-                    gvq = abs(V[r + x] - mid) + abs(mid - V[far * w + x])
-                else:
-                    gvq = abs(V[r + x] - mid) * two
-                gh = GY[zq]
-                g2 = gvq * gvq + gh * gh
+                # row y (filled) on one side, ``far`` on the other
+                gvq = _gpart(True, kf[i], V[r + x], V[far * w + x if kf[i] else zq], mid, mid,
+                             mid, False)  # fmt: skip
                 nb[2 * i, x] = gvq
-                nb[2 * i + 1, x] = _F32(1.0) / np.sqrt(g2) if g2 > _F32(0.0) else _F32(0.0)
+                nb[2 * i + 1, x] = _inv_length(gvq, GY[zq])
 
 
 @njit(**_JIT)
@@ -769,31 +757,26 @@ def _inpaint_rows(q, rowlost, h, w, rng, telea, odx, ody, orec, bw):
     V, GX, GY, IG, T, avail, ir, lz, lx, lw, la, lb, acc, nb, c0, ok, kf = bw
     # times: a lost row's distance from the nearest received row; a received row's
     # distance from the nearest lost row, minus one, negated (OpenCV's ring outside the mask)
-    near = -1
-    for y in range(h):
-        if not rowlost[y]:
-            near = y
-        T[y] = _F32(y - near) if near >= 0 else _F32(1.0e6)
-    near = -1
-    for y in range(h - 1, -1, -1):
-        if not rowlost[y]:
-            near = y
-        if near >= 0 and _F32(near - y) < T[y]:
-            T[y] = _F32(near - y)
-    near = -1
-    for y in range(h):
+    received = lost = -1  # the nearest row of each kind seen so far
+    for y in range(h):  # distance from the nearest row of the other kind above ...
+        other = received if rowlost[y] else lost
+        T[y] = _F32(y - other) if other >= 0 else _F32(1.0e6)
         if rowlost[y]:
-            near = y
-        elif near >= 0:
-            T[y] = _F32(y - near - 1)
+            lost = y
         else:
-            T[y] = _F32(1.0e6)
-    near = -1
-    for y in range(h - 1, -1, -1):
+            received = y
+    received = lost = -1
+    for y in range(h - 1, -1, -1):  # ... or below
+        other = received if rowlost[y] else lost
+        if other >= 0 and _F32(other - y) < T[y]:
+            T[y] = _F32(other - y)
         if rowlost[y]:
-            near = y
-        elif near >= 0 and _F32(near - y - 1) < T[y]:
-            T[y] = _F32(near - y - 1)
+            lost = y
+        else:
+            received = y
+    for y in range(h):
+        if not rowlost[y] and T[y] < _F32(1.0e6):
+            T[y] -= _F32(1.0)
     for y in range(h):
         avail[y] = not rowlost[y]
         if avail[y]:
