@@ -199,7 +199,7 @@ class Scenario:
     methods: tuple[MethodSpec, ...]
     trials: int = 5
     output: str = ""
-    batch_size: int = 256
+    batch_size: int = 64
     reference_method: str = "zeros"  # the paired test compares every method with this one
     dask_scheduler: str | None = None  # run on this Dask scheduler instead of local processes
     plugins: tuple[str, ...] = ()  # modules (or .py files) that register components
@@ -361,7 +361,7 @@ class _TopLevel:
     seed: Annotated[int, Range(0, 2**63 - 1)] = 0
     trials: Annotated[int, Range(1, 100_000)] = 5
     output: str | None = None
-    batch_size: Annotated[int, Range(1, 100_000)] = 256
+    batch_size: Annotated[int, Range(1, 100_000)] = 64
     reference_method: str | None = None
     dask_scheduler: str | None = None
     plugins: list[str] | None = None
