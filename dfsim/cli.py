@@ -394,6 +394,8 @@ def cmd_evaluate(args) -> int:
 
     if args.scenes < 1:
         raise UserError(f"--scenes: must be >= 1, got {args.scenes}")
+    if args.model == "fmnist-mirror":
+        return _evaluate_mirror(args)
     model = load_model(args.model, weights=args.weights)
     t0 = time.perf_counter()
     full = prepare_for_inference(model.full())
@@ -424,6 +426,27 @@ def cmd_evaluate(args) -> int:
             }
         )
     )
+    return 0
+
+
+def _evaluate_mirror(args) -> int:
+    """The reconstruction mirror without loss: mean PSNR and SSIM of its images of the
+    Fashion-MNIST test set's 8-bit quantized ``add_1`` features."""
+    import torch
+
+    from dfsim.datasets import load_fashion_mnist
+    from dfsim.models import fmnist_mirror as mirror
+    from dfsim.models.fmnist_resnet import load_weights
+
+    net = mirror.FashionMirror()
+    train = "dfsim train --model fmnist-mirror"
+    load_weights(net, args.weights, mirror.WEIGHTS_FILE, "--weights", train, "mirror weights file")
+    t0 = time.perf_counter()
+    test = load_fashion_mnist("test", args.data_dir)
+    recon = mirror.reconstruct(net, mirror.quantized_features(test.images))
+    psnr, ssim = mirror.psnr_ssim(recon, torch.from_numpy(test.images).float() / 255.0)
+    scores = {"psnr": psnr, "ssim": ssim, "seconds": round(time.perf_counter() - t0, 2)}
+    print(json.dumps({"model": "fmnist-mirror", "images": len(test.images), **scores}))
     return 0
 
 
@@ -660,10 +683,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "evaluate",
-        help="the full model without loss: top-1 on the Fashion-MNIST test set, or a "
-        "detector's COCO mAP on fmnist-scenes test scenes",
+        help="the full model without loss: top-1 on the Fashion-MNIST test set, a "
+        "detector's COCO mAP on fmnist-scenes test scenes, or the reconstruction mirror's "
+        "PSNR/SSIM on the Fashion-MNIST test set",
     )
-    e.add_argument("--model", default="fmnist-resnet")
+    e.add_argument(
+        "--model",
+        default="fmnist-resnet",
+        help="a registered model, or fmnist-mirror (default: fmnist-resnet)",
+    )
     e.add_argument("--scenes", type=int, default=1000, help="detector: test scenes")
     e.add_argument("--weights")
     e.add_argument("--data-dir")

@@ -208,3 +208,40 @@ def test_mirror_weights_key_the_cache_and_must_match_the_edge(tmp_path):
         Reconstruction().bind(retrained, "add_1")
     Reconstruction().bind(net, "add_1")  # the committed pair binds
     Reconstruction(weights=str(other)).bind(retrained, "add_1")  # a mirror of the user's own
+
+
+def test_evaluate_command_scores_the_mirror(tmp_path, capsys, sample):
+    """``dfsim evaluate --model fmnist-mirror``: the mirror's mean PSNR and SSIM on a test
+    set's quantized features (here an IDX folder of the first 200 test images), the same
+    numbers as the task's own helpers; a missing weights file is a one-line error."""
+    import gzip
+    import json
+    import struct
+
+    import torch
+
+    from dfsim.cli import main
+    from dfsim.models.fmnist_mirror import psnr_ssim
+
+    images, feats = sample
+    for name, arr in [
+        ("t10k-images-idx3-ubyte.gz", images.images[:, 0]),
+        ("t10k-labels-idx1-ubyte.gz", images.labels.astype(np.uint8)),
+    ]:
+        header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+        with gzip.open(tmp_path / name, "wb") as f:
+            f.write(header + np.ascontiguousarray(arr).tobytes())
+    assert main(["evaluate", "--model", "fmnist-mirror", "--data-dir", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    want = psnr_ssim(
+        reconstruct(load_mirror(), feats), torch.from_numpy(images.images).float() / 255.0
+    )
+    assert out["model"] == "fmnist-mirror" and out["images"] == 200
+    assert (out["psnr"], out["ssim"]) == pytest.approx(want, rel=1e-12)
+    assert out["psnr"] > MIN_PSNR and out["ssim"] > MIN_SSIM
+    missing = tmp_path / "missing.pt"
+    args = ["evaluate", "--model", "fmnist-mirror", "--weights", str(missing)]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dfsim: error: --weights: mirror weights file {str(missing)!r} not found"
+    )
