@@ -1,8 +1,10 @@
 """Training of the default Fashion-MNIST model (``dfsim train``).
 
 Deterministic: a fixed seed drives weight init, shuffling and augmentation (random
-2-pixel shifts and horizontal flips), and torch runs with deterministic algorithms,
-so the same seed on the same torch build reproduces the committed weights.
+2-pixel shifts and horizontal flips), and torch runs with deterministic algorithms, so the
+same seed on the same torch build and thread count gives the same weights run after run.
+The committed weights are older than this code and are not among them: retrained today they
+reach 91.21 % top-1 instead of 91.38 % (benchmarks/training.md).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         acc = evaluate(net, x_test, y_test)
         log(
             f"epoch {epoch + 1}/{epochs}: loss {total / len(x_train):.4f}, test top-1 {acc:.4f}, "
