@@ -101,8 +101,10 @@ def metric_plot(
     }
     panels = sorted({k[0] for k in groups}, key=lambda v: (v is None, v))
     width = 7.5 if len(panels) == 1 else 2.6 * len(panels) + 2.8
+    # tall enough for the legend beside the panels (one line per series, ~0.19 in at 8 pt)
+    height = max(4.6, 0.19 * (len({k[1:] for k in groups}) + 1) + 0.8)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(width, 4.6), dpi=120, sharey=True, squeeze=False
+        1, len(panels), figsize=(width, height), dpi=120, sharey=True, squeeze=False
     )
     iid_marked = False
     for ax, pv in zip(axes[0], panels, strict=True):
