@@ -436,11 +436,15 @@ def _evaluate_mirror(args) -> int:
 
     from dfsim.datasets import load_fashion_mnist
     from dfsim.models import fmnist_mirror as mirror
-    from dfsim.models.fmnist_resnet import load_weights
+    from dfsim.models import load_model
 
-    net = mirror.FashionMirror()
-    train = "dfsim train --model fmnist-mirror"
-    load_weights(net, args.weights, mirror.WEIGHTS_FILE, "--weights", train, "mirror weights file")
+    classifier = load_model("fmnist-resnet").weights_id  # the features come from its edge
+    if args.weights is None and classifier != mirror.TRAINED_FOR:
+        raise UserError(
+            f"the built-in mirror inverts fmnist-resnet weights {mirror.TRAINED_FOR}, not the "
+            f"installed ones ({classifier}); give --weights: a mirror trained for them"
+        )
+    net = mirror.load_mirror(args.weights, key="--weights")
     t0 = time.perf_counter()
     test = load_fashion_mnist("test", args.data_dir)
     recon = mirror.reconstruct(net, mirror.quantized_features(test.images))

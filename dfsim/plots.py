@@ -101,10 +101,8 @@ def metric_plot(
     }
     panels = sorted({k[0] for k in groups}, key=lambda v: (v is None, v))
     width = 7.5 if len(panels) == 1 else 2.6 * len(panels) + 2.8
-    # tall enough for the legend beside the panels (one line per series, ~0.19 in at 8 pt)
-    height = max(4.6, 0.19 * (len({k[1:] for k in groups}) + 1) + 0.8)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(width, height), dpi=120, sharey=True, squeeze=False
+        1, len(panels), figsize=(width, 4.6), dpi=120, sharey=True, squeeze=False
     )
     iid_marked = False
     for ax, pv in zip(axes[0], panels, strict=True):
@@ -122,7 +120,9 @@ def metric_plot(
         if pv is not None:
             ax.set_title(_group_label({panel: pv, "channel": None}, (panel,)), fontsize=9)
     axes[0][0].set_ylabel(decl.axis_label)
-    _legend(axes[0], iid_marked)
+    entries = _legend(axes[0], iid_marked)
+    # tall enough for the legend beside the panels (one line per entry, ~0.19 in at 8 pt)
+    fig.set_figheight(max(4.6, 0.19 * entries + 0.8))
     what = f"{decl.label} vs {X_AXES[x][0].split(' (')[0]} (mean and 95 % CI over trials)"
     if len(panels) == 1:
         axes[0][0].set_title(title or what, fontsize=10)
@@ -179,8 +179,8 @@ def _references(ax, reference: dict | None, decl) -> None:
         )
 
 
-def _legend(axes, iid_marked: bool) -> None:
-    """One legend for every panel, outside the data."""
+def _legend(axes, iid_marked: bool) -> int:
+    """One legend for every panel, outside the data; returns its number of entries."""
     handles: dict[str, object] = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -196,6 +196,7 @@ def _legend(axes, iid_marked: bool) -> None:
         fontsize=8,
         frameon=False,
     )
+    return len(handles)
 
 
 def completion_time_bars(rows: list[dict], paths: list[Path]) -> None:

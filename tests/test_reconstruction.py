@@ -210,7 +210,7 @@ def test_mirror_weights_key_the_cache_and_must_match_the_edge(tmp_path):
     Reconstruction(weights=str(other)).bind(retrained, "add_1")  # a mirror of the user's own
 
 
-def test_evaluate_command_scores_the_mirror(tmp_path, capsys, sample):
+def test_evaluate_command_scores_the_mirror(tmp_path, capsys, monkeypatch, sample):
     """``dfsim evaluate --model fmnist-mirror``: the mirror's mean PSNR and SSIM on a test
     set's quantized features (here an IDX folder of the first 200 test images), the same
     numbers as the task's own helpers; a missing weights file is a one-line error."""
@@ -239,6 +239,12 @@ def test_evaluate_command_scores_the_mirror(tmp_path, capsys, sample):
     assert out["model"] == "fmnist-mirror" and out["images"] == 200
     assert (out["psnr"], out["ssim"]) == pytest.approx(want, rel=1e-12)
     assert out["psnr"] > MIN_PSNR and out["ssim"] > MIN_SSIM
+    # the built-in mirror refuses to score against another classifier's features
+    monkeypatch.setattr("dfsim.models.fmnist_mirror.TRAINED_FOR", "0123456789abcdef")
+    assert main(["evaluate", "--model", "fmnist-mirror", "--data-dir", str(tmp_path)]) == 2
+    assert "the built-in mirror inverts fmnist-resnet weights 0123456789abcdef, not the " in (
+        capsys.readouterr().err
+    )
     missing = tmp_path / "missing.pt"
     args = ["evaluate", "--model", "fmnist-mirror", "--weights", str(missing)]
     assert main(args) == 2
