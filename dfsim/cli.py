@@ -438,13 +438,9 @@ def _evaluate_mirror(args) -> int:
     from dfsim.models import fmnist_mirror as mirror
     from dfsim.models import load_model
 
-    classifier = load_model("fmnist-resnet").weights_id  # the features come from its edge
-    if args.weights is None and classifier != mirror.TRAINED_FOR:
-        raise UserError(
-            f"the built-in mirror inverts fmnist-resnet weights {mirror.TRAINED_FOR}, not the "
-            f"installed ones ({classifier}); give --weights: a mirror trained for them"
-        )
-    net = mirror.load_mirror(args.weights, key="--weights")
+    # the features come from the installed fmnist-resnet's edge
+    classifier = load_model("fmnist-resnet").weights_id
+    net = mirror.load_mirror(args.weights, key="--weights", classifier_id=classifier)
     t0 = time.perf_counter()
     test = load_fashion_mnist("test", args.data_dir)
     recon = mirror.reconstruct(net, mirror.quantized_features(test.images))

@@ -214,23 +214,17 @@ def test_evaluate_command_scores_the_mirror(tmp_path, capsys, monkeypatch, sampl
     """``dfsim evaluate --model fmnist-mirror``: the mirror's mean PSNR and SSIM on a test
     set's quantized features (here an IDX folder of the first 200 test images), the same
     numbers as the task's own helpers; a missing weights file is a one-line error."""
-    import gzip
     import json
-    import struct
 
     import torch
+    from test_datasets import write_idx
 
     from dfsim.cli import main
     from dfsim.models.fmnist_mirror import psnr_ssim
 
     images, feats = sample
-    for name, arr in [
-        ("t10k-images-idx3-ubyte.gz", images.images[:, 0]),
-        ("t10k-labels-idx1-ubyte.gz", images.labels.astype(np.uint8)),
-    ]:
-        header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
-        with gzip.open(tmp_path / name, "wb") as f:
-            f.write(header + np.ascontiguousarray(arr).tobytes())
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.ascontiguousarray(images.images[:, 0]))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", images.labels.astype(np.uint8))
     assert main(["evaluate", "--model", "fmnist-mirror", "--data-dir", str(tmp_path)]) == 0
     out = json.loads(capsys.readouterr().out)
     want = psnr_ssim(
@@ -242,7 +236,7 @@ def test_evaluate_command_scores_the_mirror(tmp_path, capsys, monkeypatch, sampl
     # the built-in mirror refuses to score against another classifier's features
     monkeypatch.setattr("dfsim.models.fmnist_mirror.TRAINED_FOR", "0123456789abcdef")
     assert main(["evaluate", "--model", "fmnist-mirror", "--data-dir", str(tmp_path)]) == 2
-    assert "the built-in mirror inverts fmnist-resnet weights 0123456789abcdef, not the " in (
+    assert "--weights: the built-in mirror inverts fmnist-resnet weights 0123456789abcdef, " in (
         capsys.readouterr().err
     )
     missing = tmp_path / "missing.pt"

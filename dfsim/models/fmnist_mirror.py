@@ -227,9 +227,22 @@ def train(
     }
 
 
-def load_mirror(weights: str | Path | None = None, key: str = "task.weights") -> FashionMirror:
+def load_mirror(
+    weights: str | Path | None = None,
+    key: str = "task.weights",
+    classifier_id: str | None = None,
+) -> FashionMirror:
     """The mirror with the committed weights (or ``weights``), in eval mode; a missing or
-    unloadable file is a one-line :class:`~dfsim.errors.UserError` naming ``key``."""
+    unloadable file is a one-line :class:`~dfsim.errors.UserError` naming ``key``. Given
+    the weights digest of the fmnist-resnet whose features it will see (``classifier_id``),
+    the committed mirror refuses any other than :data:`TRAINED_FOR` (a user's ``weights``
+    are taken as trained for them)."""
+    if weights is None and classifier_id is not None and classifier_id != TRAINED_FOR:
+        raise UserError(
+            f"{key}: the built-in mirror inverts fmnist-resnet weights {TRAINED_FOR}, "
+            f"not these ({classifier_id}); give {key}: a mirror of the same "
+            "architecture trained for them"
+        )
     net = FashionMirror()
     train = "dfsim train --model fmnist-mirror"
     load_weights(net, weights, WEIGHTS_FILE, key, train, "mirror weights file")

@@ -118,15 +118,9 @@ class Reconstruction:
                 f"task: reconstruction has a mirror model for {have} only "
                 f"(got {model.name} at {split})"
             )
-        from dfsim.models.fmnist_mirror import TRAINED_FOR, load_mirror
+        from dfsim.models.fmnist_mirror import load_mirror
 
-        if self.weights is None and model.weights_id != TRAINED_FOR:
-            raise UserError(
-                f"task.weights: the built-in mirror inverts fmnist-resnet weights {TRAINED_FOR}, "
-                f"not these ({model.weights_id}); give task.weights: a mirror of the same "
-                "architecture trained for them"
-            )
-        self._mirror = load_mirror(self.weights)
+        self._mirror = load_mirror(self.weights, classifier_id=model.weights_id)
 
     def cache_id(self) -> str:
         """The mirror's weights (digest), which determine the predictions."""
