@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-stop set-up for dfsim on a fresh Debian machine with Python 3.11:
 #   - the Fashion-MNIST dataset (Debian package dataset-fashion-mnist), if missing
-#   - a virtual environment in .venv with a pinned CPU build of torch and dfsim (editable)
+#   - a virtual environment in .venv with dfsim (editable) and every dependency at the
+#     version constraints.txt locks (a CPU build of torch among them)
 #   - dfsim's numba kernels compiled into numba's cache (a build step, like compiling a C
 #     extension): the first run then does not spend ~30 s of CPU time compiling them
 # Safe to run repeatedly; it only does what is missing.
@@ -24,12 +25,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.dfsim-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing dependencies into .venv" >&2
-  .venv/bin/python -m pip install -q --upgrade pip
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+  echo "setup: installing dependencies into .venv (versions from constraints.txt)" >&2
+  .venv/bin/python -m pip install -q -c constraints.txt pip
   # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
-  .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[test,imagenet]"
+  .venv/bin/python -m pip install -q -c constraints.txt "torch==2.13.0"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,imagenet]"
   touch "$stamp"
 fi
 

@@ -1,1 +1,7 @@
 """dfsim."""
+
+# First, before numpy or torch loads: every library's CPU kernels at one instruction-set
+# level, so the same scenario gives the same numbers on any x86 machine.
+from dfsim import reproducibility as _reproducibility
+
+_reproducibility.apply()

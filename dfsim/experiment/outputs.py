@@ -4,6 +4,7 @@ atomically; results.csv last, so a directory with one holds a whole run."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from importlib import metadata
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfsim import plots, statistics
+from dfsim import plots, reproducibility, statistics
 from dfsim.checkpoint import Checkpoint
 from dfsim.errors import UserError
 from dfsim.experiment.prepare import Prepared
@@ -94,6 +95,7 @@ def manifest(scn, preps: list[Prepared], n_rows: int, elapsed: float, executor: 
         "scenario_file": scn.source,
         "seed": scn.seed,
         "versions": versions(),
+        "machine": reproducibility.state(),
         "model": {
             "name": prep.model.name,
             "weights_sha256_16": prep.model.weights_id,
@@ -239,3 +241,47 @@ def write_device_table(preps: list[Prepared], path) -> None:
 
 def executor_text(workers: int | None, dask: str | None) -> str:
     return f"dask {dask}" if dask else f"{workers or os.cpu_count()} local processes"
+
+
+def _manifest_of(directory: Path) -> dict | None:
+    """A result directory's manifest, or None where there is none readable."""
+    try:
+        data = json.loads((Path(directory) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def provenance_notes(out: Path) -> list[str]:
+    """One-line notes for ``dfsim run`` before it starts: results may differ from other
+    machines' (kernels not pinned), and the result being regenerated in ``out`` was made
+    with other library versions or kernels."""
+    notes = [n for n in [reproducibility.note()] if n]
+    previous = _manifest_of(out)
+    if previous is not None:
+        now = {"versions": versions(), "machine": reproducibility.state()}
+        diff = reproducibility.differences(previous, now)
+        if diff:
+            notes.append(
+                f"{str(Path(out) / 'manifest.json')!r} was made with other libraries or "
+                f"kernels ({'; '.join(diff)}): numbers may differ in the last digits"
+            )
+    return notes
+
+
+def comparison_notes(dirs: list[str]) -> list[str]:
+    """One line per result directory made with other library versions or kernels than the
+    first one ``dfsim compare`` reads."""
+    manifests = [(d, _manifest_of(Path(d))) for d in dirs]
+    first, base = manifests[0]
+    if base is None:
+        return []
+    notes = []
+    for d, m in manifests[1:]:
+        diff = reproducibility.differences(base, m) if m is not None else []
+        if diff:
+            notes.append(
+                f"{d!r} was made with other libraries or kernels than {first!r} "
+                f"({'; '.join(diff)}): numbers may differ in the last digits"
+            )
+    return notes
