@@ -10,12 +10,15 @@ ARQ, FEC and both) and a packetization grid with short packets, both send orders
 depths, dropped images and a replayed loss trace.
 """
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import without_timing
 
+from dfsim import reproducibility
 from dfsim.cli import main
 from dfsim.results import read_results_csv
 
@@ -47,11 +50,33 @@ def rerun(tmp_path, scenario: dict, name: str) -> list[dict]:
     return read_results_csv(out / "results.csv")
 
 
+# Where the kernels cannot be pinned (a CPU below x86-64-v3, DFSIM_KERNELS=native), the
+# committed numbers come back only approximately. These bounds are measured, not chosen:
+# benchmarks/reproducibility.md runs these checks with every library capped below the
+# pinned level and records the largest deviation of each kind; the bounds are a few times
+# those. Top-1 and agreement may move by a few images; every other number by a relative
+# amount.
+RELATIVE_TOLERANCE = 1e-3
+IMAGES_TOLERANCE = 3
+COUNTED = ("top1", "agreement")  # fractions of n_images
+
+
+def _deviation(column: str, new, old, n_images: int) -> float:
+    """How far ``new`` is from ``old``: images for the counted columns, relative otherwise."""
+    if column in COUNTED:
+        return abs(new - old) * n_images
+    return abs(new - old) / max(abs(old), 1e-12)
+
+
 def assert_rows_match(new: list[dict], committed: list[dict]) -> None:
     """Every new row equals the committed row of the same (config, setting, trial, method) in
-    every committed column (older files lack some columns) but the timing one."""
+    every committed column (older files lack some columns) but the timing one: exactly where
+    the kernels are pinned, within the measured tolerance where they cannot be."""
     key = [k for k in KEY if k in committed[0]]
     index = {tuple(r[k] for k in key): r for r in without_timing(committed)}
+    exact = reproducibility.state()["exact"]
+    worst: dict[str, float] = {}
+    beyond = []
     assert new
     for row in without_timing(new):
         old = index[tuple(row[k] for k in key)]
@@ -59,7 +84,19 @@ def assert_rows_match(new: list[dict], committed: list[dict]) -> None:
             k for k, v in old.items() if row.get(k) == v or (v != v and row.get(k) != row.get(k))
         }
         diff = {k: (row.get(k), v) for k, v in old.items() if k not in same}
-        assert not diff, diff
+        if exact:
+            assert not diff, diff
+            continue
+        for k, (a, b) in diff.items():
+            assert isinstance(a, float | int) and isinstance(b, float | int), (k, a, b)
+            dev = _deviation(k, a, b, int(old.get("n_images") or 1))
+            worst[k] = max(worst.get(k, 0.0), dev)
+            if dev > (IMAGES_TOLERANCE if k in COUNTED else RELATIVE_TOLERANCE):
+                beyond.append((k, a, b, dev))
+    if worst and os.environ.get("DFSIM_DEVIATIONS"):  # benchmarks/reproducibility.py reads it
+        with open(os.environ["DFSIM_DEVIATIONS"], "a") as f:
+            f.write(json.dumps(worst) + "\n")
+    assert not beyond, beyond
 
 
 def test_default_scenario_setting_regenerates(tmp_path, monkeypatch):

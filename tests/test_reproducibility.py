@@ -171,7 +171,5 @@ def test_environment_matches_the_lock():
     installed.pop("dfsim", None)
     missing = sorted(set(installed) - set(locked))
     assert not missing, f"installed but not locked: {missing}"
-    differ = {
-        k: (v, locked[k]) for k, v in installed.items() if v.split("+")[0] != locked[k]
-    }
+    differ = {k: (v, locked[k]) for k, v in installed.items() if v.split("+")[0] != locked[k]}
     assert not differ, differ
