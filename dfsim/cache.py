@@ -2,16 +2,25 @@
 predictions, the loss-free split model's predictions, fitted completion weights.
 
 Location: ``$DFSIM_CACHE``, else ``$XDG_CACHE_HOME/dfsim``, else ``~/.cache/dfsim``.
-Entries are keyed by a content hash of everything that determines them, written
-atomically, and safe to delete at any time.
+Entries are keyed by a content hash of everything that determines them, and safe to
+delete at any time. Each is written atomically (a temporary file, fsync, rename) and
+sealed: ``KIND/KEY.sealed.npz`` is an ``.npz`` archive whose zip comment, its last 64
+bytes, is the sha256 of the bytes before it. An entry that fails the check (truncated,
+emptied, overwritten) is reported in one line on stderr, deleted and recomputed.
+
+The helpers here (:func:`write_atomic`, :func:`checksum`, :func:`is_sealed`,
+:func:`discard`) serve every state dfsim keeps between runs (see also dfsim.checkpoint).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,26 +38,77 @@ def key_of(**parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
-def load_arrays(kind: str, key: str) -> dict[str, np.ndarray] | None:
-    path = cache_dir() / kind / f"{key}.npz"
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError):
-        return None  # a damaged entry is recomputed
+def checksum(data) -> bytes:
+    """The sha256 of ``data`` (bytes-like) as 64 ASCII hex digits."""
+    return hashlib.sha256(data).hexdigest().encode()
 
 
-def save_arrays(kind: str, key: str, arrays: dict[str, np.ndarray]) -> Path:
-    d = cache_dir() / kind
-    d.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{key}.", suffix=".npz")
-    os.close(fd)
+def is_sealed(data: bytes, end: bytes = b"") -> bool:
+    """``data`` ends with the :func:`checksum` of the bytes before it, then ``end``."""
+    n = len(data) - len(end) - 64
+    return n >= 0 and data.endswith(end) and data[n : n + 64] == checksum(memoryview(data)[:n])
+
+
+def write_atomic(path: Path, *chunks) -> None:
+    """``chunks`` (bytes-like) into ``path``: a temporary file in the same directory, fsync'd,
+    renamed over ``path``, the directory fsync'd; a crash at any instant leaves the old
+    file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, d / f"{key}.npz")
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return d / f"{key}.npz"
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def discard(path: Path, what: str, why: str, then: str = "recomputing it") -> None:
+    """Delete a damaged stored entry, saying so in one line on stderr."""
+    Path(path).unlink(missing_ok=True)
+    print(f"dfsim: note: discarded damaged {what} {path} ({why}); {then}", file=sys.stderr)
+
+
+def _path(kind: str, key: str) -> Path:
+    return cache_dir() / kind / f"{key}.sealed.npz"
+
+
+def load_arrays(kind: str, key: str) -> dict[str, np.ndarray] | None:
+    """The arrays stored under ``kind``/``key``; None when there are none (or they were
+    damaged: then the entry is discarded with a note)."""
+    path = _path(kind, key)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not is_sealed(data):
+        discard(path, "cache entry", "checksum mismatch")
+        return None
+    try:
+        with np.load(io.BytesIO(data)) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - sealed but unreadable: not an entry of ours
+        discard(path, "cache entry", f"unreadable: {type(exc).__name__}")
+        return None
+
+
+def save_arrays(kind: str, key: str, arrays: dict[str, np.ndarray]) -> Path:
+    """Store ``arrays`` under ``kind``/``key`` (sealed, atomically); returns the file."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.comment = b"0" * 64  # the checksum's place: the archive's last 64 bytes
+    body = buf.getbuffer()[:-64]
+    path = _path(kind, key)
+    write_atomic(path, body, checksum(body))
+    return path

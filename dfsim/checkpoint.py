@@ -2,11 +2,18 @@
 ``OUT/.partial/`` and a rerun of the same scenario skips the units already there.
 
 A unit's rows are stored as JSON (floats round-trip exactly), written to a temporary
-file and renamed, so a run killed at any instant (Ctrl-C or kill -9) leaves only whole
-units. The directory also records a fingerprint of the resolved scenario and model
+file, fsync'd and renamed, so a run killed at any instant (Ctrl-C or kill -9) leaves only
+whole units. The directory also records a fingerprint of the resolved scenario and model
 weights: a *different* scenario pointed at the same output directory is refused rather
 than mixed. When the run completes, the final files are written and ``.partial/`` is
 removed.
+
+Every file here is ``{"payload": ..., "sha256": "..."}``, the checksum being that of the
+bytes before it (:func:`dfsim.cache.is_sealed`); a unit's payload also names its unit and
+the scenario's fingerprint. A unit file that fails the check (truncated, emptied,
+overwritten, copied from another unit or run) is discarded with a one-line note and its
+unit run again; a damaged fingerprint file discards the whole unfinished run, which then
+starts over.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ import json
 import shutil
 from pathlib import Path
 
+from dfsim.cache import checksum, discard, is_sealed, write_atomic
 from dfsim.errors import UserError
-from dfsim.results import atomic_write
 
 PARTIAL = ".partial"
+_END = b'"}'  # what follows the checksum in a sealed JSON file
 
 
 def fingerprint(resolved_scenario: dict, weights_id: str) -> str:
@@ -32,29 +40,54 @@ class Checkpoint:
     """Finished units of one run, in ``out/.partial``."""
 
     def __init__(self, out: Path, fp: str):
-        self.dir = Path(out) / PARTIAL
+        self.dir, self.fp = Path(out) / PARTIAL, fp
         stamp = self.dir / "fingerprint"
-        if stamp.is_file():
-            if stamp.read_text().strip() != fp:
+        if stamp.exists():
+            stored = _read(stamp)
+            if not isinstance(stored, dict) or not isinstance(stored.get("fingerprint"), str):
+                n = len(list(self.dir.glob("unit-*.json")))
+                shutil.rmtree(self.dir)
+                discard(
+                    stamp,
+                    "checkpoint fingerprint",
+                    "checksum mismatch",
+                    f"starting the run over (its {n} saved work units discarded too)",
+                )
+            elif stored["fingerprint"] != fp:
                 raise UserError(
                     f"--out: {str(out)!r} holds an unfinished run of a different scenario; "
                     f"use another --out, or delete {str(self.dir)!r} to discard it"
                 )
-        else:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            _atomic_text(stamp, fp)
+        if not stamp.exists():
+            _write(stamp, {"fingerprint": fp})
 
     def _path(self, unit: tuple[int, ...]) -> Path:
         return self.dir / ("unit-" + "-".join(map(str, unit)) + ".json")
 
     def done(self) -> dict[tuple[int, ...], list[dict]]:
+        """The saved units' rows (damaged ones discarded, with a note)."""
         out = {}
-        for p in self.dir.glob("unit-*.json"):
-            out[tuple(int(i) for i in p.stem.split("-")[1:])] = json.loads(p.read_text())
+        for p in sorted(self.dir.glob("unit-*.json")):
+            stored = _read(p)
+            try:
+                unit = tuple(int(i) for i in p.stem.split("-")[1:])
+            except ValueError:
+                unit = None
+            if stored is None:
+                discard(p, "checkpoint unit", "checksum mismatch")
+            elif (
+                not isinstance(stored, dict)
+                or stored.get("unit") != list(unit or ())
+                or stored.get("fingerprint") != self.fp
+                or not isinstance(stored.get("rows"), list)
+            ):
+                discard(p, "checkpoint unit", "not this run's unit")
+            else:
+                out[unit] = stored["rows"]
         return out
 
     def save(self, unit: tuple[int, ...], rows: list[dict]) -> None:
-        _atomic_text(self._path(unit), json.dumps(rows))
+        _write(self._path(unit), {"unit": list(unit), "fingerprint": self.fp, "rows": rows})
 
     @staticmethod
     def finish_dir(out: Path) -> None:
@@ -62,5 +95,16 @@ class Checkpoint:
         shutil.rmtree(Path(out) / PARTIAL, ignore_errors=True)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text))
+def _write(path: Path, payload) -> None:
+    """``payload`` as sealed JSON, atomically."""
+    head = b'{"payload": ' + json.dumps(payload).encode() + b', "sha256": "'
+    write_atomic(path, head, checksum(head), _END)
+
+
+def _read(path: Path):
+    """The payload of a sealed JSON file; None when it fails its checksum."""
+    data = path.read_bytes()
+    try:
+        return json.loads(data)["payload"] if is_sealed(data, _END) else None
+    except (ValueError, KeyError, TypeError):  # sealed, yet not what _write writes
+        return None
