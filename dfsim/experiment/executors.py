@@ -14,9 +14,11 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import cv2
 import torch
@@ -200,7 +202,7 @@ def _prepare_and_run(scn, units, workers, client, progress, log, checkpoint_dir,
         for unit in todo:
             finished(*run_unit(unit))
     else:
-        _on_processes(pool, scn, todo, finished)
+        _on_processes(pool, scn, workers, todo, finished)
     profiling.last_run = getattr(_context, "profile", None)  # per process, for the caller
     return [row for unit in units for row in results[unit]], preps
 
@@ -226,11 +228,38 @@ def _start_pool(scn: Scenario, workers: int) -> ProcessPoolExecutor:
     return pool
 
 
-def _on_processes(pool: ProcessPoolExecutor, scn: Scenario, todo: list[Unit], finished) -> None:
+def _on_processes(pool, scn: Scenario, workers: int, todo: list[Unit], finished, restarts=1):
+    """Run ``todo`` on ``pool``. A worker that dies (killed, out of memory) breaks the pool:
+    the units left run once more on fresh workers; a second death is a one-line error (the
+    finished units are checkpointed, so a rerun resumes)."""
     # Costliest units (highest loss) first, so that the last ones to finish are short.
-    by_cost = sorted(todo, key=lambda u: (-scn.cells[u[1]].loss_rate, u))
-    for fut in as_completed([pool.submit(run_unit, u) for u in by_cost]):
-        finished(*fut.result())
+    left = sorted(todo, key=lambda u: (-scn.cells[u[1]].loss_rate, u))
+    try:
+        futures = {pool.submit(run_unit, u): u for u in left}
+        for fut in as_completed(futures):
+            if not isinstance(fut.exception(), BrokenProcessPool):
+                finished(*fut.result())
+                left.remove(futures[fut])
+    except BrokenProcessPool:  # broken before every unit was submitted
+        pass
+    if not left:
+        return
+    if not restarts:
+        raise UserError(
+            f"a worker process died again (killed, or out of memory?) with {len(left)} work "
+            "units left; the finished ones are kept: rerun the same command to resume"
+        )
+    print(
+        "dfsim: note: a worker process died (killed, or out of memory?); running the "
+        f"{len(left)} work units left on fresh workers",
+        file=sys.stderr,
+    )
+    pool.shutdown(cancel_futures=True)
+    fresh = _start_pool(scn, workers)
+    try:
+        _on_processes(fresh, scn, workers, left, finished, restarts - 1)
+    finally:
+        fresh.shutdown(cancel_futures=True)
 
 
 def _on_dask(client, scn: Scenario, fp: str, todo: list[Unit], finished) -> None:
