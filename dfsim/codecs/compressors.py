@@ -10,6 +10,11 @@ packet's value count from its header). Integrity is the transport checksum's job
 (:mod:`dfsim.codecs.base`); a payload the library rejects, or one that decodes to the
 wrong number of bytes or leaves bytes unused, raises :class:`PayloadError`.
 
+Every decompressor is bounded by the packet's raw size (rows x width x bytes per value,
+which the receiver knows from the header): it never inflates more than that (plus one
+byte, or brotli's one internal block), so a payload of a few hundred bytes that would
+inflate to hundreds of megabytes is refused as fast as any other bad payload.
+
 ``zstd`` can use a dictionary trained on the training images' packets
 (``dictionary: 4096``: its size in bytes); encoder and decoder share it, it is not sent.
 """
@@ -138,15 +143,26 @@ class ZstdCodec(_ByteCodec):
         return self._c.compress(self._raw(codes))
 
     def decode_packet(self, payload: bytes, rows: int, width: int, side: dict) -> np.ndarray:
-        """Decompress one frame; nothing may follow it."""
+        """Decompress one frame into at most the packet's bytes; nothing may follow it.
+        The frame header is read first: a frame declaring another size (zstd would
+        allocate what it declares), or a window larger than this packet and the dictionary
+        can need, is refused before anything is allocated for it."""
         n = self._expected(rows, width)
-        d = self._d.decompressobj()
         try:
-            raw = d.decompress(payload)
+            frame = zstandard.get_frame_parameters(payload, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
         except zstandard.ZstdError as e:
             raise PayloadError(f"zstd: {e}") from None
-        if not d.eof or d.unused_data:
-            raise PayloadError("zstd: truncated payload or bytes after the frame's end")
+        if frame.content_size not in (n, zstandard.CONTENTSIZE_UNKNOWN):
+            raise PayloadError(f"zstd: the frame declares {frame.content_size} bytes, expected {n}")
+        if frame.window_size > 2 * max(n + self.dictionary, 1024):
+            raise PayloadError(
+                f"zstd: the frame's {frame.window_size}-byte window is larger than a "
+                f"{n}-byte packet needs"
+            )
+        try:  # a truncated frame, a longer one or bytes after its end are errors
+            raw = self._d.decompress(payload, max_output_size=n, allow_extra_data=False)
+        except zstandard.ZstdError as e:
+            raise PayloadError(f"zstd: {e}") from None
         if len(raw) != n:
             raise PayloadError(f"zstd: payload decodes to {len(raw)} bytes, expected {n}")
         return self._codes(raw, rows, width)
@@ -173,12 +189,16 @@ class BrotliCodec(_ByteCodec):
         return brotli.compress(self._raw(codes), quality=self.quality, lgwin=10)
 
     def decode_packet(self, payload: bytes, rows: int, width: int, side: dict) -> np.ndarray:
-        """Decompress one stream; it must be complete."""
+        """Decompress one stream, at most one byte more than the packet's; it must be
+        complete."""
+        n = self._expected(rows, width)
         d = brotli.Decompressor()
         try:
-            raw = d.process(payload)
+            raw = d.process(payload, output_buffer_limit=n + 1)
         except brotli.error as e:
             raise PayloadError(f"brotli: {e}") from None
+        if len(raw) > n:
+            raise PayloadError(f"brotli: payload inflates to more than the packet's {n} bytes")
         if not d.is_finished():
             raise PayloadError("brotli: truncated payload")
         return self._codes(raw, rows, width)
