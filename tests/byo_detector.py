@@ -63,3 +63,8 @@ def decode_mismatched(outputs, score_threshold=0.05, max_detections=50):
 def decode_nothing(outputs, score_threshold=0.05, max_detections=50):
     """Broken on purpose (for the error tests): returns None."""
     return None
+
+
+def decode_fewer(outputs, score_threshold=0.05, max_detections=50):
+    """Broken on purpose (for the error tests): drops the last image's detections."""
+    return decode(outputs, score_threshold, max_detections)[:-1]

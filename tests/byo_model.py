@@ -42,3 +42,16 @@ class Untraceable(SkipNet):
 def make_untraceable():
     torch.manual_seed(0)
     return Untraceable()
+
+
+class FirstRowOnly(SkipNet):
+    """Broken on purpose (for the error tests): the classifier's output keeps only the
+    first image of the batch (its shapes at batch 1, where it is traced, are right)."""
+
+    def forward(self, x):
+        return super().forward(x)[:1]
+
+
+def make_first_row_only():
+    torch.manual_seed(0)
+    return FirstRowOnly()

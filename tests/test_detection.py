@@ -711,6 +711,12 @@ def test_users_detector_runs_end_to_end_on_a_coco_folder(user_coco, tmp_path):
             "byo_detector:make",
             r"task\.postprocess: byo_detector:decode_nothing failed \(TypeError",
         ),
+        (
+            '{name: detection, postprocess: "byo_detector:decode_fewer"}',
+            "byo_detector:make",
+            r"task\.postprocess: byo_detector:decode_fewer returned detections for 7 images, "
+            r"given 8: it must return one \(boxes, scores, labels\) per image",
+        ),
     ],
 )
 def test_detection_task_mistakes_are_one_line_errors(

@@ -140,11 +140,11 @@ def load_images(scn: Scenario, input_shape) -> ImageSet:
     return images.head(scn.data.n_images)
 
 
-def build_model(scn: Scenario, cfg: Config):
-    """The split model and the resolved split point, its crossing tensors checked: each is
-    C x H x W, and its packets fit the height and the MTU (every tensor's side information
-    rides in the image's first packet)."""
-    model = scn.model.build(cfg.split)
+def build_model(scn: Scenario, cfg: Config, model=None):
+    """The split model (``model``: one already built for ``cfg.split``) and the resolved
+    split point, its crossing tensors checked: each is C x H x W, and its packets fit the
+    height and the MTU (every tensor's side information rides in the image's first packet)."""
+    model = scn.model.build(cfg.split) if model is None else model
     split = cfg.split or model.default_split
     crossing = model.crossing(split)
     for t in crossing:
@@ -289,7 +289,8 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     nw = scn.network
     cloud = prepare_for_inference(task_cloud(task, model, split))
     with phase("loss-free cloud pass (or cache load)"):
-        reference_pred = _reference_pass(scn, cfg, features_key, task, cloud, streams)
+        what = f"model {scn.model.import_path or model.name!r} at split {split!r}: its cloud"
+        reference_pred = _reference_pass(scn, cfg, features_key, task, cloud, streams, what)
     return Prepared(
         scenario=scn,
         config=cfg,
@@ -338,34 +339,94 @@ def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task, key: st
     stored = cache.load_arrays("features", key)
     if stored is None:
         x = model.normalise(images.images)
-        feats = run_batched(prepare_for_inference(model.edge(split)), x, scn.batch_size)
+        name, n = scn.model.import_path or model.name, len(images)
+        edge = f"model {name!r}: its edge sub-model at split {split!r}"
+        feats = run_model(prepare_for_inference(model.edge(split)), x, scn.batch_size, edge)
         feats = feats if isinstance(feats, tuple) else (feats,)
+        check_crossing(feats, model.crossing(split), n, edge)
         stored = {f"features_{i}": f.astype(np.float32) for i, f in enumerate(feats)}
         if getattr(task, "cloud_model", None) is not None:  # the task's own cloud sub-model
             own = prepare_for_inference(task.cloud_model(model, split))
-            outputs = run_batched(own, list(feats) if len(feats) > 1 else feats[0], scn.batch_size)
+            what = f"task {scn.task.name!r}: its cloud sub-model"
+            outputs = run_model(
+                own, list(feats) if len(feats) > 1 else feats[0], scn.batch_size, what
+            )
         else:
-            outputs = run_batched(prepare_for_inference(model.full()), x, scn.batch_size)
-        stored["clean_pred"] = task.predict(outputs)
+            what = f"model {name!r}: the full model"
+            outputs = run_model(prepare_for_inference(model.full()), x, scn.batch_size, what)
+        check_rows(outputs, n, what)
+        stored["clean_pred"] = task_predict(task, outputs, n)
         cache.save_arrays("features", key, stored)
     n = len(model.crossing(split))
     return [stored[f"features_{i}"] for i in range(n)], stored["clean_pred"]
 
 
-def _reference_pass(scn, cfg: Config, features_key: str, task, cloud, streams):
+def _reference_pass(scn, cfg: Config, features_key: str, task, cloud, streams, what="the cloud"):
     """The loss-free split model's predictions (cached by features, which cover the model
     and the task, and codec)."""
     key = cache.key_of(features=features_key, codec=cfg.codec.name, params=cfg.codec.params)
     ref = cache.load_arrays("reference", key)
     if ref is None:
-        ref = {"pred": predict(task, cloud, [s.reference for s in streams], scn.batch_size)}
+        ref = {"pred": predict(task, cloud, [s.reference for s in streams], scn.batch_size, what)}
         cache.save_arrays("reference", key, ref)
     return ref["pred"]
 
 
-def predict(task, cloud, tensors: list[np.ndarray], batch_size: int):
-    """The cloud sub-model on the crossing tensors, then the task's predictions."""
-    return task.predict(run_batched(cloud, tensors if len(tensors) > 1 else tensors[0], batch_size))
+def predict(task, cloud, tensors: list[np.ndarray], batch_size: int, what: str = "the cloud"):
+    """The cloud sub-model on the crossing tensors, then the task's predictions (one per
+    image, from one output row per image: anything else is a one-line error)."""
+    n = len(tensors[0])
+    what = f"{what} sub-model"
+    outputs = run_model(cloud, tensors if len(tensors) > 1 else tensors[0], batch_size, what)
+    check_rows(outputs, n, what)
+    return task_predict(task, outputs, n)
+
+
+def run_model(module, x, batch_size: int, what: str):
+    """:func:`run_batched`, where a module that fails or returns something other than
+    tensors (a model given by import path, a plug-in's) is a one-line error naming ``what``."""
+    try:
+        return run_batched(module, x, batch_size)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's module broke its contract
+        text = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise UserError(f"{what} failed ({type(exc).__name__}: {text})") from None
+
+
+def _shapes(arrays) -> str:
+    return ", ".join("x".join(map(str, np.shape(a))) or "a scalar" for a in arrays)
+
+
+def check_rows(outputs, n: int, what: str) -> None:
+    """``outputs`` (an array, or a tuple of them) hold one row per image of ``n``."""
+    parts = outputs if isinstance(outputs, tuple) else (outputs,)
+    if any(np.ndim(p) == 0 or len(p) != n for p in parts):
+        raise UserError(
+            f"{what} returned {_shapes(parts)} for {n} images: expected one row per image"
+        )
+
+
+def check_crossing(feats: tuple, crossing, n: int, what: str) -> None:
+    """The edge's outputs are the tensors crossing the cut, of the declared shapes."""
+    want = [(n, *t.shape) for t in crossing]
+    if [tuple(np.shape(f)) for f in feats] != want:
+        expected = ", ".join("x".join(map(str, w)) for w in want)
+        raise UserError(
+            f"{what} returned {len(feats)} tensors ({_shapes(feats)}), expected "
+            f"{len(want)} ({expected}) for {n} images"
+        )
+
+
+def task_predict(task, outputs, n: int):
+    """The task's predictions of ``n`` images: exactly one per image."""
+    pred = task.predict(outputs)
+    if np.ndim(pred) == 0 or len(pred) != n:
+        raise UserError(
+            f"task {getattr(task, 'name', type(task).__name__)!r}: predict returned "
+            f"{_shapes([pred])} for {n} images: expected one prediction per image"
+        )
+    return pred
 
 
 # --------------------------------------------------------------------------- methods

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from dfsim import profiling
+from dfsim.errors import UserError
 from dfsim.experiment.prepare import Prepared, predict
 from dfsim.network import Transmission
 from dfsim.profiling import phase
@@ -128,6 +129,13 @@ def _method_metrics(
     )
     dt = time.perf_counter() - t0
     profiling.add(f"completion: {label}", dt)
+    for out, given in zip(repaired, delivery.tensors, strict=True):
+        if np.shape(out) != np.shape(given):  # a plug-in method broke its contract
+            raise UserError(
+                f"methods ({label}): complete_batch returned "
+                f"{'x'.join(map(str, np.shape(out)))} for a "
+                f"{'x'.join(map(str, np.shape(given)))} batch: expected the same shape"
+            )
     iters = (
         [i for m in per_stream for i in (getattr(m, "iterations", None) or [])] if damaged else None
     )

@@ -203,11 +203,22 @@ class Detection:
         """Cloud outputs -> detections N x max_detections x 6."""
         if self._post is None:
             raise RuntimeError("Detection.bind(model) must be called before predict")
+        parts = outputs if isinstance(outputs, tuple) else (outputs,)
+        n = len(parts[0])
         try:
             dets = self._post(
                 outputs, score_threshold=self.score_threshold, max_detections=self.max_detections
             )
             dets = [tuple(np.asarray(a) for a in d) for d in dets]
+            if len(dets) != n:
+                raise UserError(
+                    f"task.postprocess: {self._describe()} returned detections for "
+                    f"{len(dets)} images, given {n}: it must return one (boxes, scores, "
+                    "labels) per image"
+                )
+            for d in dets:
+                if len(d) != 3:
+                    raise ValueError(f"an image's detections are {len(d)} arrays, not 3")
             for boxes, scores, labels in dets:
                 if boxes.reshape(-1, 4).shape[0] != len(scores) or len(scores) != len(labels):
                     raise ValueError("boxes, scores and labels differ in length")
