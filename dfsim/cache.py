@@ -8,8 +8,9 @@ sealed: ``KIND/KEY.sealed.npz`` is an ``.npz`` archive whose zip comment, its la
 bytes, is the sha256 of the bytes before it. An entry that fails the check (truncated,
 emptied, overwritten) is reported in one line on stderr, deleted and recomputed.
 
-The helpers here (:func:`write_atomic`, :func:`checksum`, :func:`is_sealed`,
-:func:`discard`) serve every state dfsim keeps between runs (see also dfsim.checkpoint).
+The helpers here (atomic writes, checksums, sealed JSON, discarding with a note) serve
+every state dfsim keeps between runs: these entries, the checkpoints of unfinished runs
+(dfsim.checkpoint) and the generated detection scenes (dfsim.scenes).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -73,9 +75,33 @@ def write_atomic(path: Path, *chunks) -> None:
         os.close(dir_fd)
 
 
+_JSON_END = b'"}'  # what follows the checksum in a sealed JSON file
+
+
+def write_sealed_json(path: Path, payload) -> None:
+    """``{"payload": PAYLOAD, "sha256": "..."}``, the checksum that of the bytes before it,
+    atomically."""
+    head = b'{"payload": ' + json.dumps(payload).encode() + b', "sha256": "'
+    write_atomic(path, head, checksum(head), _JSON_END)
+
+
+def read_sealed_json(path: Path):
+    """The payload of a :func:`write_sealed_json` file; None when it fails its checksum."""
+    data = Path(path).read_bytes()
+    try:
+        return json.loads(data)["payload"] if is_sealed(data, _JSON_END) else None
+    except (ValueError, KeyError, TypeError):  # sealed, yet not what write_sealed_json writes
+        return None
+
+
 def discard(path: Path, what: str, why: str, then: str = "recomputing it") -> None:
-    """Delete a damaged stored entry, saying so in one line on stderr."""
-    Path(path).unlink(missing_ok=True)
+    """Delete a damaged stored entry (a file or a directory), saying so in one line on
+    stderr."""
+    path = Path(path)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
     print(f"dfsim: note: discarded damaged {what} {path} ({why}); {then}", file=sys.stderr)
 
 

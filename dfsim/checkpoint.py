@@ -8,9 +8,9 @@ weights: a *different* scenario pointed at the same output directory is refused 
 than mixed. When the run completes, the final files are written and ``.partial/`` is
 removed.
 
-Every file here is ``{"payload": ..., "sha256": "..."}``, the checksum being that of the
-bytes before it (:func:`dfsim.cache.is_sealed`); a unit's payload also names its unit and
-the scenario's fingerprint. A unit file that fails the check (truncated, emptied,
+Every file here is sealed JSON (:func:`dfsim.cache.write_sealed_json`: the payload, then
+the sha256 of the bytes before it); a unit's payload also names its unit and the
+scenario's fingerprint. A unit file that fails the check (truncated, emptied,
 overwritten, copied from another unit or run) is discarded with a one-line note and its
 unit run again; a damaged fingerprint file discards the whole unfinished run, which then
 starts over.
@@ -23,11 +23,10 @@ import json
 import shutil
 from pathlib import Path
 
-from dfsim.cache import checksum, discard, is_sealed, write_atomic
+from dfsim.cache import discard, read_sealed_json, write_sealed_json
 from dfsim.errors import UserError
 
 PARTIAL = ".partial"
-_END = b'"}'  # what follows the checksum in a sealed JSON file
 
 
 def fingerprint(resolved_scenario: dict, weights_id: str) -> str:
@@ -43,7 +42,7 @@ class Checkpoint:
         self.dir, self.fp = Path(out) / PARTIAL, fp
         stamp = self.dir / "fingerprint"
         if stamp.exists():
-            stored = _read(stamp)
+            stored = read_sealed_json(stamp)
             if not isinstance(stored, dict) or not isinstance(stored.get("fingerprint"), str):
                 n = len(list(self.dir.glob("unit-*.json")))
                 shutil.rmtree(self.dir)
@@ -59,7 +58,7 @@ class Checkpoint:
                     f"use another --out, or delete {str(self.dir)!r} to discard it"
                 )
         if not stamp.exists():
-            _write(stamp, {"fingerprint": fp})
+            write_sealed_json(stamp, {"fingerprint": fp})
 
     def _path(self, unit: tuple[int, ...]) -> Path:
         return self.dir / ("unit-" + "-".join(map(str, unit)) + ".json")
@@ -68,7 +67,7 @@ class Checkpoint:
         """The saved units' rows (damaged ones discarded, with a note)."""
         out = {}
         for p in sorted(self.dir.glob("unit-*.json")):
-            stored = _read(p)
+            stored = read_sealed_json(p)
             try:
                 unit = tuple(int(i) for i in p.stem.split("-")[1:])
             except ValueError:
@@ -87,24 +86,11 @@ class Checkpoint:
         return out
 
     def save(self, unit: tuple[int, ...], rows: list[dict]) -> None:
-        _write(self._path(unit), {"unit": list(unit), "fingerprint": self.fp, "rows": rows})
+        write_sealed_json(
+            self._path(unit), {"unit": list(unit), "fingerprint": self.fp, "rows": rows}
+        )
 
     @staticmethod
     def finish_dir(out: Path) -> None:
         """The run's final files are written: its partial units are no longer needed."""
         shutil.rmtree(Path(out) / PARTIAL, ignore_errors=True)
-
-
-def _write(path: Path, payload) -> None:
-    """``payload`` as sealed JSON, atomically."""
-    head = b'{"payload": ' + json.dumps(payload).encode() + b', "sha256": "'
-    write_atomic(path, head, checksum(head), _END)
-
-
-def _read(path: Path):
-    """The payload of a sealed JSON file; None when it fails its checksum."""
-    data = path.read_bytes()
-    try:
-        return json.loads(data)["payload"] if is_sealed(data, _END) else None
-    except (ValueError, KeyError, TypeError):  # sealed, yet not what _write writes
-        return None

@@ -15,7 +15,8 @@ is in both. Everything follows from ``seed`` (a ``numpy.random.Generator``), so 
 same parameters give the same scenes, byte for byte, on every machine.
 
 The dataset writes the scenes once as PNGs with a COCO ``instances.json`` in the cache
-(``$DFSIM_CACHE/scenes/...``) and reads them back with the COCO loader, like any
+(``$DFSIM_CACHE/scenes/...``), with the sha256 of each file in a sealed
+``sha256sums.json``, and reads them back, checked, with the COCO loader, like any
 COCO-format set.
 """
 
@@ -106,20 +107,39 @@ def make_scenes(
     return generate_scenes(src.images[:, 0], src.labels, n, size, max_objects, int(rng_seed))
 
 
+SUMS = "sha256sums.json"  # the sha256 of every other file of a scene set, sealed JSON
+
+
+def _sums(d: Path, sync: bool = False) -> dict[str, str]:
+    """The sha256 of every file in ``d`` but :data:`SUMS` (each fsync'd first if ``sync``)."""
+    out = {}
+    for p in sorted(d.iterdir()):
+        if p.name != SUMS:
+            with open(p, "rb") as f:
+                if sync:
+                    os.fsync(f.fileno())
+                out[p.name] = cache.checksum(f.read()).decode()
+    return out
+
+
 def scenes_dir(subset: str, n: int, size: int, max_objects: int, seed: int, fmnist_dir) -> Path:
-    """The scenes in COCO format in the cache, written on first use."""
-    key = cache.key_of(version=1, subset=subset, n=n, size=size, max_objects=max_objects, seed=seed)
+    """The scenes in COCO format in the cache, written on first use; a set whose files do
+    not match their recorded checksums is discarded with a note and written again."""
+    key = cache.key_of(version=2, subset=subset, n=n, size=size, max_objects=max_objects, seed=seed)
     d = cache.cache_dir() / "scenes" / f"fmnist-scenes-{subset}-{n}-{size}-{key}"
-    if (d / "instances.json").is_file():
-        return d
+    if d.is_dir():
+        if (d / SUMS).is_file() and cache.read_sealed_json(d / SUMS) == _sums(d):
+            return d
+        cache.discard(d, "scene set", "checksum mismatch", "generating it again")
     images, boxes = make_scenes(subset, n, size, max_objects, seed, fmnist_dir)
     d.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=d.parent, prefix=f".{d.name}."))
     try:
         write_coco(tmp, images, boxes, FASHION_MNIST_CLASSES)
+        cache.write_sealed_json(tmp / SUMS, _sums(tmp, sync=True))
         os.replace(tmp, d)
     except OSError:
-        if not (d / "instances.json").is_file():  # another process may have won the race
+        if not (d / SUMS).is_file():  # another process may have won the race
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

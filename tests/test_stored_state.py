@@ -1,7 +1,7 @@
-"""State kept between runs survives damage: a checkpoint unit, the checkpoint's fingerprint
-or a cache entry that is truncated, has a byte flipped, is overwritten with random bytes,
-emptied or (checkpoints) replaced by other valid JSON is reported in one line, discarded and
-recomputed, and the run's results equal an undamaged run's."""
+"""State kept between runs survives damage: a checkpoint unit, the checkpoint's fingerprint,
+a cache entry or a generated scene set that is truncated, has a byte flipped, is overwritten
+with random bytes, emptied or (checkpoints) replaced by other valid JSON is reported in one
+line, discarded and recomputed, and the run's results equal an undamaged run's."""
 
 import json
 import random
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_scenario, without_timing
 
-from dfsim import cache
+from dfsim import cache, scenes
 from dfsim.cli import main
 from dfsim.experiment import executors
 from dfsim.results import read_results_csv
@@ -170,4 +170,22 @@ def test_a_damaged_cache_entry_of_any_kind_is_discarded(tmp_path, monkeypatch, c
     )
     assert not path.exists()
     assert cache.load_arrays("altec", "k1") is None  # a plain miss now, without a note
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+@pytest.mark.parametrize("victim", ["000001.png", "instances.json", scenes.SUMS])
+def test_a_damaged_scene_set_is_generated_again(tmp_path, monkeypatch, capsys, victim, how):
+    monkeypatch.setenv("DFSIM_CACHE", str(tmp_path))
+    d = scenes.scenes_dir("test", 3, 48, 2, 0, None)
+    sums = scenes._sums(d)
+    assert sorted(sums) == ["000000.png", "000001.png", "000002.png", "instances.json"]
+    damage(d / victim, how)
+    capsys.readouterr()
+    assert scenes.scenes_dir("test", 3, 48, 2, 0, None) == d
+    assert capsys.readouterr().err == (
+        f"dfsim: note: discarded damaged scene set {d} (checksum mismatch); generating it again\n"
+    )
+    assert scenes._sums(d) == sums and cache.read_sealed_json(d / scenes.SUMS) == sums
+    assert scenes.scenes_dir("test", 3, 48, 2, 0, None) == d  # whole: no note
     assert capsys.readouterr().err == ""
