@@ -1,7 +1,7 @@
 """The ``dfsim`` command line.
 
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run]
-                            [--save-losses] [--profile]
+                            [--save-losses] [--profile] [--max-configs N] [--max-units N]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [--x loss_rate|burst_length] [--y METRIC] [--by F,...] [--panels F]
     dfsim compare DIR... [--metric METRIC] [--reference METHOD]
@@ -18,23 +18,59 @@ User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
-import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from dfsim.errors import UserError
+from dfsim.errors import UserError, one_line
+
+
+def _load(args):
+    """The command's scenario, with the limits of ``--max-configs`` / ``--max-units``."""
+    from dfsim.scenario import load_scenario
+
+    for option, value in (("--max-configs", args.max_configs), ("--max-units", args.max_units)):
+        if value < 1:
+            raise UserError(f"{option}: must be >= 1, got {value}")
+    return load_scenario(args.scenario, args.max_configs, args.max_units)
+
+
+def check_output_dir(out: Path, option: str = "--out") -> None:
+    """A directory that can be created (if missing) and written to, checked before any
+    work by doing it: the missing directories are made, a file is written in the deepest,
+    and both are removed again, so that nothing is left behind."""
+    shown = f"{option}: {str(out)!r}"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{shown} exists and is not a directory")
+    made = []
+    try:
+        for p in reversed([out, *out.parents]):
+            if p.is_dir():
+                continue
+            if p.exists() or p.is_symlink():
+                raise UserError(f"{shown} is below {str(p)!r}, which is not a directory")
+            p.mkdir()
+            made.append(p)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"{shown} is not writable ({exc.strerror or type(exc).__name__}; checked before "
+            "running)"
+        ) from None
+    finally:
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 def cmd_run(args) -> int:
-    from dfsim import experiment
-    from dfsim.experiment.outputs import executor_text, write_outputs
-    from dfsim.scenario import load_scenario
-
-    scn = load_scenario(args.scenario)
+    scn = _load(args)
     if args.device is not None:
         from dfsim import devices
 
@@ -42,13 +78,12 @@ def cmd_run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be >= 1, got {args.workers}")
     out = Path(args.out or scn.output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {str(out)!r} exists and is not a directory")
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"--out: {str(out)!r} is not writable (checked before running)")
+    check_output_dir(out, "--out" if args.out else f"{args.scenario}: output")
     if args.dry_run:
         return _dry_run(scn, out)
+    from dfsim import experiment  # after the checks: a refused scenario does not wait for it
+    from dfsim.experiment.outputs import executor_text, write_outputs
+
     dask = args.dask or scn.dask_scheduler
     if args.profile:
         from dfsim import profiling
@@ -130,10 +165,13 @@ def _dry_run(scn, out: Path) -> int:
     from dfsim.experiment.prepare import build_task
 
     try:
-        shapes, model = {}, None
-        for cfg in scn.configs:
-            model, split = build_model(scn, cfg)
-            build_task(scn, model, split)  # a task that needs this model and split checks it
+        shapes, models = {}, {}
+        for cfg in scn.configs:  # one model per split point; every config's packets checked
+            if cfg.split not in models:
+                model, split = build_model(scn, cfg)
+                build_task(scn, model, split)  # a task that needs this model and split checks it
+                models[cfg.split] = model
+            model, split = build_model(scn, cfg, models[cfg.split])
             shapes[cfg] = (
                 split,
                 " + ".join("x".join(map(str, t.shape)) for t in model.crossing(split)),
@@ -183,7 +221,7 @@ def _read_results(d: str):
     if manifest.is_file():
         try:
             scenario = json.loads(manifest.read_text()).get("scenario", {})
-        except (ValueError, OSError, AttributeError) as exc:
+        except (ValueError, OSError, AttributeError, RecursionError) as exc:
             raise UserError(f"{manifest}: not a dfsim manifest ({exc})") from None
     load_plugins(scenario.get("plugins") or ())
     task = dict(scenario.get("task") or {"name": "classification"})
@@ -279,9 +317,8 @@ def cmd_example(args) -> int:
     import json
 
     from dfsim.examples import example_figure
-    from dfsim.scenario import load_scenario
 
-    scn = load_scenario(args.scenario)
+    scn = _load(args)
     # commas inside a label's parentheses (halrtc(max_iters=50,tol=0.001)) do not split
     methods = re.findall(r"(?:[^,(]|\([^)]*\))+", args.methods) if args.methods else None
     if args.trial < 0:
@@ -330,9 +367,8 @@ def cmd_plot(args) -> int:
 
 def cmd_fit(args) -> int:
     from dfsim.experiment.prepare import fit_method, prepare
-    from dfsim.scenario import load_scenario
 
-    scn = load_scenario(args.scenario)
+    scn = _load(args)
     trained = [m for m in scn.methods if m.build().needs_fit and args.method in ("all", m.name)]
     if not trained:
         which = "" if args.method == "all" else repr(args.method) + " "
@@ -538,13 +574,40 @@ def cmd_precompile(args) -> int:
     return 0
 
 
+def _limit_options() -> argparse.ArgumentParser:
+    """``--max-configs`` / ``--max-units``: the size of grid a command takes (checked from
+    the scenario's lists before anything is built)."""
+    from dfsim.limits import MAX_CONFIGS, MAX_UNITS
+
+    lim = argparse.ArgumentParser(add_help=False)
+    lim.add_argument(
+        "--max-configs",
+        type=int,
+        default=MAX_CONFIGS,
+        metavar="N",
+        help=f"refuse a grid of more than N configs (default {MAX_CONFIGS})",
+    )
+    lim.add_argument(
+        "--max-units",
+        type=int,
+        default=MAX_UNITS,
+        metavar="N",
+        help="refuse a scenario of more than N work units, configs x channel settings x "
+        f"trials (default {MAX_UNITS})",
+    )
+    return lim
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand and option. Long, but declarative: one call per option."""
     p = argparse.ArgumentParser(prog="dfsim", description="Deep-feature transmission simulator.")
     sub = p.add_subparsers(dest="command", required=True)
+    limits = _limit_options()
 
     r = sub.add_parser(
-        "run", help="run a scenario: results.csv, manifest.json, accuracy_vs_loss.png"
+        "run",
+        parents=[limits],
+        help="run a scenario: results.csv, manifest.json, accuracy_vs_loss.png",
     )
     r.add_argument("scenario")
     r.add_argument("--out", help="output directory (default: the scenario's 'output')")
@@ -618,6 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser(
         "example",
+        parents=[limits],
         help="one image through the pipeline at one loss rate, repaired by a few methods",
     )
     ex.add_argument("scenario")
@@ -652,7 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plot)
 
     f = sub.add_parser(
-        "fit", help="fit a scenario's trained completion methods (ALTeC) into the cache"
+        "fit",
+        parents=[limits],
+        help="fit a scenario's trained completion methods (ALTeC) into the cache",
     )
     f.add_argument("method", help="a trained method of the scenario (altec), or 'all'")
     f.add_argument("scenario")
@@ -762,8 +828,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UserError as exc:
-        print(f"dfsim: error: {exc}", file=sys.stderr)
+    except UserError as exc:  # one line, whatever the key or value in it holds
+        print(one_line(f"dfsim: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

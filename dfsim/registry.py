@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import reprlib
 import types
 import typing
 from dataclasses import MISSING, dataclass, fields, is_dataclass
@@ -189,27 +190,29 @@ def _check_type(tp, value, where: str, p: Param):
         specific = [e for e in errors if ": expected " not in e and " is not one of " not in e]
         if specific:  # the value has the right type but not the right value (a range)
             raise UserError(specific[0])
-        raise UserError(f"{where}: expected {_expected(tp)}, got {type_name(value)} {value!r}")
+        raise UserError(f"{where}: expected {_expected(tp)}, got {type_name(value)} {shown(value)}")
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices or isinstance(value, bool):
-            raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+            raise UserError(f"{where}: {shown(value)} is not one of {', '.join(map(str, choices))}")
         return value
     if origin in (list, tuple):
         return _check_sequence(tp, origin, value, where, p)
     if tp is bool:
         if not isinstance(value, bool):
-            raise UserError(f"{where}: expected true or false, got {type_name(value)} {value!r}")
+            raise UserError(
+                f"{where}: expected true or false, got {type_name(value)} {shown(value)}"
+            )
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"{where}: expected an integer, got {type_name(value)} {value!r}")
+            raise UserError(f"{where}: expected an integer, got {type_name(value)} {shown(value)}")
         if p.range and not p.range.contains(value):
             raise UserError(f"{where}: {value} is out of range (must be {p.range.text(True)})")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where}: expected a number, got {type_name(value)} {value!r}")
+            raise UserError(f"{where}: expected a number, got {type_name(value)} {shown(value)}")
         if not (p.range or Range()).contains(float(value)):
             raise UserError(
                 f"{where}: {value!r} is out of range (must be "
@@ -219,7 +222,7 @@ def _check_type(tp, value, where: str, p: Param):
     if tp is str:
         if not isinstance(value, str) or not value:
             raise UserError(
-                f"{where}: expected a non-empty string, got {type_name(value)} {value!r}"
+                f"{where}: expected a non-empty string, got {type_name(value)} {shown(value)}"
             )
         return _check_path(value, where, p.path) if p.path else value
     if tp is dict:
@@ -305,13 +308,29 @@ def dataclass_params(cls) -> dict[str, Param]:
     return out
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 80, 80, 6, 4
+
+
+def shown(value) -> str:
+    """``repr(value)`` cut short for messages (a value may be a huge list or string)."""
+    return _SHORT.repr(value)
+
+
+def key_text(key) -> str:
+    """A user's mapping key as messages show it: as written when it is a short plain name,
+    else quoted, escaped and cut short (a key holding a line break, a number, a list)."""
+    plain = isinstance(key, str) and key.isprintable() and key == key.strip() and key != ""
+    return key if plain and len(key) <= 80 else shown(key)
+
+
 def check_keys(raw, where: str, allowed, what: str | None = None) -> dict:
     """``raw`` must be a mapping whose keys are all in ``allowed``."""
     if not isinstance(raw, dict):
         raise UserError(f"{where or 'scenario'}: expected a mapping, got {type_name(raw)}")
     for k in raw:
         if k not in allowed:
-            key = f"{where}.{k}" if where else str(k)
+            key = f"{where}.{key_text(k)}" if where else key_text(k)
             if what:
                 listed = ", ".join(allowed) or "none"
                 raise UserError(f"{key}: not a parameter of {what} (its parameters: {listed})")
@@ -347,8 +366,14 @@ def grid_values(key: str, values: list, check) -> list:
     if not values:
         raise UserError(f"{key}: must not be an empty list")
     out = [check(v, f"{key}[{i}]") for i, v in enumerate(values)]
+    seen = set()
     for i, v in enumerate(out):
-        if v in out[:i]:
+        try:
+            repeated = v in seen  # linear in the list's length, not quadratic
+            seen.add(v)
+        except TypeError:  # unhashable
+            repeated = v in out[:i]
+        if repeated:
             raise UserError(f"{key}: {getattr(v, 'label', v)!r} is listed twice")
     return out
 

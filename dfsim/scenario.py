@@ -16,8 +16,10 @@ parameters given as lists make method variants.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import importlib.util
+import math
 import sys
 import zlib
 from dataclasses import asdict, dataclass, field, replace
@@ -29,6 +31,14 @@ import yaml
 from dfsim import devices
 from dfsim.error_control import ErrorControl, parse_strategy
 from dfsim.errors import UserError
+from dfsim.limits import (
+    MAX_CONFIGS,
+    MAX_METHODS,
+    MAX_SCENARIO_BYTES,
+    MAX_UNITS,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+)
 from dfsim.packets import Packetization
 from dfsim.registry import (
     DIR,
@@ -40,8 +50,10 @@ from dfsim.registry import (
     declared_params,
     entry,
     grid_values,
+    key_text,
     names,
     parse_dataclass,
+    shown,
     type_name,
 )
 
@@ -285,8 +297,25 @@ def _config_dict(c: Config) -> dict:
 
 
 # --------------------------------------------------------------------------- loading
+class _YamlTooDeep(Exception):
+    pass
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys instead of keeping the last."""
+    """SafeLoader that rejects duplicate mapping keys instead of keeping the last, and
+    documents nested deeper than :data:`MAX_YAML_DEPTH` while composing them (PyYAML's
+    composer recurses: a deep enough document would end in a RecursionError)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _YamlTooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader, node, deep=False):
@@ -304,22 +333,99 @@ def _construct_mapping(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
+def _expanded_nodes(root: yaml.Node) -> int:
+    """Nodes of the document with every alias expanded (at most MAX_YAML_NODES + 1), or -1
+    when an alias refers to a node that contains it (a document that never ends). Aliases
+    share nodes, so this walks each node once."""
+    size: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        kids = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else node.value
+            if isinstance(node, yaml.SequenceNode)
+            else []
+        )
+        if finished:
+            size[key] = min(1 + sum(size[id(k)] for k in kids), MAX_YAML_NODES + 1)
+        elif key in size:
+            continue
+        elif key in entered:  # reached again before it was finished: it contains itself
+            return -1
+        else:
+            entered.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids)
+    return size[id(root)]
+
+
+def read_yaml(path: str | Path, what: str = "scenario"):
+    """A YAML file's document, bounded: at most :data:`MAX_SCENARIO_BYTES`, nested at most
+    :data:`MAX_YAML_DEPTH` deep, at most :data:`MAX_YAML_NODES` nodes with aliases
+    expanded; anything else is a one-line error naming the file."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{path}: scenario file not found")
+        raise UserError(f"{path}: {what} file not found")
     try:
-        raw = yaml.load(p.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        with p.open("rb") as f:
+            data = f.read(MAX_SCENARIO_BYTES + 1)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read {what}: {exc}") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise UserError(
+            f"{path}: {what} file is larger than {MAX_SCENARIO_BYTES // 1024} KiB "
+            f"({p.stat().st_size:,} bytes)"
+        )
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        n = _expanded_nodes(node)
+        if n < 0:
+            raise UserError(f"{path}: invalid YAML: an alias refers to a node that contains it")
+        if n > MAX_YAML_NODES:
+            raise UserError(
+                f"{path}: invalid YAML: more than {MAX_YAML_NODES:,} nodes once its aliases "
+                "are expanded"
+            )
+        return loader.construct_document(node)
+    except _YamlTooDeep as exc:
+        mark = exc.args[0]
+        raise UserError(
+            f"{path}: invalid YAML (line {mark.line + 1}, column {mark.column + 1}): nested "
+            f"more than {MAX_YAML_DEPTH} levels deep"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{path}: invalid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read scenario: {exc}") from None
+    except RecursionError:  # a last resort: the depth limit should come first
+        raise UserError(f"{path}: invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def load_scenario(
+    path: str | Path, max_configs: int = MAX_CONFIGS, max_units: int = MAX_UNITS
+) -> Scenario:
+    """Read and validate a scenario file; a grid of more than ``max_configs`` configs or
+    more than ``max_units`` work units is refused before any of it is built."""
+    raw = read_yaml(path)
     try:
-        return parse_scenario(raw, default_name=p.stem, source=str(p))
+        return parse_scenario(
+            raw,
+            default_name=Path(path).stem,
+            source=str(path),
+            max_configs=max_configs,
+            max_units=max_units,
+        )
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
 
@@ -388,8 +494,16 @@ SECTIONS = (
 )
 
 
-def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -> Scenario:
-    """Validate a scenario given as parsed YAML."""
+def parse_scenario(
+    raw: Any,
+    default_name: str = "scenario",
+    source: str = "",
+    max_configs: int = MAX_CONFIGS,
+    max_units: int = MAX_UNITS,
+) -> Scenario:
+    """Validate a scenario given as parsed YAML. The numbers of configs, channel settings
+    and methods are counted from the lists before any is built: a grid of more than
+    ``max_configs`` configs or ``max_units`` work units is a one-line error."""
     if raw is None:
         raise UserError("scenario is empty")
     scalars = dataclass_params(_TopLevel)
@@ -401,7 +515,8 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
     load_plugins(top["plugins"] or ())
     name = top["name"] if "name" in raw else default_name
     model = _model(raw.get("model", {}))
-    configs = _configs(raw)
+    configs = _configs(raw, max_configs)
+    cells = _channels(raw["channels"], len(configs), top["trials"], max_units)
     methods = _methods(raw["methods"])
     labels = [m.label for m in methods]
     reference = top["reference_method"] or ("zeros" if "zeros" in labels else labels[0])
@@ -418,7 +533,7 @@ def parse_scenario(raw: Any, default_name: str = "scenario", source: str = "") -
         task=_component("task", raw.get("task", "classification"), "task"),
         network=_network(raw.get("network", {})),
         configs=configs,
-        cells=_channels(raw["channels"]),
+        cells=cells,
         methods=methods,
         trials=top["trials"],
         output=top["output"] or f"results/{name}",
@@ -536,8 +651,9 @@ def _network(raw) -> NetworkSpec:
 
 
 # --------------------------------------------------------------------------- the grid
-def _configs(raw) -> tuple[Config, ...]:
-    """Every grid dimension (path, values) in declaration order, then their product."""
+def _configs(raw, max_configs: int = MAX_CONFIGS) -> tuple[Config, ...]:
+    """Every grid dimension (path, values) in declaration order, then their product (its
+    size checked against ``max_configs`` before it is made)."""
     model = raw.get("model", {})
     splits = model.get("split") if isinstance(model, dict) else None
     dims: dict[str, list] = {"model.split": _grid("model.split", splits, _optional_string)}
@@ -553,7 +669,7 @@ def _configs(raw) -> tuple[Config, ...]:
     for k in given:
         if not any(k in entry("codec", c).params for c in codecs):
             raise UserError(
-                f"encoding.{k}: not a parameter of codec {', '.join(codecs)} "
+                f"encoding.{key_text(k)}: not a parameter of codec {', '.join(codecs)} "
                 f"(parameters: {', '.join(_codec_keys(codecs)) or 'none'})"
             )
     defaults: dict[str, set] = {}
@@ -585,8 +701,44 @@ def _configs(raw) -> tuple[Config, ...]:
     labels = [c.label for c in dims["error_control"]]
     if len(set(labels)) < len(labels):
         raise UserError(f"error_control: {labels!r}: strategies need distinct labels (set 'label')")
+    axes = _axes({k: len(v) for k, v in dims.items()}, _zip_groups(dims, raw.get("zip")), "zip")
+    n = _count_configs(dims, axes)
+    if n > max_configs:
+        listed = " x ".join(f"{len(v)} {k}" for k, v in dims.items() if len(v) > 1)
+        zipped = ", some zipped" if any(len(a) > 1 for a in axes) else ""
+        raise UserError(
+            f"the grid ({listed}{zipped}) makes {n:,} configs, more than the limit of "
+            f"{max_configs:,}: shorten its lists, or raise the limit with --max-configs {n}"
+        )
+    codecs: dict[tuple, Component] = {}  # each distinct codec checked once
+    picks = _picks_of(axes, {k: len(v) for k, v in dims.items()})
     # a codec without one of the grid's codec parameters appears once, not once per value
-    return tuple(dict.fromkeys(_config(p) for p in _expand(dims, raw.get("zip"))))
+    return tuple(
+        dict.fromkeys(_config({k: dims[k][i] for k, i in p.items()}, codecs) for p in picks)
+    )
+
+
+def _count_configs(dims: dict[str, list], axes: list[list[str]]) -> int:
+    """How many distinct configs the grid makes, without making them: for each codec of
+    the grid, the product over the axes (keys that advance together) of the distinct
+    values an axis takes on the keys that codec reads (a codec without a listed codec
+    parameter does not multiply by that list)."""
+    total = 0
+    for c, codec in enumerate(dims["encoding.codec"]):
+        declared = entry("codec", codec).params
+        n = 1
+        for axis in axes:
+            keys = [
+                k
+                for k in axis
+                if not k.startswith("encoding.")
+                or k == "encoding.codec"
+                or k.removeprefix("encoding.") in declared
+            ]
+            at = [c] if "encoding.codec" in axis else range(len(dims[axis[0]]))
+            n *= len({tuple(dims[k][i] for k in keys) for i in at})
+        total += n
+    return total
 
 
 def _codec_keys(codecs=None) -> list[str]:
@@ -604,25 +756,27 @@ def _grid(key: str, value, check) -> list:
     return grid_values(key, value, check) if isinstance(value, list) else [check(value, key)]
 
 
-def _config(point: dict) -> Config:
+def _config(point: dict, codecs: dict) -> Config:
+    """One grid point's config; ``codecs``: the codec components checked so far."""
     codec = point["encoding.codec"]
     declared = entry("codec", codec).params
     params = tuple((k, point.get(f"encoding.{k}", p.default)) for k, p in declared.items())
-    try:
-        entry("codec", codec).build("encoding", **dict(params))
-    except UserError as exc:
-        raise UserError(f"{exc} (codec {codec})") from None
+    if (codec, params) not in codecs:
+        try:
+            entry("codec", codec).build("encoding", **dict(params))
+        except UserError as exc:
+            raise UserError(f"{exc} (codec {codec})") from None
+        codecs[codec, params] = Component("codec", codec, params)
     return Config(
         point["model.split"],
-        Component("codec", codec, params),
+        codecs[codec, params],
         Packetization(point["packets.rows_per_packet"], point["packets.order"]),
         point["error_control"],
     )
 
 
-def _expand(dims: dict[str, list], zipped) -> list[dict]:
-    """The product of the dimensions' lists, except that the keys in each ``zip`` group
-    advance together."""
+def _zip_groups(dims: dict[str, list], zipped) -> list[list[str]]:
+    """The scenario's ``zip`` groups of grid keys, checked."""
     groups: list[list[str]] = []
     if zipped is not None:
         if not isinstance(zipped, list) or not zipped:
@@ -630,24 +784,24 @@ def _expand(dims: dict[str, list], zipped) -> list[dict]:
         for i, group in enumerate(zipped):
             if not isinstance(group, list) or len(group) < 2:
                 raise UserError(
-                    f"zip[{i}]: expected a list of at least two grid keys, got {group!r}"
+                    f"zip[{i}]: expected a list of at least two grid keys, got {shown(group)}"
                 )
             for name in group:
-                if name not in dims:
+                if not isinstance(name, str) or name not in dims:
                     raise UserError(
-                        f"zip[{i}]: {name!r} is not a grid key (one of {', '.join(dims)})"
+                        f"zip[{i}]: {shown(name)} is not a grid key (one of {', '.join(dims)})"
                     )
                 if any(name in g for g in groups):
                     raise UserError(f"zip[{i}]: {name!r} appears in more than one zip group")
             groups.append(group)
-    picks = _picks({k: len(v) for k, v in dims.items()}, groups, "zip")
-    return [{k: dims[k][i] for k, i in p.items()} for p in picks]
+    return groups
 
 
-def _picks(lengths: dict[str, int], groups: list[list[str]], where: str) -> list[dict[str, int]]:
-    """Index combinations of lists of ``lengths``: their product, except that the keys of
-    each group advance together (in the order of ``lengths``). The one rule for grids,
-    channel sweeps and method variants."""
+def _axes(lengths: dict[str, int], groups: list[list[str]], where: str) -> list[list[str]]:
+    """The keys that advance together (each zip group, and each other key alone), in the
+    order of ``lengths``; the zipped lists checked to be of one length. The one rule for
+    grids, channel sweeps and method variants: their combinations are the product of the
+    axes (:func:`_picks_of`), and there are ``_count(axes, lengths)`` of them."""
     for i, g in enumerate(groups):
         if len({lengths[k] for k in g}) > 1:
             at = f"{where}[{i}]" if where == "zip" else where
@@ -656,6 +810,16 @@ def _picks(lengths: dict[str, int], groups: list[list[str]], where: str) -> list
     order = list(lengths)
     axes = groups + [[k] for k in order if not any(k in g for g in groups)]
     axes.sort(key=lambda g: min(order.index(k) for k in g))
+    return axes
+
+
+def _count(axes: list[list[str]], lengths: dict[str, int]) -> int:
+    """How many combinations :func:`_picks_of` makes."""
+    return math.prod(lengths[g[0]] for g in axes)
+
+
+def _picks_of(axes: list[list[str]], lengths: dict[str, int]) -> list[dict[str, int]]:
+    """Index combinations: the product of the axes, each axis's keys advancing together."""
     picks: list[dict[str, int]] = [{}]
     for g in axes:
         picks = [{**p, **dict.fromkeys(g, i)} for p in picks for i in range(lengths[g[0]])]
@@ -666,21 +830,36 @@ def _zip_flag(raw: dict, listed: list[str], where: str) -> list[list[str]]:
     """An entry's ``zip: true`` as one group of its list-valued keys."""
     zipped = raw.get("zip", False)
     if not isinstance(zipped, bool):
-        raise UserError(f"{where}.zip: expected true or false, got {type_name(zipped)} {zipped!r}")
+        raise UserError(
+            f"{where}.zip: expected true or false, got {type_name(zipped)} {shown(zipped)}"
+        )
     if zipped and len(listed) < 2:
         raise UserError(f"{where}.zip: fewer than two parameters are lists, nothing to zip")
     return [listed] if zipped else []
 
 
 # --------------------------------------------------------------------------- channels
-def _channels(value) -> tuple[ChannelSetting, ...]:
+def _channels(
+    value, n_configs: int = 1, trials: int = 1, max_units: int = MAX_UNITS
+) -> tuple[ChannelSetting, ...]:
+    """The channel settings; their number (times the configs and trials: the work units)
+    checked against ``max_units`` before any channel is made."""
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list) or not value:
         raise UserError(
             f"channels: expected a non-empty list of channel settings, got {type_name(value)}"
         )
-    cells = [c for i, item in enumerate(value) for c in _channel_settings(item, f"channels[{i}]")]
+    plans = [_channel_settings(item, f"channels[{i}]") for i, item in enumerate(value)]
+    n_cells = sum(n for n, _ in plans)
+    units = n_configs * n_cells * trials
+    if units > max_units:
+        raise UserError(
+            f"the scenario makes {units:,} work units ({n_configs:,} configs x {n_cells:,} "
+            f"channel settings x {trials:,} trials), more than the limit of {max_units:,}: "
+            f"shorten its lists, or raise the limit with --max-units {units}"
+        )
+    cells = [c for _, make in plans for c in make()]
     seen = set()
     for c in cells:
         if c.key in seen:
@@ -689,10 +868,11 @@ def _channels(value) -> tuple[ChannelSetting, ...]:
     return tuple(cells)
 
 
-def _channel_settings(raw, where: str) -> list[ChannelSetting]:
+def _channel_settings(raw, where: str):
     """One ``channels`` entry: each parameter given once (``loss_rate``) or as a sweep under
     its plural (``loss_rates``); the settings are the product of the sweeps, or with
-    ``zip: true`` the sweeps taken element-wise."""
+    ``zip: true`` the sweeps taken element-wise. Returns their number and a function that
+    makes them (every value is checked first)."""
     if not isinstance(raw, dict):
         raise UserError(f"{where}: expected a mapping, got {type_name(raw)}")
     if "kind" not in raw:
@@ -704,7 +884,9 @@ def _channel_settings(raw, where: str) -> list[ChannelSetting]:
     for k in raw:
         if k not in ("kind", "zip", *accepted):
             listed = ", ".join(f"{p}s" for p in e.params) or "none"
-            raise UserError(f"{where}.{k}: not a parameter of {e.what} (its parameters: {listed})")
+            raise UserError(
+                f"{where}.{key_text(k)}: not a parameter of {e.what} (its parameters: {listed})"
+            )
     sweeps: dict[str, list] = {}  # YAML key -> checked values
     keys: dict[str, str] = {}  # parameter -> its YAML key
     for p, decl in e.params.items():
@@ -722,10 +904,11 @@ def _channel_settings(raw, where: str) -> list[ChannelSetting]:
         else:
             sweeps[key] = [decl.check(raw[key], f"{where}.{key}")]
     listed = [keys[p] for p in e.params if isinstance(raw.get(keys[p]), list)]
-    picks = _picks(
-        {k: len(v) for k, v in sweeps.items()}, _zip_flag(raw, listed, where), f"{where}.zip"
-    )
-    return [_setting(e, where, keys, sweeps, pick, listed, raw) for pick in picks]
+    lengths = {k: len(v) for k, v in sweeps.items()}
+    axes = _axes(lengths, _zip_flag(raw, listed, where), f"{where}.zip")
+    return _count(axes, lengths), lambda: [
+        _setting(e, where, keys, sweeps, pick, listed, raw) for pick in _picks_of(axes, lengths)
+    ]
 
 
 def _setting(e, where: str, keys: dict, sweeps: dict, pick: dict, listed, raw) -> ChannelSetting:
@@ -761,9 +944,17 @@ def _methods(value) -> tuple[MethodSpec, ...]:
         value = [value]
     if not value:
         raise UserError("methods: must not be empty")
-    specs = [s for i, item in enumerate(value) for s in _method_variants(item, f"methods[{i}]")]
+    plans = [_method_variants(item, f"methods[{i}]") for i, item in enumerate(value)]
+    n = sum(k for k, _ in plans)
+    if n > MAX_METHODS:
+        raise UserError(
+            f"methods: {n:,} methods with their variants, more than the limit of "
+            f"{MAX_METHODS:,}: shorten the parameter lists, or split the scenario"
+        )
+    specs = [s for _, make in plans for s in make()]
     labels = [s.label for s in specs]
-    dup = {x for x in labels if labels.count(x) > 1}
+    counts = collections.Counter(labels)
+    dup = {x for x in labels if counts[x] > 1}
     if dup:
         raise UserError(
             f"methods: {', '.join(sorted(dup))} listed twice (give each a distinct 'label')"
@@ -771,7 +962,8 @@ def _methods(value) -> tuple[MethodSpec, ...]:
     return tuple(specs)
 
 
-def _method_variants(item, where: str) -> list[MethodSpec]:
+def _method_variants(item, where: str):
+    """One ``methods`` entry: its number of variants and a function that makes them."""
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, dict):
@@ -788,13 +980,17 @@ def _method_variants(item, where: str) -> list[MethodSpec]:
     checked = check_params(e.params, given, where, e.what, grid=True)
     varying = [k for k, v in given.items() if isinstance(v, list) and not e.params[k].is_sequence]
     lengths = {k: len(given[k]) for k in varying}
-    picks = _picks(lengths, _zip_flag(item, varying, where), f"{where}.zip")
-    out = []
-    for pick in picks:
-        params = {k: (v[pick[k]] if k in pick else v[0]) for k, v in checked.items()}
-        e.build(where, **params)  # cross-parameter checks
-        shown = given if label is None else dict.fromkeys(varying)
-        text = ",".join(f"{k}={given[k][pick[k]] if k in pick else given[k]}" for k in shown)
-        base = label or e.name
-        out.append(MethodSpec(e.name, params, f"{base}({text})" if text else base))
-    return out
+    axes = _axes(lengths, _zip_flag(item, varying, where), f"{where}.zip")
+
+    def make() -> list[MethodSpec]:
+        out = []
+        for pick in _picks_of(axes, lengths):
+            params = {k: (v[pick[k]] if k in pick else v[0]) for k, v in checked.items()}
+            e.build(where, **params)  # cross-parameter checks
+            shown = given if label is None else dict.fromkeys(varying)
+            text = ",".join(f"{k}={given[k][pick[k]] if k in pick else given[k]}" for k in shown)
+            base = label or e.name
+            out.append(MethodSpec(e.name, params, f"{base}({text})" if text else base))
+        return out
+
+    return _count(axes, lengths), make
