@@ -81,6 +81,10 @@ def cmd_run(args) -> int:
     check_output_dir(out, "--out" if args.out else f"{args.scenario}: output")
     if args.dry_run:
         return _dry_run(scn, out)
+    from dfsim.experiment.outputs import provenance_notes
+
+    for line in provenance_notes(out):
+        print(f"dfsim: note: {line}", file=sys.stderr)
     from dfsim import experiment  # after the checks: a refused scenario does not wait for it
     from dfsim.experiment.outputs import executor_text, write_outputs
 
@@ -250,8 +254,11 @@ def _metric_name(schema, rows, given: str | None, option: str) -> str:
 
 def cmd_compare(args) -> int:
     from dfsim import statistics
+    from dfsim.experiment.outputs import comparison_notes
 
     rows, schema = [], None
+    for line in comparison_notes(args.dirs):
+        print(f"dfsim: note: {line}", file=sys.stderr)
     for d in args.dirs:
         part, schema = _read_results(d)
         if len(args.dirs) > 1:

@@ -247,7 +247,7 @@ def _manifest_of(directory: Path) -> dict | None:
     """A result directory's manifest, or None where there is none readable."""
     try:
         data = json.loads((Path(directory) / "manifest.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # missing, damaged or absurdly nested
         return None
     return data if isinstance(data, dict) else None
 
