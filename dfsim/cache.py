@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dfsim import reproducibility
+
 
 def cache_dir() -> Path:
     if os.environ.get("DFSIM_CACHE"):
@@ -36,7 +38,13 @@ def cache_dir() -> Path:
 
 
 def key_of(**parts) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    """A key for an entry determined by ``parts`` and by the CPU kernels that compute it:
+    features computed with the libraries left to choose their kernels are not those of the
+    pinned ones (:mod:`dfsim.reproducibility`), nor another CPU's, so they never share an
+    entry."""
+    s = reproducibility.state()
+    kernels = s["kernels"] if s["exact"] else f"{s['kernels']} on {s['cpu']} ({s['isa_level']})"
+    blob = json.dumps({**parts, "_kernels": kernels}, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
 

@@ -173,3 +173,18 @@ def test_environment_matches_the_lock():
     assert not missing, f"installed but not locked: {missing}"
     differ = {k: (v, locked[k]) for k, v in installed.items() if v.split("+")[0] != locked[k]}
     assert not differ, differ
+
+
+def test_cache_entries_are_keyed_by_the_kernels(monkeypatch):
+    """Features made by unpinned kernels (or another CPU's) never serve a pinned run."""
+    from dfsim import cache
+
+    pinned = {**reproducibility.state(), "kernels": "x86-64-v3", "exact": True}
+    monkeypatch.setattr(reproducibility, "_state", pinned)
+    a = cache.key_of(features="x", n=3)
+    assert cache.key_of(features="x", n=3) == a
+    native = {**pinned, "kernels": "native", "exact": False}
+    monkeypatch.setattr(reproducibility, "_state", native)
+    b = cache.key_of(features="x", n=3)
+    monkeypatch.setattr(reproducibility, "_state", {**native, "cpu": "Another CPU"})
+    assert len({a, b, cache.key_of(features="x", n=3)}) == 3
