@@ -1,7 +1,7 @@
 """Fault injection: ``dfsim run`` killed with SIGKILL (the whole process group) at random,
 seeded points several times in a row, then resumed, equals an uninterrupted run, and no
-stored file it leaves is damaged; a worker process that dies mid-run is replaced once (the
-run completes), and one that dies again ends the run with one line, after which a rerun
+stored file it leaves is damaged; a worker process killed mid-unit is replaced once (the
+run completes), and one killed again ends the run with one line, after which a rerun
 resumes to the same results."""
 
 import os
@@ -30,7 +30,8 @@ trials: 3
 """
 UNITS = 9
 
-# A completion method that kills its worker process while DFSIM_TEST_DIE is set.
+# A completion method that kills its worker process (SIGKILL) mid-unit: every time with
+# DFSIM_TEST_DIE=always, else once, in the first worker to create the file DFSIM_TEST_DIE.
 PLUGIN = """\
 import multiprocessing
 import os
@@ -40,10 +41,23 @@ from dfsim.completion.base import register_method
 from dfsim.completion.baselines import ZeroFill
 
 
+def _dies():
+    how = os.environ.get("DFSIM_TEST_DIE")
+    if not how or multiprocessing.parent_process() is None:
+        return False
+    if how == "always":
+        return True
+    try:
+        os.close(os.open(how, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 @register_method("zeros-or-die")
 class ZerosOrDie(ZeroFill):
     def complete_batch(self, tensors, lost, layout=None):
-        if os.environ.get("DFSIM_TEST_DIE") and multiprocessing.parent_process() is not None:
+        if _dies():
             os.kill(os.getpid(), signal.SIGKILL)
         return super().complete_batch(tensors, lost, layout)
 """
@@ -56,11 +70,11 @@ def reference(tmp_path_factory):
     return d / "s.yaml", run_scenario(d, SCN)
 
 
-def _start(scenario, out, env, workers=1):
-    """``dfsim run`` in a process group of its own."""
+def _start(scenario, out, env):
+    """``dfsim run`` with one worker, in a process group of its own."""
     cmd = [sys.executable, "-m", "dfsim", "run", str(scenario), "--out", str(out), "--quiet"]
     return subprocess.Popen(
-        [*cmd, "--workers", str(workers)],
+        [*cmd, "--workers", "1"],
         env={**os.environ, **env},
         start_new_session=True,
         stderr=subprocess.PIPE,
@@ -121,38 +135,6 @@ def test_killed_again_and_again_then_resumed(reference, tmp_path, monkeypatch, c
     assert not (out / ".partial").exists()
 
 
-def _worker_pids(pid: int) -> list[int]:
-    """The pool's worker processes among ``pid``'s children (not its resource tracker)."""
-    pids = []
-    for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        try:
-            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes():
-                pids.append(int(c))
-        except FileNotFoundError:  # exited meanwhile
-            pass
-    return pids
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_run_is_replaced(reference, tmp_path):
-    scenario, ref = reference
-    out = tmp_path / "out"
-    proc = _start(scenario, out, {}, workers=2)
-    _wait_for(lambda: len(_units(out)) >= 1 and len(_worker_pids(proc.pid)) == 2, proc)
-    os.kill(_worker_pids(proc.pid)[0], signal.SIGKILL)
-    try:
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        "dfsim: note: a worker process died (killed, or out of memory?); running the "
-    ), err
-    assert without_timing(read_results_csv(out / "results.csv")) == without_timing(ref)
-
-
 @pytest.fixture
 def dying_method(tmp_path):
     """The scenario with the ``zeros-or-die`` method from a plugin file."""
@@ -166,6 +148,30 @@ def dying_method(tmp_path):
     registry.unregister("completion", "zeros-or-die")
 
 
+def _same_as_reference(out, ref) -> None:
+    rows = without_timing(read_results_csv(out / "results.csv"))
+    renamed = [{**r, "method": r["method"].replace("zeros-or-die", "zeros")} for r in rows]
+    assert renamed == without_timing(ref)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_mid_unit_is_replaced(
+    reference, dying_method, tmp_path, monkeypatch, capsys
+):
+    _, ref = reference
+    out = tmp_path / "out"
+    monkeypatch.setenv("DFSIM_TEST_DIE", str(tmp_path / "died"))  # in the workers this starts
+    capsys.readouterr()
+    assert main(["run", str(dying_method), "--out", str(out), "--quiet", "--workers", "2"]) == 0
+    assert (tmp_path / "died").exists()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "dfsim: note: a worker process died (killed, or out of memory?); running the "
+    )
+    assert lines[0].endswith(" work units left on fresh workers")
+    _same_as_reference(out, ref)
+
+
 @pytest.mark.slow
 def test_a_worker_that_dies_again_ends_the_run_in_one_line(
     reference, dying_method, tmp_path, monkeypatch, capsys
@@ -173,7 +179,7 @@ def test_a_worker_that_dies_again_ends_the_run_in_one_line(
     _, ref = reference
     out = tmp_path / "out"
     args = ["run", str(dying_method), "--out", str(out), "--quiet", "--workers"]
-    monkeypatch.setenv("DFSIM_TEST_DIE", "1")  # in the workers this starts
+    monkeypatch.setenv("DFSIM_TEST_DIE", "always")
     capsys.readouterr()
     assert main([*args, "2"]) == 2
     lines = capsys.readouterr().err.splitlines()
@@ -187,6 +193,4 @@ def test_a_worker_that_dies_again_ends_the_run_in_one_line(
     monkeypatch.delenv("DFSIM_TEST_DIE")
     assert main([*args, "1"]) == 0
     assert "Traceback" not in capsys.readouterr().err
-    rows = without_timing(read_results_csv(out / "results.csv"))
-    renamed = [{**r, "method": r["method"].replace("zeros-or-die", "zeros")} for r in rows]
-    assert renamed == without_timing(ref)
+    _same_as_reference(out, ref)
