@@ -47,3 +47,12 @@ def test_method_beats_zero_fill_on_real_features(name, features, zero_fill_mse):
     y = m.complete_batch(np.where(lost, 0, test), lost, layout)
     mse = float(np.mean((y - test)[lost] ** 2))
     assert mse < 0.9 * zero_fill_mse, (name, mse, zero_fill_mse)
+
+
+def test_altec_fit_passes_its_held_out_check_on_real_features(features, capsys):
+    """Plenty of data: every packet position keeps its fit (so the weights are the plain
+    ridge fit's, as before the check) and nothing is printed."""
+    _, _, train, layout = features
+    m = completion.make("altec").fit(train, layout)
+    assert m.report["use"].all() and m.fit_note is None and capsys.readouterr().err == ""
+    assert np.all(m.report["heldout_mse"] < 0.5 * m.report["zero_mse"])

@@ -17,10 +17,19 @@ available without touching the training data: with ``A = (G + lambda I)^-1`` and
 weights ``w``, the refit is ``w_S - A_SL A_LL^-1 w_L`` (L = the lost predictors), a
 small k x k solve per lost packet (numba). So a lost predictor is never used and the
 remaining ones are re-weighted optimally.
+
+Held-out check: a fit can be worse than not repairing at all (zero-fill) when the
+training tensors are too few for C + 3 weights per position, or do not share the
+relations between channels that the fit learns. The fit is therefore scored on held-out
+training tensors (K-fold over tensors, from the same Gram matrices: nearly free), and a
+position whose fit does not beat zero-fill there by more than one standard error is
+zero-filled; a one-line note (:attr:`ALTeC.fit_note`) says how many positions, or that
+the fit is underdetermined and how many tensors it needs (:func:`tensors_needed`).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import numpy as np
@@ -44,13 +53,32 @@ def _shifted(features: np.ndarray, rows: int, direction: int) -> np.ndarray:
     return features[..., np.minimum(idx + rows, h - 1), :]
 
 
+MAX_FOLDS = 5  # held-out folds of training tensors (fewer when there are fewer tensors)
+SAMPLES_PER_WEIGHT = 10  # a regression is underdetermined below this many samples a weight
+
+
+def tensors_needed(shape, rows_per_packet: int) -> int:
+    """Training tensors of ``shape`` (C x H x W) that give every (channel, band) regression
+    ``SAMPLES_PER_WEIGHT`` samples per weight (C + 2 predictors and the constant) with
+    ``rows_per_packet``-row packets (the last band may be shorter), and at least 2, so that
+    one can be held out."""
+    c, h, w = (int(v) for v in shape)
+    rows = min(rows_per_packet, h - (-(-h // rows_per_packet) - 1) * rows_per_packet)
+    return max(2, -(-SAMPLES_PER_WEIGHT * (c + 3) // (rows * w)))
+
+
 def fit_altec(
     features: np.ndarray, rows_per_packet: int, ridge: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Learn per-(channel, band) weights from training features N x C x H x W.
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Learn per-(channel, band) weights from training features N x C x H x W, checked on
+    held-out training tensors (:func:`_validate`): a position whose fit does not clearly
+    beat zero-fill there gets zero weights (it is zero-filled).
 
-    Returns ``(ainv, wfull)``: C x P x D x D regularised inverse Gram matrices and
-    C x P x D full-predictor weights, D = C + 2 (other channels, above, below, constant).
+    Returns ``(ainv, wfull, report)``: C x P x D x D regularised inverse Gram matrices,
+    C x P x D full-predictor weights, D = C + 2 (other channels, above, below, constant),
+    and the check's C x P arrays ``use`` (the position keeps its fit), ``heldout_mse`` and
+    ``zero_mse`` (held-out mean squared errors of the position's fill and of zero-fill;
+    NaN with one tensor) with ``n_train``, the number of training tensors.
     """
     x = np.asarray(features, dtype=np.float32)
     n, c, h, w = x.shape
@@ -63,6 +91,14 @@ def fit_altec(
     d = c + 2
     ainv = np.zeros((c, bands, d, d))
     wfull = np.zeros((c, bands, d))
+    k = min(MAX_FOLDS, n)  # folds: contiguous blocks of tensors
+    edges = [f * n // k for f in range(k + 1)]
+    report = {
+        "use": np.zeros((c, bands), bool),
+        "heldout_mse": np.full((c, bands), np.nan),
+        "zero_mse": np.full((c, bands), np.nan),
+        "n_train": np.asarray(n),
+    }
     for p in range(bands):
         rows = slice(p * R, min((p + 1) * R, h))
         # C x samples matrices for this band: co-located channels, above and below
@@ -97,7 +133,68 @@ def fit_altec(
             inv = np.linalg.inv(gs + lam * np.eye(len(pred)))
             ainv[ch, p] = inv
             wfull[ch, p] = inv @ g[pred, ch]
-    return ainv, wfull
+        if k >= 2:  # a tensor's samples are a contiguous block of columns
+            cols = [e * (m // n) for e in edges]
+            folds = [slice(cols[f], cols[f + 1]) for f in range(k)]
+            grams = np.stack([_gram(z[:, f], a[:, f], b[:, f]) for f in folds])
+            use, fit_mse, zero_mse = _validate(grams, ridge)
+            report["use"][:, p] = use
+            report["heldout_mse"][:, p] = fit_mse
+            report["zero_mse"][:, p] = zero_mse
+    off = ~report["use"]
+    ainv[off] = np.eye(d)  # zero weights, whatever predictors are lost
+    wfull[off] = 0.0
+    return ainv, wfull, report
+
+
+def _gram(z: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For every channel ch, the Gram matrix of [z_0..z_{C-1}, above_ch, below_ch, 1] over
+    the samples (columns) of ``z``, ``a`` (above) and ``b`` (below): C x (C+3) x (C+3)."""
+    c = len(z)
+    idx = np.arange(c)
+    g = np.zeros((c, c + 3, c + 3))
+    g[:, :c, :c] = z @ z.T
+    g[:, :c, c] = g[:, c, :c] = (z @ a.T).T  # [ch, j] = z_j . above_ch
+    g[:, :c, c + 1] = g[:, c + 1, :c] = (z @ b.T).T
+    g[:, :c, c + 2] = g[:, c + 2, :c] = z.sum(1)
+    g[idx, c, c] = (a * a).sum(1)
+    g[idx, c + 1, c + 1] = (b * b).sum(1)
+    g[idx, c, c + 1] = g[idx, c + 1, c] = (a * b).sum(1)
+    g[idx, c, c + 2] = g[idx, c + 2, c] = a.sum(1)
+    g[idx, c + 1, c + 2] = g[idx, c + 2, c + 1] = b.sum(1)
+    g[:, c + 2, c + 2] = z.shape[1]
+    return g
+
+
+def _validate(grams: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The held-out check of one band from its K folds' Grams (K x C x (C+3) x (C+3)): per
+    channel, the ridge fit on K-1 folds is scored on the remaining one, and so is zero-fill
+    (the prediction 0). The fit is kept (``use``) only where its held-out mean squared
+    error beats zero-fill's by more than one standard error of their per-fold differences.
+    Errors of the full-predictor weights (every predictor received), from the Grams alone:
+    y'y - 2 w'X'y + w'X'X w. Returns ``use`` and the held-out MSEs of the chosen fill and
+    of zero-fill, per channel."""
+    k, c = grams.shape[:2]
+    ch = np.arange(c)
+    pred = np.array([[j for j in range(c + 3) if j != t] for t in range(c)])
+    d = c + 2
+    total = grams.sum(0)
+    fit, zero = np.empty((k, c)), np.empty((k, c))
+    for f in range(k):
+        train, held = total - grams[f], grams[f]
+        gs = train[ch[:, None, None], pred[:, :, None], pred[:, None, :]]  # C x D x D
+        lam = ridge * np.trace(gs, axis1=1, axis2=2) / d
+        wts = np.linalg.solve(
+            gs + lam[:, None, None] * np.eye(d), train[ch[:, None], pred, ch[:, None]][..., None]
+        )[..., 0]
+        hs = held[ch[:, None, None], pred[:, :, None], pred[:, None, :]]
+        hy = held[ch[:, None], pred, ch[:, None]]
+        err = held[ch, ch, ch] - 2 * np.einsum("cd,cd->c", wts, hy)
+        err += np.einsum("cd,cde,ce->c", wts, hs, wts)
+        fit[f], zero[f] = err / held[0, c + 2, c + 2], held[ch, ch, ch] / held[0, c + 2, c + 2]
+    gain = zero - fit
+    use = gain.mean(0) > gain.std(0, ddof=1) / np.sqrt(k)
+    return use, np.where(use, fit.mean(0), zero.mean(0)), zero.mean(0)
 
 
 @njit(cache=True)
@@ -214,7 +311,10 @@ def _altec_fill(x, lostp, ainv, wfull, R, out):
 class ALTeC(CompletionMethod):
     """Adaptive linear tensor completion (trained; see module docstring). Its weights are
     per packet position, so it is fitted for one packet layout and completes only tensors
-    packetized the same way."""
+    packetized the same way. ``ridge``: the regularisation relative to the Gram trace. A
+    position whose fit does not clearly beat zero-fill on held-out training tensors is
+    zero-filled (:func:`fit_altec`), and :attr:`fit_note` says so in one line
+    (printed by :meth:`fit`), as it does for a fit on too few tensors."""
 
     needs_fit = True
 
@@ -228,19 +328,50 @@ class ALTeC(CompletionMethod):
         self.rows_per_packet: int | None = None
         self.ainv = self.wfull = None
         self.shape = None
+        self.report: dict[str, np.ndarray] = {}
 
     def fit(self, features: np.ndarray, layout: PacketLayout) -> ALTeC:
         features = np.asarray(features, dtype=np.float32)
-        if features.ndim != 4:
+        if features.ndim != 4 or not len(features):
             raise ValueError(
                 f"fit expects training features N x C x H x W, got shape {features.shape}"
             )
         self.rows_per_packet = layout.rows_per_packet
-        self.ainv, self.wfull = fit_altec(
+        self.ainv, self.wfull, self.report = fit_altec(
             features[: self.fit_images], self.rows_per_packet, self.ridge
         )
         self.shape = features.shape[1:]
+        if note := self.fit_note:
+            print(f"dfsim: note: {note}", file=sys.stderr)
         return self
+
+    @property
+    def fit_note(self) -> str | None:
+        """One line when the fit is underdetermined or zero-fills positions whose held-out
+        error it could not beat (None when it is fitted and validated everywhere)."""
+        if not self.report:
+            return None
+        r, (c, h, w), rows = self.report, self.shape, self.rows_per_packet
+        n, need = int(r["n_train"]), tensors_needed(self.shape, rows)
+        what = f"{n} training tensor{'s' * (n != 1)} of {c}x{h}x{w} in {rows}-row packets"
+        if n < 2:
+            return (
+                f"altec: {what} cannot be checked on held-out tensors, so it zero-fills "
+                f"every lost packet (fit on at least {need})"
+            )
+        zeroed = ~r["use"].astype(bool) & (r["zero_mse"] > 0)
+        if n >= need and not zeroed.any():
+            return None
+        why = (
+            f"are too few (underdetermined: fit on at least {need})"
+            if n < need
+            else "do not predict each other (more or more alike tensors may help)"
+        )
+        return (
+            f"altec: {what} {why}; held-out MSE {np.mean(r['heldout_mse']):.3g} vs "
+            f"zero-fill's {np.mean(r['zero_mse']):.3g}, {int(zeroed.sum())} of {zeroed.size} "
+            f"packet positions zero-filled"
+        )
 
     def fitted_state(self) -> dict[str, np.ndarray]:
         return {
@@ -248,12 +379,14 @@ class ALTeC(CompletionMethod):
             "wfull": self.wfull,
             "shape": np.asarray(self.shape),
             "rows_per_packet": np.asarray(self.rows_per_packet),
+            **{f"report_{k}": v for k, v in self.report.items()},
         }
 
     def load_fitted_state(self, state: dict[str, np.ndarray]) -> ALTeC:
         self.ainv, self.wfull = state["ainv"], state["wfull"]
         self.shape = tuple(int(v) for v in state["shape"])
         self.rows_per_packet = int(state["rows_per_packet"])
+        self.report = {k[7:]: np.asarray(v) for k, v in state.items() if k.startswith("report_")}
         return self
 
     def _check(self, shape, layout) -> int:

@@ -528,12 +528,14 @@ def fit_method(
         data=data,
         fit_images=n_fit,
         stream=stream,
-        version=2,
+        version=3,
         **_device_key(scn),
     )
     state = None if force else cache.load_arrays(spec.name, key)
     if state is not None:
         method.load_fitted_state(state)
+        if log and (note := getattr(method, "fit_note", None)):
+            log(f"dfsim: note: {note}")  # the fit printed it when it was made
         return
     t0 = time.perf_counter()
     method.fit(training_features(prep, n_fit, stream), prep.streams[stream].layout)
