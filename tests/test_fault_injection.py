@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_scenario, without_timing
+from test_stored_state import run_notes
 
 from dfsim import cache, registry
 from dfsim.cli import main
@@ -164,7 +165,7 @@ def test_a_worker_that_dies_mid_unit_is_replaced(
     capsys.readouterr()
     assert main(["run", str(dying_method), "--out", str(out), "--quiet", "--workers", "2"]) == 0
     assert (tmp_path / "died").exists()
-    lines = capsys.readouterr().err.splitlines()
+    lines = run_notes(capsys.readouterr().err)
     assert len(lines) == 1 and lines[0].startswith(
         "dfsim: note: a worker process died (killed, or out of memory?); running the "
     )
@@ -182,7 +183,7 @@ def test_a_worker_that_dies_again_ends_the_run_in_one_line(
     monkeypatch.setenv("DFSIM_TEST_DIE", "always")
     capsys.readouterr()
     assert main([*args, "2"]) == 2
-    lines = capsys.readouterr().err.splitlines()
+    lines = run_notes(capsys.readouterr().err)
     assert len(lines) == 2 and lines[0].startswith("dfsim: note: a worker process died")
     assert lines[1].startswith(
         f"dfsim: error: {dying_method}: a worker process died again (killed, or out of memory?)"
