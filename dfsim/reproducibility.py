@@ -183,6 +183,14 @@ def differences(previous: dict, current: dict) -> list[str]:
         for key in ("kernels", "exact"):
             if old_m.get(key) != new_m.get(key):
                 out.append(f"{key} {old_m.get(key)} -> {new_m.get(key)}")
-        if not new_m.get("exact") and old_m.get("cpu") != new_m.get("cpu"):
+        if old_m.get("cpu") != new_m.get("cpu"):
             out.append(f"CPU {old_m.get('cpu')!r} -> {new_m.get('cpu')!r}")
     return out
+
+
+def consequence(diff: list[str]) -> str:
+    """What :func:`differences` mean for the numbers: nothing where only the CPU changed
+    and both runs pinned their kernels (the point of the pins), else the last digits."""
+    if all(d.startswith("CPU ") for d in diff) and state()["exact"]:
+        return f"the kernels are pinned to {LEVEL} on both, so the numbers should not change"
+    return "numbers may differ in the last digits"

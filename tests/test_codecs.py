@@ -132,6 +132,20 @@ def test_zstd_dictionary_is_trained_on_training_features_and_shrinks_packets():
     )
 
 
+def test_a_zstd_dictionary_that_does_not_help_is_noted_in_one_line(capsys):
+    """Checked on held-out training tensors: features that share structure get no note;
+    incompressible noise, where a dictionary cannot shrink anything, gets one line."""
+    lay = PacketLayout.for_shape((8, 12, 12), 4)
+    useful = np.maximum(synthetic_features(200, (8, 12, 12), seed=1), 0)
+    ZstdCodec(level=19, dictionary=2048).fit(useful, lay)
+    assert capsys.readouterr().err == ""
+    noise = np.random.default_rng(3).random((200, 8, 12, 12)).astype(np.float32)
+    ZstdCodec(level=19, dictionary=2048).fit(noise, lay)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("dfsim: note: zstd: a 2048-byte dictionary does not shrink")
+
+
 def test_scenario_with_a_fitted_codec_runs(tmp_path):
     text = SCENARIO.replace("codec: [raw, zstd], bits: 8", "codec: zstd, dictionary: 1024")
     rows = run_scenario(tmp_path, text)

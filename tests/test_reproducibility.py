@@ -133,6 +133,15 @@ def test_manifest_records_machine_and_regeneration_differences_are_noted(tmp_pat
     assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "was made with other" not in err
+    # made on another CPU with the same pinned kernels: said, with what it means
+    pinned_elsewhere = json.loads(manifest_path.read_text())
+    pinned_elsewhere["machine"]["cpu"] = "Some Other CPU"
+    manifest_path.write_text(json.dumps(pinned_elsewhere))
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "was made with" in ln]
+    assert len(lines) == 1 and "CPU 'Some Other CPU' -> " in lines[0]
+    if reproducibility.state()["exact"]:
+        assert lines[0].endswith("so the numbers should not change")
     # a result made with another numpy and unpinned kernels: one line says so
     manifest["versions"]["numpy"] = "1.0.0"
     manifest["machine"].update(kernels="native", exact=False, cpu="Some Other CPU")

@@ -263,8 +263,8 @@ def provenance_notes(out: Path) -> list[str]:
         diff = reproducibility.differences(previous, now)
         if diff:
             notes.append(
-                f"{str(Path(out) / 'manifest.json')!r} was made with other libraries or "
-                f"kernels ({'; '.join(diff)}): numbers may differ in the last digits"
+                f"{str(Path(out) / 'manifest.json')!r} was made with other libraries, "
+                f"kernels or CPU ({'; '.join(diff)}): {reproducibility.consequence(diff)}"
             )
     return notes
 
@@ -281,7 +281,7 @@ def comparison_notes(dirs: list[str]) -> list[str]:
         diff = reproducibility.differences(base, m) if m is not None else []
         if diff:
             notes.append(
-                f"{d!r} was made with other libraries or kernels than {first!r} "
-                f"({'; '.join(diff)}): numbers may differ in the last digits"
+                f"{d!r} was made with other libraries, kernels or CPU than {first!r} "
+                f"({'; '.join(diff)}): {reproducibility.consequence(diff)}"
             )
     return notes
