@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
 
 from dfsim.errors import UserError
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from dfsim.reproducibility import cpu_model as cpu_name  # benchmarks name the CPU
 
 
 def _rate(fn, items_per_call: int, seconds: float) -> float:

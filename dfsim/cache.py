@@ -20,14 +20,14 @@ import io
 import json
 import os
 import shutil
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from dfsim import reproducibility
+from dfsim.errors import note
+from dfsim.results import atomic_write
 
 
 def cache_dir() -> Path:
@@ -60,27 +60,8 @@ def is_sealed(data: bytes, end: bytes = b"") -> bool:
 
 
 def write_atomic(path: Path, *chunks) -> None:
-    """``chunks`` (bytes-like) into ``path``: a temporary file in the same directory, fsync'd,
-    renamed over ``path``, the directory fsync'd; a crash at any instant leaves the old
-    file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``chunks`` (bytes-like) into ``path``, atomically (:func:`dfsim.results.atomic_write`)."""
+    atomic_write(path, lambda f: [f.write(chunk) for chunk in chunks], binary=True)
 
 
 _JSON_END = b'"}'  # what follows the checksum in a sealed JSON file
@@ -94,8 +75,12 @@ def write_sealed_json(path: Path, payload) -> None:
 
 
 def read_sealed_json(path: Path):
-    """The payload of a :func:`write_sealed_json` file; None when it fails its checksum."""
-    data = Path(path).read_bytes()
+    """The payload of a :func:`write_sealed_json` file; None when it fails its checksum or
+    cannot be read as a file (a directory in its place, no permission)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
     try:
         return json.loads(data)["payload"] if is_sealed(data, _JSON_END) else None
     except (ValueError, KeyError, TypeError):  # sealed, yet not what write_sealed_json writes
@@ -110,7 +95,7 @@ def discard(path: Path, what: str, why: str, then: str = "recomputing it") -> No
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-    print(f"dfsim: note: discarded damaged {what} {path} ({why}); {then}", file=sys.stderr)
+    note(f"discarded damaged {what} {path} ({why}); {then}")
 
 
 def _path(kind: str, key: str) -> Path:
@@ -124,6 +109,9 @@ def load_arrays(kind: str, key: str) -> dict[str, np.ndarray] | None:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        return None
+    except OSError as exc:  # a directory in its place, no permission: damaged too
+        discard(path, "cache entry", f"unreadable: {type(exc).__name__}")
         return None
     if not is_sealed(data):
         discard(path, "cache entry", "checksum mismatch")

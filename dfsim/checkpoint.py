@@ -45,7 +45,7 @@ class Checkpoint:
             stored = read_sealed_json(stamp)
             if not isinstance(stored, dict) or not isinstance(stored.get("fingerprint"), str):
                 n = len(list(self.dir.glob("unit-*.json")))
-                shutil.rmtree(self.dir)
+                shutil.rmtree(self.dir, ignore_errors=True)
                 discard(
                     stamp,
                     "checkpoint fingerprint",

@@ -97,13 +97,15 @@ class ResultsSchema:
         return [m for m in self.metrics if m.name in present and m.name != "packets_per_image"]
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write via ``write(file)`` to a temporary file in the same directory, then rename."""
+def atomic_write(path: Path, write, binary: bool = False) -> None:
+    """Write via ``write(file)`` (a text file, or a binary one) to a temporary file in the
+    same directory, fsync'd, renamed over ``path``, the directory fsync'd: a crash at any
+    instant leaves the old file or the new one, whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -111,6 +113,11 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _fmt(v):

@@ -128,7 +128,11 @@ def scenes_dir(subset: str, n: int, size: int, max_objects: int, seed: int, fmni
     key = cache.key_of(version=2, subset=subset, n=n, size=size, max_objects=max_objects, seed=seed)
     d = cache.cache_dir() / "scenes" / f"fmnist-scenes-{subset}-{n}-{size}-{key}"
     if d.is_dir():
-        if (d / SUMS).is_file() and cache.read_sealed_json(d / SUMS) == _sums(d):
+        try:
+            intact = (d / SUMS).is_file() and cache.read_sealed_json(d / SUMS) == _sums(d)
+        except OSError:  # a directory or an unreadable file among the scenes
+            intact = False
+        if intact:
             return d
         cache.discard(d, "scene set", "checksum mismatch", "generating it again")
     images, boxes = make_scenes(subset, n, size, max_objects, seed, fmnist_dir)

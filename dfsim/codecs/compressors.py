@@ -21,7 +21,6 @@ inflate to hundreds of megabytes is refused as fast as any other bad payload.
 
 from __future__ import annotations
 
-import sys
 import zlib
 from typing import Annotated
 
@@ -32,7 +31,7 @@ import zstandard
 
 from dfsim.codecs.base import PacketCodec, PayloadError
 from dfsim.codecs.quantizer import MAX_BITS, MIN_BITS, quantize
-from dfsim.errors import UserError
+from dfsim.errors import UserError, note
 from dfsim.packets import PacketLayout, packetize
 from dfsim.registry import Range, register
 
@@ -147,11 +146,10 @@ class ZstdCodec(_ByteCodec):
             with_dict = sum(len(trial.compress(p)) for p in test)
             without = sum(len(plain.compress(p)) for p in test)
             if with_dict >= without:
-                print(
-                    f"dfsim: note: zstd: a {self.dictionary}-byte dictionary does not shrink "
-                    f"held-out training packets ({with_dict} bytes with it, {without} "
-                    "without): consider dictionary: 0",
-                    file=sys.stderr,
+                note(
+                    f"zstd: a {self.dictionary}-byte dictionary does not shrink held-out "
+                    f"training packets ({with_dict} bytes with it, {without} without): "
+                    "consider dictionary: 0"
                 )
         self._dict = self._train(self._samples(codes, layout))
         self._make()

@@ -29,7 +29,6 @@ the fit is underdetermined and how many tensors it needs (:func:`tensors_needed`
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import numpy as np
@@ -37,6 +36,7 @@ from numba import njit, prange
 
 from dfsim.completion.base import CompletionMethod, register_method
 from dfsim.completion.packet_grid import band_losses
+from dfsim.errors import note
 from dfsim.packets import PacketLayout
 from dfsim.registry import Range
 
@@ -341,8 +341,8 @@ class ALTeC(CompletionMethod):
             features[: self.fit_images], self.rows_per_packet, self.ridge
         )
         self.shape = features.shape[1:]
-        if note := self.fit_note:
-            print(f"dfsim: note: {note}", file=sys.stderr)
+        if self.fit_note:
+            note(self.fit_note)
         return self
 
     @property

@@ -14,7 +14,6 @@ import contextlib
 import multiprocessing
 import os
 import pickle
-import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,7 +24,7 @@ import torch
 
 from dfsim import profiling
 from dfsim.checkpoint import Checkpoint, fingerprint
-from dfsim.errors import UserError
+from dfsim.errors import UserError, note, notes_once, silence_notes
 from dfsim.experiment.prepare import Prepared, build_methods, prepare
 from dfsim.experiment.trial import run_trial
 from dfsim.scenario import Scenario, load_plugins
@@ -76,6 +75,7 @@ def _init_worker(
         profiling.add("worker start-up (spawn, imports, scenario)", time.time() - started)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    silence_notes()  # the main process prepared the same configs and said their notes
     load_plugins(plugins)
     _context = WorkerContext(pickle.loads(scenario), fp)
 
@@ -148,7 +148,8 @@ def run(
     torch.set_num_threads(1)
     _context = WorkerContext(scn)
     try:
-        return _run(scn, units, workers, client, progress, log, checkpoint_dir)
+        with notes_once():
+            return _run(scn, units, workers, client, progress, log, checkpoint_dir)
     finally:
         _context = None  # the run's state goes with the run
 
@@ -249,10 +250,9 @@ def _on_processes(pool, scn: Scenario, workers: int, todo: list[Unit], finished,
             f"a worker process died again (killed, or out of memory?) with {len(left)} work "
             "units left; the finished ones are kept: rerun the same command to resume"
         )
-    print(
-        "dfsim: note: a worker process died (killed, or out of memory?); running the "
-        f"{len(left)} work units left on fresh workers",
-        file=sys.stderr,
+    note(
+        "a worker process died (killed, or out of memory?); running the "
+        f"{len(left)} work units left on fresh workers"
     )
     pool.shutdown(cancel_futures=True)
     fresh = _start_pool(scn, workers)

@@ -18,7 +18,7 @@ import torch
 from dfsim import cache, devices
 from dfsim.codecs.accounting import coding_columns
 from dfsim.datasets import ImageSet, load_image_folder
-from dfsim.errors import UserError
+from dfsim.errors import UserError, note
 from dfsim.models.inference import prepare_for_inference, run_batched
 from dfsim.network import Link, Network, SideInfo, Traffic
 from dfsim.packets import PacketLayout
@@ -534,8 +534,8 @@ def fit_method(
     state = None if force else cache.load_arrays(spec.name, key)
     if state is not None:
         method.load_fitted_state(state)
-        if log and (note := getattr(method, "fit_note", None)):
-            log(f"dfsim: note: {note}")  # the fit printed it when it was made
+        if fitted := getattr(method, "fit_note", None):
+            note(fitted)  # as the fit said when it was made
         return
     t0 = time.perf_counter()
     method.fit(training_features(prep, n_fit, stream), prep.streams[stream].layout)
