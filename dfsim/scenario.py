@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import importlib
 import importlib.util
+import itertools
 import math
 import sys
 import zlib
@@ -702,7 +703,8 @@ def _configs(raw, max_configs: int = MAX_CONFIGS) -> tuple[Config, ...]:
     if len(set(labels)) < len(labels):
         raise UserError(f"error_control: {labels!r}: strategies need distinct labels (set 'label')")
     axes = _axes({k: len(v) for k, v in dims.items()}, _zip_groups(dims, raw.get("zip")), "zip")
-    n = _count_configs(dims, axes)
+    distinct = _distinct_per_codec(dims, axes)
+    n = _count_configs(distinct)
     if n > max_configs:
         listed = " x ".join(f"{len(v)} {k}" for k, v in dims.items() if len(v) > 1)
         zipped = ", some zipped" if any(len(a) > 1 for a in axes) else ""
@@ -711,22 +713,21 @@ def _configs(raw, max_configs: int = MAX_CONFIGS) -> tuple[Config, ...]:
             f"{max_configs:,}: shorten its lists, or raise the limit with --max-configs {n}"
         )
     codecs: dict[tuple, Component] = {}  # each distinct codec checked once
-    picks = _picks_of(axes, {k: len(v) for k, v in dims.items()})
-    # a codec without one of the grid's codec parameters appears once, not once per value
+    picks = _config_picks(distinct, axes)
     return tuple(
         dict.fromkeys(_config({k: dims[k][i] for k, i in p.items()}, codecs) for p in picks)
     )
 
 
-def _count_configs(dims: dict[str, list], axes: list[list[str]]) -> int:
-    """How many distinct configs the grid makes, without making them: for each codec of
-    the grid, the product over the axes (keys that advance together) of the distinct
-    values an axis takes on the keys that codec reads (a codec without a listed codec
-    parameter does not multiply by that list)."""
-    total = 0
+def _distinct_per_codec(dims: dict[str, list], axes: list[list[str]]) -> list[list[list[int]]]:
+    """For each codec of the grid, for each axis (keys that advance together): the first
+    index of each distinct value the axis takes on the keys that codec reads. A codec
+    without a listed codec parameter reads one index of that list, not all of them; the
+    codec's axis holds that codec's index only. Linear in the lists' lengths."""
+    out = []
     for c, codec in enumerate(dims["encoding.codec"]):
         declared = entry("codec", codec).params
-        n = 1
+        per_axis = []
         for axis in axes:
             keys = [
                 k
@@ -736,9 +737,29 @@ def _count_configs(dims: dict[str, list], axes: list[list[str]]) -> int:
                 or k.removeprefix("encoding.") in declared
             ]
             at = [c] if "encoding.codec" in axis else range(len(dims[axis[0]]))
-            n *= len({tuple(dims[k][i] for k in keys) for i in at})
-        total += n
-    return total
+            first: dict[tuple, int] = {}
+            for i in at:
+                first.setdefault(tuple(dims[k][i] for k in keys), i)
+            per_axis.append(list(first.values()))
+        out.append(per_axis)
+    return out
+
+
+def _count_configs(distinct: list[list[list[int]]]) -> int:
+    """How many distinct configs the grid makes, without making them: for each codec, the
+    product over the axes of the distinct values the axis takes on the keys that codec
+    reads (``distinct``: :func:`_distinct_per_codec`)."""
+    return sum(math.prod(map(len, per_axis)) for per_axis in distinct)
+
+
+def _config_picks(distinct: list[list[list[int]]], axes: list[list[str]]) -> list[dict[str, int]]:
+    """The index combination of each distinct config, exactly :func:`_count_configs` of
+    them (made per codec from the axes it reads, never the product of every list), in the
+    order of the full product of the axes: the first combination of each config there is
+    the one made of each axis's first index for its values, and sorting the index tuples
+    restores the product's order across codecs."""
+    combos = sorted(combo for per_axis in distinct for combo in itertools.product(*per_axis))
+    return [{k: combo[a] for a, axis in enumerate(axes) for k in axis} for combo in combos]
 
 
 def _codec_keys(codecs=None) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zstandard
 
-from dfsim import limits
+from dfsim import limits, scenario
 from dfsim.cli import main
 from dfsim.codecs.base import PayloadError
 from dfsim.errors import one_line
@@ -44,6 +44,20 @@ def write(tmp_path, text, name="s.yaml") -> Path:
     return p
 
 
+def counting(monkeypatch, owner, name: str) -> list:
+    """Replace ``owner.name`` by a function that records each call's arguments in the list
+    returned, then calls the original."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
 def refused(capsys, *argv: str) -> str:
     """Run the CLI: exit 2, exactly one line on stderr, no traceback; that line."""
     code = main(list(argv))
@@ -57,16 +71,37 @@ def refused(capsys, *argv: str) -> str:
 
 
 # --------------------------------------------------------------------------- grid size
-def test_a_huge_grid_is_counted_and_refused_before_anything_is_built(tmp_path, capsys):
+def test_a_huge_grid_is_counted_and_refused_before_anything_is_built(tmp_path, capsys, monkeypatch):
     scn = write(tmp_path, GOOD + HUGE_GRID)
+    configs = counting(monkeypatch, scenario, "_config")
+    models = counting(monkeypatch, ModelSpec, "build")
     for options in ([], ["--dry-run"]):
-        t0 = time.perf_counter()
         line = refused(capsys, "run", str(scn), "--out", str(tmp_path / "o"), *options)
-        assert time.perf_counter() - t0 < 5  # was minutes: every config was built first
         assert f"{scn}: the grid (" in line
         assert "makes 468,720 configs, more than the limit of 10,000" in line
         assert line.endswith("raise the limit with --max-configs 468720")
+    assert configs == [] and models == []  # refused from the lists' lengths alone
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("n", [300, 5000])
+def test_codecs_are_not_crossed_with_parameters_they_do_not_read(tmp_path, monkeypatch, n):
+    """zstd reads ``dictionary``, range reads ``max_table_bits``: n values of each make
+    n + n configs, and the grid is made from those n + n combinations alone, never from
+    the n x n product of the two lists (5 000 + 5 000 is exactly the limit)."""
+    dictionary, table_bits = list(range(n)), list(range(64, 64 + n))
+    grid = f"encoding: {{codec: [zstd, range], dictionary: {dictionary}, "
+    path = write(tmp_path, GOOD + grid + f"max_table_bits: {table_bits}}}\n")
+    made = counting(monkeypatch, scenario, "_config")
+    configs = load_scenario(path).configs
+    assert len(configs) == len(made) == 2 * n <= limits.MAX_CONFIGS
+    assert [c.codec.kwargs["dictionary"] for c in configs[:n]] == dictionary
+    assert [c.codec.kwargs["max_table_bits"] for c in configs[n:]] == table_bits
+    assert {c.codec.name for c in configs[:n]} == {"zstd"}
+    assert {c.codec.name for c in configs[n:]} == {"range"}
+    with pytest.raises(Exception, match=f"makes {2 * n:,} configs, more than the limit"):
+        load_scenario(path, max_configs=2 * n - 1)
+    assert len(made) == 2 * n  # refused before any config was made
 
 
 def test_max_configs_and_max_units_raise_or_lower_the_limits(tmp_path, capsys):
