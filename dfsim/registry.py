@@ -374,7 +374,7 @@ def grid_values(key: str, values: list, check) -> list:
         except TypeError:  # unhashable
             repeated = v in out[:i]
         if repeated:
-            raise UserError(f"{key}: {getattr(v, 'label', v)!r} is listed twice")
+            raise UserError(f"{key}: {shown(getattr(v, 'label', v))} is listed twice")
     return out
 
 

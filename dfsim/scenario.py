@@ -701,7 +701,9 @@ def _configs(raw, max_configs: int = MAX_CONFIGS) -> tuple[Config, ...]:
     )
     labels = [c.label for c in dims["error_control"]]
     if len(set(labels)) < len(labels):
-        raise UserError(f"error_control: {labels!r}: strategies need distinct labels (set 'label')")
+        raise UserError(
+            f"error_control: {shown(labels)}: strategies need distinct labels (set 'label')"
+        )
     axes = _axes({k: len(v) for k, v in dims.items()}, _zip_groups(dims, raw.get("zip")), "zip")
     distinct = _distinct_per_codec(dims, axes)
     n = _count_configs(distinct)
@@ -975,10 +977,12 @@ def _methods(value) -> tuple[MethodSpec, ...]:
     specs = [s for _, make in plans for s in make()]
     labels = [s.label for s in specs]
     counts = collections.Counter(labels)
-    dup = {x for x in labels if counts[x] > 1}
+    dup = sorted({x for x in labels if counts[x] > 1})
     if dup:
+        more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
         raise UserError(
-            f"methods: {', '.join(sorted(dup))} listed twice (give each a distinct 'label')"
+            f"methods: {', '.join(key_text(x) for x in dup[:5])}{more} listed twice "
+            "(give each a distinct 'label')"
         )
     return tuple(specs)
 

@@ -263,6 +263,37 @@ def test_a_huge_value_is_cut_short_in_the_message(tmp_path, capsys):
     assert len(line) < 300
 
 
+BIG = "x" * 300_000
+
+
+@pytest.mark.parametrize(
+    "text,start,end",
+    [
+        (f"model: {{split: [{BIG}, {BIG}]}}\n", "model.split: 'xxxxx", "xxx' is listed twice"),
+        (
+            f"error_control: [{{name: none, label: {BIG}}}, {{name: arq, label: {BIG}}}]\n",
+            "error_control: ['xxxxx",
+            "xxx']: strategies need distinct labels (set 'label')",
+        ),
+        (
+            f"methods: [{{name: zeros, label: {BIG}}}, {{name: linear, label: {BIG}}}]\n",
+            "methods: 'xxxxx",
+            "xxx' listed twice (give each a distinct 'label')",
+        ),
+    ],
+    ids=["grid list", "error control labels", "method labels"],
+)
+def test_a_huge_value_listed_twice_is_cut_short_in_the_message(tmp_path, capsys, text, start, end):
+    scn = write(
+        tmp_path,
+        GOOD.replace("methods: [zeros]\n", "methods: [zeros]\n" * ("methods" not in text)) + text,
+    )
+    line = refused(capsys, "run", str(scn), "--dry-run")
+    assert line.startswith(f"dfsim: error: {scn}: {start}")
+    assert line.endswith(end)
+    assert "xxx...xxx" in line and len(line) < len(str(scn)) + 250
+
+
 # --------------------------------------------------------------------------- YAML bounds
 @pytest.mark.parametrize(
     "text,message",
