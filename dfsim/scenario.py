@@ -374,14 +374,17 @@ def read_yaml(path: str | Path, what: str = "scenario"):
     try:
         with p.open("rb") as f:
             data = f.read(MAX_SCENARIO_BYTES + 1)
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise UserError(f"{path}: cannot read {what}: {exc}") from None
-    if len(data) > MAX_SCENARIO_BYTES:
+    if len(data) > MAX_SCENARIO_BYTES:  # before decoding: the cut may split a character
         raise UserError(
             f"{path}: {what} file is larger than {MAX_SCENARIO_BYTES // 1024} KiB "
             f"({p.stat().st_size:,} bytes)"
         )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: cannot read {what}: {exc}") from None
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()

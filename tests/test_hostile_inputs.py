@@ -312,8 +312,18 @@ def test_a_huge_value_listed_twice_is_cut_short_in_the_message(tmp_path, capsys,
         ("a: &a [1, *a]\n", "an alias refers to a node that contains it"),
         ("a: &a {b: *a}\n", "an alias refers to a node that contains it"),
         ("channels: [" + "0.1, " * 400_000 + "0.1]\n", "larger than 1024 KiB (2,000,016 bytes)"),
+        # two-byte characters from byte 2 on: the first 1 MiB + 1 bytes end inside one
+        ("# " + "\u00e9" * 600_000 + "\n", "larger than 1024 KiB (1,200,003 bytes)"),
     ],
-    ids=["deep list", "deep mapping", "billion laughs", "recursive list", "recursive map", "big"],
+    ids=[
+        "deep list",
+        "deep mapping",
+        "billion laughs",
+        "recursive list",
+        "recursive map",
+        "big",
+        "big, cut inside a character",
+    ],
 )
 def test_yaml_bombs_are_refused_before_they_are_expanded_naming_the_file(
     tmp_path, capsys, monkeypatch, text, message
