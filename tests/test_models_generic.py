@@ -223,3 +223,26 @@ def test_a_classifier_called_twice_keeps_its_first_call_as_a_split_point():
 
     m = GraphSplitModel("twice", Twice(), (3, 8, 8))
     assert "fc" in m.split_points and "fc_1" not in m.split_points
+
+
+def test_a_users_module_that_fails_is_one_line_and_dfsims_own_keep_their_traceback():
+    """A model given by import path that raises is the user's to fix (one line naming it);
+    the same failure in layers of torch's or dfsim's own is a bug and keeps its traceback."""
+    from torch import nn
+
+    from dfsim.errors import UserError
+    from dfsim.experiment.prepare import run_model
+
+    class Broken(nn.Module):  # defined here, outside dfsim and torch: the user's
+        def forward(self, x):
+            raise ValueError("shapes do not match\nsecond line")
+
+    x = np.zeros((2, 3, 4, 4), np.float32)
+    with pytest.raises(UserError) as err:
+        run_model(Broken(), x, 2, "the cloud sub-model")
+    assert str(err.value) == "the cloud sub-model failed (ValueError: shapes do not match)"
+    torch_only = nn.Sequential(nn.Conv2d(5, 1, 1))  # wrong input for torch's own layer
+    with pytest.raises(RuntimeError):  # dfsim's own model: a bug, not a UserError
+        run_model(torch_only, x, 2, "the cloud sub-model")
+    with pytest.raises(UserError, match="^the edge sub-model failed \\(RuntimeError: "):
+        run_model(torch_only, x, 2, "the edge sub-model", users=True)  # from an import path

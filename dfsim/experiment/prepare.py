@@ -341,7 +341,8 @@ def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task, key: st
         x = model.normalise(images.images)
         name, n = scn.model.import_path or model.name, len(images)
         edge = f"model {name!r}: its edge sub-model at split {split!r}"
-        feats = run_model(prepare_for_inference(model.edge(split)), x, scn.batch_size, edge)
+        users = users_model(scn)
+        feats = run_model(prepare_for_inference(model.edge(split)), x, scn.batch_size, edge, users)
         feats = feats if isinstance(feats, tuple) else (feats,)
         check_crossing(feats, model.crossing(split), n, edge)
         stored = {f"features_{i}": f.astype(np.float32) for i, f in enumerate(feats)}
@@ -349,11 +350,12 @@ def _edge_pass(scn: Scenario, model, split: str, images: ImageSet, task, key: st
             own = prepare_for_inference(task.cloud_model(model, split))
             what = f"task {scn.task.name!r}: its cloud sub-model"
             outputs = run_model(
-                own, list(feats) if len(feats) > 1 else feats[0], scn.batch_size, what
+                own, list(feats) if len(feats) > 1 else feats[0], scn.batch_size, what, users
             )
         else:
             what = f"model {name!r}: the full model"
-            outputs = run_model(prepare_for_inference(model.full()), x, scn.batch_size, what)
+            full = prepare_for_inference(model.full())
+            outputs = run_model(full, x, scn.batch_size, what, users)
         check_rows(outputs, n, what)
         stored["clean_pred"] = task_predict(task, outputs, n)
         cache.save_arrays("features", key, stored)
@@ -367,29 +369,52 @@ def _reference_pass(scn, cfg: Config, features_key: str, task, cloud, streams, w
     key = cache.key_of(features=features_key, codec=cfg.codec.name, params=cfg.codec.params)
     ref = cache.load_arrays("reference", key)
     if ref is None:
-        ref = {"pred": predict(task, cloud, [s.reference for s in streams], scn.batch_size, what)}
+        tensors = [s.reference for s in streams]
+        ref = {"pred": predict(task, cloud, tensors, scn.batch_size, what, users_model(scn))}
         cache.save_arrays("reference", key, ref)
     return ref["pred"]
 
 
-def predict(task, cloud, tensors: list[np.ndarray], batch_size: int, what: str = "the cloud"):
+def predict(
+    task,
+    cloud,
+    tensors: list[np.ndarray],
+    batch_size: int,
+    what: str = "the cloud",
+    users: bool = False,
+):
     """The cloud sub-model on the crossing tensors, then the task's predictions (one per
     image, from one output row per image: anything else is a one-line error)."""
     n = len(tensors[0])
     what = f"{what} sub-model"
-    outputs = run_model(cloud, tensors if len(tensors) > 1 else tensors[0], batch_size, what)
+    x = tensors if len(tensors) > 1 else tensors[0]
+    outputs = run_model(cloud, x, batch_size, what, users)
     check_rows(outputs, n, what)
     return task_predict(task, outputs, n)
 
 
-def run_model(module, x, batch_size: int, what: str):
-    """:func:`run_batched`, where a module that fails or returns something other than
-    tensors (a model given by import path, a plug-in's) is a one-line error naming ``what``."""
+def users_model(scn: Scenario) -> bool:
+    """Whether the scenario's model (or a plug-in) is the user's code: given by import path,
+    or with plug-ins loaded. A failure there is the user's to fix, not a bug of dfsim's."""
+    return bool(scn.model.import_path or scn.plugins)
+
+
+def _users_layers(module) -> bool:
+    """Whether ``module`` holds layers defined outside dfsim and torch."""
+    return any(not type(m).__module__.startswith(("dfsim.", "torch.")) for m in module.modules())
+
+
+def run_model(module, x, batch_size: int, what: str, users: bool = False):
+    """:func:`run_batched`, where the user's module (``users``, or one with layers of the
+    user's own) that fails or returns something other than tensors is a one-line error
+    naming ``what``; dfsim's own models keep their traceback (a bug)."""
     try:
         return run_batched(module, x, batch_size)
-    except UserError:
+    except (UserError, MemoryError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the user's module broke its contract
+    except Exception as exc:
+        if not (users or _users_layers(module)):
+            raise
         text = str(exc).splitlines()[0][:160] if str(exc) else ""
         raise UserError(f"{what} failed ({type(exc).__name__}: {text})") from None
 

@@ -16,7 +16,7 @@ from numba import njit
 
 from dfsim import profiling
 from dfsim.errors import UserError
-from dfsim.experiment.prepare import Prepared, predict
+from dfsim.experiment.prepare import Prepared, predict, users_model
 from dfsim.network import Transmission
 from dfsim.profiling import phase
 from dfsim.scenario import ChannelSetting
@@ -142,7 +142,13 @@ def _method_metrics(
     # Nothing lost: the cloud sees exactly the loss-free tensors, whose predictions we have.
     with phase("cloud pass"):
         pred = (
-            predict(prep.task, prep.cloud, repaired, prep.scenario.batch_size)
+            predict(
+                prep.task,
+                prep.cloud,
+                repaired,
+                prep.scenario.batch_size,
+                users=users_model(prep.scenario),
+            )
             if damaged
             else prep.reference_pred
         )
