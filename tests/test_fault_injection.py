@@ -1,15 +1,15 @@
-"""Fault injection: ``dfsim run`` killed with SIGKILL (the whole process group) at random,
-seeded points several times in a row, then resumed, equals an uninterrupted run, and no
-stored file it leaves is damaged; a worker process killed mid-unit is replaced once (the
-run completes), and one killed again ends the run with one line, after which a rerun
-resumes to the same results."""
+"""Fault injection: ``dfsim run`` killed with SIGKILL (the whole process group) several
+times in a row at seeded points (mid-write of a cache entry, after some saved units,
+mid-write of a unit), then resumed, equals an uninterrupted run, and no stored file it
+leaves is damaged; a worker process killed mid-unit is replaced once (the run completes),
+and one killed again ends the run with one line, after which a rerun resumes to the same
+results."""
 
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +64,56 @@ class ZerosOrDie(ZeroFill):
 """
 
 
+# A plugin that kills ``dfsim run``'s process group (SIGKILL) from inside, at the point
+# DFSIM_TEST_KILL names: "cache-write" as the first cache entry's bytes are written to its
+# temporary file but not yet renamed; "units:N" once N work units are saved; "unit-write:N"
+# as the Nth unit's bytes are written but not yet renamed. Without DFSIM_TEST_KILL it does
+# nothing.
+KILLER = """\
+import os
+import signal
+from pathlib import Path
+
+from dfsim import cache, checkpoint
+
+
+def _kill_run():
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def _units(directory):
+    return len(list(Path(directory).glob("unit-*.json")))
+
+
+_how, _, _n = os.environ.get("DFSIM_TEST_KILL", "").partition(":")
+_replace = os.replace
+
+
+def _replace_or_die(src, dst, *args, **kwargs):
+    dst = Path(dst)
+    if _how == "cache-write" and dst.is_relative_to(cache.cache_dir()):
+        _kill_run()
+    if _how == "unit-write" and dst.name.startswith("unit-"):
+        if _units(dst.parent) + 1 >= int(_n):  # this rename would save the Nth unit
+            _kill_run()
+    return _replace(src, dst, *args, **kwargs)
+
+
+if _how in ("cache-write", "unit-write"):
+    os.replace = _replace_or_die
+
+if _how == "units":
+    _save = checkpoint.Checkpoint.save
+
+    def _save_then_die(self, unit, rows):
+        _save(self, unit, rows)
+        if _units(self._path(unit).parent) >= int(_n):
+            _kill_run()
+
+    checkpoint.Checkpoint.save = _save_then_die
+"""
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The scenario file and its uninterrupted results (in this process)."""
@@ -71,24 +121,19 @@ def reference(tmp_path_factory):
     return d / "s.yaml", run_scenario(d, SCN)
 
 
-def _start(scenario, out, env):
-    """``dfsim run`` with one worker, in a process group of its own."""
+def _run_until_killed(scenario, out, env) -> None:
+    """``dfsim run`` with one worker, in a process group of its own, which the plugin must
+    kill."""
     cmd = [sys.executable, "-m", "dfsim", "run", str(scenario), "--out", str(out), "--quiet"]
-    return subprocess.Popen(
+    proc = subprocess.run(
         [*cmd, "--workers", "1"],
         env={**os.environ, **env},
         start_new_session=True,
         stderr=subprocess.PIPE,
         text=True,
+        timeout=300,
     )
-
-
-def _wait_for(condition, proc, seconds=120):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert proc.poll() is None, f"dfsim exited early: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
 
 
 def _units(out: Path) -> list[Path]:
@@ -109,23 +154,24 @@ def _check_stored_files(out: Path, cache_dir: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1])
 def test_killed_again_and_again_then_resumed(reference, tmp_path, monkeypatch, capsys, seed):
-    scenario, ref = reference
-    rng = random.Random(seed)
+    _, ref = reference
+    (tmp_path / "killer.py").write_text(KILLER)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"plugins: [{str(tmp_path / 'killer.py')!r}]\n{SCN}")
+    saved, written = sorted(random.Random(seed).sample(range(1, UNITS), 2))
     out, cache_dir = tmp_path / "out", tmp_path / "cache"
     env = {"DFSIM_CACHE": str(cache_dir)}  # empty: the first run writes the cache entries
-    # Kill points: as the first cache entry is being written, then after a random number
-    # of saved units; each a random few milliseconds later.
-    targets = sorted(rng.sample(range(1, UNITS), 2))
-    points = [lambda: any(cache_dir.glob("*/*"))]
-    points += [lambda n=n: len(_units(out)) >= n for n in targets]
-    for point in points:
-        proc = _start(scenario, out, env)
-        _wait_for(point, proc)
-        time.sleep(rng.uniform(0, 0.05))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert not (out / "results.csv").exists()
-        _check_stored_files(out, cache_dir)
+    _run_until_killed(scenario, out, {**env, "DFSIM_TEST_KILL": "cache-write"})
+    assert list(cache_dir.glob("*/.*.tmp")) and not list(cache_dir.glob("*/[!.]*"))
+    assert _units(out) == []
+    _check_stored_files(out, cache_dir)
+    _run_until_killed(scenario, out, {**env, "DFSIM_TEST_KILL": f"units:{saved}"})
+    assert len(_units(out)) == saved
+    _check_stored_files(out, cache_dir)
+    _run_until_killed(scenario, out, {**env, "DFSIM_TEST_KILL": f"unit-write:{written}"})
+    assert len(_units(out)) == written - 1 and list((out / ".partial").glob(".unit-*.tmp"))
+    _check_stored_files(out, cache_dir)
+    assert not (out / "results.csv").exists()
     monkeypatch.setenv("DFSIM_CACHE", str(cache_dir))
     capsys.readouterr()
     assert main(["run", str(scenario), "--out", str(out), "--quiet", "--workers", "1"]) == 0
