@@ -1,6 +1,6 @@
 """How big a user's input may be: checked before anything is built, so that a hostile or
-mistaken scenario, file or payload is a one-line error in well under a second, never a
-hang, a traceback or a huge allocation."""
+mistaken scenario, file or payload is a one-line error, never a hang, a traceback or a
+huge allocation."""
 
 MAX_SCENARIO_BYTES = 1 << 20  # a scenario file, checked before parsing (default.yaml: 1.6 KiB)
 MAX_YAML_DEPTH = 64  # nested lists and mappings (a scenario needs 5)
