@@ -26,9 +26,9 @@ compiled without floating-point reassociation, so the vector width does not chan
 result (the tests run them for a baseline target and for this CPU and compare).
 
 ``DFSIM_KERNELS=native`` leaves every library to choose (on an AVX-512 machine a little
-faster; results then agree with other machines only to a tolerance). A CPU without AVX2
-and FMA cannot run the pinned kernels: the libraries then choose, the manifest says
-``exact: false`` and ``dfsim run`` says so in one line. What the pins cost and what they
+faster; results then agree with other machines only to a tolerance). A CPU below
+x86-64-v3 (AVX2, FMA, BMI2, MOVBE) cannot run the pinned kernels: the libraries then
+choose, the manifest says ``exact: false`` and ``dfsim run`` says so in one line. What the pins cost and what they
 change is measured in ``benchmarks/reproducibility.md``.
 """
 
@@ -48,7 +48,7 @@ PINS = {
     "OPENBLAS_NUM_THREADS": "1",
 }
 # the libraries that read a pin when they load: a pin set after them may come too late
-READ_AT_LOAD = {"numpy": ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")}
+READ_AT_LOAD = ("numpy", "scipy", "torch")
 _REQUIRED_FLAGS = ("avx", "avx2", "fma", "bmi2", "movbe")
 
 _state: dict | None = None
@@ -116,7 +116,12 @@ def apply() -> dict:
         state["reason"] = f"DFSIM_KERNELS={requested!r} is not portable or native: ignored"
         requested = "portable"
     if requested == "portable":
-        if level not in ("x86-64-v3", "x86-64-v4"):
+        if level == "unknown":
+            state["reason"] = (
+                f"this CPU's instruction sets are unknown (no /proc/cpuinfo), so the {LEVEL} "
+                "kernels that make results identical across machines are not pinned"
+            )
+        elif level not in ("x86-64-v3", "x86-64-v4"):
             state["reason"] = (
                 f"this CPU ({level}) cannot run the {LEVEL} kernels that make results "
                 "identical across machines"
@@ -192,5 +197,5 @@ def consequence(diff: list[str]) -> str:
     """What :func:`differences` mean for the numbers: nothing where only the CPU changed
     and both runs pinned their kernels (the point of the pins), else the last digits."""
     if all(d.startswith("CPU ") for d in diff) and state()["exact"]:
-        return f"the kernels are pinned to {LEVEL} on both, so the numbers should not change"
+        return f"both pinned their kernels to {LEVEL}, so the numbers should agree"
     return "numbers may differ in the last digits"

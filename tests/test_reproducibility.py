@@ -112,6 +112,14 @@ def test_without_the_pins_the_same_caps_change_the_numbers():
     assert "DFSIM_KERNELS=native" in capped["state"]["reason"]
 
 
+@needs_v3
+def test_the_test_process_itself_runs_pinned():
+    """pytest loads dfsim first (``-p dfsim`` in pyproject.toml), so the committed-results
+    checks compare exactly here rather than falling back to their tolerance."""
+    s = reproducibility.state()
+    assert s["exact"] and s["kernels"] == "x86-64-v3", s["reason"]
+
+
 def test_numpy_imported_first_is_reported(tmp_path):
     code = "import numpy, dfsim.reproducibility as r; print(r.note())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -141,7 +149,7 @@ def test_manifest_records_machine_and_regeneration_differences_are_noted(tmp_pat
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "was made with" in ln]
     assert len(lines) == 1 and "CPU 'Some Other CPU' -> " in lines[0]
     if reproducibility.state()["exact"]:
-        assert lines[0].endswith("so the numbers should not change")
+        assert lines[0].endswith("so the numbers should agree")
     # a result made with another numpy and unpinned kernels: one line says so
     manifest["versions"]["numpy"] = "1.0.0"
     manifest["machine"].update(kernels="native", exact=False, cpu="Some Other CPU")

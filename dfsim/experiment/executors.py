@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 import cv2
 import torch
 
-from dfsim import profiling
+from dfsim import profiling, reproducibility
 from dfsim.checkpoint import Checkpoint, fingerprint
 from dfsim.errors import UserError, note, notes_once, silence_notes
 from dfsim.experiment.prepare import Prepared, build_methods, prepare
@@ -90,7 +90,8 @@ def _dask_unit(unit: Unit, plugins, scenario: bytes, fp: str) -> tuple[Unit, lis
     with _init_lock:
         if _context is None or _context.fingerprint != fp:
             _init_worker(plugins, scenario, fp)
-    return run_unit(unit)
+    unit, rows, info = run_unit(unit)
+    return unit, rows, {**info, "kernels_exact": reproducibility.state()["exact"]}
 
 
 @contextlib.contextmanager
@@ -268,4 +269,11 @@ def _on_dask(client, scn: Scenario, fp: str, todo: list[Unit], finished) -> None
     blob = pickle.dumps(scn)
     futures = [client.submit(_dask_unit, u, scn.plugins, blob, fp, pure=False) for u in todo]
     for fut in dask_completed(futures):
-        finished(*fut.result())
+        unit, rows, info = fut.result()
+        if not info.pop("kernels_exact", True):
+            note(
+                "a Dask worker could not pin its CPU kernels (numpy or torch loaded before "
+                "dfsim there): its numbers may differ in the last digits; start the workers "
+                "with the settings of dfsim.reproducibility.PINS in their environment"
+            )
+        finished(unit, rows, info)
