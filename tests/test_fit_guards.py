@@ -1,7 +1,8 @@
 """Trained completion never does worse than zero-fill on held-out tensors without saying so.
 
-ALTeC chooses its regularisation (or zero-fill) per packet position on held-out training
-tensors and prints a one-line note when a fit is underdetermined or zero-fills positions.
+ALTeC keeps its ridge fit only at the packet positions where it beats zero-fill on held-out
+training tensors (by more than one standard error; the others are zero-filled) and prints a
+one-line note when a fit is underdetermined or zero-fills positions.
 """
 
 import numpy as np
