@@ -51,21 +51,24 @@ def rerun(tmp_path, scenario: dict, name: str) -> list[dict]:
 
 
 # Where the kernels cannot be pinned (a CPU below x86-64-v3, DFSIM_KERNELS=native), the
-# committed numbers come back only approximately. These bounds are measured, not chosen:
+# committed numbers come back only approximately. These bounds come from a measurement:
 # benchmarks/reproducibility.md runs these checks with every library capped below the
-# pinned level and records the largest deviation of each kind; the bounds are a few times
-# those. Top-1 and agreement may move by a few images; every other number by a relative
-# amount.
-RELATIVE_TOLERANCE = 1e-3
+# pinned level, unpinned, and records the largest deviation of each column (relative: 8.5e-4
+# for mse_lost, under 4e-5 for everything else; no top-1 or agreement cell moved by an
+# image there, the full default scenario moved one cell by one image). The bounds are about
+# six times the relative one and three images.
+RELATIVE_TOLERANCE = 5e-3
 IMAGES_TOLERANCE = 3
-COUNTED = ("top1", "agreement")  # fractions of n_images
+COUNTED = ("top1", "agreement")  # fractions of n_images, for classification
 
 
-def _deviation(column: str, new, old, n_images: int) -> float:
-    """How far ``new`` is from ``old``: images for the counted columns, relative otherwise."""
-    if column in COUNTED:
-        return abs(new - old) * n_images
-    return abs(new - old) / max(abs(old), 1e-12)
+def _deviation(column: str, new, old, n_images: int) -> tuple[float, bool]:
+    """How far ``new`` is from ``old``, and whether in images: a counted column holding a
+    fraction of the images (classification) in images, anything else relatively (a
+    detection task's agreement is a mAP)."""
+    if column in COUNTED and abs(old * n_images - round(old * n_images)) < 1e-6:
+        return abs(new - old) * n_images, True
+    return abs(new - old) / max(abs(old), 1e-12), False
 
 
 def assert_rows_match(new: list[dict], committed: list[dict]) -> None:
@@ -89,9 +92,10 @@ def assert_rows_match(new: list[dict], committed: list[dict]) -> None:
             continue
         for k, (a, b) in diff.items():
             assert isinstance(a, float | int) and isinstance(b, float | int), (k, a, b)
-            dev = _deviation(k, a, b, int(old.get("n_images") or 1))
-            worst[k] = max(worst.get(k, 0.0), dev)
-            if dev > (IMAGES_TOLERANCE if k in COUNTED else RELATIVE_TOLERANCE):
+            dev, in_images = _deviation(k, a, b, int(old.get("n_images") or 1))
+            name = f"{k} (images)" if in_images else k
+            worst[name] = max(worst.get(name, 0.0), dev)
+            if dev > (IMAGES_TOLERANCE if in_images else RELATIVE_TOLERANCE):
                 beyond.append((k, a, b, dev))
     if worst and os.environ.get("DFSIM_DEVIATIONS"):  # benchmarks/reproducibility.py reads it
         with open(os.environ["DFSIM_DEVIATIONS"], "a") as f:
