@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zstandard
 
-from dfsim import limits, scenario
+from dfsim import limits, registry, scenario
 from dfsim.cli import main
 from dfsim.codecs.base import PayloadError
 from dfsim.errors import one_line
@@ -422,9 +422,12 @@ def test_a_completion_method_returning_the_wrong_shape_is_named(tmp_path, capsys
     )
     text = GOOD.replace("[zeros]", "[zeros, half-test]").replace("[0.1]", "[0.5]")
     scn = write(tmp_path, text + f"plugins: [{tmp_path / 'half.py'}]\n")
-    line = refused(
-        capsys, "run", str(scn), "--out", str(tmp_path / "o"), "--quiet", "--workers", "1"
-    )
+    try:
+        line = refused(
+            capsys, "run", str(scn), "--out", str(tmp_path / "o"), "--quiet", "--workers", "1"
+        )
+    finally:  # the plug-in's method must not outlive the test (precompile runs every one)
+        registry.unregister("completion", "half-test")
     assert (
         "methods (half-test): complete_batch returned 20x16x28x28 for a 20x32x28x28 batch" in line
     )
