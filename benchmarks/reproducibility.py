@@ -38,7 +38,7 @@ CAPS = {
 EXTRA = [("ONEDNN_MAX_CPU_ISA", "AVX")]
 # numba is not pinned (no kernel of dfsim's lets it reassociate floating-point sums, so the
 # vector width cannot change a result): checked by compiling every kernel for a baseline CPU
-NUMBA_GENERIC = {"NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": tempfile.mkdtemp()}
+NUMBA_GENERIC = {"NUMBA_CPU_NAME": "generic"}  # with a fresh NUMBA_CACHE_DIR, in main()
 
 PROBE = r"""
 import hashlib, json, time
@@ -145,7 +145,10 @@ def main() -> None:
     for label, extra in [
         ("pinned", {}),
         ("pinned, every library capped below", dict(CAPS)),
-        ("pinned, numba's kernels compiled for a generic x86-64 CPU", NUMBA_GENERIC),
+        (
+            "pinned, numba's kernels compiled for a generic x86-64 CPU",
+            {**NUMBA_GENERIC, "NUMBA_CACHE_DIR": tempfile.mkdtemp()},
+        ),
         ("native, every library capped below", {"DFSIM_KERNELS": "native", **CAPS}),
     ]:
         summary, devs = committed_checks(extra)

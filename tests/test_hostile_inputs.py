@@ -12,6 +12,7 @@ import brotli
 import numpy as np
 import pytest
 import zstandard
+from test_scenario import GOOD  # the smallest valid scenario
 
 from dfsim import limits, registry, scenario
 from dfsim.cli import main
@@ -20,14 +21,6 @@ from dfsim.errors import one_line
 from dfsim.registry import build
 from dfsim.scenario import Component, ModelSpec, load_scenario
 
-GOOD = """\
-name: t
-data: {n_images: 20}
-channels:
-  - {kind: iid, loss_rates: [0.1]}
-methods: [zeros]
-trials: 1
-"""
 ROWS = "[" + ", ".join(str(r) for r in range(1, 29)) + "]"
 BITS = "[" + ", ".join(str(b) for b in range(2, 17)) + "]"
 # 2 x 15 x 9 x 28 x 2 x 31 = 468 720 configs

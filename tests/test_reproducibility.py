@@ -7,6 +7,7 @@ ALTeC fit give the same bits under every cap; with ``DFSIM_KERNELS=native`` the 
 change them, so the comparison can fail.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,14 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 V3 = reproducibility.isa_level() in ("x86-64-v3", "x86-64-v4")
 needs_v3 = pytest.mark.skipif(not V3, reason="the pinned kernels need an x86-64-v3 CPU")
 
+
+def _benchmark():
+    """benchmarks/reproducibility.py, which measures what these caps change and cost."""
+    path = ROOT / "benchmarks" / "reproducibility.py"
+    spec = importlib.util.spec_from_file_location("reproducibility_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # Each library's own cap, at a level below this machine's (a machine without AVX2/FMA).
-CAPS = {
-    "ONEDNN_MAX_CPU_ISA": "SSE41",
-    "MKL_CBWR": "COMPATIBLE",
-    "ATEN_CPU_CAPABILITY": "default",
-    "OPENBLAS_CORETYPE": "Nehalem",
-    "OPENBLAS_NUM_THREADS": "2",
-}
+CAPS = _benchmark().CAPS
 
 PROBE = r"""
 import hashlib, json
