@@ -113,7 +113,9 @@ def apply() -> dict:
     if requested == "native":
         state["reason"] = "DFSIM_KERNELS=native: every library chooses its kernels"
     elif requested != "portable":
-        state["reason"] = f"DFSIM_KERNELS={requested!r} is not portable or native: ignored"
+        state["reason"] = (
+            f"DFSIM_KERNELS={requested!r} is not portable or native: ignored, kernels pinned"
+        )
         requested = "portable"
     if requested == "portable":
         if level == "unknown":
@@ -166,10 +168,11 @@ def state() -> dict:
 
 
 def note() -> str | None:
-    """One line for ``dfsim run`` when results may differ from other machines', else None."""
+    """One line for ``dfsim run`` when results may differ from other machines', or when a
+    ``DFSIM_KERNELS`` value was not understood (the kernels are then pinned); else None."""
     s = state()
     if s["exact"]:
-        return None
+        return s["reason"] or None
     return f"results may differ in the last digits from other machines': {s['reason']}"
 
 

@@ -125,6 +125,18 @@ def test_the_test_process_itself_runs_pinned():
     assert s["exact"] and s["kernels"] == "x86-64-v3", s["reason"]
 
 
+@needs_v3
+def test_an_unknown_kernels_setting_is_said_not_ignored_silently():
+    code = "import dfsim.reproducibility as r; print(r.note()); print(r.state()['kernels'])"
+    env = {**os.environ, "DFSIM_KERNELS": "fast"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    lines = out.stdout.splitlines()
+    assert lines[0] == "DFSIM_KERNELS='fast' is not portable or native: ignored, kernels pinned"
+    assert lines[1] == "x86-64-v3"
+
+
 def test_numpy_imported_first_is_reported(tmp_path):
     code = "import numpy, dfsim.reproducibility as r; print(r.note())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
