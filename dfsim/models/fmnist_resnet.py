@@ -128,6 +128,29 @@ def normalise(images_u8: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(images_u8).float() / 255.0 - MEAN) / STD
 
 
+def _mismatch(net: nn.Module, state: dict) -> str:
+    """How a state dict fails to fit ``net``, in a few words ('' if it fits): torch's own
+    message puts each missing key on a line of its own."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        k
+        for k in own
+        if k in state and getattr(state[k], "shape", None) != getattr(own[k], "shape", None)
+    ]
+    parts = [
+        f"{len(keys)} {what}, e.g. {keys[0]!r}"
+        for keys, what in (
+            (missing, "tensors missing"),
+            (unexpected, "unexpected tensors"),
+            (shapes, "tensors of another shape"),
+        )
+        if keys
+    ]
+    return "; ".join(parts)
+
+
 def load_weights(
     net: nn.Module, weights, default: Path, key: str, train: str, what: str = "weights file"
 ) -> Path:
@@ -141,7 +164,10 @@ def load_weights(
             + (f" (train them with `{train}`)" if not weights else "")
         )
     try:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and (mismatch := _mismatch(net, state)):
+            raise ValueError(f"not weights of {type(net).__name__} ({mismatch})")
+        net.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{key}: cannot load {str(path)!r}: {msg}") from None
