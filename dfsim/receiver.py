@@ -11,7 +11,9 @@ packet stream, applies the side-information loss policy and runs the codec's dec
   image that had it; an image with no such predecessor is lost entirely.
 
 The codec's decoder runs on the packets that arrived; a packet whose payload it cannot
-decode counts as lost (the loss mask says so).
+decode counts as lost (the loss mask says so). A whole-tensor picture codec with
+``on_fragment_loss: drop-image`` drops an image it cannot decode (``Delivery.dropped``):
+the cloud gives no answer for it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Delivery:
     substituted: bool
     decode_s: float = 0.0  # seconds the codecs spent decoding
     undecodable: int = 0  # packets that arrived but could not be decoded (all tensors)
+    dropped: np.ndarray | None = None  # images the cloud gives no answer for (N), or None
     n_lost: int = field(init=False)  # lost entries, all tensors (counted once per trial)
 
     def __post_init__(self):
@@ -61,6 +64,7 @@ class Receiver:
             src = previous_received(side_lost, tx.device)
             usable, src = src >= 0, np.maximum(src, 0)
         tensors, masks, offset, decode_s, undecodable = [], [], 0, 0.0, 0
+        dropped = None
         for s in streams:
             k = s.encoded.packets_per_image
             received = ~lost_2d[:, offset : offset + k]
@@ -80,10 +84,16 @@ class Receiver:
                 lost[side_lost & ~usable] = True
             tensors.append(values)
             masks.append(lost)
-            hdr = s.layout.headers()
-            packet_lost = lost[:, hdr["channel"], hdr["row"], 0]  # N x K, send order
+            if hasattr(s.codec, "packet_lost"):  # its packets are not the layout's row bands
+                packet_lost = s.codec.packet_lost(lost, s.encoded)
+            else:
+                hdr = s.layout.headers()
+                packet_lost = lost[:, hdr["channel"], hdr["row"], 0]  # N x K, send order
             undecodable += int(np.count_nonzero(received & packet_lost))
-        return Delivery(tensors, masks, previous, decode_s, undecodable)
+            if getattr(s.codec, "drops_images", False):
+                whole = lost.reshape(n, -1).all(axis=1)
+                dropped = whole if dropped is None else dropped | whole
+        return Delivery(tensors, masks, previous, decode_s, undecodable, dropped)
 
 
 def previous_received(side_lost: np.ndarray, device: np.ndarray) -> np.ndarray:

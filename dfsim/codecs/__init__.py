@@ -10,7 +10,10 @@ this package registers the built-in ones:
   packet (:mod:`dfsim.codecs.compressors`);
 * ``range``: entropy coding of the quantized values (:mod:`dfsim.codecs.range_coder`);
 * ``palette``: Choi & Bajić's near-lossless palette/prediction codec
-  (:mod:`dfsim.codecs.palette`).
+  (:mod:`dfsim.codecs.palette`);
+* ``hevc``, ``avif``, ``jpeg-xl``, ``jpeg`` (lossy) and ``png``: picture codecs on the
+  tiled tensor or on each packet's rows, and on the camera's image at the split point
+  ``input`` (:mod:`dfsim.codecs.lossy`).
 
 Codecs that code packets into bytes derive from :class:`~dfsim.codecs.base.PacketCodec`.
 :mod:`dfsim.codecs.anchors` has whole-tensor image codecs for comparison only.
@@ -22,7 +25,7 @@ from dfsim.codecs import raw  # noqa: F401  (registers the default codec first)
 from dfsim.codecs.base import PacketBytes, PacketCodec, PayloadError, TensorCode
 from dfsim.codecs.quantizer import Quantized, dequantize, quantize
 
-for _name in ("compressors", "range_coder", "palette"):  # each registers its codecs
+for _name in ("compressors", "range_coder", "palette", "lossy"):  # each registers its codecs
     importlib.import_module(f"dfsim.codecs.{_name}")
 
 __all__ = [

@@ -6,6 +6,8 @@ produced), ``ideal_bits_per_image`` (payloads at -sum log2 p under the codec's m
 the same side information; empty for codecs without a model), ``kbpi`` (kbit per image),
 ``bpp`` (per input pixel), ``bits_per_element`` (per feature value), and the codec's time
 per image to encode (once per config) and to decode what arrived (per trial), and
+``feature_mse`` and ``feature_psnr_db``: the coding distortion without loss (decoded
+against unquantized values: :func:`distortion`), and
 ``undecodable_rate``: the fraction of data packets that arrived but could not be decoded
 (a payload the decoder rejects, e.g. one decoded with another image's side information
 under ``network.side_info.on_loss: previous``); they are lost for completion like the
@@ -31,12 +33,37 @@ METRICS = (
         "decode_ms_per_tensor", "decoding time per image", "ms", False, timing=True, per="trial"
     ),
     Metric("undecodable_rate", "packets received but not decodable", "", False, per="trial"),
+    Metric("feature_mse", "coding distortion (MSE)", "", False, per="trial"),
+    Metric("feature_psnr_db", "coding PSNR", "dB", True, per="trial"),
 )
 
 
+def distortion(features: list[np.ndarray], decoded: list[np.ndarray], camera: bool) -> dict:
+    """The coding distortion without loss: ``feature_mse``, the mean squared error of the
+    decoded values against the unquantized ones (every tensor crossing the cut), and
+    ``feature_psnr_db``, 10 log10(peak^2 / MSE) with the peak each tensor's own range
+    (max - min, the quantizer's) averaged in squares over the images, or 255 for the
+    camera's image; infinite when nothing is lost."""
+    sq = sum(
+        float(np.sum(np.square(d.astype(np.float64) - f, dtype=np.float64)))
+        for f, d in zip(features, decoded, strict=True)
+    )
+    mse = sq / sum(f.size for f in features)
+    if camera:
+        peak2 = 255.0**2
+    else:
+        ranges = [f.reshape(len(f), -1) for f in features]
+        peak2 = float(
+            np.mean([np.mean((r.max(1).astype(np.float64) - r.min(1)) ** 2) for r in ranges])
+        )
+    psnr = float("inf") if mse == 0 else 10 * np.log10(peak2 / mse) if peak2 > 0 else float("nan")
+    return {"feature_mse": mse, "feature_psnr_db": float(psnr)}
+
+
 def coding_columns(streams, input_shape) -> dict:
-    """The config's coding columns (all but the per-trial decoding time) from its streams
-    (:class:`~dfsim.experiment.prepare.TensorStream`); ``input_shape``: C, H, W."""
+    """The config's coding columns (all but the per-trial decoding time and the distortion)
+    from its streams (:class:`~dfsim.experiment.prepare.TensorStream`); ``input_shape``:
+    C, H, W."""
     n = streams[0].encoded.n_images
     side = sum(s.encoded.side_bits() for s in streams)
     actual = sum(s.encoded.bits_per_image() for s in streams)

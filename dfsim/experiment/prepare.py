@@ -16,14 +16,16 @@ import numpy as np
 import torch
 
 from dfsim import cache, devices
-from dfsim.codecs.accounting import coding_columns
+from dfsim.codecs.accounting import coding_columns, distortion
 from dfsim.datasets import ImageSet, load_image_folder
 from dfsim.errors import UserError, note
+from dfsim.models.cloud_only import INPUT, CloudOnly, cloud_only
 from dfsim.models.inference import prepare_for_inference, run_batched
 from dfsim.network import Link, Network, SideInfo, Traffic
 from dfsim.packets import PacketLayout
 from dfsim.profiling import phase
 from dfsim.receiver import Receiver
+from dfsim.registry import entry, names
 from dfsim.scenario import Config, MethodSpec, Scenario
 from dfsim.stages import Codec, Crossing, Encoded
 
@@ -146,6 +148,8 @@ def build_model(scn: Scenario, cfg: Config, model=None):
     height and the MTU (every tensor's side information rides in the image's first packet)."""
     model = scn.model.build(cfg.split) if model is None else model
     split = cfg.split or model.default_split
+    if split == INPUT:
+        model = check_cloud_only(scn, cfg, model)
     crossing = model.crossing(split)
     for t in crossing:
         if len(t.shape) != 3:
@@ -170,6 +174,45 @@ def build_model(scn: Scenario, cfg: Config, model=None):
     return model, split
 
 
+def check_cloud_only(scn: Scenario, cfg: Config, model):
+    """The model cut at ``input`` (the cloud-only baseline), after checking that the codec
+    codes images and the task runs the model's own cloud."""
+    if isinstance(model, CloudOnly):
+        return model
+    codec = cfg.codec.build()
+    if not hasattr(codec, "for_camera"):
+        pictures = ", ".join(
+            n for n in names("codec") if hasattr(entry("codec", n).factory, "for_camera")
+        )
+        raise UserError(
+            f"encoding.codec: {cfg.codec.name} codes features; split input sends the camera's "
+            f"image: use a picture codec ({pictures})"
+        )
+    try:
+        codec.for_camera()
+    except ValueError as exc:
+        raise UserError(f"encoding.{exc}") from None
+    if getattr(build_task(scn, model, model.default_split), "cloud_model", None) is not None:
+        raise UserError(
+            f"model.split: input has no features for task {scn.task.name!r} to reconstruct"
+        )
+    return cloud_only(model)
+
+
+def configure_codec(scn: Scenario, codec, split: str, n_tensors: int):
+    """A picture codec learns where it runs: the camera's image at ``input``, and the room
+    its fragments have within the MTU (the first also carries every tensor's side
+    information, in the default placement)."""
+    if split == INPUT and hasattr(codec, "for_camera"):
+        codec.for_camera()
+    if hasattr(codec, "set_fragments"):
+        nw = scn.network
+        room = nw.mtu_bytes - nw.header_bytes
+        side = codec.side_info_bits * n_tensors if nw.side_info.placement == "first-packet" else 0
+        codec.set_fragments(room, room - -(-side // 8))
+    return codec
+
+
 def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, feats):
     """Tensor ``i``'s layout, codec (fitted if it learns) and encoded packets. With
     ``rows_per_packet: fill``: the largest number of rows (at most the height) for which
@@ -180,6 +223,7 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
     def encode_at(rows: int):
         layout = cfg.packets.layout(shape, rows)
         codec = cfg.codec.build()  # one per tensor: a fitted codec learns its tensor's model
+        configure_codec(scn, codec, split, len(model.crossing(split)))
         if getattr(codec, "needs_fit", False):
             n_fit = getattr(codec, "fit_images", 500)
             codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)
@@ -306,7 +350,10 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         reference_pred=reference_pred,
         clean=task.evaluate(clean_pred, clean_pred, task_targets(task, images)),
         quantized=task.evaluate(reference_pred, reference_pred, task_targets(task, images)),
-        coding=coding_columns(streams, model.input_shape),
+        coding={
+            **coding_columns(streams, model.input_shape),
+            **distortion(features, [s.reference for s in streams], split == INPUT),
+        },
     )
 
 

@@ -152,6 +152,8 @@ def _method_metrics(
             if damaged
             else prep.reference_pred
         )
+    if delivery.dropped is not None and delivery.dropped.any():
+        pred = no_answer(prep.task, pred, delivery.dropped)
     e2e = cloud_latency_ms(tx, prep.scenario.network, 1e3 * dt / n)
     with phase("scoring (task metrics)"):
         scores = prep.task.evaluate(pred, prep.reference_pred, prep.targets)
@@ -164,6 +166,26 @@ def _method_metrics(
         "e2e_latency_mean_ms": float(e2e.mean()),
         "e2e_latency_p95_ms": float(np.percentile(e2e, 95)),
     }
+
+
+def no_answer(task, pred, dropped: np.ndarray):
+    """``pred`` with no answer for the ``dropped`` images: the task's own ``no_answer``,
+    else class -1 for a classifier and no detections for a detector (class -1 rows)."""
+    own = getattr(task, "no_answer", None)
+    if own is not None:
+        return own(pred, dropped)
+    out = np.array(pred, copy=True)
+    if out.ndim == 1:  # class indices
+        out[dropped] = -1
+    elif out.ndim == 3 and out.shape[-1] == 6:  # detections N x D x 6
+        out[dropped] = 0
+        out[dropped, :, 5] = -1
+    else:
+        raise UserError(
+            f"encoding.on_fragment_loss: drop-image needs a task whose predictions can say "
+            f"'no answer'; task {getattr(task, 'name', '?')!r} cannot (use lose-tensor)"
+        )
+    return out
 
 
 class LostRows:

@@ -1,0 +1,344 @@
+"""Picture codecs on the network: lossy feature coding (HEVC, AVIF, JPEG XL, JPEG) and
+lossless PNG, for features and for the camera's image (the cloud-only baseline).
+
+Each codec has one rate knob, a grid key like every codec parameter (``hevc``: ``qp``,
+0-51; the others: ``quality``), and ``bits``, the uniform quantizer's depth (the depths
+the picture codec takes: see :mod:`dfsim.codecs.pictures`). Features are quantized per
+tensor (min/max side information, as every codec) and then coded in one of two modes:
+
+* ``mode: tensor`` (default): the whole tensor as one picture, its channels tiled
+  (:mod:`dfsim.codecs.tiling`, Choi & Bajić's eq. 2), as in the paper. The codestream does
+  not survive the loss of any of its parts, so it is cut into **fragments** that fit the
+  MTU: every image's codestream into the same number K of near-equal fragments, K the
+  fewest that fit every image of the run (the first fragment also carries the side
+  information). ARQ and FEC work on fragments like on any packet. When a fragment is
+  missing at the decoder (lost, late or corrupted), the tensor cannot be decoded:
+  ``on_fragment_loss: lose-tensor`` marks all of it lost (the completion methods get
+  nothing to work from), ``drop-image`` drops the image (the cloud gives no answer for it:
+  a miss for every task metric).
+* ``mode: packet``: packet-independent lossy coding. Each packet's rows (the layout of the
+  ``packets`` section) are coded as their own small picture, so a lost packet loses only
+  its rows, and completion works as with the lossless codecs; the rate this costs against
+  whole-tensor coding is in the ``kbpi`` column of the two modes.
+
+At the split point ``input`` (the cloud-only baseline) the codec codes the camera's image
+itself: 8 bits, its own channels (one grey, or three RGB channels coded as a colour
+picture), no quantizer and no side information.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Literal
+
+import numpy as np
+
+from dfsim.codecs.base import PacketBytes, PayloadError
+from dfsim.codecs.pictures import CODERS, CodedPicture
+from dfsim.codecs.quantizer import SIDE_INFO_BITS, Quantized, dequantize, quantize
+from dfsim.codecs.tiling import tile, untile
+from dfsim.packets import PacketBatch, PacketLayout, depacketize, packetize
+from dfsim.registry import Range, register
+from dfsim.stages import Encoded
+
+MODES = ("tensor", "packet")
+ON_FRAGMENT_LOSS = ("lose-tensor", "drop-image")
+DEFAULT_FRAGMENT_BYTES = 1460  # 1500-byte MTU less the default 40-byte header
+
+
+class CameraImageError(ValueError):
+    """What reached a codec at the split point ``input`` is not an 8-bit image."""
+
+
+class PictureCodec:
+    """Quantizer, then a picture codec, in ``tensor`` or ``packet`` mode (module docstring)."""
+
+    coder_name = "picture"
+    needs_fit = False
+
+    def __init__(self, bits: int, knob: int | None, mode: str, on_fragment_loss: str):
+        self.coder = CODERS[self.coder_name]()
+        why = self.coder.available()
+        if why:
+            raise ValueError(f"codec {self.coder_name} {why}")
+        if bits not in self.coder.depths:
+            lo, hi = self.coder.depths[0], self.coder.depths[-1]
+            depths = (
+                f"{lo} to {hi}"
+                if self.coder.depths == tuple(range(lo, hi + 1))
+                else ", ".join(map(str, self.coder.depths))
+            )
+            raise ValueError(
+                f"bits: {self.coder_name} codes {depths}-bit pictures, not {bits}-bit features"
+            )
+        if mode not in MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+        self.bits, self.knob, self.mode = int(bits), knob, mode
+        self.on_fragment_loss = on_fragment_loss
+        self.lossless = self.coder.lossless
+        self.camera = False  # set by for_camera(): code the camera's image as it is
+        self.fragment_bytes = DEFAULT_FRAGMENT_BYTES
+        self.first_fragment_bytes = DEFAULT_FRAGMENT_BYTES - SIDE_INFO_BITS // 8
+
+    # ---------------------------------------------------------------- configuration
+    def for_camera(self) -> PictureCodec:
+        """Code the camera's 8-bit image natively (split point ``input``)."""
+        if self.bits != 8:
+            raise ValueError(
+                f"bits: the camera's images are 8-bit, coded as they are (got bits {self.bits})"
+            )
+        self.camera = True
+        return self
+
+    def set_fragments(self, payload_bytes: int, first_payload_bytes: int) -> None:
+        """Fragment payload sizes: ``payload_bytes`` (the MTU less the header), and less
+        for the first fragment, which also carries the side information."""
+        self.fragment_bytes = int(payload_bytes)
+        self.first_fragment_bytes = int(first_payload_bytes)
+
+    @property
+    def side_info_bits(self) -> int:
+        return 0 if self.camera else SIDE_INFO_BITS
+
+    @property
+    def drops_images(self) -> bool:
+        """An image whose tensor cannot be decoded is dropped (no answer from the cloud)."""
+        return self.mode == "tensor" and self.on_fragment_loss == "drop-image"
+
+    @property
+    def code_dtype(self):
+        return np.uint8 if self.bits <= 8 else np.uint16
+
+    def max_payload_bits(self, rows: int, width: int) -> int | None:
+        """Known only once encoded."""
+        return None
+
+    def describe_values(self) -> str:
+        knob = f", {self.coder.knob} {self.knob}" if self.coder.knob else ""
+        what = "the camera's image" if self.camera else f"{self.bits}-bit features"
+        return f"{what} coded by {self.coder_name}{knob} ({self.mode} mode)"
+
+    def fit(self, features, layout):
+        return self
+
+    # ---------------------------------------------------------------- coding
+    def _codes(self, features: np.ndarray) -> tuple[np.ndarray, dict, int]:
+        """The integer codes to code, the side information and its bits per image."""
+        if self.camera:
+            codes = np.rint(features)
+            if codes.size and (codes.min() < 0 or codes.max() > 255):
+                raise CameraImageError("the camera's image holds values outside 0-255")
+            return codes.astype(np.uint8), {}, 0
+        q = quantize(features, self.bits)
+        return q.codes, {"vmin": q.vmin, "vmax": q.vmax}, SIDE_INFO_BITS
+
+    def _picture(self, codes: np.ndarray) -> np.ndarray:
+        """One C x H x W tensor -> the picture coded: the camera's grey or RGB image, or
+        the tiled channels."""
+        if self.camera and codes.shape[0] in (1, 3):
+            return (
+                codes[0] if codes.shape[0] == 1 else np.ascontiguousarray(codes.transpose(1, 2, 0))
+            )
+        return tile(codes)
+
+    def _tensor(self, picture: np.ndarray, shape) -> np.ndarray:
+        c, h, w = shape
+        if self.camera and c in (1, 3):
+            return picture[None] if c == 1 else picture.transpose(2, 0, 1)
+        return untile(picture, c, h, w)
+
+    def _values(self, codes: np.ndarray, side_info: dict) -> np.ndarray:
+        if self.camera:
+            return codes.astype(np.float32)
+        return dequantize(Quantized(codes, side_info["vmin"], side_info["vmax"], self.bits))
+
+    def encode(self, features: np.ndarray, layout: PacketLayout) -> Encoded:
+        t0 = time.perf_counter()
+        codes, side, side_bits = self._codes(features)
+        n = len(codes)
+        if self.mode == "tensor":
+            coded = [self.coder.encode(self._picture(c), self.bits, self.knob) for c in codes]
+            payloads, bits = self._fragment(coded)
+            shapes = [self._picture(codes[0]).shape] * n
+        else:
+            batch = packetize(codes, layout)
+            rows = batch.header["nrows"]
+            coded = [
+                self.coder.encode(np.ascontiguousarray(p[:r]), self.bits, self.knob)
+                for p, r in zip(batch.payload, rows, strict=True)
+            ]
+            payloads = PacketBytes.from_list([c.stream for c in coded])
+            bits = payloads.sizes_bits().reshape(n, layout.packets_per_tensor)
+            shapes = [(int(r), layout.width) for r in rows]
+        return Encoded(
+            n_images=n,
+            side_info=side,
+            side_info_bits=side_bits,
+            payload_bits=bits,
+            payloads=_Streams(payloads, coded, shapes, layout),
+            encode_s=time.perf_counter() - t0,
+        )
+
+    def _fragment(self, coded: list[CodedPicture]) -> tuple[PacketBytes, np.ndarray]:
+        """Each image's codestream cut into the same number K of near-equal fragments,
+        K the fewest for which every fragment fits (the first one the tightest)."""
+        room = min(self.fragment_bytes, self.first_fragment_bytes)
+        if room < 1:
+            raise ValueError("no room for a fragment within the MTU")
+        k = max(1, max(math.ceil(len(c.stream) / room) for c in coded))
+        chunks = []
+        for c in coded:
+            edges = np.linspace(0, len(c.stream), k + 1).round().astype(int)
+            chunks += [c.stream[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        payloads = PacketBytes.from_list(chunks)
+        return payloads, payloads.sizes_bits().reshape(len(coded), k)
+
+    def packet_lost(self, lost: np.ndarray, encoded: Encoded) -> np.ndarray:
+        """Whether each packet (N x K) is among what could not be used."""
+        streams = encoded.payloads
+        if self.mode == "tensor":
+            whole = lost.reshape(len(lost), -1).all(axis=1)
+            return np.repeat(whole[:, None], encoded.packets_per_image, axis=1)
+        hdr = streams.layout.headers()
+        return lost[:, hdr["channel"], hdr["row"], 0]
+
+    def decode(self, encoded: Encoded, received: np.ndarray, side_info: dict):
+        streams: _Streams = encoded.payloads
+        layout = streams.layout
+        n, k = encoded.n_images, encoded.packets_per_image
+        received = np.asarray(received, bool).reshape(n, k)
+        which = np.flatnonzero(received.reshape(-1))
+        usable = np.zeros(n * k, bool)
+        usable[which[streams.bytes.intact(which)]] = True
+        usable = usable.reshape(n, k)
+        shape = (layout.channels, layout.height, layout.width)
+        codes = np.zeros((n, *shape), self.code_dtype)
+        if self.mode == "tensor":
+            ok = usable.all(axis=1)
+            for i in np.flatnonzero(ok):
+                stream = b"".join(streams.bytes.payload(i * k + j) for j in range(k))
+                try:
+                    picture = self.coder.decode(
+                        streams.coded[i], stream, self.bits, streams.shapes[i]
+                    )
+                except PayloadError:
+                    ok[i] = False
+                    continue
+                codes[i] = self._tensor(picture, shape)
+            lost = np.broadcast_to(~ok[:, None, None, None], codes.shape).copy()
+        else:
+            got = np.flatnonzero(usable.reshape(-1))
+            hdr = np.tile(layout.headers(), n)
+            hdr["image"] = np.repeat(np.arange(n, dtype=np.int32), k)
+            rows = np.zeros((len(got), layout.rows_per_packet, layout.width), self.code_dtype)
+            keep = np.ones(len(got), bool)
+            for m, j in enumerate(got):
+                try:
+                    picture = self.coder.decode(
+                        streams.coded[j], streams.bytes.payload(j), self.bits, streams.shapes[j]
+                    )
+                except PayloadError:
+                    keep[m] = False
+                    continue
+                rows[m, : picture.shape[0]] = picture
+            got, rows = got[keep], rows[keep]
+            codes, lost = depacketize(PacketBatch(hdr[got], rows), n, layout)
+        values = self._values(codes, side_info)
+        values[lost] = 0.0
+        return values, lost
+
+    def __repr__(self) -> str:
+        knob = f", {self.coder.knob}={self.knob}" if self.coder.knob else ""
+        return f"{type(self).__name__}(bits={self.bits}{knob}, mode={self.mode!r})"
+
+
+class _Streams:
+    """A codec's encoded batch: the packets' bytes, each coded picture (its container),
+    each picture's shape and the layout."""
+
+    def __init__(self, data: PacketBytes, coded: list, shapes: list, layout: PacketLayout):
+        self.bytes, self.coded, self.shapes, self.layout = data, coded, shapes, layout
+
+
+Mode = Literal["tensor", "packet"]
+OnFragmentLoss = Literal["lose-tensor", "drop-image"]
+
+
+@register("codec", "hevc")
+class HevcCodec(PictureCodec):
+    """HEVC intra (x265, 4:0:0, CTU 16, constant ``qp``) on the quantized features."""
+
+    coder_name = "hevc"
+
+    def __init__(
+        self,
+        qp: Annotated[int, Range(0, 51)] = 27,
+        bits: Annotated[int, Range(2, 16)] = 8,
+        mode: Mode = "tensor",
+        on_fragment_loss: OnFragmentLoss = "lose-tensor",
+    ):
+        super().__init__(bits, qp, mode, on_fragment_loss)
+
+
+@register("codec", "avif")
+class AvifCodec(PictureCodec):
+    """AV1 intra / AVIF (libaom, speed 8) at ``quality`` 0-100."""
+
+    coder_name = "avif"
+
+    def __init__(
+        self,
+        quality: Annotated[int, Range(0, 100)] = 50,
+        bits: Annotated[int, Range(2, 16)] = 8,
+        mode: Mode = "tensor",
+        on_fragment_loss: OnFragmentLoss = "lose-tensor",
+    ):
+        super().__init__(bits, quality, mode, on_fragment_loss)
+
+
+@register("codec", "jpeg-xl")
+class JpegXlCodec(PictureCodec):
+    """JPEG XL (libjxl, effort 3) at ``quality`` 0-100 (100: lossless)."""
+
+    coder_name = "jpeg-xl"
+
+    def __init__(
+        self,
+        quality: Annotated[int, Range(0, 100)] = 75,
+        bits: Annotated[int, Range(2, 16)] = 8,
+        mode: Mode = "tensor",
+        on_fragment_loss: OnFragmentLoss = "lose-tensor",
+    ):
+        super().__init__(bits, quality, mode, on_fragment_loss)
+
+
+@register("codec", "jpeg")
+class JpegCodec(PictureCodec):
+    """Baseline JPEG (libjpeg-turbo) at ``quality`` 1-100; 8 bits only."""
+
+    coder_name = "jpeg"
+
+    def __init__(
+        self,
+        quality: Annotated[int, Range(1, 100)] = 75,
+        bits: Annotated[int, Range(2, 16)] = 8,
+        mode: Mode = "tensor",
+        on_fragment_loss: OnFragmentLoss = "lose-tensor",
+    ):
+        super().__init__(bits, quality, mode, on_fragment_loss)
+
+
+@register("codec", "png")
+class PngCodec(PictureCodec):
+    """Lossless PNG (zlib level 9): the cloud-only lossless point, or tiled features."""
+
+    coder_name = "png"
+
+    def __init__(
+        self,
+        bits: Annotated[int, Range(2, 16)] = 8,
+        mode: Mode = "tensor",
+        on_fragment_loss: OnFragmentLoss = "lose-tensor",
+    ):
+        super().__init__(bits, None, mode, on_fragment_loss)
