@@ -102,9 +102,16 @@ class PictureCodec:
         return 0 if self.camera else SIDE_INFO_BITS
 
     @property
+    def whole_tensor(self) -> bool:
+        """Its packets are fragments of one codestream per image (``mode: tensor``): a
+        missing one loses the whole tensor (what :func:`dfsim.testing.check_codec` holds
+        the codec to)."""
+        return self.mode == "tensor"
+
+    @property
     def drops_images(self) -> bool:
         """An image whose tensor cannot be decoded is dropped (no answer from the cloud)."""
-        return self.mode == "tensor" and self.on_fragment_loss == "drop-image"
+        return self.whole_tensor and self.on_fragment_loss == "drop-image"
 
     @property
     def code_dtype(self):
@@ -197,7 +204,7 @@ class PictureCodec:
     def packet_lost(self, lost: np.ndarray, encoded: Encoded) -> np.ndarray:
         """Whether each packet (N x K) is among what could not be used."""
         streams = encoded.payloads
-        if self.mode == "tensor":
+        if self.whole_tensor:
             whole = lost.reshape(len(lost), -1).all(axis=1)
             return np.repeat(whole[:, None], encoded.packets_per_image, axis=1)
         hdr = streams.layout.headers()
@@ -209,8 +216,12 @@ class PictureCodec:
         n, k = encoded.n_images, encoded.packets_per_image
         received = np.asarray(received, bool).reshape(n, k)
         which = np.flatnonzero(received.reshape(-1))
+        # a packet is used if it matches its CRC-32 and the length it was sent with (the
+        # transport header's length field): a codestream that lacks bytes is not decoded
+        sent = encoded.packet_bits().reshape(-1)[which] // 8
+        same = np.diff(streams.bytes.offsets)[which] == sent
         usable = np.zeros(n * k, bool)
-        usable[which[streams.bytes.intact(which)]] = True
+        usable[which[streams.bytes.intact(which) & same]] = True
         usable = usable.reshape(n, k)
         shape = (layout.channels, layout.height, layout.width)
         codes = np.zeros((n, *shape), self.code_dtype)

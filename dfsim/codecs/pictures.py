@@ -290,6 +290,10 @@ class Jpeg(PictureCoder):
     def decode_file(self, data, bits):
         import imagecodecs
 
+        # libjpeg decodes a file that stops short (grey where the data ran out) with only a
+        # warning: a file without its end-of-image marker was cut, and is not decoded
+        if not data.endswith(b"\xff\xd9"):
+            raise PayloadError("jpeg: the file lacks its end-of-image marker (truncated)")
         return imagecodecs.jpeg8_decode(data)
 
 
