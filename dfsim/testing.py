@@ -634,7 +634,15 @@ def check_channel(
 
 
 # --------------------------------------------------------------------------- codecs
-CODEC_PROPERTIES = ("interface", "encode", "round-trip", "subsets", "lossless", "payload-errors")
+CODEC_PROPERTIES = (
+    "interface",
+    "encode",
+    "round-trip",
+    "subsets",
+    "lossless",
+    "distortion",
+    "payload-errors",
+)
 # (shape C x H x W, rows per packet); the send order alternates
 DEFAULT_CODEC_LAYOUTS = (
     ((6, 12, 10), 4),
@@ -643,6 +651,8 @@ DEFAULT_CODEC_LAYOUTS = (
     ((3, 5, 8), 5),
     ((2, 6, 4), 1),
 )
+# the inputs with structure a lossy codec is expected to code well ("distortion")
+_STRUCTURED = ("feature-like", "given features")
 
 
 def _codec_inputs(shape, n: int, seed: int, features) -> dict[str, np.ndarray]:
@@ -690,6 +700,28 @@ def _where(lay: PacketLayout, kind: str) -> str:
     )
 
 
+def _whole_tensor(codec) -> bool:
+    """The codec's packets are fragments of one codestream per tensor (``whole_tensor``
+    True): a missing one loses the whole tensor."""
+    return bool(getattr(codec, "whole_tensor", False))
+
+
+def _packets(codec, e, lay: PacketLayout) -> int:
+    """K, the packets of each image: the layout's, or a whole-tensor codec's fragments."""
+    return e.packets_per_image if _whole_tensor(codec) else lay.packets_per_tensor
+
+
+def _lost_for(codec, lay: PacketLayout, received: np.ndarray) -> np.ndarray:
+    """The entries the decoder must mark lost when the packets not ``received`` (N x K)
+    are missing: their rows (``layout.lost_mask``), or, for a whole-tensor codec, every
+    entry of each image that misses one."""
+    if _whole_tensor(codec):
+        gone = ~np.asarray(received, bool).all(axis=1)
+        shape = (len(gone), lay.channels, lay.height, lay.width)
+        return np.broadcast_to(gone[:, None, None, None], shape).copy()
+    return lay.lost_mask(~np.asarray(received, bool))
+
+
 def _k_interface(codec, cases, cfg) -> None:
     bits = codec.side_info_bits
     _expect(
@@ -710,6 +742,7 @@ def _k_interface(codec, cases, cfg) -> None:
 
 
 def _k_encode(codec, cases, cfg) -> None:
+    whole = _whole_tensor(codec)
     for lay, kind, x in cases:
         where = _where(lay, kind)
         x0 = x.copy()
@@ -718,19 +751,27 @@ def _k_encode(codec, cases, cfg) -> None:
         n, k = len(x), lay.packets_per_tensor
         _expect(e.n_images == n, f"{where}: Encoded.n_images is {e.n_images}, expected {n}")
         pb = e.payload_bits
-        _expect(
-            isinstance(pb, np.ndarray)
-            and pb.shape in ((k,), (n, k))
-            and np.issubdtype(pb.dtype, np.integer),
-            f"{where}: payload_bits must be an integer array of the {k} packets of one "
-            f"tensor (K) or of each image (N x K), got "
-            f"{getattr(pb, 'dtype', type(pb).__name__)} of shape {getattr(pb, 'shape', '?')}",
-        )
+        shaped = isinstance(pb, np.ndarray) and np.issubdtype(pb.dtype, np.integer)
+        if whole:  # K fragments, K >= 1, the same K for every image
+            _expect(
+                shaped and pb.ndim in (1, 2) and pb.shape[-1] >= 1 and pb.shape[:-1] in ((), (n,)),
+                f"{where}: payload_bits must be an integer array of the K >= 1 fragments of "
+                f"one tensor (K) or of each image (N x K), got "
+                f"{getattr(pb, 'dtype', type(pb).__name__)} of shape {getattr(pb, 'shape', '?')}",
+            )
+            k = pb.shape[-1]
+        else:
+            _expect(
+                shaped and pb.shape in ((k,), (n, k)),
+                f"{where}: payload_bits must be an integer array of the {k} packets of one "
+                f"tensor (K) or of each image (N x K), got "
+                f"{getattr(pb, 'dtype', type(pb).__name__)} of shape {getattr(pb, 'shape', '?')}",
+            )
         _expect((pb >= 0).all(), f"{where}: negative payload_bits {pb.min()}")
         pb = np.broadcast_to(pb, (n, k))
         nrows = lay.headers()["nrows"]
         bounds = [codec.max_payload_bits(int(r), lay.width) for r in nrows]
-        if all(b is not None for b in bounds):
+        if not whole and all(b is not None for b in bounds):
             bound = np.array(bounds)
             over = np.flatnonzero((pb > bound).any(axis=0))
             if len(over):
@@ -789,12 +830,16 @@ def _decode(codec, e, received, lay, where: str, n: int):
     return values, lost
 
 
+def _everything(codec, e, lay):
+    return np.ones((e.n_images, _packets(codec, e, lay)), bool)
+
+
 def _k_round_trip(codec, cases, cfg) -> None:
     for lay, kind, x in cases:
         where = _where(lay, kind)
-        n, k = len(x), lay.packets_per_tensor
-        everything = np.ones((n, k), bool)
+        n = len(x)
         e = codec.encode(x, lay)
+        everything = _everything(codec, e, lay)
         values, lost = _decode(codec, e, everything, lay, where, n)
         _expect(
             not lost.any(),
@@ -833,36 +878,73 @@ def _k_round_trip(codec, cases, cfg) -> None:
 
 def _k_subsets(codec, cases, cfg) -> None:
     rng = np.random.default_rng(cfg["seed"] + 7)
+    whole = _whole_tensor(codec)
     for lay, kind, x in cases:
         where = _where(lay, kind)
-        n, k = len(x), lay.packets_per_tensor
+        n = len(x)
         e = codec.encode(x, lay)
+        k = _packets(codec, e, lay)
         full, _ = codec.decode(e, np.ones((n, k), bool), e.side_info)
         masks = [rng.random((n, k)) < p for p in (0.2, 0.6, 0.9)] + [np.zeros((n, k), bool)]
         masks.append(np.ones((n, k), bool))
+        if whole and k > 1:  # one fragment missing from each image but the last
+            one = np.ones((n, k), bool)
+            one[np.arange(n - 1), rng.integers(0, k, n - 1)] = False
+            masks.append(one)
         for received in masks:
             values, lost = _decode(codec, e, received.copy(), lay, where, n)
-            expected = lay.lost_mask(~received)
+            expected = _lost_for(codec, lay, received)
             shown = f"{where}, {int(received.sum())} of {n * k} packets received"
+            rule = (
+                "an image missing any of its fragments is lost whole, the others not at all "
+                "(whole_tensor)"
+                if whole
+                else "the lost mask is that of the missing packets"
+            )
             _expect(
                 np.array_equal(lost, expected),
-                f"{shown}: the lost mask is not that of the missing packets "
-                f"({int((lost != expected).sum())} entries differ)",
+                f"{shown}: {rule} ({int((lost & ~expected).sum())} entries marked lost "
+                f"that were not, {int((expected & ~lost).sum())} missing ones not marked)",
             )
             _expect(not np.any(values[lost] != 0), f"{shown}: lost entries are not 0")
             _expect(
                 _bits_equal(values[~lost], full[~lost]),
-                f"{shown}: received rows decode differently than with every packet "
-                "(packets must decode independently)",
+                f"{shown}: received "
+                + ("images" if whole else "rows")
+                + " decode differently than with every packet ("
+                + ("images" if whole else "packets")
+                + " must decode independently)",
             )
+            if hasattr(codec, "packet_lost"):  # the receiver counts undecodable packets by it
+                flags = np.asarray(codec.packet_lost(lost, e))
+                gone = ~received.all(axis=1, keepdims=True) if whole else ~received
+                _expect(
+                    flags.shape == (n, k) and np.array_equal(flags, np.broadcast_to(gone, (n, k))),
+                    f"{shown}: packet_lost(lost) must flag exactly the packets whose values "
+                    "are lost",
+                )
 
 
 def _packet_bytes(codec, e):
-    """The PacketBytes of an encoding (None: the codec keeps packets another way)."""
+    """The PacketBytes of an encoding: the first item of a tuple of payloads, or the
+    ``bytes`` attribute of the codec's own payload object (None: the codec keeps packets
+    another way)."""
     from dfsim.codecs.base import PacketBytes
 
-    first = e.payloads[0] if isinstance(e.payloads, tuple) and e.payloads else None
+    p = e.payloads
+    first = p[0] if isinstance(p, tuple) and p else getattr(p, "bytes", None)
     return first if isinstance(first, PacketBytes) else None
+
+
+def _with_packets(e, packets):
+    """``e`` with its PacketBytes replaced by ``packets`` (the rest shared)."""
+    p = e.payloads
+    if isinstance(p, tuple):
+        p = (packets, *p[1:])
+    else:
+        p = copy.copy(p)
+        p.bytes = packets
+    return type(e)(**{**e.__dict__, "payloads": p})
 
 
 def _k_lossless(codec, cases, cfg) -> None:
@@ -870,24 +952,66 @@ def _k_lossless(codec, cases, cfg) -> None:
 
     if not getattr(codec, "lossless", False):
         return
+    camera = bool(getattr(codec, "camera", False))
     for lay, kind, x in cases:
         where = _where(lay, kind)
-        n, k = len(x), lay.packets_per_tensor
+        n = len(x)
         e = codec.encode(x, lay)
-        values, _ = codec.decode(e, np.ones((n, k), bool), e.side_info)
-        raw = RawCodec(codec.bits)
-        r = raw.encode(x, lay)
-        expected, _ = raw.decode(r, np.ones((n, k), bool), r.side_info)
+        values, _ = codec.decode(e, _everything(codec, e, lay), e.side_info)
+        if camera:  # the camera's 8-bit image, coded as it is: no quantizer
+            expected, what = np.rint(x).astype(np.float32), "the camera's image"
+        else:
+            raw = RawCodec(codec.bits)
+            r = raw.encode(x, lay)
+            k = lay.packets_per_tensor
+            expected, _ = raw.decode(r, np.ones((n, k), bool), r.side_info)
+            what = f"the {codec.bits}-bit quantizer's values"
         _expect(
             _bits_equal(values, expected),
-            f"{where}: a lossless codec must decode to the {codec.bits}-bit quantizer's values "
-            f"bit for bit ({int((values != expected).sum())} values differ)",
+            f"{where}: a lossless codec must decode to {what} bit for bit "
+            f"({int((values != expected).sum())} values differ)",
         )
 
 
-def _damaged(packets, j: int, how: str):
-    """``packets`` with packet j truncated by a byte, emptied, or with a byte flipped,
-    the CRC-32s as they were sent."""
+def _snr_db(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per image, 10 log10(variance / MSE) of ``y`` against ``x`` (float64): how much
+    closer than the best constant (the mean) the decoded values are; NaN for a constant
+    tensor, inf for an exact one."""
+    n = len(x)
+    xf = x.reshape(n, -1).astype(np.float64)
+    mse = np.mean(np.square(y.reshape(n, -1).astype(np.float64) - xf), axis=1)
+    var = xf.var(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(var > 0, 10 * np.log10(var / mse), np.nan)
+
+
+def _k_distortion(codec, cases, cfg) -> None:
+    if getattr(codec, "lossless", None) is not False:
+        return  # lossless ones are held to bit-exactness ("lossless"); undeclared: neither
+    floor = cfg["min_snr_db"]
+    for lay, kind, x in cases:
+        if kind not in _STRUCTURED:
+            continue
+        where = _where(lay, kind)
+        e = codec.encode(x, lay)
+        values, _ = codec.decode(e, _everything(codec, e, lay), e.side_info)
+        snr = _snr_db(x, values)
+        worst = int(np.nanargmin(np.where(np.isnan(snr), np.inf, snr)))
+        if np.isnan(snr[worst]):
+            continue  # constant tensors only ("round-trip" holds them exact)
+        _expect(
+            snr[worst] >= floor,
+            f"{where}: image {worst} decodes with an SNR of {snr[worst]:.2f} dB (variance / "
+            f"MSE), under the bound {floor:g} dB (min_snr_db): a lossy codec must keep the "
+            "tensor's structure, not only its range",
+        )
+
+
+def _damaged(packets, j: int, how: str, crc: str = "sent", rng=None):
+    """``packets`` with packet j truncated by a byte, emptied, with a byte flipped or (with
+    ``rng``) replaced by random bytes of its length; the CRC-32s as they were sent, or
+    (``crc="recomputed"``) those of the damaged bytes, so that the damage gets past the
+    CRC check to the decoder."""
     from dfsim.codecs.base import PacketBytes
 
     chunks = [packets.payload(i) for i in range(len(packets))]
@@ -896,75 +1020,136 @@ def _damaged(packets, j: int, how: str):
         chunks[j] = p[:-1]
     elif how == "emptied":
         chunks[j] = b""
+    elif how == "random":
+        chunks[j] = rng.integers(0, 256, len(p), dtype=np.uint8).tobytes()
     else:
         flipped = bytearray(p)
         flipped[len(p) // 2] ^= 0x5A
         chunks[j] = bytes(flipped)
     out = PacketBytes.from_list(chunks)
-    out.crc = packets.crc.copy()
+    if crc == "sent":
+        out.crc = packets.crc.copy()
     return out
 
 
 def _k_payload_errors(codec, cases, cfg) -> None:
-    from dfsim.codecs.base import PacketBytes
-
     rng = np.random.default_rng(cfg["seed"] + 11)
+    whole = _whole_tensor(codec)
     for lay, kind, x in cases:
         where = _where(lay, kind)
-        n, k = len(x), lay.packets_per_tensor
+        n = len(x)
         e = codec.encode(x, lay)
         packets = _packet_bytes(codec, e)
         if packets is None:
             return  # the codec does not put bytes on the wire (raw's fixed-size codes)
-        hdr = e.payloads[1]
-        full, _ = codec.decode(e, np.ones((n, k), bool), e.side_info)
+        k = _packets(codec, e, lay)
+        everything = np.ones((n, k), bool)
+        full, _ = codec.decode(e, everything, e.side_info)
         model = {key: v for key, v in e.side_info.items() if key not in ("vmin", "vmax")}
         top = (1 << codec.bits) - 1
         for j in rng.choice(len(packets), size=min(3, len(packets)), replace=False):
             payload = packets.payload(j)
             if not payload:
                 continue
+            received = np.ones(n * k, bool)
+            received[j] = False
+            unit = _lost_for(codec, lay, received.reshape(n, k))  # what packet j holds
             garbage = rng.integers(0, 256, len(payload) + 3, dtype=np.uint8).tobytes()
             for how in ("truncated", "emptied", "flipped"):
                 # What arrives differs from what was sent: the packet is lost, and only it.
-                damaged = _damaged(packets, j, how)
-                e2 = type(e)(**{**e.__dict__, "payloads": (damaged, *e.payloads[1:])})
-                values, lost = codec.decode(e2, np.ones((n, k), bool), e.side_info)
-                received = np.ones(n * k, bool)
-                received[j] = False
+                e2 = _with_packets(e, _damaged(packets, j, how))
+                values, lost = codec.decode(e2, everything, e.side_info)
                 _expect(
-                    np.array_equal(lost, lay.lost_mask(~received.reshape(n, k))),
-                    f"{where}: packet {j} {how} in flight must count as lost, and only it",
+                    np.array_equal(lost, unit),
+                    f"{where}: packet {j} {how} in flight must count as lost, and only it"
+                    + (" (with the rest of its image: whole_tensor)" if whole else ""),
                 )
                 _expect(
                     _bits_equal(values[~lost], full[~lost]),
-                    f"{where}: packet {j} {how} changed other packets' values",
+                    f"{where}: packet {j} {how} in flight changed other packets' values",
                 )
-            # The decoder itself, given a bad payload: a flag or valid codes, never a crash.
-            for how, bad in (
-                ("truncated", payload[:-1]),
-                ("emptied", b""),
-                ("flipped", _damaged(packets, j, "flipped").payload(j)),
-                ("random", garbage),
-            ):
-                try:
-                    codes, ok = codec.decode_packets(
-                        PacketBytes.from_list([bad]),
-                        np.zeros(1, np.int64),
-                        hdr["nrows"][j : j + 1].astype(np.int64),
-                        lay.width,
-                        hdr["image"][j : j + 1].astype(np.int64),
-                        model,
-                    )
-                except Exception as exc:  # noqa: BLE001 - the property is "never raises"
-                    raise AssertionError(
-                        f"{where}: decode_packets on a {how} payload of packet {j} raised "
-                        f"{type(exc).__name__}: {exc} (flag it: ok False / PayloadError)"
-                    ) from None
-                _expect(
-                    not ok[0] or int(np.asarray(codes[0]).max(initial=0)) <= top,
-                    f"{where}: a {how} payload of packet {j} decodes to values over {top}",
-                )
+            if hasattr(codec, "decode_packets"):
+                _decoder_never_raises(codec, packets, e, lay, where, j, garbage, model, top)
+            else:
+                _bad_bytes_past_crc(codec, packets, e, lay, j, unit, full, where, rng)
+
+
+def _decoder_never_raises(codec, packets, e, lay, where, j, garbage, model, top) -> None:
+    """A packet codec's ``decode_packets`` given a bad payload: a flag or valid codes,
+    never a crash."""
+    from dfsim.codecs.base import PacketBytes
+
+    hdr = e.payloads[1]
+    payload = packets.payload(j)
+    for how, bad in (
+        ("truncated", payload[:-1]),
+        ("emptied", b""),
+        ("flipped", _damaged(packets, j, "flipped").payload(j)),
+        ("random", garbage),
+    ):
+        try:
+            codes, ok = codec.decode_packets(
+                PacketBytes.from_list([bad]),
+                np.zeros(1, np.int64),
+                hdr["nrows"][j : j + 1].astype(np.int64),
+                lay.width,
+                hdr["image"][j : j + 1].astype(np.int64),
+                model,
+            )
+        except Exception as exc:  # noqa: BLE001 - the property is "never raises"
+            raise AssertionError(
+                f"{where}: decode_packets on a {how} payload of packet {j} raised "
+                f"{type(exc).__name__}: {exc} (flag it: ok False / PayloadError)"
+            ) from None
+        _expect(
+            not ok[0] or int(np.asarray(codes[0]).max(initial=0)) <= top,
+            f"{where}: a {how} payload of packet {j} decodes to values over {top}",
+        )
+
+
+def _bad_bytes_past_crc(codec, packets, e, lay, j, unit, full, where, rng) -> None:
+    """The codec's decoder given packet j's bytes damaged with the CRC-32 recomputed (they
+    reach the decoder): never a crash; a truncated or emptied packet counts as lost (with
+    what it holds: its rows, or its whole tensor); a corrupted or random one is lost or
+    decodes to finite values within the quantizer's range, and nothing outside what packet
+    j holds changes."""
+    n = e.n_images
+    everything = np.ones((n, _packets(codec, e, lay)), bool)
+    img = int(np.flatnonzero(unit.reshape(n, -1).any(axis=1))[0]) if unit.any() else 0
+    vmin, vmax = e.side_info.get("vmin"), e.side_info.get("vmax")
+    for how in ("truncated", "emptied", "flipped", "random"):
+        e2 = _with_packets(e, _damaged(packets, j, how, "recomputed", rng))
+        try:
+            values, lost = codec.decode(e2, everything, e.side_info)
+        except Exception as exc:  # noqa: BLE001 - the property is "never raises"
+            raise AssertionError(
+                f"{where}: packet {j} {how} (its CRC-32 recomputed) made decode raise "
+                f"{type(exc).__name__}: {exc} (count it as lost: PayloadError)"
+            ) from None
+        _expect(
+            not (lost & ~unit).any() and _bits_equal(values[~unit], full[~unit]),
+            f"{where}: packet {j} {how} (its CRC-32 recomputed) changed what other packets hold",
+        )
+        if how in ("truncated", "emptied"):
+            _expect(
+                lost[unit].all(),
+                f"{where}: packet {j} {how} (its CRC-32 recomputed) must count as lost"
+                + (" (its whole tensor: whole_tensor)" if _whole_tensor(codec) else ""),
+            )
+        got = values[unit & ~lost]
+        _expect(
+            np.isfinite(got).all() and not np.any(values[lost] != 0),
+            f"{where}: packet {j} {how} (its CRC-32 recomputed) decodes to non-finite values "
+            "or non-zero lost entries",
+        )
+        if vmin is not None and vmax is not None and got.size:
+            lo, hi = float(vmin[img]), float(vmax[img])
+            slack = 1e-6 * max(abs(lo), abs(hi), 1.0)
+            _expect(
+                got.min() >= lo - slack and got.max() <= hi + slack,
+                f"{where}: packet {j} {how} (its CRC-32 recomputed) decodes to values outside "
+                f"the quantizer's range [{lo:.6g}, {hi:.6g}]",
+            )
 
 
 _CODEC_CHECKS = {
@@ -973,6 +1158,7 @@ _CODEC_CHECKS = {
     "round-trip": _k_round_trip,
     "subsets": _k_subsets,
     "lossless": _k_lossless,
+    "distortion": _k_distortion,
     "payload-errors": _k_payload_errors,
 }
 
@@ -986,6 +1172,7 @@ def check_codec(
     n_images: int = 3,
     tolerance: float = 0.5,
     exact_constants: bool = True,
+    min_snr_db: float = 10.0,
     seed: int = 0,
     properties: Iterable[str] | None = None,
 ) -> None:
@@ -997,14 +1184,20 @@ def check_codec(
     that are not a multiple of the packet height, both send orders). For each, batches of
     ``n_images`` tensors: feature-like, constant, all zero, maximum-entropy uniform noise
     and Gaussian noise with large outliers; ``features`` (N x C x H x W) adds your own.
+
+    A codec with ``whole_tensor`` True codes each tensor as one codestream and sends it in
+    K fragments (K >= 1, the same for every image of a batch, not the layout's packets):
+    a missing fragment loses the whole tensor. The properties hold it to exactly that
+    where they hold other codecs to the rows of the missing packets.
+
     The properties (:data:`CODEC_PROPERTIES`):
 
     * ``interface``: ``side_info_bits`` an integer >= 0, ``describe_values()`` a string,
       ``max_payload_bits`` an integer >= 0;
     * ``encode``: the input is not modified; ``payload_bits`` is an integer array with one
-      non-negative entry per packet, each within ``max_payload_bits`` of its rows;
-      ``side_info`` has one entry per image, and ``side_info_bits`` (at most the codec's)
-      counts at least the bits its arrays hold;
+      non-negative entry per packet (per fragment), each within ``max_payload_bits`` of
+      its rows; ``side_info`` has one entry per image, and ``side_info_bits`` (at most the
+      codec's) counts at least the bits its arrays hold;
     * ``round-trip``: with every packet received nothing is lost, values are finite,
       decoding is bit-reproducible, and each value is within ``tolerance`` x the tensor's
       value range of the input (a lossy codec cannot return the input itself); an all-zero
@@ -1012,14 +1205,30 @@ def check_codec(
       ``exact_constants=False``: within ``tolerance`` x its magnitude, e.g. for a
       fixed-point codec);
     * ``subsets``: any subset of packets decodes to exactly those rows, bit for bit as with
-      every packet, and marks the others lost (``layout.lost_mask``) with value 0;
+      every packet, and marks the others lost (``layout.lost_mask``) with value 0; for a
+      whole-tensor codec: an image with all its fragments decodes bit for bit as with
+      every packet, one missing any is lost whole. A codec with ``packet_lost`` (the
+      receiver counts undecodable packets by it) flags exactly the packets whose values
+      are lost;
     * ``lossless`` (codecs with ``lossless = True``): decoded values equal the uniform
-      quantizer's at the codec's ``bits``, bit for bit;
-    * ``payload-errors`` (codecs whose payloads are :class:`~dfsim.codecs.base.PacketBytes`):
-      a packet truncated, emptied or corrupted in flight counts as lost while the others
-      decode as before; and ``decode_packets`` given a truncated, empty, corrupted or random
-      payload never raises: it flags it (``PayloadError`` in ``decode_packet``) or returns
-      codes within ``bits``.
+      quantizer's at the codec's ``bits``, bit for bit (a codec with ``camera`` True, which
+      codes the camera's 8-bit image as it is: the image itself);
+    * ``distortion`` (codecs that declare ``lossless = False``): on the structured inputs
+      (feature-like tensors and ``features``), every non-constant tensor decodes with
+      10 log10(variance / MSE) >= ``min_snr_db`` against the input: much closer to it than
+      the best constant, which a codec returning zeros, a flat or a garbled picture is not;
+      the other inputs (noise) are held to ``round-trip``'s bound only;
+    * ``payload-errors`` (codecs whose payloads are :class:`~dfsim.codecs.base.PacketBytes`,
+      the first of a tuple or the ``bytes`` attribute of the codec's payload object):
+      a packet truncated, emptied or corrupted in flight counts as lost (with its whole
+      tensor, for a whole-tensor codec) while the others decode as before; and
+      ``decode_packets`` given a truncated, empty, corrupted or random payload never
+      raises: it flags it (``PayloadError`` in ``decode_packet``) or returns codes within
+      ``bits``. A codec without ``decode_packets`` gets the damaged bytes with their
+      CRC-32 recomputed (they reach its decoder): ``decode`` never raises, a truncated or
+      emptied packet counts as lost, a corrupted or random one is lost or decodes to
+      finite values within the quantizer's range, and what other packets hold is
+      unchanged.
     """
     if isinstance(codec, str):
         from dfsim.registry import build
@@ -1031,7 +1240,12 @@ def check_codec(
     cases = _codec_cases(
         DEFAULT_CODEC_LAYOUTS if layouts is None else layouts, n_images, seed, features
     )
-    cfg = {"tolerance": tolerance, "exact_constants": exact_constants, "seed": seed}
+    cfg = {
+        "tolerance": tolerance,
+        "exact_constants": exact_constants,
+        "min_snr_db": float(min_snr_db),
+        "seed": seed,
+    }
     for prop in _selected(properties, CODEC_PROPERTIES, "codec"):
         _run(label, prop, _CODEC_CHECKS[prop], codec, cases, cfg)
 

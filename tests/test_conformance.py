@@ -14,7 +14,9 @@ from torch import nn
 
 from dfsim import registry, testing
 from dfsim.channels import Bernoulli, GilbertElliott, LossChannel, LossStream, _GilbertElliottStream
-from dfsim.codecs.base import PacketCodec
+from dfsim.codecs.base import PacketCodec, crc32
+from dfsim.codecs.lossy import JpegCodec
+from dfsim.codecs.pictures import Jpeg
 from dfsim.codecs.raw import RawCodec
 from dfsim.completion.base import CompletionMethod
 from dfsim.datasets import UNLABELLED
@@ -46,6 +48,48 @@ CHANNEL_RECIPES = {
         (lambda d: {"file": _trace_file(d), "trial_offset": 7}, {}),
     ],
 }
+# small layouts for the picture codecs in packet mode (one picture per packet: HEVC's
+# takes about 3 ms)
+SMALL_LAYOUTS = [((4, 6, 5), 3), ((1, 7, 6), 2)]
+
+
+def _fragments(name, payload_bytes=40, **kwargs):
+    """A whole-tensor picture codec whose fragments hold ``payload_bytes`` (the first 8
+    fewer): an MTU far below the default, so that each tensor travels in several."""
+
+    def make():
+        codec = registry.build("codec", name, "encoding", **kwargs.pop("params", {}))
+        codec.set_fragments(payload_bytes, payload_bytes - 8)
+        return codec, kwargs
+
+    return make
+
+
+def _camera_images(rgb: bool) -> np.ndarray:
+    """Three 8-bit camera images (float32, as they cross the cut at split ``input``):
+    Fashion-MNIST's first test images, or smooth synthetic RGB pictures."""
+    if not rgb:
+        from dfsim.datasets import load_fashion_mnist
+
+        return load_fashion_mnist("test").head(3).images.astype(np.float32)
+    x = testing.synthetic_features(3, (3, 24, 32), seed=4)
+    lo, hi = x.min(axis=(1, 2, 3), keepdims=True), x.max(axis=(1, 2, 3), keepdims=True)
+    return np.rint(255 * (x - lo) / (hi - lo)).astype(np.float32)
+
+
+def _camera(name, rgb=False, **params):
+    """``name`` coding the camera's image (split ``input``), checked on camera images."""
+
+    def make():
+        codec = registry.build("codec", name, "encoding", **params).for_camera()
+        return codec, {"layouts": [], "features": _camera_images(rgb)}
+
+    return make
+
+
+# name -> list of recipes: check_codec's parameters of the codec (a dict), a pair (those
+# parameters, keyword arguments of check_codec), or a function giving (a codec instance,
+# keyword arguments of check_codec)
 CODEC_RECIPES = {
     "raw": [{}, {"bits": 2}, {"bits": 12}, {"bits": 16}],
     "deflate": [{}, {"bits": 4, "level": 1}, {"bits": 12}],
@@ -54,6 +98,39 @@ CODEC_RECIPES = {
     "lz4": [{}, {"bits": 10}],
     "range": [{}, {"bits": 2}, {"bits": 12}],
     "palette": [{}, {"bits": 4}, {"bits": 10}],
+    "hevc": [
+        {},
+        _fragments("hevc", params={"qp": 40, "bits": 10}, min_snr_db=5.0, tolerance=0.75),
+        ({"qp": 32, "mode": "packet"}, {"layouts": SMALL_LAYOUTS}),
+        _camera("hevc", qp=22),
+        _camera("hevc", rgb=True, qp=30),
+    ],
+    "avif": [
+        {},
+        _fragments("avif", params={"quality": 30, "bits": 10}, min_snr_db=5.0, tolerance=0.75),
+        ({"quality": 80, "bits": 12, "mode": "packet"}, {"layouts": SMALL_LAYOUTS}),
+        _camera("avif", rgb=True, quality=60),
+    ],
+    "jpeg-xl": [
+        {},
+        _fragments("jpeg-xl", params={"quality": 90, "bits": 12}),
+        ({"quality": 50, "mode": "packet"}, {"layouts": SMALL_LAYOUTS}),
+        _camera("jpeg-xl", quality=80),
+    ],
+    "jpeg": [
+        {},
+        _fragments("jpeg", params={"quality": 30}, min_snr_db=5.0, tolerance=0.75),
+        {"quality": 90, "mode": "packet"},
+        _camera("jpeg", quality=50),
+        _camera("jpeg", rgb=True, quality=90),
+    ],
+    "png": [
+        {},
+        _fragments("png", params={"bits": 12}),
+        {"bits": 16, "mode": "packet"},
+        _camera("png"),
+        _camera("png", rgb=True),
+    ],
 }
 
 
@@ -162,8 +239,13 @@ def test_every_registered_codec(name):
             f"codec {name!r} has no recipe: add its parameters to CODEC_RECIPES in "
             "tests/test_conformance.py"
         )
-    for params in CODEC_RECIPES[name]:
-        testing.check_codec(name, params=params)
+    for recipe in CODEC_RECIPES[name]:
+        if callable(recipe):
+            codec, kwargs = recipe()
+            testing.check_codec(codec, **kwargs)
+        else:
+            params, kwargs = recipe if isinstance(recipe, tuple) else (recipe, {})
+            testing.check_codec(name, params=params, **kwargs)
 
 
 def test_codec_on_real_features():
@@ -470,6 +552,116 @@ class _LosesTheLowBit(_Bytes):
 def test_broken_codec_is_rejected(codec, prop):
     with pytest.raises(AssertionError, match=rf"^codec .*: {prop}: "):
         testing.check_codec(codec, properties=[prop])
+
+
+# --------------------------------------------------------------------------- broken lossy codecs
+class _MidGrey(JpegCodec):
+    """Every received value decodes to the middle of its tensor's range: within half the
+    range of the input, as round-trip's loose bound allows, yet no structure at all."""
+
+    def decode(self, encoded, received, side_info):
+        values, lost = super().decode(encoded, received, side_info)
+        mid = (side_info["vmin"] + side_info["vmax"]) / 2
+        return np.where(lost, 0, mid[:, None, None, None]).astype(np.float32), lost
+
+
+class _Blank(JpegCodec):
+    def decode(self, encoded, received, side_info):
+        values, lost = super().decode(encoded, received, side_info)
+        return np.zeros_like(values), lost
+
+
+class _Garbled(JpegCodec):
+    """Adds seeded noise of a fifth of the range to what it decodes."""
+
+    def decode(self, encoded, received, side_info):
+        values, lost = super().decode(encoded, received, side_info)
+        span = (side_info["vmax"] - side_info["vmin"])[:, None, None, None]
+        noise = np.random.default_rng(0).uniform(-0.2, 0.2, values.shape) * span
+        return np.where(lost, 0, values + noise).astype(np.float32), lost
+
+
+class _ClaimsLossless(JpegCodec):
+    def __init__(self):
+        super().__init__(quality=90)
+        self.lossless = True
+
+
+class _IgnoresMissingFragments(JpegCodec):
+    """Whole-tensor, yet decodes an image that misses fragments from what is there."""
+
+    def decode(self, encoded, received, side_info):
+        return super().decode(encoded, np.ones_like(received), side_info)
+
+
+class _ClaimsWholeTensor(JpegCodec):
+    """Says a missing packet loses the whole tensor, but loses only the packet's rows."""
+
+    whole_tensor = True
+
+    def __init__(self):
+        super().__init__(mode="packet")
+
+
+class _LosesTheImage(JpegCodec):
+    """Packet mode, yet a missing packet loses its whole tensor (whole_tensor not said)."""
+
+    def __init__(self):
+        super().__init__(mode="packet")
+
+    def decode(self, encoded, received, side_info):
+        values, lost = super().decode(encoded, received, side_info)
+        lost[lost.reshape(len(lost), -1).any(axis=1)] = True
+        values[lost] = 0.0
+        return values, lost
+
+
+class _TrustsWhatArrives(JpegCodec):
+    """Decodes whatever arrived: each packet's CRC-32 taken from the bytes received."""
+
+    def decode(self, encoded, received, side_info):
+        packets = encoded.payloads.bytes
+        packets.crc = crc32(packets.data, packets.offsets)
+        return super().decode(encoded, received, side_info)
+
+
+class _RaisingJpeg(Jpeg):
+    def decode(self, coded, received, bits, shape):
+        import imagecodecs
+
+        return np.asarray(imagecodecs.jpeg8_decode(coded.rebuild(received)))
+
+
+class _CrashesOnBadStreams(JpegCodec):
+    """Lets the JPEG decoder's exceptions escape instead of counting the packet as lost."""
+
+    def __init__(self):
+        super().__init__()
+        self.coder = _RaisingJpeg()
+
+
+@pytest.mark.parametrize(
+    "codec,prop",
+    [
+        (_MidGrey(), "distortion"),
+        (_Blank(), "distortion"),
+        (_Garbled(), "distortion"),
+        (_ClaimsLossless(), "lossless"),
+        (_IgnoresMissingFragments(), "subsets"),
+        (_ClaimsWholeTensor(), "subsets"),
+        (_LosesTheImage(), "subsets"),
+        (_TrustsWhatArrives(), "payload-errors"),
+        (_CrashesOnBadStreams(), "payload-errors"),
+    ],
+)
+def test_broken_lossy_codec_is_rejected(codec, prop):
+    with pytest.raises(AssertionError, match=rf"^codec .*: {prop}: "):
+        testing.check_codec(codec, properties=[prop])
+
+
+def test_mid_grey_passes_the_range_bound_alone():
+    """What "distortion" adds: round-trip's bound (half the range) lets a flat picture by."""
+    testing.check_codec(_MidGrey(), properties=["round-trip"])
 
 
 # --------------------------------------------------------------------------- broken tasks
