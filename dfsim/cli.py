@@ -293,8 +293,9 @@ def cmd_compare(args) -> int:
                 f"--bd-rate: {', '.join(args.dirs)} has one codec: name the field whose "
                 "values are the curves with --curves"
             )
-        if curves not in fields:
-            raise UserError(f"--curves: unknown field {curves!r} (one of {', '.join(fields)})")
+        for f in statistics.curve_fields(curves):
+            if f not in fields:
+                raise UserError(f"--curves: unknown field {f!r} (one of {', '.join(fields)})")
         if not schema.has_values(rows, args.rate):
             raise UserError(f"--rate: {args.rate!r} has no values in these results")
         try:
@@ -668,7 +669,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--curves",
         help="--bd-rate: the field whose values are the curves (default: codec; with several "
-        "directories: method, i.e. directory:method)",
+        "directories: method, i.e. directory:method); several comma-separated fields name a "
+        "curve by their values joined by / (--curves split,codec --anchor input/hevc)",
     )
     c.add_argument(
         "--rate",

@@ -165,20 +165,33 @@ def rate_curves(
     rows: list[dict], schema: ResultsSchema, metric: str, rate: str, curves: str
 ) -> dict[tuple, dict[str, list[tuple[float, float]]]]:
     """Rate-``metric`` curves: per (channel setting, method), one curve per value of the
-    field ``curves`` (a config column such as ``codec``, or ``method``), each point one
-    config of that curve (e.g. one bit depth): mean rate and mean metric over trials."""
-    point_keys = [k for k in varying_config_keys(rows, schema) if k != curves]
+    field ``curves`` (a config column such as ``codec``, or ``method``; several fields
+    comma-separated, e.g. ``split,codec``, name a curve by their values joined by ``/``:
+    ``input/hevc``), each point one config of that curve (e.g. one bit depth): mean rate
+    and mean metric over trials."""
+    fields = curve_fields(curves)
+    point_keys = [k for k in varying_config_keys(rows, schema) if k not in fields]
     acc: dict = defaultdict(lambda: defaultdict(list))
     for r in rows:
         setting = tuple(r[c] for c in CHANNEL_COLUMNS)
-        group = setting if curves == "method" else (*setting, r["method"])
+        group = setting if "method" in fields else (*setting, r["method"])
         point = tuple(r.get(k) for k in point_keys)
-        acc[(group, str(r.get(curves)))][point].append((r[rate], r[metric]))
+        acc[(group, curve_name(r, fields))][point].append((r[rate], r[metric]))
     out: dict = defaultdict(dict)
     for (group, curve), points in acc.items():
         pts = [tuple(np.mean(np.asarray(v, float), axis=0)) for v in points.values()]
         out[group][curve] = sorted(pts)
     return out
+
+
+def curve_fields(curves: str) -> tuple[str, ...]:
+    """The fields of ``--curves`` (one, or several comma-separated)."""
+    return tuple(f.strip() for f in curves.split(","))
+
+
+def curve_name(row: dict, fields: tuple[str, ...]) -> str:
+    """A row's curve: its values of ``fields`` joined by ``/``."""
+    return "/".join(str(row.get(f)) for f in fields)
 
 
 def bd_rate_table(
@@ -204,7 +217,7 @@ def bd_rate_table(
     elif anchor not in names:
         raise KeyError(anchor)
     others = [c for c in names if c != anchor]
-    group_cols = list(CHANNEL_COLUMNS) + ([] if curves == "method" else ["method"])
+    group_cols = list(CHANNEL_COLUMNS) + ([] if "method" in curve_fields(curves) else ["method"])
     lines = [
         f"BD-rate ({rate} at equal {metric}) against {curves} {anchor}",
         "",

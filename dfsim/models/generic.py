@@ -169,7 +169,8 @@ class GraphSplitModel:
             )
             raise UserError(
                 f"model.split: unknown split point {split!r} for model {self.name!r} "
-                f"(available: {shown}; `dfsim models describe {self.name}` lists them all)"
+                f"(available: input, the cloud-only baseline; {shown}; "
+                f"`dfsim models describe {self.name}` lists them all)"
             )
 
     def edge(self, split: str) -> nn.Module:

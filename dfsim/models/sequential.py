@@ -66,7 +66,7 @@ class SequentialSplitModel:
         if split not in names:
             raise UserError(
                 f"model.split: unknown split point {split!r} for model {self.name!r} "
-                f"(available: {', '.join(names)})"
+                f"(available: input, the cloud-only baseline; {', '.join(names)})"
             )
         return names.index(split)
 

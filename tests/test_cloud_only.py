@@ -1,0 +1,95 @@
+"""The split point ``input`` (cloud-only): the camera's image crosses, the cloud runs the
+whole model; BD-rate against a cloud-only curve named by several fields; images dropped
+under ``on_fragment_loss: drop-image`` are misses."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from dfsim.cli import main
+from dfsim.errors import UserError
+from dfsim.experiment.trial import no_answer
+from dfsim.models import load_model
+from dfsim.models.cloud_only import cloud_only
+from dfsim.models.inference import prepare_for_inference, run_batched
+from dfsim.tasks.classification import Classification
+from dfsim.tasks.detection import Detection
+
+SCENARIO = """
+name: cloud-only-test
+seed: 3
+model: {{name: fmnist-resnet, split: [input, add_2]}}
+data: {{n_images: 60}}
+encoding: {{codec: {codec}, qp: [27, 37, 47]}}
+channels:
+  - {{kind: iid, loss_rates: [0.0]}}
+methods: [zeros]
+trials: 1
+output: {out}
+"""
+
+
+def test_input_is_a_split_point_whose_cloud_is_the_whole_model():
+    model = load_model("fmnist-resnet")
+    cut = cloud_only(model)
+    assert cut.split_points[0] == "input" and cut.split_points[1:] == model.split_points
+    assert [(t.name, t.shape) for t in cut.crossing("input")] == [("input", (1, 28, 28))]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 1, 28, 28), dtype=np.uint8)
+    crossing = run_batched(prepare_for_inference(cut.edge("input")), cut.normalise(images))
+    assert np.array_equal(crossing, images.astype(np.float32))  # the camera's image, as it is
+    direct = run_batched(prepare_for_inference(model.full()), model.normalise(images))
+    via_cloud = run_batched(prepare_for_inference(cut.cloud("input")), crossing)
+    np.testing.assert_allclose(via_cloud, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_split_names_input_among_the_choices():
+    with pytest.raises(UserError, match="available: input, the cloud-only baseline; stem"):
+        load_model("fmnist-resnet").crossing("nowhere")
+
+
+def test_bd_rate_against_the_cloud_only_curve(tmp_path, capsys):
+    out = tmp_path / "out"
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.format(codec="hevc", out=out))
+    assert main(["run", "--quiet", "--workers", "1", str(path)]) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    by = {(r["split"], int(r["qp"])): r for r in rows}
+    assert set(by) == {(s, q) for s in ("input", "add_2") for q in (27, 37, 47)}
+    for s in ("input", "add_2"):  # rate and fidelity fall as the QP rises
+        kbpi = [float(by[s, q]["kbpi"]) for q in (27, 37, 47)]
+        psnr = [float(by[s, q]["feature_psnr_db"]) for q in (27, 37, 47)]
+        assert kbpi == sorted(kbpi, reverse=True) and psnr == sorted(psnr, reverse=True)
+    # the 28x28 image is far smaller than 64x14x14 features at every QP
+    assert all(float(by["input", q]["kbpi"]) < float(by["add_2", q]["kbpi"]) for q in (27, 37))
+    assert all(by["input", q]["packets_per_image"] == "1" for q in (27, 37, 47))
+    capsys.readouterr()
+    args = ["compare", str(out), "--bd-rate", "--curves", "split,codec", "--anchor", "input/hevc"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "against split,codec input/hevc" in table and "add_2/hevc" in table
+    assert main([*args[:-1], "input/jpeg"]) != 0
+    assert "--anchor: 'input/jpeg' is not a split,codec" in capsys.readouterr().err
+
+
+def test_a_feature_codec_at_input_is_refused(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        SCENARIO.format(codec="zstd", out=tmp_path / "o").replace(", qp: [27, 37, 47]", "")
+    )
+    assert main(["run", "--quiet", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "encoding.codec: zstd codes features" in err[0]
+    assert "png" in err[0] and "hevc" in err[0]
+
+
+def test_dropped_images_are_misses():
+    dropped = np.array([False, True, False])
+    labels = no_answer(Classification(), np.array([3, 4, 5]), dropped)
+    assert labels.tolist() == [3, -1, 5]
+    dets = np.zeros((3, 2, 6), np.float32)
+    dets[:, :, 4], dets[:, :, 5] = 0.9, 1
+    out = no_answer(Detection(), dets, dropped)
+    assert (out[1, :, 5] == -1).all() and (out[[0, 2], :, 5] == 1).all()
+    assert (dets[1, :, 5] == 1).all()  # the predictions given are left alone
