@@ -100,8 +100,14 @@ CODEC_RECIPES = {
     "palette": [{}, {"bits": 4}, {"bits": 10}],
     "hevc": [
         {},
-        _fragments("hevc", params={"qp": 40, "bits": 10}, min_snr_db=5.0, tolerance=0.75),
-        ({"qp": 32, "mode": "packet"}, {"layouts": SMALL_LAYOUTS}),
+        _fragments(
+            "hevc",
+            params={"qp": 40, "bits": 10},
+            layouts=SMALL_LAYOUTS,
+            min_snr_db=5.0,
+            tolerance=0.75,
+        ),
+        ({"qp": 32, "mode": "packet"}, {"layouts": [((2, 7, 5), 3)], "n_images": 2}),
         _camera("hevc", qp=22),
         _camera("hevc", rgb=True, qp=30),
     ],
