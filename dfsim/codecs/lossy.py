@@ -63,15 +63,15 @@ class PictureCodec:
         if why:
             raise ValueError(f"codec {self.coder_name} {why}")
         if bits not in self.coder.depths:
-            lo, hi = self.coder.depths[0], self.coder.depths[-1]
+            d = self.coder.depths
             depths = (
-                f"{lo} to {hi}"
-                if self.coder.depths == tuple(range(lo, hi + 1))
-                else ", ".join(map(str, self.coder.depths))
+                f"{d[0]}-bit pictures only"
+                if len(d) == 1
+                else f"{d[0]}- to {d[-1]}-bit pictures"
+                if d == tuple(range(d[0], d[-1] + 1))
+                else f"{', '.join(map(str, d[:-1]))} or {d[-1]}-bit pictures"
             )
-            raise ValueError(
-                f"bits: {self.coder_name} codes {depths}-bit pictures, not {bits}-bit features"
-            )
+            raise ValueError(f"bits: {self.coder_name} codes {depths}, not {bits}-bit features")
         if mode not in MODES:
             raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
         self.bits, self.knob, self.mode = int(bits), knob, mode
@@ -322,6 +322,7 @@ class JpegXlCodec(PictureCodec):
         on_fragment_loss: OnFragmentLoss = "lose-tensor",
     ):
         super().__init__(bits, quality, mode, on_fragment_loss)
+        self.lossless = int(quality) == 100  # libjxl's modular mode: the codes exactly
 
 
 @register("codec", "jpeg")

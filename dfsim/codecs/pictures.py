@@ -259,6 +259,7 @@ class JpegXl(PictureCoder):
         data = imagecodecs.jpegxl_encode(
             picture,
             level=int(knob),
+            lossless=int(knob) >= 100,  # level 100 alone is VarDCT, off by a code or two
             effort=self.effort,
             usecontainer=False,
             bitspersample=bits if picture.dtype == np.uint16 else None,
