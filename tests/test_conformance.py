@@ -120,6 +120,7 @@ CODEC_RECIPES = {
     "jpeg-xl": [
         {},
         _fragments("jpeg-xl", params={"quality": 90, "bits": 12}),
+        {"quality": 100, "bits": 10},  # lossless: held to the quantizer's values
         ({"quality": 50, "mode": "packet"}, {"layouts": SMALL_LAYOUTS}),
         _camera("jpeg-xl", quality=80),
     ],
