@@ -3,7 +3,8 @@
     dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run]
                             [--save-losses] [--profile] [--max-configs N] [--max-units N]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
-    dfsim plot DIR [--x loss_rate|burst_length] [--y METRIC] [--by F,...] [--panels F]
+    dfsim plot DIR [DIR ...] [--x loss_rate|burst_length|kbpi] [--y METRIC] [--by F,...]
+               [--panels F] [--out DIR]
     dfsim compare DIR... [--metric METRIC] [--reference METHOD]
     dfsim example SCENARIO [--loss P] [--methods A,B] [--image K] [--out PNG]
     dfsim train [--model fmnist-resnet|fmnist-detector|fmnist-mirror] [--epochs N]
@@ -11,7 +12,7 @@
                 [--augment-split SPLIT --augment-codec NAME --augment-rates R,...
                  [--augment-loss-rates P,... [--augment-fill zeros|linear]] ...]
     dfsim evaluate [--model NAME] [--weights PATH]
-    dfsim bench completion|model|network|codecs [--json PATH] [...]
+    dfsim bench completion|model|network|codecs|lossy [--json PATH] [...]
     dfsim models [describe MODEL [--import P:F --weights W --input-size C,H,W]]
 
 User mistakes (bad scenario, missing file) print one line ``dfsim: error: ...`` and exit 2.
@@ -347,10 +348,20 @@ def cmd_example(args) -> int:
 def cmd_plot(args) -> int:
     from dfsim import plots
 
-    d = Path(args.dir)
-    rows, schema = _read_results(args.dir)
-    if not rows:
-        raise UserError(f"{d / 'results.csv'}: has no rows")
+    dirs = args.dir
+    if len(dirs) > 1 and not args.out:
+        raise UserError("--out: several directories need a directory for their figures")
+    d = Path(args.out or dirs[0])
+    rows, schema = [], None
+    for one in dirs:
+        part, schema = _read_results(one)
+        if not part:
+            raise UserError(f"{Path(one) / 'results.csv'}: has no rows")
+        if len(dirs) > 1:  # as in compare: each line says which directory it is from
+            for r in part:
+                r["method"] = f"{Path(one).name}:{r['method']}"
+        rows.extend(part)
+    schema = type(schema).for_rows(schema.task, rows)  # every directory's config columns
     y = _metric_name(schema, rows, args.y, "--y")
     fields = plots.group_fields(schema)
     by = (
@@ -370,7 +381,7 @@ def cmd_plot(args) -> int:
         plots.metric_plot(rows, schema, out, args.x, y, by, panel=args.panels)
         plots.completion_time_bars(rows, bars)
     except OSError as exc:
-        raise UserError(f"{args.dir}: cannot write figures: {exc.strerror or exc}") from None
+        raise UserError(f"{d}: cannot write figures: {exc.strerror or exc}") from None
     print("\n".join(str(p) for p in out + bars))
     return 0
 
@@ -764,8 +775,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="PNG (default: example.png in the scenario's output)")
     ex.set_defaults(func=cmd_example)
 
-    pl = sub.add_parser("plot", help="figures from a result directory (PNG and SVG)")
-    pl.add_argument("dir", metavar="DIR")
+    pl = sub.add_parser("plot", help="figures from result directories (PNG and SVG)")
+    pl.add_argument(
+        "dir",
+        metavar="DIR",
+        nargs="+",
+        help="a result directory, or several drawn together (their methods named DIR:method)",
+    )
+    pl.add_argument(
+        "--out", help="where the figures go (default: the first DIR; needed for several)"
+    )
     pl.add_argument(
         "--x",
         default="loss_rate",
@@ -890,9 +909,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     b = sub.add_parser(
-        "bench", help="benchmarks: completion methods, cloud sub-model, network simulation, codecs"
+        "bench",
+        help="benchmarks: completion methods, cloud sub-model, network simulation, codecs, "
+        "lossy codecs",
     )
-    b.add_argument("what", choices=("completion", "model", "network", "codecs"))
+    b.add_argument("what", choices=("completion", "model", "network", "codecs", "lossy"))
     b.add_argument("--json", help="also write the result as JSON")
     b.add_argument(
         "--seconds",
@@ -930,7 +951,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--images", type=int, default=100, help="codecs: test images per split")
     b.add_argument("--bits", type=int, default=8, help="codecs: quantizer bits")
-    b.add_argument("--out", help="codecs: also write DIR/reproductions.md and DIR/bench.json")
+    b.add_argument(
+        "--out",
+        help="codecs: also write DIR/reproductions.md and DIR/bench.json; lossy: "
+        "DIR/lossy-codecs.txt and DIR/lossy-codecs.json",
+    )
     b.set_defaults(func=cmd_bench)
 
     pc = sub.add_parser(

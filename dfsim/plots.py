@@ -74,7 +74,8 @@ def metric_plot(
 
     Config columns that vary in ``rows`` are always added to ``by``: lines never pool
     different configs; except on a rate axis (``x = kbpi`` ...: rate-accuracy), where the
-    points of a line are configs (bit depths) and only ``codec`` is added. With ``panel``
+    points of a line are configs (bit depths) and only ``codec`` is added; a rate axis
+    spanning more than a factor 20 is drawn logarithmic. With ``panel``
     (e.g. ``loss_rate``), one subplot per value of that field, sharing the y axis and one
     legend. With ``x = burst_length``, i.i.d. rows (mean
     burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
@@ -92,13 +93,19 @@ def metric_plot(
         rows = [{**r, "method": ""} for r in rows if r["method"] == first]
     groups, labels = _series(rows, decl.name, x, by, panel)
     methods = list(dict.fromkeys(k[1] for k in groups))
-    style = {
-        "colour": {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)},
-        "line": {
-            g: LINESTYLES[i % len(LINESTYLES)]
-            for i, g in enumerate(dict.fromkeys(k[2:] for k in groups))
-        },
-    }
+    series = list(dict.fromkeys(k[2:] for k in groups))
+    if len(methods) == 1 and len(series) > 1:  # one method: a colour per line reads best
+        style = {
+            "colour": {g: plt.cm.tab10(i % 10) for i, g in enumerate(series)},
+            "line": {g: LINESTYLES[(i // 10) % len(LINESTYLES)] for i, g in enumerate(series)},
+            "by": "series",
+        }
+    else:
+        style = {
+            "colour": {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)},
+            "line": {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(series)},
+            "by": "method",
+        }
     panels = sorted({k[0] for k in groups}, key=lambda v: (v is None, v))
     width = 7.5 if len(panels) == 1 else 2.6 * len(panels) + 2.8
     fig, axes = plt.subplots(
@@ -115,6 +122,9 @@ def metric_plot(
             _draw(ax, groups[key], X_AXES[x][1], decl.scale, style, key, label, iid)
             iid_marked |= iid
         _references(ax, reference, decl)
+        xs = [v for k in keys for v in groups[k] if v > 0]
+        if x in RATE_AXES and xs and max(xs) > 20 * min(xs):  # rates spanning decades
+            ax.set_xscale("log")
         ax.set_xlabel(X_AXES[x][0])
         ax.grid(True, alpha=0.3)
         if pv is not None:
@@ -150,7 +160,7 @@ def _draw(ax, by_x: dict, xscale: float, yscale: float, style: dict, key, label,
     mean = [yscale * s[0] for s in stats]
     half = [yscale * s[2] for s in stats]
     px = [xscale * v for v in xs]
-    c = style["colour"][key[1]]
+    c = style["colour"][key[1] if style["by"] == "method" else key[2:]]
     if iid:
         ax.errorbar(px, mean, yerr=half, fmt="*", ms=8, color=c, capsize=2, label="_nolegend_")
         return

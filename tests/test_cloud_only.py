@@ -71,6 +71,14 @@ def test_bd_rate_against_the_cloud_only_curve(tmp_path, capsys):
     assert "against split,codec input/hevc" in table and "add_2/hevc" in table
     assert main([*args[:-1], "input/jpeg"]) != 0
     assert "--anchor: 'input/jpeg' is not a split,codec" in capsys.readouterr().err
+    # several directories drawn together need a place for the figure
+    assert main(["plot", str(out), str(out), "--x", "kbpi", "--by", "split"]) == 2
+    assert "--out: several directories" in capsys.readouterr().err
+    both = tmp_path / "both"
+    assert (
+        main(["plot", str(out), str(out), "--x", "kbpi", "--by", "split", "--out", str(both)]) == 0
+    )
+    assert (both / "top1_vs_kbpi.png").stat().st_size > 0
 
 
 def test_a_feature_codec_at_input_is_refused(tmp_path, capsys):
