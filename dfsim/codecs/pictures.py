@@ -142,6 +142,7 @@ class Hevc(PictureCoder):
     name = "hevc"
     knob, knob_range, knob_default = "qp", (0, 51), 27
     depths = (8, 9, 10, 11, 12)
+    preset = "ultrafast"  # x265's speed preset (x265's own default: "medium")
 
     def available(self):
         try:
@@ -166,7 +167,7 @@ class Hevc(PictureCoder):
         heif = pillow_heif.from_bytes(mode, (w, h), np.ascontiguousarray(data).tobytes())
         buf = io.BytesIO()
         params = {
-            "preset": "ultrafast",
+            "preset": self.preset,
             "x265:qp": str(int(knob)),
             "x265:ctu": "16",
             "x265:pools": "none",
