@@ -263,11 +263,21 @@ def bench_codecs(args) -> dict:
     return result
 
 
+def bench_lossy(args) -> dict:
+    """Rate, PSNR and coding time of the lossy picture codecs at each effort setting and a
+    few rates, on the default model's features (:func:`dfsim.bench_codecs.bench_lossy`);
+    ``--out DIR`` also writes DIR/lossy-codecs.txt and DIR/lossy-codecs.json."""
+    from dfsim import bench_codecs as bc
+
+    return bc.bench_lossy(args)
+
+
 def run(what: str, args) -> dict:
     benches = {
         "model": bench_model,
         "network": bench_network,
         "completion": bench_completion,
         "codecs": bench_codecs,
+        "lossy": bench_lossy,
     }
     return benches[what](args)

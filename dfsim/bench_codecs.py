@@ -22,6 +22,10 @@ the non-zero rate), (b) Choi & Bajić's Table I per split point, (c) their Fig. 
 extra bits of HEVC, PNG, JPEG 2000, JPEG XL and lossless JPEG over the ``palette`` codec
 in whole-tensor mode (when ``palette`` is registered).
 
+``dfsim bench lossy`` (:func:`bench_lossy`) measures the lossy picture codecs apart (they
+are left out of the lossless tables above): rate, PSNR and coding time at each effort
+setting and a few rates, on the default model's features.
+
 Bits per element always divide by the tensor's C x H x W values (the tiled image's unused
 tiles, when C is not a power of two, are not counted as elements). Whole-tensor and
 anchor bits leave out the quantizer's min/max (64 bits per tensor), which every method
@@ -157,6 +161,23 @@ def _median_time(fn, budget_s: float, lo: int = 3, hi: int = 15) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def _lossless_codecs(candidates) -> list[str]:
+    """The codecs that do not declare themselves lossy (``lossless = False`` at their
+    defaults: those are benchmarked by ``dfsim bench lossy``); one that cannot be built
+    stays, and the benchmark reports why."""
+    from dfsim.registry import build
+
+    keep = []
+    for name in candidates:
+        try:
+            lossy = getattr(build("codec", name, "encoding"), "lossless", None) is False
+        except Exception:  # noqa: BLE001 - reported when the benchmark builds it again
+            lossy = False
+        if not lossy:
+            keep.append(name)
+    return keep
 
 
 def _mean(xs) -> float | None:
@@ -338,7 +359,7 @@ def bench_codecs(args) -> dict:
     seconds = float(getattr(args, "seconds", None) or 3.0)
     wanted = getattr(args, "cases", None)
     wanted = None if wanted is None else {tuple(p) for p in wanted}
-    codec_names = list(getattr(args, "codecs", None) or names("codec"))
+    codec_names = list(getattr(args, "codecs", None) or _lossless_codecs(names("codec")))
     notes: list[str] = []
     inputs: dict = {}
     result = {
@@ -731,3 +752,325 @@ def _clean(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+# --------------------------------------------------------------------------- lossy codecs
+LOSSY_IMAGES = 6  # test images (tensors) per setting
+# codec -> its knob and the values tried (finest first), the picture coder's effort
+# attribute and its settings (dfsim's first; a label for each)
+LOSSY_SETTINGS = {
+    "hevc": {
+        "knob": "qp",
+        "values": (22, 32, 42),
+        "attr": "preset",
+        "efforts": (("ultrafast", "dfsim's"), ("medium", "x265's default")),
+    },
+    "avif": {
+        "knob": "quality",
+        "values": (80, 50, 20),
+        "attr": "speed",
+        "efforts": (
+            (8, "dfsim's"),
+            (6, "avifenc's default"),
+            (None, "libavif's default: libaom's own"),
+        ),
+    },
+    "jpeg-xl": {
+        "knob": "quality",
+        "values": (90, 60, 30),
+        "attr": "effort",
+        "efforts": ((3, "dfsim's"), (7, "libjxl's default")),
+    },
+    "jpeg": {
+        "knob": "quality",
+        "values": (90, 60, 20),
+        "attr": None,
+        "efforts": ((None, "libjpeg-turbo, baseline"),),
+    },
+}
+
+
+def _effort_label(attr: str | None, value, note: str) -> str:
+    if attr is None:
+        return note
+    return f"{attr} {'default' if value is None else value} ({note})"
+
+
+def _lscpu_model() -> str:
+    """The CPU's model name as lscpu gives it (else /proc/cpuinfo's)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name" and value.strip():
+            return value.strip()
+    from dfsim.reproducibility import cpu_model
+
+    return cpu_model()
+
+
+def _command() -> str:
+    import shlex
+    import sys
+
+    if Path(sys.argv[0]).name in ("dfsim", "__main__.py"):
+        return shlex.join(["dfsim", *sys.argv[1:]])
+    return "dfsim bench lossy (called from Python)"
+
+
+def bench_lossy_setting(codec, features: np.ndarray, layout) -> dict:
+    """One codec instance (its knob and effort set) on ``features`` (N x C x H x W), one
+    tensor at a time as the simulator codes them: bits per tensor (the counted codestream
+    plus the quantizer's min/max), fragments at the default MTU, PSNR against the
+    unquantized features (as ``feature_psnr_db``), median encode and decode time per
+    tensor (after a warm-up; fast settings repeated three times)."""
+    from dfsim.codecs.accounting import distortion
+
+    n = len(features)
+    one = features[:1]
+    # the coding itself: not an on-disk cache of codings in front of it, if there is one
+    encode = getattr(codec, "_encode", codec.encode)
+    encode(one, layout)  # warm-up: libraries load
+    t0 = time.perf_counter()
+    encode(one, layout)
+    repeats = 1 if time.perf_counter() - t0 > 0.05 else 3
+    enc_s, dec_s, bits, stream_bits, packets, decoded = [], [], [], [], [], []
+    for i in range(n):
+        x = features[i : i + 1]
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            e = encode(x, layout)
+            enc_s.append(time.perf_counter() - t0)
+        received = np.ones((1, e.packets_per_image), bool)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            values, lost = codec.decode(e, received, e.side_info)
+            dec_s.append(time.perf_counter() - t0)
+        if lost.any():
+            raise RuntimeError(f"{codec!r}: tensor {i} did not decode")
+        bits.append(int(e.bits_per_image()[0]))
+        stream_bits.append(int(e.packet_bits().sum()))
+        packets.append(e.packets_per_image)
+        decoded.append(values[0])
+    dist = distortion([features], [np.stack(decoded)], camera=False)
+    return {
+        "images": n,
+        "bits_per_tensor": float(np.mean(bits)),
+        "stream_bits_per_tensor": float(np.mean(stream_bits)),
+        "bits_per_element": float(np.mean(bits)) / features[0].size,
+        "fragments": float(np.mean(packets)),
+        "psnr_db": dist["feature_psnr_db"],
+        "encode_ms": 1e3 * float(np.median(enc_s)),
+        "decode_ms": 1e3 * float(np.median(dec_s)),
+    }
+
+
+def bench_lossy(args) -> dict:
+    """The lossy picture codecs (whole-tensor mode, 8 bits) on the default model's features
+    at its default split, at each effort setting and a few rates (:data:`LOSSY_SETTINGS`):
+    bits per tensor, PSNR, encode and decode time per tensor, and what each effort setting
+    costs in rate against dfsim's (the first) at the same knob. ``args``: ``out`` (a
+    directory: also write lossy-codecs.txt and lossy-codecs.json there), and for tests
+    ``lossy_images`` (default :data:`LOSSY_IMAGES`) and ``lossy_settings`` (a subset of
+    :data:`LOSSY_SETTINGS` in its form)."""
+    import datetime
+    import io
+    import os
+    from contextlib import redirect_stdout
+
+    from dfsim.datasets import load_fashion_mnist
+    from dfsim.models import load_model
+    from dfsim.packets import PacketLayout
+    from dfsim.registry import build
+
+    t_start = time.perf_counter()
+    n = int(getattr(args, "lossy_images", None) or LOSSY_IMAGES)
+    settings = getattr(args, "lossy_settings", None) or LOSSY_SETTINGS
+    model = load_model("fmnist-resnet")
+    split = model.default_split
+    feats = _edge_features(model, split, load_fashion_mnist("test").head(n).images)
+    c, h, w = feats.shape[1:]
+    layout = PacketLayout.for_shape((c, h, w), packet_rows(h))
+    result = {
+        "command": _command(),
+        "cpu": _lscpu_model(),
+        "cores": os.cpu_count(),
+        "date": datetime.date.today().isoformat(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        "model": model.name,
+        "split": split,
+        "shape": [c, h, w],
+        "images": n,
+        "bits": 8,
+        "mode": "tensor",
+        "rows": [],
+    }
+    for name, spec in settings.items():
+        for value in spec["values"]:
+            first = None
+            for effort, note in spec["efforts"]:
+                codec = build("codec", name, "encoding", **{spec["knob"]: value})
+                if spec["attr"] is not None:
+                    setattr(codec.coder, spec["attr"], effort)  # this instance only
+                r = bench_lossy_setting(codec, feats, layout)
+                row = {
+                    "codec": name,
+                    "effort": _effort_label(spec["attr"], effort, note),
+                    "knob": spec["knob"],
+                    "value": value,
+                    **r,
+                }
+                row["reference"] = first is None  # dfsim's setting: the others against it
+                if first is None:
+                    first = row
+                ratio = r["bits_per_tensor"] / first["bits_per_tensor"]
+                row["rate_vs_first_pct"] = 100.0 * (ratio - 1)
+                row["psnr_vs_first_db"] = r["psnr_db"] - first["psnr_db"]
+                row["encode_vs_first"] = r["encode_ms"] / first["encode_ms"]
+                result["rows"].append(row)
+                print(
+                    f"  {name} {spec['knob']} {value}, {row['effort']}: "
+                    f"{r['bits_per_tensor']:.0f} bits, {r['encode_ms']:.1f} ms",
+                    flush=True,
+                )
+    result["summary"] = lossy_summary(result["rows"])
+    result["seconds"] = round(time.perf_counter() - t_start, 1)
+    text = io.StringIO()
+    with redirect_stdout(text):
+        print_lossy(result)
+    print()
+    print(text.getvalue(), end="")
+    out = getattr(args, "out", None)
+    if out:
+        d = Path(out)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "lossy-codecs.txt").write_text(text.getvalue())
+        (d / "lossy-codecs.json").write_text(json.dumps(_clean(result), indent=1) + "\n")
+    return _clean(result)
+
+
+def _bd_rate(ref: list[dict], test: list[dict]) -> float | None:
+    """Bjøntegaard delta rate (%) of ``test`` against ``ref`` on their (bits, PSNR)
+    points: the rate change at the same PSNR; None when it cannot be had."""
+    import warnings
+
+    try:
+        import bjontegaard
+    except ImportError:
+        return None
+    pts = [sorted((r["bits_per_tensor"], r["psnr_db"]) for r in rows) for rows in (ref, test)]
+    if any(len(p) < 2 for p in pts):
+        return None
+    (ra, ma), (rt, mt) = (zip(*p, strict=True) for p in pts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            v = bjontegaard.bd_rate(
+                list(ra),
+                list(ma),
+                list(rt),
+                list(mt),
+                method="pchip",
+                require_matching_points=False,
+            )
+        except (ValueError, ZeroDivisionError):
+            return None
+    return float(v) if np.isfinite(v) else None
+
+
+def lossy_summary(rows: list[dict]) -> list[dict]:
+    """Per codec and effort setting other than dfsim's: mean rate change, PSNR change and
+    encode-time factor against dfsim's setting at the same knob, over the knob values, and
+    the rate change at the same PSNR (Bjøntegaard, over the same points)."""
+    out = []
+    for name in dict.fromkeys(r["codec"] for r in rows):
+        mine = [r for r in rows if r["codec"] == name]
+        efforts = list(dict.fromkeys(r["effort"] for r in mine))
+        ref = [r for r in mine if r["effort"] == efforts[0]]
+        for effort in efforts[1:]:
+            sel = [r for r in mine if r["effort"] == effort]
+            out.append(
+                {
+                    "codec": name,
+                    "effort": effort,
+                    "against": efforts[0],
+                    "knob": sel[0]["knob"],
+                    "values": [r["value"] for r in sel],
+                    "rate_pct": float(np.mean([r["rate_vs_first_pct"] for r in sel])),
+                    "psnr_db": float(np.mean([r["psnr_vs_first_db"] for r in sel])),
+                    "encode_x": float(np.mean([r["encode_vs_first"] for r in sel])),
+                    "bd_rate_pct": _bd_rate(ref, sel),
+                }
+            )
+    return out
+
+
+def print_lossy(result: dict) -> None:
+    """The lossy-codec benchmark as text: the command, CPU and date, the table, what each
+    effort setting costs."""
+    c, h, w = result["shape"]
+    from dfsim.codecs.tiling import grid
+
+    down, across = grid(c)
+    print(
+        f"# {result['command']}; {result['cpu']}, {result['cores']} cores; {result['date']}; "
+        f"load average {result['load_average']:.1f} at the start (other processes share the "
+        "cores: times are indicative)"
+    )
+    print(
+        f"Lossy codecs, whole-tensor mode, {result['bits']}-bit quantizer: {result['model']} "
+        f"{result['split']} features ({c}x{h}x{w}, tiled as one {across * w}x{down * h} "
+        f"picture) of the first {result['images']} Fashion-MNIST test images, one tensor at a "
+        "time, one thread. bits: the counted codestream plus the quantizer's min/max (64 "
+        "bits); frags: fragments at a 1500-byte MTU; PSNR against the unquantized features "
+        "(peak: each tensor's range); ms: median per tensor. vs dfsim's: the same knob at "
+        "dfsim's effort setting (the first of each codec)."
+    )
+    header = [
+        "codec",
+        "effort",
+        "knob",
+        "bits/tensor",
+        "bits/elem",
+        "frags",
+        "PSNR dB",
+        "enc ms",
+        "dec ms",
+        "rate vs dfsim's",
+        "PSNR vs dfsim's",
+    ]
+    rows = []
+    for r in result["rows"]:
+        same = r["reference"]
+        rows.append(
+            [
+                r["codec"],
+                r["effort"],
+                f"{r['knob']} {r['value']}",
+                f"{r['bits_per_tensor']:.0f}",
+                f"{r['bits_per_element']:.3f}",
+                f"{r['fragments']:.1f}",
+                f"{r['psnr_db']:.2f}",
+                f"{r['encode_ms']:.1f}",
+                f"{r['decode_ms']:.2f}",
+                "-" if same else f"{r['rate_vs_first_pct']:+.1f} %",
+                "-" if same else f"{r['psnr_vs_first_db']:+.2f} dB",
+            ]
+        )
+    print(format_table({"title": "", "header": header, "rows": rows}).lstrip("\n"))
+    if result["summary"]:
+        print()
+        print("What each effort setting costs against dfsim's, at the same knob (mean over it):")
+        for s in result["summary"]:
+            knobs = ", ".join(f"{s['knob']} {v}" for v in s["values"])
+            bd = "n/a" if s["bd_rate_pct"] is None else f"{s['bd_rate_pct']:+.1f} %"
+            print(
+                f"  {s['codec']}: {s['effort']} vs {s['against']}: rate {s['rate_pct']:+.1f} %, "
+                f"PSNR {s['psnr_db']:+.2f} dB, encoding x{s['encode_x']:.1f} ({knobs}); "
+                f"rate at the same PSNR (BD-rate): {bd}"
+            )
+    print(f"bench lossy: {result.get('seconds', float('nan')):.0f} s")
