@@ -101,3 +101,26 @@ def test_dropped_images_are_misses():
     out = no_answer(Detection(), dets, dropped)
     assert (out[1, :, 5] == -1).all() and (out[[0, 2], :, 5] == 1).all()
     assert (dets[1, :, 5] == 1).all()  # the predictions given are left alone
+
+
+def test_picture_codings_are_cached_and_a_damaged_entry_is_recomputed(tmp_path, monkeypatch):
+    from dfsim.experiment.prepare import decode_all
+    from dfsim.packets import PacketLayout
+    from dfsim.registry import entry
+
+    monkeypatch.setenv("DFSIM_CACHE", str(tmp_path / "cache"))
+    feats = np.random.default_rng(1).normal(size=(3, 8, 12, 12)).astype(np.float32)
+    layout = PacketLayout.for_shape(feats.shape[1:], 4)
+    codec = entry("codec", "jpeg-xl").build("encoding", quality=60)
+    first = codec.encode(feats, layout)
+    (stored,) = (tmp_path / "cache" / "pictures").iterdir()
+    again = codec.encode(feats, layout)  # from the cache: the same bytes and values
+    assert np.array_equal(again.payloads.bytes.data, first.payloads.bytes.data)
+    assert np.array_equal(decode_all(codec, again), decode_all(codec, first))
+    assert again.encode_s == first.encode_s  # the time the coding took when it was done
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    redone = codec.encode(feats, layout)
+    assert np.array_equal(decode_all(codec, redone), decode_all(codec, first))
+    assert stored.is_file()  # stored again, sealed

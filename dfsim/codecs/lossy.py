@@ -28,12 +28,14 @@ picture), no quantizer and no side information.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import Annotated, Literal
 
 import numpy as np
 
+from dfsim import cache
 from dfsim.codecs.base import PacketBytes, PayloadError
 from dfsim.codecs.pictures import CODERS, CodedPicture
 from dfsim.codecs.quantizer import SIDE_INFO_BITS, Quantized, dequantize, quantize
@@ -161,6 +163,37 @@ class PictureCodec:
         return dequantize(Quantized(codes, side_info["vmin"], side_info["vmax"], self.bits))
 
     def encode(self, features: np.ndarray, layout: PacketLayout) -> Encoded:
+        """Code the batch, through the on-disk cache: picture codecs are slow (x265 takes
+        milliseconds a picture), and every process preparing the config would code it
+        again. The cached ``encode_s`` is the time the coding took when it was done."""
+        key = self._cache_key(features, layout)
+        stored = cache.load_arrays("pictures", key)
+        if stored is not None:
+            try:
+                return _from_arrays(stored, layout)
+            except (KeyError, ValueError, IndexError) as exc:
+                cache.discard(cache._path("pictures", key), "a cached coding", str(exc))
+        encoded = self._encode(features, layout)
+        cache.save_arrays("pictures", key, _to_arrays(encoded))
+        return encoded
+
+    def _cache_key(self, features: np.ndarray, layout: PacketLayout) -> str:
+        f = np.ascontiguousarray(features, np.float32)
+        return cache.key_of(
+            codec=type(self).__name__,
+            coder=_coder_settings(self.coder),
+            bits=self.bits,
+            knob=self.knob,
+            mode=self.mode,
+            camera=self.camera,
+            fragments=(self.fragment_bytes, self.first_fragment_bytes),
+            layout=(layout.rows_per_packet, layout.order) if self.mode == "packet" else None,
+            shape=f.shape,
+            features=hashlib.sha256(f.tobytes()).hexdigest(),
+            version=1,
+        )
+
+    def _encode(self, features: np.ndarray, layout: PacketLayout) -> Encoded:
         t0 = time.perf_counter()
         codes, side, side_bits = self._codes(features)
         n = len(codes)
@@ -270,6 +303,80 @@ class _Streams:
 
     def __init__(self, data: PacketBytes, coded: list, shapes: list, layout: PacketLayout):
         self.bytes, self.coded, self.shapes, self.layout = data, coded, shapes, layout
+
+
+def _coder_settings(coder) -> dict:
+    """What determines a picture coder's output besides its inputs: its effort settings and
+    the libraries' versions (cache keys)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    libs = {}
+    for lib in ("pillow-heif", "imagecodecs", "opencv-python-headless"):
+        try:
+            libs[lib] = version(lib)
+        except PackageNotFoundError:
+            libs[lib] = None
+    effort = {k: getattr(coder, k) for k in ("preset", "speed", "effort") if hasattr(coder, k)}
+    return {"name": coder.name, **effort, **libs}
+
+
+def _to_arrays(encoded: Encoded) -> dict[str, np.ndarray]:
+    """An encoded batch as arrays (for the cache)."""
+    st: _Streams = encoded.payloads
+
+    def joined(chunks: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        offsets = np.zeros(len(chunks) + 1, np.int64)
+        np.cumsum([len(c) for c in chunks], out=offsets[1:])
+        return np.frombuffer(b"".join(chunks), np.uint8), offsets
+
+    streams, stream_at = joined([c.stream for c in st.coded])
+    boxes, box_at = joined([c.container or b"" for c in st.coded])
+    slices = [np.asarray(c.slices, np.int64).reshape(-1, 2) for c in st.coded]
+    shapes = np.full((len(st.shapes), 3), -1, np.int64)
+    for i, sh in enumerate(st.shapes):
+        shapes[i, : len(sh)] = sh
+    return {
+        "data": st.bytes.data,
+        "offsets": st.bytes.offsets,
+        "payload_bits": np.asarray(encoded.payload_bits, np.int64),
+        "side_info_bits": np.asarray(encoded.side_info_bits, np.int64),
+        "encode_s": np.asarray(encoded.encode_s, np.float64),
+        "streams": streams,
+        "stream_at": stream_at,
+        "boxes": boxes,
+        "box_at": box_at,
+        "has_box": np.array([c.container is not None for c in st.coded]),
+        "slices": np.concatenate(slices) if slices else np.zeros((0, 2), np.int64),
+        "slice_at": np.cumsum([0] + [len(x) for x in slices]).astype(np.int64),
+        "shapes": shapes,
+        **{f"side_{k}": v for k, v in encoded.side_info.items()},
+    }
+
+
+def _from_arrays(a: dict[str, np.ndarray], layout: PacketLayout) -> Encoded:
+    """Inverse of :func:`_to_arrays`."""
+    streams, boxes = a["streams"].tobytes(), a["boxes"].tobytes()
+    sa, ba, la = a["stream_at"], a["box_at"], a["slice_at"]
+    coded = [
+        CodedPicture(
+            streams[sa[i] : sa[i + 1]],
+            boxes[ba[i] : ba[i + 1]] if a["has_box"][i] else None,
+            tuple(tuple(int(v) for v in row) for row in a["slices"][la[i] : la[i + 1]]),
+        )
+        for i in range(len(a["has_box"]))
+    ]
+    shapes = [tuple(int(v) for v in row if v >= 0) for row in a["shapes"]]
+    bits = a["payload_bits"]
+    return Encoded(
+        n_images=len(bits),
+        side_info={
+            k[5:]: v for k, v in a.items() if k.startswith("side_") and k != "side_info_bits"
+        },
+        side_info_bits=int(a["side_info_bits"]),
+        payload_bits=bits,
+        payloads=_Streams(PacketBytes(a["data"], a["offsets"]), coded, shapes, layout),
+        encode_s=float(a["encode_s"]),
+    )
 
 
 Mode = Literal["tensor", "packet"]
