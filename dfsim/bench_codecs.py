@@ -817,7 +817,7 @@ def _command() -> str:
     import shlex
     import sys
 
-    if Path(sys.argv[0]).name in ("dfsim", "__main__.py"):
+    if sys.argv[1:3] == ["bench", "lossy"]:  # dfsim's command line
         return shlex.join(["dfsim", *sys.argv[1:]])
     return "dfsim bench lossy (called from Python)"
 

@@ -389,3 +389,44 @@ def test_results_name_the_codec_settings(tmp_path):
     with open(tmp_path / "out" / "results.csv") as f:
         header = next(csv.reader(f))
     assert {"quality", "mode", "on_fragment_loss", "feature_psnr_db"} <= set(header)
+
+
+# --------------------------------------------------------------------------- the benchmark
+def test_bench_lossy_tiny_configuration(tmp_path, capsys):
+    import json
+
+    from dfsim.bench_codecs import LOSSY_SETTINGS, bench_lossy
+
+    hevc = {**LOSSY_SETTINGS["hevc"], "values": (27, 42)}
+    args = type("Args", (), {"out": str(tmp_path), "lossy_images": 1})()
+    args.lossy_settings = {"hevc": hevc, "jpeg": {**LOSSY_SETTINGS["jpeg"], "values": (50,)}}
+    r = bench_lossy(args)
+    assert [(x["codec"], x["value"]) for x in r["rows"]] == [
+        ("hevc", 27),
+        ("hevc", 27),
+        ("hevc", 42),
+        ("hevc", 42),
+        ("jpeg", 50),
+    ]
+    fast, medium = r["rows"][:2]
+    assert fast["effort"].startswith("preset ultrafast") and medium["effort"].startswith(
+        "preset medium"
+    )
+    assert fast["reference"] and not medium["reference"]
+    assert fast["bits_per_tensor"] != medium["bits_per_tensor"]  # the preset reached x265
+    assert fast["encode_ms"] > 0 and fast["decode_ms"] > 0 and fast["psnr_db"] > 20
+    (s,) = r["summary"]
+    assert s["codec"] == "hevc" and s["values"] == [27, 42]
+    text = (tmp_path / "lossy-codecs.txt").read_text()
+    first = text.splitlines()[0]
+    assert first.startswith("# dfsim bench lossy") and r["cpu"] in first and r["date"] in first
+    assert "rate at the same PSNR (BD-rate)" in text and text in capsys.readouterr().out
+    assert json.loads((tmp_path / "lossy-codecs.json").read_text())["rows"][4]["codec"] == "jpeg"
+
+
+def test_bench_codecs_leaves_the_lossy_codecs_to_bench_lossy():
+    from dfsim.bench_codecs import _lossless_codecs
+
+    assert _lossless_codecs(registry.names("codec")) == [
+        n for n in registry.names("codec") if n not in LOSSY
+    ]
