@@ -124,3 +124,10 @@ def test_picture_codings_are_cached_and_a_damaged_entry_is_recomputed(tmp_path, 
     redone = codec.encode(feats, layout)
     assert np.array_equal(decode_all(codec, redone), decode_all(codec, first))
     assert stored.is_file()  # stored again, sealed
+
+
+def test_drop_image_in_packet_mode_is_refused():
+    from dfsim.registry import entry
+
+    with pytest.raises(UserError, match="on_fragment_loss: drop-image applies to mode tensor"):
+        entry("codec", "hevc").build("encoding", mode="packet", on_fragment_loss="drop-image")

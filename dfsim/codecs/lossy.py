@@ -76,6 +76,11 @@ class PictureCodec:
             raise ValueError(f"bits: {self.coder_name} codes {depths}, not {bits}-bit features")
         if mode not in MODES:
             raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+        if mode == "packet" and on_fragment_loss == "drop-image":
+            raise ValueError(
+                "on_fragment_loss: drop-image applies to mode tensor (in mode packet a lost "
+                "packet loses only its rows, which completion fills)"
+            )
         self.bits, self.knob, self.mode = int(bits), knob, mode
         self.on_fragment_loss = on_fragment_loss
         self.lossless = self.coder.lossless
