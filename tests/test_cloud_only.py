@@ -64,6 +64,10 @@ def test_bd_rate_against_the_cloud_only_curve(tmp_path, capsys):
     # the 28x28 image is far smaller than 64x14x14 features at every QP
     assert all(float(by["input", q]["kbpi"]) < float(by["add_2", q]["kbpi"]) for q in (27, 37))
     assert all(by["input", q]["packets_per_image"] == "1" for q in (27, 37, 47))
+    # without labels: how often the coded split model still says what the full model says
+    agree = {k: float(r["coding_agreement"]) for k, r in by.items()}
+    assert all(0 <= a <= 1 for a in agree.values()) and agree["input", 47] < 1
+    assert agree["input", 27] >= agree["input", 47] and agree["add_2", 27] >= agree["add_2", 47]
     capsys.readouterr()
     args = ["compare", str(out), "--bd-rate", "--curves", "split,codec", "--anchor", "input/hevc"]
     assert main(args) == 0

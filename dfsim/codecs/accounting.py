@@ -7,7 +7,9 @@ the same side information; empty for codecs without a model), ``kbpi`` (kbit per
 ``bpp`` (per input pixel), ``bits_per_element`` (per feature value), and the codec's time
 per image to encode (once per config) and to decode what arrived (per trial), and
 ``feature_mse`` and ``feature_psnr_db``: the coding distortion without loss (decoded
-against unquantized values: :func:`distortion`), and
+against unquantized values: :func:`distortion`), ``coding_agreement``: the task's
+label-free metric of the loss-free split model (coded) against the uncoded full model
+(what coding alone changes, for data without labels), and
 ``undecodable_rate``: the fraction of data packets that arrived but could not be decoded
 (a payload the decoder rejects, e.g. one decoded with another image's side information
 under ``network.side_info.on_loss: previous``); they are lost for completion like the
@@ -35,6 +37,14 @@ METRICS = (
     Metric("undecodable_rate", "packets received but not decodable", "", False, per="trial"),
     Metric("feature_mse", "coding distortion (MSE)", "", False, per="trial"),
     Metric("feature_psnr_db", "coding PSNR", "dB", True, per="trial"),
+    Metric(
+        "coding_agreement",
+        "agreement of the coded split model with the full model",
+        "%",
+        True,
+        scale=100.0,
+        per="trial",
+    ),
 )
 
 

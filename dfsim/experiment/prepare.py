@@ -335,6 +335,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     with phase("loss-free cloud pass (or cache load)"):
         what = f"model {scn.model.import_path or model.name!r} at split {split!r}: its cloud"
         reference_pred = _reference_pass(scn, cfg, features_key, task, cloud, streams, what)
+    targets = task_targets(task, images)
     return Prepared(
         scenario=scn,
         config=cfg,
@@ -348,11 +349,14 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         receiver=Receiver(nw.side_info.on_loss),
         cloud=cloud,
         reference_pred=reference_pred,
-        clean=task.evaluate(clean_pred, clean_pred, task_targets(task, images)),
-        quantized=task.evaluate(reference_pred, reference_pred, task_targets(task, images)),
+        clean=task.evaluate(clean_pred, clean_pred, targets),
+        quantized=task.evaluate(reference_pred, reference_pred, targets),
         coding={
             **coding_columns(streams, model.input_shape),
             **distortion(features, [s.reference for s in streams], split == INPUT),
+            # what coding alone changes, without labels: the loss-free split model's
+            # predictions against the uncoded full model's
+            "coding_agreement": task.evaluate(reference_pred, clean_pred, targets)[task.label_free],
         },
     )
 
