@@ -840,8 +840,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compression-augmented training",
         "fine-tune the model from its committed weights with the features at a split point "
         "coded and decoded at a rate drawn per batch (Choi & Bajic), optionally with packet "
-        "loss; the weights go to dfsim/models/weights/<model>_cat_<codec>_<split>.pt unless "
-        "--out says otherwise (default --epochs 1)",
+        "loss; the weights go to dfsim/models/weights/<model>_cat_<codec>_<split>[_loss].pt "
+        "unless --out says otherwise (default --epochs 1)",
     )
     a.add_argument("--augment-split", metavar="SPLIT", help="turns it on: the split point")
     a.add_argument("--augment-codec", metavar="NAME", help="hevc, avif, jpeg-xl, jpeg or raw")
@@ -873,7 +873,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--augment-lr",
         type=float,
         metavar="LR",
-        help="peak learning rate (default: a tenth of training's, 0.005 SGD / 2e-4 AdamW)",
+        help="initial learning rate, cosine-decayed to 0 (default: a tenth of training's, "
+        "0.005 SGD / 2e-4 AdamW)",
     )
     a.add_argument(
         "--augment-eval-images",
