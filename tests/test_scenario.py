@@ -74,7 +74,7 @@ CASES = [
         "methods[0].max_iters[1]: 0 is out of range (must be >= 1)",
     ),
     (GOOD + "task: segmentation\n", "task: unknown task 'segmentation' (one of classification"),
-    (GOOD + "encoding: {codec: jpeg}\n", "encoding.codec: unknown codec 'jpeg' (one of raw"),
+    (GOOD + "encoding: {codec: mpeg}\n", "encoding.codec: unknown codec 'mpeg' (one of raw"),
     (
         GOOD + "encoding: {level: 3}\n",
         "encoding.level: not a parameter of codec raw (parameters: bits)",

@@ -139,7 +139,7 @@ def test_a_damaged_fingerprint_starts_the_run_over(base, rerun, tmp_path, how):
 @pytest.mark.parametrize("how", DAMAGE)
 def test_damaged_cache_entries_are_recomputed(base, rerun, tmp_path, how):
     entries = sorted((tmp_path / "cache").glob("*/*.sealed.npz"))
-    assert [p.parent.name for p in entries] == ["features", "reference"]
+    assert [p.parent.name for p in entries] == ["features", "reference", "scores"]
     before = [cache.load_arrays(p.parent.name, p.name.split(".")[0]) for p in entries]
     for p in entries:
         damage(p, how)

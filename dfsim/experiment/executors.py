@@ -80,6 +80,14 @@ def _init_worker(
     _context = WorkerContext(pickle.loads(scenario), fp)
 
 
+def warm_config(k: int) -> None:
+    """Prepare config ``k`` in this worker for the on-disk cache only (features, codings,
+    loss-free predictions, fitted methods), without keeping it: units prepare their config
+    again, from the cache, on first use."""
+    prep = prepare(_context.scenario, k)
+    build_methods(prep)
+
+
 def run_unit(unit: Unit) -> tuple[Unit, list[dict], dict]:
     """Run a unit in this process's context."""
     return _context.run(unit)
@@ -169,6 +177,11 @@ def _run(scn, units, workers, client, progress, log, checkpoint_dir):
 def _prepare_and_run(scn, units, workers, client, progress, log, checkpoint_dir, pool):
     # Every config prepared (and its trained methods fitted into the cache) up front: a bad
     # split or packet size fails before any work, and workers only load from the cache.
+    # With several configs the workers prepare them first, in parallel, into the cache: the
+    # main process then loads what they made (a loss-free sweep is all preparation).
+    if pool is not None and len(scn.configs) > 1:
+        for fut in as_completed([pool.submit(warm_config, k) for k in range(len(scn.configs))]):
+            fut.exception()  # a config that fails says so below, in order, from this process
     preps = [_context.config(k, log)[0] for k in range(len(scn.configs))]
     fp = _context.fingerprint = fingerprint(scn.resolved(), preps[0].model.weights_id)
     results: dict[Unit, list[dict]] = {}

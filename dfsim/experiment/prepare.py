@@ -8,6 +8,7 @@ too (keyed by everything that determines the fit).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -126,9 +127,18 @@ def build_task(scn: Scenario, model, split: str):
     return task
 
 
+@functools.lru_cache(maxsize=2)
+def _dataset_images(dataset, input_shape: tuple) -> ImageSet:
+    """A dataset's images at ``input_shape``, loaded once per process (every config of a
+    run reads the same images; a detection dataset draws its scenes each time), read-only."""
+    images = dataset.build().load(input_shape)
+    images.images.flags.writeable = False
+    return images
+
+
 def load_images(scn: Scenario, input_shape) -> ImageSet:
     """The scenario's images, at the model's input size (``input_shape``: C, H, W)."""
-    images = scn.data.dataset.build().load(input_shape)
+    images = _dataset_images(scn.data.dataset, tuple(int(d) for d in input_shape))
     if images.images.shape[1:] != tuple(input_shape):
         raise UserError(
             f"data.dataset: {images.name} images are "
@@ -336,6 +346,8 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         what = f"model {scn.model.import_path or model.name!r} at split {split!r}: its cloud"
         reference_pred = _reference_pass(scn, cfg, features_key, task, cloud, streams, what)
     targets = task_targets(task, images)
+    with phase("loss-free scores (or cache load)"):
+        scores = _loss_free_scores(cfg, features_key, task, clean_pred, reference_pred, targets)
     return Prepared(
         scenario=scn,
         config=cfg,
@@ -349,14 +361,12 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         receiver=Receiver(nw.side_info.on_loss),
         cloud=cloud,
         reference_pred=reference_pred,
-        clean=task.evaluate(clean_pred, clean_pred, targets),
-        quantized=task.evaluate(reference_pred, reference_pred, targets),
+        clean=scores["clean"],
+        quantized=scores["quantized"],
         coding={
             **coding_columns(streams, model.input_shape),
             **distortion(features, [s.reference for s in streams], split == INPUT),
-            # what coding alone changes, without labels: the loss-free split model's
-            # predictions against the uncoded full model's
-            "coding_agreement": task.evaluate(reference_pred, clean_pred, targets)[task.label_free],
+            "coding_agreement": scores["coding_agreement"],
         },
     )
 
@@ -424,6 +434,33 @@ def _reference_pass(scn, cfg: Config, features_key: str, task, cloud, streams, w
         ref = {"pred": predict(task, cloud, tensors, scn.batch_size, what, users_model(scn))}
         cache.save_arrays("reference", key, ref)
     return ref["pred"]
+
+
+def _loss_free_scores(cfg: Config, features_key: str, task, clean_pred, reference_pred, targets):
+    """The task's metrics of the full model (``clean``) and of the loss-free split model
+    (``quantized``) against the targets, and ``coding_agreement``: what coding alone
+    changes, without labels (the loss-free split model's predictions against the uncoded
+    full model's, by the task's label-free metric). Cached with the reference predictions:
+    a detector's mAP takes a while, and every process preparing the config needs them."""
+    key = cache.key_of(
+        features=features_key, codec=cfg.codec.name, params=cfg.codec.params, what="scores"
+    )
+    stored = cache.load_arrays("scores", key)
+    if stored is not None:
+        return {
+            "clean": {k[6:]: float(v) for k, v in stored.items() if k.startswith("clean_")},
+            "quantized": {
+                k[10:]: float(v) for k, v in stored.items() if k.startswith("quantized_")
+            },
+            "coding_agreement": float(stored["coding_agreement"]),
+        }
+    clean = task.evaluate(clean_pred, clean_pred, targets)
+    quantized = task.evaluate(reference_pred, reference_pred, targets)
+    agree = task.evaluate(reference_pred, clean_pred, targets)[task.label_free]
+    arrays = {f"clean_{k}": np.float64(v) for k, v in clean.items()}
+    arrays |= {f"quantized_{k}": np.float64(v) for k, v in quantized.items()}
+    cache.save_arrays("scores", key, {**arrays, "coding_agreement": np.float64(agree)})
+    return {"clean": clean, "quantized": quantized, "coding_agreement": agree}
 
 
 def predict(
