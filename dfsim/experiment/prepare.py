@@ -130,10 +130,9 @@ def build_task(scn: Scenario, model, split: str):
 @functools.lru_cache(maxsize=2)
 def _dataset_images(dataset, input_shape: tuple) -> ImageSet:
     """A dataset's images at ``input_shape``, loaded once per process (every config of a
-    run reads the same images; a detection dataset draws its scenes each time), read-only."""
-    images = dataset.build().load(input_shape)
-    images.images.flags.writeable = False
-    return images
+    run reads the same images; a detection dataset draws its scenes each time). Shared by
+    the configs: nothing writes into them."""
+    return dataset.build().load(input_shape)
 
 
 def load_images(scn: Scenario, input_shape) -> ImageSet:
