@@ -4,7 +4,7 @@
                             [--save-losses] [--profile] [--max-configs N] [--max-units N]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [DIR ...] [--x loss_rate|burst_length|kbpi] [--y METRIC] [--by F,...]
-               [--panels F] [--out DIR]
+               [--panels F] [--methods M,...] [--out DIR]
     dfsim compare DIR... [--metric METRIC] [--reference METHOD]
     dfsim example SCENARIO [--loss P] [--methods A,B] [--image K] [--out PNG]
     dfsim train [--model fmnist-resnet|fmnist-detector|fmnist-mirror] [--epochs N]
@@ -361,6 +361,15 @@ def cmd_plot(args) -> int:
             for r in part:
                 r["method"] = f"{Path(one).name}:{r['method']}"
         rows.extend(part)
+    if args.methods:
+        wanted = args.methods.split(",")
+        known = list(dict.fromkeys(r["method"] for r in rows))
+        for m in wanted:
+            if m not in known:
+                raise UserError(
+                    f"--methods: {m!r} is not a method of these results ({', '.join(known)})"
+                )
+        rows = [r for r in rows if r["method"] in wanted]
     schema = type(schema).for_rows(schema.task, rows)  # every directory's config columns
     y = _metric_name(schema, rows, args.y, "--y")
     fields = plots.group_fields(schema)
@@ -803,6 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument(
         "--panels", help="one subplot per value of this field (e.g. loss_rate), shared legend"
+    )
+    pl.add_argument(
+        "--methods", help="comma-separated methods to draw (default: all; several DIRs: DIR:method)"
     )
     pl.set_defaults(func=cmd_plot)
 

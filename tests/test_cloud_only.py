@@ -83,6 +83,8 @@ def test_bd_rate_against_the_cloud_only_curve(tmp_path, capsys):
         main(["plot", str(out), str(out), "--x", "kbpi", "--by", "split", "--out", str(both)]) == 0
     )
     assert (both / "top1_vs_kbpi.png").stat().st_size > 0
+    assert main(["plot", str(out), "--x", "kbpi", "--methods", "linear"]) == 2
+    assert "--methods: 'linear' is not a method of these results (zeros)" in capsys.readouterr().err
 
 
 def test_a_feature_codec_at_input_is_refused(tmp_path, capsys):
