@@ -186,3 +186,24 @@ def test_reconstruction_scenario_setting_regenerates(tmp_path, monkeypatch):
     )
     new = rerun(tmp_path, scn, "reconstruction")
     assert_rows_match(new, read_results_csv(ROOT / "results" / "reconstruction" / "results.csv"))
+
+
+def test_paper_scenario_under_loss_regenerates(tmp_path, monkeypatch):
+    """The lossy picture codecs on the network: HEVC codestreams cut into fragments with
+    ARQ, and per-packet pictures with completion, at the cloud-only split: the committed
+    rates, losses and accuracies come back exactly."""
+    monkeypatch.chdir(ROOT)
+    path = ROOT / "scenarios" / "paper" / "classifier-under-loss.yaml"
+    scn = yaml.safe_load(path.read_text())
+    scn["model"]["split"] = "input"
+    scn["encoding"]["qp"] = 32
+    scn["channels"] = [{"kind": "iid", "loss_rates": [0.3]}]
+    new = rerun(tmp_path, scn, "paper")
+    assert {(r["mode"], r["error_control"]) for r in new} == {
+        ("tensor", "arq(3)"),
+        ("packet", "none"),
+    }
+    committed = read_results_csv(
+        ROOT / "results" / "paper" / "classifier-under-loss" / "results.csv"
+    )
+    assert_rows_match(new, [r for r in committed if r["qp"] == 32])
