@@ -137,3 +137,37 @@ def test_drop_image_in_packet_mode_is_refused():
 
     with pytest.raises(UserError, match="on_fragment_loss: drop-image applies to mode tensor"):
         entry("codec", "hevc").build("encoding", mode="packet", on_fragment_loss="drop-image")
+
+
+FRAGMENTS = """
+name: fragments-test
+seed: 5
+model: {name: fmnist-resnet, split: add_2}
+data: {n_images: 60}
+encoding: {codec: hevc, qp: 27}
+error_control: [{name: none}, {fec: {k: 8, m: 4}}, {arq: {max_retries: 3}}]
+network: {deadline_ms: 200}
+channels:
+  - {kind: iid, loss_rates: [0.2]}
+methods: [zeros]
+trials: 1
+output: OUT
+"""
+
+
+def test_fec_and_arq_recover_fragments_of_a_whole_tensor_codestream(tmp_path):
+    out = tmp_path / "out"
+    path = tmp_path / "s.yaml"
+    path.write_text(FRAGMENTS.replace("OUT", str(out)))
+    assert main(["run", "--quiet", "--workers", "1", str(path)]) == 0
+    rows = {r["error_control"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    k = int(rows["none"]["packets_per_image"])
+    assert k > 2  # the codestream of a 64x14x14 tensor at QP 27 takes several fragments
+    lost = {ec: float(r["realised_loss_rate"]) for ec, r in rows.items()}
+    top1 = {ec: float(r["top1"]) for ec, r in rows.items()}
+    # without recovery an image survives only if all k fragments arrive: (1 - 0.2)^k
+    assert lost["none"] > 0.1 and top1["none"] < top1["fec(8,4)"] and top1["none"] < top1["arq(3)"]
+    assert lost["fec(8,4)"] < lost["none"] / 2 and lost["arq(3)"] < lost["none"] / 2
+    assert float(rows["fec(8,4)"]["wire_bits_per_image"]) > float(
+        rows["none"]["wire_bits_per_image"]
+    )
