@@ -37,11 +37,11 @@ import bz2
 import gzip
 import io
 import lzma
-import struct
 import zlib
 
 import numpy as np
 
+from dfsim.codecs.pictures import boxes, hvcc, imagecodecs_missing
 from dfsim.codecs.tiling import tile
 
 
@@ -124,16 +124,6 @@ class ImageAnchor(Anchor):
         raise NotImplementedError
 
 
-def _imagecodecs(codec: str) -> str | None:
-    try:
-        import imagecodecs
-    except ImportError:
-        return "needs imagecodecs (pip install imagecodecs)"
-    if not getattr(imagecodecs, codec).available:
-        return f"imagecodecs was built without {codec}"
-    return None
-
-
 class Png(ImageAnchor):
     """PNG through OpenCV at compression level 9."""
 
@@ -163,7 +153,7 @@ class JpegXl(ImageAnchor):
     effort = 7
 
     def available(self):
-        return _imagecodecs("JPEGXL")
+        return imagecodecs_missing("JPEGXL")
 
     def _encode(self, image, bits):
         import imagecodecs
@@ -191,7 +181,7 @@ class Jpeg2000(ImageAnchor):
     description = "JPEG 2000 reversible 5/3 (OpenJPEG, J2K codestream)"
 
     def available(self):
-        return _imagecodecs("JPEG2K")
+        return imagecodecs_missing("JPEG2K")
 
     def _encode(self, image, bits):
         import imagecodecs
@@ -218,7 +208,7 @@ class JpegLossless(ImageAnchor):
     description = "lossless JPEG (T.81 process 14, imagecodecs ljpeg)"
 
     def available(self):
-        return _imagecodecs("LJPEG")
+        return imagecodecs_missing("LJPEG")
 
     def _encode(self, image, bits):
         import imagecodecs
@@ -232,47 +222,21 @@ class JpegLossless(ImageAnchor):
         return imagecodecs.ljpeg_decode(data)
 
 
-def _boxes(data: bytes, start: int = 0, end: int | None = None):
-    """(type, payload start, box end) of the ISO-BMFF boxes in ``data[start:end]``."""
-    end = len(data) if end is None else end
-    off = start
-    while off + 8 <= end:
-        size, kind = struct.unpack(">I4s", data[off : off + 8])
-        head = 8
-        if size == 1:
-            size, head = struct.unpack(">Q", data[off + 8 : off + 16])[0], 16
-        elif size == 0:
-            size = end - off
-        if size < head or off + size > end:
-            raise LosslessError("hevc: malformed HEIF box structure")
-        yield kind.decode("latin-1"), off + head, off + size
-        off += size
-
-
 def heif_to_annexb(heif: bytes) -> bytes:
     """The HEVC elementary stream (Annex B, 4-byte start codes) of a single-image HEIF file
     written by libheif: the parameter sets from its ``hvcC`` box, then the picture's NAL
     units from ``mdat``."""
-    top = {k: (s, e) for k, s, e in _boxes(heif)}
-    if "meta" not in top or "mdat" not in top:
-        raise LosslessError("hevc: HEIF file without meta or mdat box")
-    ms, me = top["meta"]
-    i = heif.find(b"hvcC", ms, me)
-    if i < 4:
-        raise LosslessError("hevc: no hvcC box")
-    size = struct.unpack(">I", heif[i - 4 : i])[0]
-    cfg = heif[i + 4 : i - 4 + size]
-    length_size = (cfg[21] & 3) + 1
+    try:
+        top = {k: (s, e) for k, s, e in boxes(heif)}
+        if "meta" not in top or "mdat" not in top:
+            raise ValueError("HEIF file without meta or mdat box")
+        length_size, units = hvcc(heif)
+    except ValueError as exc:
+        raise LosslessError(f"hevc: {exc}") from None
     start = b"\x00\x00\x00\x01"
     out = []
-    p = 23
-    for _ in range(cfg[22]):  # arrays of parameter-set NAL units
-        n = struct.unpack(">H", cfg[p + 1 : p + 3])[0]
-        p += 3
-        for _ in range(n):
-            ln = struct.unpack(">H", cfg[p : p + 2])[0]
-            out += [start, cfg[p + 2 : p + 2 + ln]]
-            p += 2 + ln
+    for p, e in units:  # the parameter sets
+        out += [start, heif[p + 2 : e]]
     s, e = top["mdat"]
     while s < e:  # length-prefixed NAL units of the one picture
         ln = int.from_bytes(heif[s : s + length_size], "big")

@@ -102,7 +102,8 @@ class PictureCoder:
         return out
 
 
-def _imagecodecs(codec: str) -> str | None:
+def imagecodecs_missing(codec: str) -> str | None:
+    """None when imagecodecs has ``codec``, else why not (for ``available``)."""
     try:
         import imagecodecs
     except ImportError:
@@ -112,8 +113,9 @@ def _imagecodecs(codec: str) -> str | None:
     return None
 
 
-def _boxes(data: bytes, start: int = 0, end: int | None = None):
-    """(type, payload start, box end) of the ISO-BMFF boxes in ``data[start:end]``."""
+def boxes(data: bytes, start: int = 0, end: int | None = None):
+    """(type, payload start, box end) of the ISO-BMFF boxes in ``data[start:end]``;
+    ValueError when they do not tile it."""
     end = len(data) if end is None else end
     off = start
     while off + 8 <= end:
@@ -129,11 +131,33 @@ def _boxes(data: bytes, start: int = 0, end: int | None = None):
         off += size
 
 
-def _mdat(data: bytes) -> tuple[int, int]:
-    for kind, s, e in _boxes(data):
-        if kind == "mdat":
+def top_box(data: bytes, kind: str) -> tuple[int, int]:
+    """(payload start, end) of the top-level box ``kind``; ValueError when there is none."""
+    for k, s, e in boxes(data):
+        if k == kind:
             return s, e
-    raise ValueError("no mdat box")
+    raise ValueError(f"no {kind} box")
+
+
+def hvcc(heif: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """A libheif HEIF file's HEVC configuration: the NAL length size of its ``mdat`` and
+    where each parameter-set NAL unit of its ``hvcC`` box lies, its 2-byte length
+    included (``heif[s + 2:e]`` is the unit); ValueError when there is no ``hvcC`` box."""
+    ms, me = top_box(heif, "meta")
+    i = heif.find(b"hvcC", ms, me)
+    if i < 4:
+        raise ValueError("no hvcC box")
+    cfg = i + 4
+    length_size = (heif[cfg + 21] & 3) + 1
+    units, p = [], cfg + 23
+    for _ in range(heif[cfg + 22]):  # arrays of parameter-set NAL units
+        n = struct.unpack(">H", heif[p + 1 : p + 3])[0]
+        p += 3
+        for _ in range(n):
+            ln = struct.unpack(">H", heif[p : p + 2])[0]
+            units.append((p, p + 2 + ln))
+            p += 2 + ln
+    return length_size, units
 
 
 class Hevc(PictureCoder):
@@ -180,20 +204,7 @@ class Hevc(PictureCoder):
         finally:
             pillow_heif.options.SAVE_HDR_TO_12_BIT = saved
         file = buf.getvalue()
-        slices = []
-        for kind, s, e in _boxes(file):
-            if kind == "meta":
-                i = file.find(b"hvcC", s, e)
-                cfg = i + 4
-                p = cfg + 23
-                for _ in range(file[cfg + 22]):  # arrays of parameter-set NAL units
-                    n = struct.unpack(">H", file[p + 1 : p + 3])[0]
-                    p += 3
-                    for _ in range(n):
-                        ln = struct.unpack(">H", file[p : p + 2])[0]
-                        slices.append((p, p + 2 + ln))
-                        p += 2 + ln
-        slices.append(_mdat(file))
+        slices = [*hvcc(file)[1], top_box(file, "mdat")]
         stream = b"".join(file[s:e] for s, e in slices)
         return CodedPicture(stream, file, tuple(slices))
 
@@ -216,7 +227,7 @@ class Avif(PictureCoder):
     speed = 8
 
     def available(self):
-        return _imagecodecs("AVIF")
+        return imagecodecs_missing("AVIF")
 
     def encode(self, picture, bits, knob):
         import imagecodecs
@@ -234,7 +245,7 @@ class Avif(PictureCoder):
             numthreads=1,
         )
         file = bytes(file)
-        s, e = _mdat(file)
+        s, e = top_box(file, "mdat")
         return CodedPicture(file[s:e], file, ((s, e),))
 
     def decode_file(self, data, bits):
@@ -252,7 +263,7 @@ class JpegXl(PictureCoder):
     effort = 3
 
     def available(self):
-        return _imagecodecs("JPEGXL")
+        return imagecodecs_missing("JPEGXL")
 
     def encode(self, picture, bits, knob):
         import imagecodecs
@@ -282,7 +293,7 @@ class Jpeg(PictureCoder):
     depths = (8,)
 
     def available(self):
-        return _imagecodecs("JPEG8")
+        return imagecodecs_missing("JPEG8")
 
     def encode(self, picture, bits, knob):
         import imagecodecs
