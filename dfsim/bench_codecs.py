@@ -956,29 +956,15 @@ def bench_lossy(args) -> dict:
 def _bd_rate(ref: list[dict], test: list[dict]) -> float | None:
     """Bjøntegaard delta rate (%) of ``test`` against ``ref`` on their (bits, PSNR)
     points: the rate change at the same PSNR; None when it cannot be had."""
-    import warnings
+    from dfsim.statistics import bd_rate
 
-    try:
-        import bjontegaard
-    except ImportError:
-        return None
     pts = [sorted((r["bits_per_tensor"], r["psnr_db"]) for r in rows) for rows in (ref, test)]
     if any(len(p) < 2 for p in pts):
         return None
-    (ra, ma), (rt, mt) = (zip(*p, strict=True) for p in pts)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            v = bjontegaard.bd_rate(
-                list(ra),
-                list(ma),
-                list(rt),
-                list(mt),
-                method="pchip",
-                require_matching_points=False,
-            )
-        except (ValueError, ZeroDivisionError):
-            return None
+    try:
+        v = bd_rate(*pts)
+    except (ValueError, ZeroDivisionError):
+        return None
     return float(v) if np.isfinite(v) else None
 
 

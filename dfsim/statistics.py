@@ -208,8 +208,6 @@ def bd_rate_table(
     against metric (the ``bjontegaard`` package) over each curve's :func:`pareto_front`
     (a saturated tail has no rate-metric trade-off to compare); a curve needs two such
     points, else the cell says why."""
-    import bjontegaard
-
     table = rate_curves(rows, schema, metric, rate, curves)
     names = list(dict.fromkeys(c for g in table.values() for c in g))
     if anchor is None:
@@ -229,7 +227,7 @@ def bd_rate_table(
         ref = by_curve.get(anchor)
         for c in others:
             test = by_curve.get(c)
-            cells.append(_bd_cell(bjontegaard, ref, test))
+            cells.append(_bd_cell(ref, test))
         shown = [_cell(v) for v in group]
         lines.append("| " + " | ".join(shown + cells) + " |")
     return "\n".join(lines)
@@ -246,28 +244,33 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return out
 
 
-def _bd_cell(bjontegaard, ref, test) -> str:
+def _bd_cell(ref, test) -> str:
     if not ref or not test:
         return "n/a (missing curve)"
     ref, test = pareto_front(ref), pareto_front(test)
     if len(ref) < 2 or len(test) < 2:
         return "n/a (fewer than two points where the metric rises with the rate)"
+    try:
+        v = bd_rate(ref, test)
+    except (ValueError, ZeroDivisionError) as exc:
+        return f"n/a ({exc})"
+    return f"{v:+.1f} %" if np.isfinite(v) else "n/a (no overlap)"
+
+
+def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
+    """The Bjøntegaard-delta rate (%) of ``test`` against ``ref``, each (rate, metric)
+    points sorted by rate: piecewise cubic Hermite (pchip) interpolation, the points need
+    not match. ValueError (or ZeroDivisionError) when the curves cannot be compared; NaN or
+    infinite when they do not overlap."""
+    import bjontegaard
+
     ra, ma = zip(*ref, strict=True)
     rt, mt = zip(*test, strict=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            v = bjontegaard.bd_rate(
-                list(ra),
-                list(ma),
-                list(rt),
-                list(mt),
-                method="pchip",
-                require_matching_points=False,
-            )
-        except (ValueError, ZeroDivisionError) as exc:
-            return f"n/a ({exc})"
-    return f"{v:+.1f} %" if np.isfinite(v) else "n/a (no overlap)"
+        return bjontegaard.bd_rate(
+            list(ra), list(ma), list(rt), list(mt), method="pchip", require_matching_points=False
+        )
 
 
 def _cell(v) -> str:
