@@ -302,11 +302,10 @@ def _report(log, what: str, before: dict, after: dict, key: str) -> dict:
 def _finetune_classifier(
     net, out, aug, coder, codecs, epochs, images, lr, seed, data_dir, eval_images, log
 ) -> dict:
-    import torch.nn.functional as F
 
     from dfsim.datasets import load_fashion_mnist
     from dfsim.models.fmnist_resnet import normalise
-    from dfsim.models.training import _augment, evaluate
+    from dfsim.models.training import evaluate, train_epoch
 
     gen = torch.Generator().manual_seed(seed)
     train_set = load_fashion_mnist("train", data_dir)
@@ -331,16 +330,7 @@ def _finetune_classifier(
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x_train), generator=gen)[:n]
-        total = 0.0
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            xb = _augment(x_train[idx], gen)
-            loss = F.cross_entropy(model(xb), y_train[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+        total = train_epoch(model, x_train, y_train, perm, batch_size, opt, sched, gen)
         acc = score(net)
         log(
             f"epoch {epoch + 1}/{epochs} ({n} training images): loss {total / n:.4f}, "
@@ -356,7 +346,7 @@ def _finetune_detector(
 ) -> dict:
     from dfsim.datasets import load_fashion_mnist
     from dfsim.models.fmnist_detector import INPUT_SHAPE, STRIDE, normalise
-    from dfsim.models.training_detector import evaluate, loss_fn, targets
+    from dfsim.models.training_detector import evaluate, targets, train_epoch
     from dfsim.scenes import generate_scenes
 
     batch_size, lr = 64, lr or 2e-4
@@ -392,15 +382,7 @@ def _finetune_detector(
         heat, reg, mask = (torch.from_numpy(a) for a in targets(boxes, h, w))
         xs = normalise(x[:, None])
         perm = torch.randperm(len(xs), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm) - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = loss_fn(model(xs[idx]), heat[idx], reg[idx], mask[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
+        total = train_epoch(model, xs, (heat, reg, mask), perm, batch_size, opt, sched)
         stats = evaluate(net, val_x, val_boxes)
         log(
             f"epoch {epoch + 1}/{epochs} ({n} scenes): loss {total / (n // batch_size):.4f}, "

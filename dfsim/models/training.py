@@ -28,6 +28,23 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return padded[:, :, dy : dy + 28, dx : dx + 28]
 
 
+def train_epoch(forward, x, y, perm, batch_size: int, opt, sched, gen) -> float:
+    """One pass over ``x`` in the order ``perm``: each batch augmented (``gen``), ``forward``
+    (the network, or a wrapper that codes its split features) on it, label-smoothed cross
+    entropy, one optimiser and scheduler step. Returns the sum of the per-image losses."""
+    total = 0.0
+    for i in range(0, len(perm), batch_size):
+        idx = perm[i : i + batch_size]
+        xb = _augment(x[idx], gen)
+        loss = F.cross_entropy(forward(xb), y[idx], label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += float(loss.detach()) * len(idx)
+    return total
+
+
 def train(
     out: Path,
     epochs: int = 12,
@@ -53,16 +70,7 @@ def train(
     for epoch in range(epochs):
         net.train()
         perm = torch.randperm(len(x_train), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm), batch_size):
-            idx = perm[i : i + batch_size]
-            xb = _augment(x_train[idx], gen)
-            loss = F.cross_entropy(net(xb), y_train[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+        total = train_epoch(net, x_train, y_train, perm, batch_size, opt, sched, gen)
         acc = evaluate(net, x_test, y_test)
         log(
             f"epoch {epoch + 1}/{epochs}: loss {total / len(x_train):.4f}, test top-1 {acc:.4f}, "

@@ -66,6 +66,24 @@ def loss_fn(out: torch.Tensor, heat, reg, mask) -> torch.Tensor:
     return focal / n_pos + l1[:2].sum() + 0.1 * l1[2:].sum()
 
 
+def train_epoch(forward, xs, targets_, perm, batch_size: int, opt, sched) -> float:
+    """One pass over ``xs`` in the order ``perm``, whole batches only: ``forward`` (the
+    network, or a wrapper that codes its split features) on each batch, the CenterNet loss
+    against ``targets_`` (heat, reg, mask), one optimiser and scheduler step per batch.
+    Returns the sum of the batch losses."""
+    heat, reg, mask = targets_
+    total = 0.0
+    for i in range(0, len(perm) - batch_size + 1, batch_size):
+        idx = perm[i : i + batch_size]
+        loss = loss_fn(forward(xs[idx]), heat[idx], reg[idx], mask[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += float(loss.detach())
+    return total
+
+
 def train(
     out: Path,
     epochs: int = 8,
@@ -105,15 +123,7 @@ def train(
         heat, reg, mask = (torch.from_numpy(a) for a in targets(boxes, h, w))
         xs = normalise(x[:, None])
         perm = torch.randperm(len(xs), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm) - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = loss_fn(net(xs[idx]), heat[idx], reg[idx], mask[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
+        total = train_epoch(net, xs, (heat, reg, mask), perm, batch_size, opt, sched)
         stats = evaluate(net, val_x, val_boxes)
         log(
             f"epoch {epoch + 1}/{epochs}: loss {total / (len(perm) // batch_size):.4f}, "
