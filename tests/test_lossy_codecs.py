@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from test_scenario import GOOD  # the smallest valid scenario
 
 from dfsim import registry
 from dfsim.codecs.base import PacketBytes, PayloadError
@@ -316,14 +317,6 @@ def test_the_camera_image_in_png_keeps_the_full_models_accuracy(tmp_path):
 
 
 # --------------------------------------------------------------------------- errors
-BASE = """\
-name: t
-data: {n_images: 20}
-channels:
-  - {kind: iid, loss_rates: [0.1]}
-methods: [zeros]
-trials: 1
-"""
 ERRORS = [
     ("encoding: {codec: hevc, qp: 60}", "encoding.qp: 60 is out of range (must be [0, 51])"),
     (
@@ -366,7 +359,7 @@ def test_settings_a_picture_codec_cannot_take_are_one_line_errors(
     from dfsim.cli import main
 
     path = tmp_path / "s.yaml"
-    path.write_text(BASE + textwrap.dedent(extra) + "\n")
+    path.write_text(GOOD + textwrap.dedent(extra) + "\n")
     out = tmp_path / "out"
     code = main(["run", str(path), "--out", str(out), "--quiet", *(["--dry-run"] if dry else [])])
     err = capsys.readouterr().err
@@ -380,7 +373,7 @@ def test_results_name_the_codec_settings(tmp_path):
     """The grid's knob columns: what a rate-distortion plot reads."""
     from conftest import run_scenario
 
-    text = BASE.replace("[0.1]", "[0.0]") + "encoding: {codec: jpeg, quality: [30, 90]}\n"
+    text = GOOD.replace("[0.1]", "[0.0]") + "encoding: {codec: jpeg, quality: [30, 90]}\n"
     rows = run_scenario(tmp_path, text)
     by = {int(r["quality"]): r for r in rows}
     assert set(by) == {30, 90}
