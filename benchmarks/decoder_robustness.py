@@ -60,7 +60,7 @@ def codecs():
 
 def edge_features(subset: str, n: int) -> np.ndarray:
     """The default model's edge features (float, before quantization) of ``n`` images."""
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models import load_model
     from dfsim.models.inference import prepare_for_inference, run_batched
 
@@ -113,8 +113,8 @@ def rejected(codec, encoded, which: np.ndarray, kind: str, rng) -> np.ndarray:
 
 
 def main() -> None:
-    from dfsim.bench import cpu_name
-    from dfsim.packets import PacketLayout
+    from dfsim.tools.bench import cpu_name
+    from dfsim.transport.packets import PacketLayout
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=100)

@@ -44,7 +44,7 @@ def channel_correlation(x: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    from dfsim.bench import cpu_name
+    from dfsim.tools.bench import cpu_name
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from halrtc_vs_reference import features

@@ -60,7 +60,7 @@ def dfts2_halrtc(damaged, received, iters: int, alpha) -> list[np.ndarray]:
 
 def features(n: int, seed: int = 0):
     """The first ``n`` test images' coded features and one loss pattern (drawn with ``seed``)."""
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models import load_model
 
     model = load_model("fmnist-resnet")
@@ -72,10 +72,10 @@ def features(n: int, seed: int = 0):
 def coded_features(model, split: str, images, seed: int = 0):
     """``images``' 8-bit coded features at ``split`` in 4-row packets, and one
     Gilbert-Elliott loss pattern (30 %, mean burst 4) drawn with ``seed``."""
-    from dfsim.channels import GilbertElliott
     from dfsim.codecs.raw import RawCodec
     from dfsim.experiment.prepare import coded_edge_features
-    from dfsim.packets import PacketLayout
+    from dfsim.transport.channels import GilbertElliott
+    from dfsim.transport.packets import PacketLayout
 
     layout = PacketLayout.for_shape(model.crossing(split)[0].shape, 4)
     x = coded_edge_features(model, split, images, RawCodec(8), layout)
@@ -89,7 +89,7 @@ def main() -> None:
     import torch
 
     from dfsim import completion
-    from dfsim.bench import cpu_name
+    from dfsim.tools.bench import cpu_name
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=200)

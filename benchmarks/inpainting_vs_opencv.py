@@ -31,7 +31,7 @@ from halrtc_vs_reference import coded_features, features  # noqa: E402 - the ben
 def efficientnet_features(seed: int = 0):
     """EfficientNet-Lite0's coded features after _blocks.4 for the 144 sample photographs,
     and one loss pattern as :func:`features`."""
-    from dfsim.datasets import load_sample_photos
+    from dfsim.data.datasets import load_sample_photos
     from dfsim.models import load_model
 
     model = load_model("efficientnet-lite0")
@@ -43,7 +43,7 @@ def main() -> None:
     import torch
 
     from dfsim import completion
-    from dfsim.bench import cpu_name
+    from dfsim.tools.bench import cpu_name
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=200)

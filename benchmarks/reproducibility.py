@@ -46,7 +46,7 @@ import dfsim
 import numpy as np, torch
 from dfsim.completion.altec import fit_altec
 from dfsim.completion.lowrank import HaLRTC
-from dfsim.datasets import load_fashion_mnist
+from dfsim.data.datasets import load_fashion_mnist
 from dfsim.models.fmnist_resnet import fmnist_resnet
 from dfsim.models.inference import prepare_for_inference, run_batched
 

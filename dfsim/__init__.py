@@ -5,3 +5,7 @@
 from dfsim import reproducibility as _reproducibility
 
 _reproducibility.apply()
+
+from dfsim import _moved  # noqa: E402  (after the kernels are pinned)
+
+_moved.install()

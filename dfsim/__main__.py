@@ -1,5 +1,5 @@
 import sys
 
-from dfsim.cli import main
+from dfsim.tools.cli import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ emptied, overwritten) is reported in one line on stderr, deleted and recomputed.
 
 The helpers here (atomic writes, checksums, sealed JSON, discarding with a note) serve
 every state dfsim keeps between runs: these entries, the checkpoints of unfinished runs
-(dfsim.checkpoint) and the generated detection scenes (dfsim.scenes).
+(dfsim.experiment.checkpoint) and the generated detection scenes (dfsim.data.scenes).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -27,7 +28,29 @@ import numpy as np
 
 from dfsim import reproducibility
 from dfsim.errors import note
-from dfsim.results import atomic_write
+
+
+def atomic_write(path: Path, write, binary: bool = False) -> None:
+    """Write via ``write(file)`` (a text file, or a binary one) to a temporary file in the
+    same directory, fsync'd, renamed over ``path``, the directory fsync'd: a crash at any
+    instant leaves the old file or the new one, whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def cache_dir() -> Path:
@@ -60,7 +83,7 @@ def is_sealed(data: bytes, end: bytes = b"") -> bool:
 
 
 def write_atomic(path: Path, *chunks) -> None:
-    """``chunks`` (bytes-like) into ``path``, atomically (:func:`dfsim.results.atomic_write`)."""
+    """``chunks`` (bytes-like) into ``path``, atomically (:func:`atomic_write`)."""
     atomic_write(path, lambda f: [f.write(chunk) for chunk in chunks], binary=True)
 
 

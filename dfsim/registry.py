@@ -459,13 +459,13 @@ def build(kind: str, name: str, where: str = "", **raw):
 
 _BUILTINS = (
     "dfsim.models",
-    "dfsim.datasets",
-    "dfsim.coco",
-    "dfsim.scenes",
+    "dfsim.data.datasets",
+    "dfsim.data.coco",
+    "dfsim.data.scenes",
     "dfsim.codecs",
-    "dfsim.channels",
-    "dfsim.network",
-    "dfsim.error_control",
+    "dfsim.transport.channels",
+    "dfsim.transport.network",
+    "dfsim.transport.error_control",
     "dfsim.completion",
     "dfsim.tasks",
 )

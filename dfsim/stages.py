@@ -9,10 +9,10 @@ component is one module plus a registration (:func:`dfsim.registry.register`).
 
 * SplitModel: :mod:`dfsim.models` (a chain of named stages, or any ``nn.Module`` via torch.fx)
 * Codec: :mod:`dfsim.codecs` (``raw``: the uniform min/max quantizer with n-bit payloads)
-* PacketLayout: :class:`dfsim.packets.PacketLayout`
-* Transport: :class:`dfsim.network.Network` (the SimPy model), over a loss channel of
-  :mod:`dfsim.channels`
-* Receiver: :class:`dfsim.receiver.Receiver`
+* PacketLayout: :class:`dfsim.transport.packets.PacketLayout`
+* Transport: :class:`dfsim.transport.network.Network` (the SimPy model), over a loss channel of
+  :mod:`dfsim.transport.channels`
+* Receiver: :class:`dfsim.transport.receiver.Receiver`
 * CompletionMethod: :mod:`dfsim.completion`
 * Task: :mod:`dfsim.tasks` (``classification``)
 """
@@ -27,9 +27,9 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import nn
 
-    from dfsim.channels import LossChannel
-    from dfsim.network import Transmission
-    from dfsim.packets import PacketLayout
+    from dfsim.transport.channels import LossChannel
+    from dfsim.transport.network import Transmission
+    from dfsim.transport.packets import PacketLayout
 
 
 @dataclass(frozen=True)

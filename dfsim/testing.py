@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dfsim.packets import PacketLayout
+from dfsim.transport.packets import PacketLayout
 
 __all__ = [
     "CHANNEL_PROPERTIES",
@@ -400,7 +400,7 @@ def check_completion_method(
     ``method``: a registered name (built with :func:`dfsim.completion.make` and ``params``),
     a factory (a class or a function returning a new instance) or an instance (deep-copied
     for each use). Trained methods (``needs_fit``) are fitted on :func:`synthetic_features`
-    with the same :class:`~dfsim.packets.PacketLayout` they then complete with. Losses are
+    with the same :class:`~dfsim.transport.packets.PacketLayout` they then complete with. Losses are
     those of whole packets of ``rows_per_packet`` rows. The properties
     (:data:`COMPLETION_PROPERTIES`):
 
@@ -608,7 +608,7 @@ def check_channel(
     seed: int = 0,
     properties: Iterable[str] | None = None,
 ) -> None:
-    """Check a loss channel (:class:`dfsim.channels.LossChannel`).
+    """Check a loss channel (:class:`dfsim.transport.channels.LossChannel`).
 
     ``rng`` is only copied, never advanced (default ``numpy.random.default_rng(seed)``).
     The properties (:data:`CHANNEL_PROPERTIES`):
@@ -1179,7 +1179,7 @@ def check_codec(
     """Check a codec (:class:`dfsim.stages.Codec`): an instance, or a registered name
     (built with ``params``).
 
-    ``layouts``: :class:`~dfsim.packets.PacketLayout` objects or ``((C, H, W),
+    ``layouts``: :class:`~dfsim.transport.packets.PacketLayout` objects or ``((C, H, W),
     rows_per_packet)`` pairs (default :data:`DEFAULT_CODEC_LAYOUTS`: one channel, heights
     that are not a multiple of the packet height, both send orders). For each, batches of
     ``n_images`` tensors: feature-like, constant, all zero, maximum-entropy uniform noise
@@ -1256,7 +1256,7 @@ _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _t_metrics(task, outputs, targets, cfg) -> None:
-    from dfsim.results import IDENTITY_COLUMNS, pipeline_metrics
+    from dfsim.experiment.results import IDENTITY_COLUMNS, pipeline_metrics
     from dfsim.stages import Metric
 
     metrics = task.metrics

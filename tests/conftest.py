@@ -12,8 +12,8 @@ def run_scenario(
 ) -> list[dict]:
     """Write a scenario into ``directory``, run it with one worker into ``directory/out``
     (plus ``options``) and return its result rows."""
-    from dfsim.cli import main
-    from dfsim.results import read_results_csv
+    from dfsim.experiment.results import read_results_csv
+    from dfsim.tools.cli import main
 
     (directory / name).write_text(text)
     assert (
@@ -37,7 +37,7 @@ def run_scenario(
 def without_timing(rows):
     """Result rows minus the wall-clock columns (declared ``timing``), which legitimately
     differ between runs; empty (NaN) cells as None."""
-    from dfsim.results import pipeline_metrics
+    from dfsim.experiment.results import pipeline_metrics
 
     timing = {m.name for m in pipeline_metrics() if m.timing}
     # NaN (an empty cell, e.g. no ideal bits) as None, so that equal rows compare equal

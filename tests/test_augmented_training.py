@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dfsim.cli import main
 from dfsim.models import augmented_training as at
 from dfsim.models.fmnist_resnet import WEIGHTS_DIR, WEIGHTS_FILE
+from dfsim.tools.cli import main
 
 
 @pytest.fixture(autouse=True)
@@ -132,9 +132,9 @@ def test_detector_weights_in_the_classifier_are_named_in_one_line():
 def coded_map(model, split: str, qp: int, scenes, boxes) -> float:
     """mAP of a registered detector with its ``split`` features coded by hevc at ``qp``."""
     from dfsim.experiment.prepare import decode_all
-    from dfsim.packets import PacketLayout
     from dfsim.registry import build
     from dfsim.tasks.detection import coco_map, detections_array
+    from dfsim.transport.packets import PacketLayout
 
     with torch.no_grad():
         (f,) = model.edge(split)(model.normalise(scenes[:, None]))
@@ -148,11 +148,11 @@ def coded_map(model, split: str, qp: int, scenes, boxes) -> float:
 def test_committed_fine_tuned_detector_does_better_on_coded_features():
     """The weights fine-tuned with HEVC at add_1, loaded by the registry like a scenario's
     ``model.weights``: at QP 37 (the coarsest of fine-tuning) they beat the committed."""
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
+    from dfsim.data.scenes import generate_scenes
     from dfsim.errors import UserError
     from dfsim.models import load_model
     from dfsim.registry import build
-    from dfsim.scenes import generate_scenes
 
     try:
         build("codec", "hevc", qp=37)

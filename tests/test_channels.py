@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dfsim.channels import Bernoulli, ChannelParameterError, GilbertElliott
+from dfsim.transport.channels import Bernoulli, ChannelParameterError, GilbertElliott
 
 N = 2_000_000
 
@@ -122,7 +122,7 @@ def test_invalid_parameters_state_the_valid_range(make, match):
 
 
 # --------------------------------------------------------------------------- trace replay
-from dfsim.channels import Trace, TraceError, read_trace  # noqa: E402
+from dfsim.transport.channels import Trace, TraceError, read_trace  # noqa: E402
 
 
 def test_trace_formats_read_the_same_flags(tmp_path):

@@ -3,7 +3,7 @@
 import json
 
 from dfsim import cache
-from dfsim.cli import main
+from dfsim.tools.cli import main
 
 SCENARIO = """\
 data: {n_images: 20}
@@ -80,7 +80,7 @@ def test_models_lists_models_and_describe_lists_split_points(capsys):
 
 
 def test_evaluate_rejects_a_bad_scene_count(capsys):
-    from dfsim.cli import main
+    from dfsim.tools.cli import main
 
     assert main(["evaluate", "--model", "fmnist-detector", "--scenes", "0"]) == 2
     assert "--scenes: must be >= 1, got 0" in capsys.readouterr().err

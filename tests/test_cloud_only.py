@@ -7,7 +7,6 @@ import csv
 import numpy as np
 import pytest
 
-from dfsim.cli import main
 from dfsim.errors import UserError
 from dfsim.experiment.trial import no_answer
 from dfsim.models import load_model
@@ -15,6 +14,7 @@ from dfsim.models.cloud_only import cloud_only
 from dfsim.models.inference import prepare_for_inference, run_batched
 from dfsim.tasks.classification import Classification
 from dfsim.tasks.detection import Detection
+from dfsim.tools.cli import main
 
 SCENARIO = """
 name: cloud-only-test
@@ -111,8 +111,8 @@ def test_dropped_images_are_misses():
 
 def test_picture_codings_are_cached_and_a_damaged_entry_is_recomputed(tmp_path, monkeypatch):
     from dfsim.experiment.prepare import decode_all
-    from dfsim.packets import PacketLayout
     from dfsim.registry import entry
+    from dfsim.transport.packets import PacketLayout
 
     monkeypatch.setenv("DFSIM_CACHE", str(tmp_path / "cache"))
     feats = np.random.default_rng(1).normal(size=(3, 8, 12, 12)).astype(np.float32)

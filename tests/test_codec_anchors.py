@@ -183,10 +183,10 @@ def test_feature_statistics_batch():
 # --------------------------------------------------------------------------- the benchmark
 @pytest.mark.timeout(120)
 def test_bench_codecs_tiny_configuration(tmp_path, capsys):
-    from dfsim.bench_codecs import bench_codecs, write_reproductions
+    from dfsim.tools.bench_codecs import bench_codecs, write_reproductions
 
     try:
-        from dfsim.datasets import load_fashion_mnist
+        from dfsim.data.datasets import load_fashion_mnist
 
         load_fashion_mnist("test")
     except Exception as exc:  # noqa: BLE001 - no data here: nothing to benchmark

@@ -10,15 +10,15 @@ import pytest
 from conftest import run_scenario
 
 from dfsim import registry
-from dfsim.channels import Bernoulli
-from dfsim.cli import main
 from dfsim.codecs.base import PacketBytes, PacketCodec, PayloadError
 from dfsim.codecs.compressors import ZstdCodec
 from dfsim.errors import UserError
-from dfsim.network import DATA, PARITY, Fec, Link, SideInfo, Traffic, WirePlan, simulate
-from dfsim.packets import PacketLayout
-from dfsim.scenario import load_scenario
+from dfsim.experiment.scenario import load_scenario
 from dfsim.testing import synthetic_features
+from dfsim.tools.cli import main
+from dfsim.transport.channels import Bernoulli
+from dfsim.transport.network import DATA, PARITY, Fec, Link, SideInfo, Traffic, WirePlan, simulate
+from dfsim.transport.packets import PacketLayout
 
 SCENARIO = """
 name: codecs
@@ -247,7 +247,7 @@ def test_rows_per_packet_is_a_number_or_fill(tmp_path):
 
 
 def test_pareto_front_drops_a_saturated_tail():
-    from dfsim.statistics import pareto_front
+    from dfsim.experiment.statistics import pareto_front
 
     pts = [(100, 0.93), (50, 0.22), (75, 0.89), (150, 0.93), (200, 0.92)]
     assert pareto_front(pts) == [(50, 0.22), (75, 0.89), (100, 0.93)]

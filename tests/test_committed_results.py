@@ -19,8 +19,8 @@ import yaml
 from conftest import without_timing
 
 from dfsim import reproducibility
-from dfsim.cli import main
-from dfsim.results import read_results_csv
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = (

@@ -5,7 +5,7 @@ import pytest
 
 from dfsim import completion
 from dfsim.completion.lowrank import svt
-from dfsim.packets import PacketLayout
+from dfsim.transport.packets import PacketLayout
 
 
 def band_mask(shape, rows, lost_packets):

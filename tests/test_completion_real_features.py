@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from dfsim import completion
-from dfsim.channels import GilbertElliott
 from dfsim.codecs.raw import RawCodec
-from dfsim.datasets import load_fashion_mnist
+from dfsim.data.datasets import load_fashion_mnist
 from dfsim.experiment.prepare import coded_edge_features
 from dfsim.models import load_model
-from dfsim.packets import PacketLayout
+from dfsim.transport.channels import GilbertElliott
+from dfsim.transport.packets import PacketLayout
 
 ROWS = 4
 

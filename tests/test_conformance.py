@@ -13,18 +13,24 @@ from byo_model import make, make_untraceable
 from torch import nn
 
 from dfsim import registry, testing
-from dfsim.channels import Bernoulli, GilbertElliott, LossChannel, LossStream, _GilbertElliottStream
 from dfsim.codecs.base import PacketCodec, crc32
 from dfsim.codecs.lossy import JpegCodec
 from dfsim.codecs.pictures import Jpeg
 from dfsim.codecs.raw import RawCodec
 from dfsim.completion.base import CompletionMethod
-from dfsim.datasets import UNLABELLED
+from dfsim.data.datasets import UNLABELLED
 from dfsim.errors import UserError
 from dfsim.models import load_model
 from dfsim.models.generic import GraphSplitModel
 from dfsim.stages import Metric
 from dfsim.tasks.classification import Classification
+from dfsim.transport.channels import (
+    Bernoulli,
+    GilbertElliott,
+    LossChannel,
+    LossStream,
+    _GilbertElliottStream,
+)
 
 
 def _trace_file(tmp_path):
@@ -69,7 +75,7 @@ def _camera_images(rgb: bool) -> np.ndarray:
     """Three 8-bit camera images (float32, as they cross the cut at split ``input``):
     Fashion-MNIST's first test images, or smooth synthetic RGB pictures."""
     if not rgb:
-        from dfsim.datasets import load_fashion_mnist
+        from dfsim.data.datasets import load_fashion_mnist
 
         return load_fashion_mnist("test").head(3).images.astype(np.float32)
     x = testing.synthetic_features(3, (3, 24, 32), seed=4)
@@ -196,7 +202,7 @@ def _detection_case(tmp_path) -> dict:
 def _reconstruction_case(tmp_path) -> dict:
     """The mirror (seeded random weights: the committed ones are not needed) applied to the
     ``add_1`` features of 16 Fashion-MNIST test images; the targets are those images."""
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models.fmnist_mirror import FashionMirror
 
     torch.manual_seed(0)

@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from dfsim.datasets import load_fashion_mnist, read_idx
+from dfsim.data.datasets import load_fashion_mnist, read_idx
 from dfsim.errors import UserError
 
 

@@ -17,12 +17,9 @@ import torch
 from conftest import run_scenario
 
 from dfsim import testing
-from dfsim.cli import main
-from dfsim.coco import load_coco
-from dfsim.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-from dfsim.errors import UserError
-from dfsim.models.fmnist_detector import FashionDetector, fmnist_detector, postprocess
-from dfsim.scenes import (
+from dfsim.data.coco import load_coco
+from dfsim.data.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from dfsim.data.scenes import (
     INK,
     MAX_OVERLAP,
     MAX_SIDE,
@@ -32,7 +29,10 @@ from dfsim.scenes import (
     generate_scenes,
     make_scenes,
 )
+from dfsim.errors import UserError
+from dfsim.models.fmnist_detector import FashionDetector, fmnist_detector, postprocess
 from dfsim.tasks.detection import Detection, coco_map, detections_array, nms
+from dfsim.tools.cli import main
 
 
 def dets_of(*images):
@@ -731,7 +731,7 @@ def test_detection_task_mistakes_are_one_line_errors(
 
 
 def _load_with_postprocess(tmp_path, user_coco, spec: str):
-    from dfsim.scenario import load_scenario
+    from dfsim.experiment.scenario import load_scenario
 
     task = f'{{name: detection, postprocess: "{spec}"}}'
     (tmp_path / "s.yaml").write_text(_user_scenario(user_coco, task))

@@ -6,8 +6,8 @@ import json
 import pytest
 from conftest import run_scenario, without_timing
 
-from dfsim.cli import main
-from dfsim.results import read_results_csv
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
 
 # The leading columns every results.csv starts with, in this order.
 CORE_COLUMNS = (

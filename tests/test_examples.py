@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from dfsim.cli import main
+from dfsim.tools.cli import main
 
 
 def _scenario(tmp_path, **over) -> str:

@@ -19,16 +19,16 @@ from conftest import run_scenario, without_timing
 from torch import nn
 
 from dfsim import registry, testing
-from dfsim.channels import LossChannel, LossStream
-from dfsim.cli import main
 from dfsim.completion.base import CompletionMethod
-from dfsim.datasets import UNLABELLED, ImageSet
+from dfsim.data.datasets import UNLABELLED, ImageSet
 from dfsim.errors import UserError
+from dfsim.experiment.results import read_results_csv
 from dfsim.models.generic import GraphSplitModel
-from dfsim.packets import depacketize, packetize
 from dfsim.registry import Range
-from dfsim.results import read_results_csv
 from dfsim.stages import Encoded, Metric
+from dfsim.tools.cli import main
+from dfsim.transport.channels import LossChannel, LossStream
+from dfsim.transport.packets import depacketize, packetize
 
 
 # --------------------------------------------------------------------------- the toys
@@ -140,7 +140,7 @@ class TopTwo:
         return np.argsort(-np.asarray(outputs), axis=1, kind="stable")[:, :2]
 
     def evaluate(self, predictions, reference, targets):
-        known = targets != -1  # dfsim.datasets.UNLABELLED
+        known = targets != -1  # dfsim.data.datasets.UNLABELLED
         hit = (predictions == targets[:, None]).any(axis=1)
         same = (np.sort(predictions, axis=1) == np.sort(reference, axis=1)).all(axis=1)
         return {
@@ -162,9 +162,9 @@ from typing import Annotated
 
 import numpy as np
 
-from dfsim.channels import LossChannel, LossStream
+from dfsim.transport.channels import LossChannel, LossStream
 from dfsim.completion.base import CompletionMethod
-from dfsim.packets import depacketize, packetize
+from dfsim.transport.packets import depacketize, packetize
 from dfsim.registry import Range, register
 from dfsim.stages import Encoded, Metric
 """
@@ -297,7 +297,7 @@ def test_a_plugin_that_fails_to_import_is_a_user_error(tmp_path):
     bad.write_text("raise RuntimeError('boom')\n")
     scenario = tmp_path / "s.yaml"
     scenario.write_text(f"plugins: [{str(bad)!r}]\n" + SCENARIO)
-    from dfsim.scenario import load_scenario
+    from dfsim.experiment.scenario import load_scenario
 
     with pytest.raises(UserError, match=r"plugins\[0\]: cannot import .*RuntimeError: boom"):
         load_scenario(scenario)
@@ -385,7 +385,7 @@ methods: [zeros, linear, {name: altec, fit_images: 40}]
 
 
 def test_own_model_parameters_are_scenario_keys():
-    from dfsim.scenario import parse_scenario
+    from dfsim.experiment.scenario import parse_scenario
 
     with registered([("model", "tiny-net", tiny_net)]):
         scn = parse_scenario(

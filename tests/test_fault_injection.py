@@ -17,8 +17,8 @@ from conftest import run_scenario, without_timing
 from test_stored_state import run_notes
 
 from dfsim import cache, registry
-from dfsim.cli import main
-from dfsim.results import read_results_csv
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
 
 SCN = """\
 seed: 5
@@ -74,7 +74,8 @@ import os
 import signal
 from pathlib import Path
 
-from dfsim import cache, checkpoint
+from dfsim import cache
+from dfsim.experiment import checkpoint
 
 
 def _kill_run():

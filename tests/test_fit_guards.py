@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 
 from dfsim import completion
-from dfsim.bench import synthetic_features
-from dfsim.channels import GilbertElliott
 from dfsim.completion.altec import tensors_needed
-from dfsim.packets import PacketLayout
+from dfsim.tools.bench import synthetic_features
+from dfsim.transport.channels import GilbertElliott
+from dfsim.transport.packets import PacketLayout
 
 SHAPE = (16, 24, 24)
 ROWS = 4
 
 
 def per_tensor_mix(rng: np.random.Generator, n: int, shape=SHAPE) -> np.ndarray:
-    """Like dfsim.bench.synthetic_features, but every tensor mixes its smooth fields with
+    """Like dfsim.tools.bench.synthetic_features, but every tensor mixes its smooth fields with
     its own matrix: no cross-channel relation holds from one tensor to the next."""
     c, h, w = shape
     fields = rng.standard_normal((n, 4, h, w))

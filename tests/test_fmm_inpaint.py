@@ -153,10 +153,10 @@ def test_direct_uint16_images_match_cv2_inpaint():
 @pytest.fixture(scope="module")
 def real_features():
     from dfsim.codecs.raw import RawCodec
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.experiment.prepare import coded_edge_features
     from dfsim.models import load_model
-    from dfsim.packets import PacketLayout
+    from dfsim.transport.packets import PacketLayout
 
     model = load_model("fmnist-resnet")
     split = model.default_split

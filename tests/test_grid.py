@@ -5,11 +5,10 @@ configs apart."""
 import pytest
 from conftest import run_scenario, without_timing
 
-from dfsim import plots, statistics
-from dfsim.cli import main
-from dfsim.experiment import executors
-from dfsim.results import ResultsSchema, read_results_csv
+from dfsim.experiment import executors, plots, statistics
+from dfsim.experiment.results import ResultsSchema, read_results_csv
 from dfsim.tasks.classification import Classification
+from dfsim.tools.cli import main
 
 GRID = """\
 seed: 11

@@ -14,12 +14,13 @@ import pytest
 import zstandard
 from test_scenario import GOOD  # the smallest valid scenario
 
-from dfsim import limits, registry, scenario
-from dfsim.cli import main
+from dfsim import limits, registry
 from dfsim.codecs.base import PayloadError
 from dfsim.errors import one_line
+from dfsim.experiment import scenario
+from dfsim.experiment.scenario import Component, ModelSpec, load_scenario
 from dfsim.registry import build
-from dfsim.scenario import Component, ModelSpec, load_scenario
+from dfsim.tools.cli import main
 
 ROWS = "[" + ", ".join(str(r) for r in range(1, 29)) + "]"
 BITS = "[" + ", ".join(str(b) for b in range(2, 17)) + "]"
@@ -237,8 +238,8 @@ def test_a_value_with_a_line_break_is_shown_on_one_line(tmp_path, capsys):
 
 
 def test_the_cli_escapes_any_message_it_prints(capsys, monkeypatch):
-    from dfsim import cli
     from dfsim.errors import UserError
+    from dfsim.tools import cli
 
     def boom(args):
         raise UserError("first\nsecond\r\x1b[2Kthird\u2029")
@@ -485,7 +486,7 @@ def test_an_oversize_payload_is_an_undecodable_packet_for_every_codec(name):
     codec = build("codec", name)
     rng = np.random.default_rng(0)
     feats = rng.random((2, 3, 8, 8)).astype(np.float32)
-    from dfsim.packets import PacketLayout
+    from dfsim.transport.packets import PacketLayout
 
     layout = PacketLayout.for_shape((3, 8, 8), 4)
     enc = codec.encode(feats, layout)

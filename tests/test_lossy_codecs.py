@@ -17,10 +17,10 @@ from dfsim.codecs.base import PacketBytes, PayloadError
 from dfsim.codecs.pictures import CODERS, CodedPicture
 from dfsim.codecs.tiling import tile
 from dfsim.experiment.prepare import configure_codec
+from dfsim.experiment.scenario import load_scenario
 from dfsim.models import load_model
 from dfsim.models.inference import prepare_for_inference, run_batched
-from dfsim.packets import PacketLayout
-from dfsim.scenario import load_scenario
+from dfsim.transport.packets import PacketLayout
 
 LOSSY = ("hevc", "avif", "jpeg-xl", "jpeg")
 # each lossy codec's knob from the finest to the coarsest setting tried
@@ -40,7 +40,7 @@ def codec(name, **params):
 def feats():
     """Default-model features (fmnist-resnet at its default split, 32x28x28: a 224x112
     tiled picture) of the first four Fashion-MNIST test images."""
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
 
     model = load_model("fmnist-resnet")
     images = load_fashion_mnist("test").head(4).images
@@ -301,7 +301,7 @@ trials: 1
 def test_the_camera_image_in_png_keeps_the_full_models_accuracy(tmp_path):
     from conftest import run_scenario
 
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
 
     rows = {r["codec"]: r for r in run_scenario(tmp_path, CAMERA)}
     model = load_model("fmnist-resnet")
@@ -356,7 +356,7 @@ ERRORS = [
 def test_settings_a_picture_codec_cannot_take_are_one_line_errors(
     tmp_path, capsys, extra, message, dry
 ):
-    from dfsim.cli import main
+    from dfsim.tools.cli import main
 
     path = tmp_path / "s.yaml"
     path.write_text(GOOD + textwrap.dedent(extra) + "\n")
@@ -388,7 +388,7 @@ def test_results_name_the_codec_settings(tmp_path):
 def test_bench_lossy_tiny_configuration(tmp_path, capsys):
     import json
 
-    from dfsim.bench_codecs import LOSSY_SETTINGS, bench_lossy
+    from dfsim.tools.bench_codecs import LOSSY_SETTINGS, bench_lossy
 
     hevc = {**LOSSY_SETTINGS["hevc"], "values": (27, 42)}
     args = type("Args", (), {"out": str(tmp_path), "lossy_images": 1})()
@@ -418,7 +418,7 @@ def test_bench_lossy_tiny_configuration(tmp_path, capsys):
 
 
 def test_bench_codecs_leaves_the_lossy_codecs_to_bench_lossy():
-    from dfsim.bench_codecs import _lossless_codecs
+    from dfsim.tools.bench_codecs import _lossless_codecs
 
     assert _lossless_codecs(registry.names("codec")) == [
         n for n in registry.names("codec") if n not in LOSSY

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dfsim.datasets import load_fashion_mnist
+from dfsim.data.datasets import load_fashion_mnist
 from dfsim.models import available_models, load_model
 from dfsim.models.fmnist_resnet import FashionResNet, fold_batchnorm, normalise
 from dfsim.models.inference import predict, prepare_for_inference

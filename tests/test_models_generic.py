@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dfsim.cli import main
 from dfsim.errors import UserError
 from dfsim.models.generic import GraphSplitModel
 from dfsim.models.sources import from_import_path
+from dfsim.tools.cli import main
 
 
 def _compose(m, split, x):
@@ -137,7 +137,7 @@ trials: 2
         )
         == 0
     )
-    from dfsim.results import read_results_csv
+    from dfsim.experiment.results import read_results_csv
 
     rows = read_results_csv(tmp_path / "o" / "results.csv")
     assert {r["split"] for r in rows} == {"add"} and len(rows) == 2 * 2 * 2
@@ -174,7 +174,7 @@ trials: 2
 def test_unlabelled_folder_reports_agreement_only(tmp_path):
     import cv2
 
-    from dfsim.datasets import load_image_folder
+    from dfsim.data.datasets import load_image_folder
 
     (tmp_path / "flat").mkdir()
     for i in range(3):
@@ -193,7 +193,7 @@ efficientnet = pytest.importorskip(
 
 
 def test_efficientnet_lite0_classifies_the_bundled_cat_photo_as_a_cat():
-    from dfsim.datasets import prepare_image, read_image, sample_photo_dir
+    from dfsim.data.datasets import prepare_image, read_image, sample_photo_dir
     from dfsim.models import load_model
 
     m = load_model("efficientnet-lite0")

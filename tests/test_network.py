@@ -3,9 +3,9 @@ from itertools import product
 import numpy as np
 import pytest
 
-from dfsim import fec
-from dfsim.channels import Bernoulli, GilbertElliott, Trace
-from dfsim.network import (
+from dfsim.transport import fec
+from dfsim.transport.channels import Bernoulli, GilbertElliott, Trace
+from dfsim.transport.network import (
     CHANNEL,
     CONGESTION,
     DATA,

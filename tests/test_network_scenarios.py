@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import run_scenario, without_timing
 
-from dfsim.cli import main
-from dfsim.results import read_results_csv
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = (

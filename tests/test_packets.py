@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dfsim.packets import PacketLayout, depacketize, packetize
+from dfsim.transport.packets import PacketLayout, depacketize, packetize
 
 
 @pytest.mark.parametrize("order", ["channel-major", "row-major"])

@@ -7,9 +7,9 @@ from dfsim.codecs import cabac
 from dfsim.codecs import palette as P
 from dfsim.codecs.base import PayloadError
 from dfsim.codecs.quantizer import quantize
-from dfsim.packets import PacketLayout, packetize
 from dfsim.registry import build, names
 from dfsim.testing import synthetic_features
+from dfsim.transport.packets import PacketLayout, packetize
 
 
 # --------------------------------------------------------------------------- data
@@ -382,7 +382,7 @@ def test_whole_tensor_and_packet_sizes_on_features():
 def real_features():
     """8-bit codes of the default model's features (4 test images) at two split points."""
     torch = pytest.importorskip("torch")
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models import load_model
 
     try:

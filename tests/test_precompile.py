@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 from dfsim.completion.base import available_methods
-from dfsim.precompile import precompile, tiny_scenario
+from dfsim.experiment.scenario import parse_scenario
 from dfsim.registry import names
-from dfsim.scenario import parse_scenario
+from dfsim.tools.precompile import precompile, tiny_scenario
 
 
 def test_tiny_scenario_covers_every_codec_and_method(tmp_path):
@@ -28,7 +28,7 @@ def test_a_new_process_compiles_nothing_after_precompile(tmp_path, monkeypatch):
     code = (
         "from numba.core import event\n"
         "with event.install_recorder('numba:compile') as rec:\n"
-        "    from dfsim.precompile import precompile\n"
+        "    from dfsim.tools.precompile import precompile\n"
         "    precompile()\n"
         "print(sorted({e.data['dispatcher'].py_func.__qualname__ for _, e in rec.buffer}))\n"
     )

@@ -3,9 +3,9 @@
 import yaml
 from conftest import without_timing
 
-from dfsim import profiling
-from dfsim.cli import main
-from dfsim.results import read_results_csv
+from dfsim.experiment import profiling
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
 
 
 def _scenario(tmp_path, name: str) -> str:

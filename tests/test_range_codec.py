@@ -11,8 +11,8 @@ from dfsim.codecs.base import PacketBytes, PayloadError
 from dfsim.codecs.quantizer import quantize
 from dfsim.codecs.range_coder import SIDE_KEY, RangeCodec, _parse_tables
 from dfsim.errors import UserError
-from dfsim.packets import PacketLayout, packetize
 from dfsim.registry import build
+from dfsim.transport.packets import PacketLayout, packetize
 
 
 def feature_like(n, c=4, h=28, w=28, seed=0):

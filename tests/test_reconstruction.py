@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dfsim.datasets import ImageSet, load_fashion_mnist
+from dfsim.data.datasets import ImageSet, load_fashion_mnist
 from dfsim.errors import UserError
 from dfsim.models import load_model
 from dfsim.models.fmnist_mirror import load_mirror, quantized_features, reconstruct
@@ -219,8 +219,8 @@ def test_evaluate_command_scores_the_mirror(tmp_path, capsys, monkeypatch, sampl
     import torch
     from test_datasets import write_idx
 
-    from dfsim.cli import main
     from dfsim.models.fmnist_mirror import psnr_ssim
+    from dfsim.tools.cli import main
 
     images, feats = sample
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.ascontiguousarray(images.images[:, 0]))

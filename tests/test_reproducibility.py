@@ -19,7 +19,7 @@ import pytest
 from conftest import run_scenario
 
 from dfsim import reproducibility
-from dfsim.cli import main
+from dfsim.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 V3 = reproducibility.isa_level() in ("x86-64-v3", "x86-64-v4")
@@ -44,7 +44,7 @@ import dfsim  # first: the pins are read when numpy and torch load
 import numpy as np, torch
 from dfsim.completion.altec import fit_altec
 from dfsim.completion.lowrank import HaLRTC
-from dfsim.datasets import load_fashion_mnist
+from dfsim.data.datasets import load_fashion_mnist
 from dfsim.models.fmnist_resnet import fmnist_resnet
 from dfsim.models.inference import prepare_for_inference, run_batched
 from dfsim.reproducibility import state

@@ -9,9 +9,9 @@ import time
 import pytest
 from conftest import run_scenario, without_timing
 
-from dfsim.cli import main
 from dfsim.experiment import executors
-from dfsim.results import read_results_csv
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
 
 SCN = """\
 seed: 3

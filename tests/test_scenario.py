@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dfsim import devices
-from dfsim.cli import main
-from dfsim.scenario import load_scenario
+from dfsim.experiment.scenario import load_scenario
+from dfsim.tools.cli import main
 
 GOOD = """\
 name: t

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from dfsim.cli import main
-from dfsim.results import ResultsSchema, mean_ci95, write_results_csv
-from dfsim.statistics import markdown_table, paired_t_pvalue, summarize
+from dfsim.experiment.results import ResultsSchema, mean_ci95, write_results_csv
+from dfsim.experiment.statistics import markdown_table, paired_t_pvalue, summarize
 from dfsim.tasks.classification import Classification
+from dfsim.tools.cli import main
 
 SCHEMA = ResultsSchema(Classification(), ("split", "order"))
 
@@ -117,7 +117,7 @@ def test_plot_writes_png_and_svg_with_one_series_per_method_and_channel(tmp_path
 
 
 def test_panels_split_a_burst_sweep_by_loss_rate_with_iid_as_markers(tmp_path):
-    from dfsim import plots
+    from dfsim.experiment import plots
 
     rows = []
     for loss in (0.1, 0.3):
@@ -146,7 +146,7 @@ def test_panels_split_a_burst_sweep_by_loss_rate_with_iid_as_markers(tmp_path):
 
 def test_average_gain_is_the_area_between_curves_over_the_range():
     """The tutorial's average gain: [AUC(method) - AUC(reference)] / range, per trial."""
-    from dfsim.statistics import average_gain, gain_table
+    from dfsim.experiment.statistics import average_gain, gain_table
 
     rows = []
     for trial, bump in ((0, 0.0), (1, 0.02)):

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from conftest import run_scenario, without_timing
 
-from dfsim import cache, reproducibility, scenes
-from dfsim.cli import main
+from dfsim import cache, reproducibility
+from dfsim.data import scenes
 from dfsim.experiment import executors
-from dfsim.results import read_results_csv
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
 
 SCN = """\
 seed: 3

@@ -38,9 +38,9 @@ from dfsim.codecs.quantizer import (
     dequantize,
     quantize,
 )
-from dfsim.packets import PacketBatch, PacketLayout, depacketize, packetize
 from dfsim.registry import Range
 from dfsim.stages import Encoded
+from dfsim.transport.packets import PacketBatch, PacketLayout, depacketize, packetize
 
 
 class PayloadError(ValueError):

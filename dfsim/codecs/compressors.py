@@ -32,8 +32,8 @@ import zstandard
 from dfsim.codecs.base import PacketCodec, PayloadError
 from dfsim.codecs.quantizer import MAX_BITS, MIN_BITS, quantize
 from dfsim.errors import UserError, note
-from dfsim.packets import PacketLayout, packetize
 from dfsim.registry import Range, register
+from dfsim.transport.packets import PacketLayout, packetize
 
 
 class _ByteCodec(PacketCodec):

@@ -40,9 +40,9 @@ from dfsim.codecs.base import PacketBytes, PayloadError
 from dfsim.codecs.pictures import CODERS, CodedPicture
 from dfsim.codecs.quantizer import SIDE_INFO_BITS, Quantized, dequantize, quantize
 from dfsim.codecs.tiling import tile, untile
-from dfsim.packets import PacketBatch, PacketLayout, depacketize, packetize
 from dfsim.registry import Range, register
 from dfsim.stages import Encoded
+from dfsim.transport.packets import PacketBatch, PacketLayout, depacketize, packetize
 
 MODES = ("tensor", "packet")
 ON_FRAGMENT_LOSS = ("lose-tensor", "drop-image")

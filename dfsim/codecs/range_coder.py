@@ -111,9 +111,9 @@ from numba import njit
 
 from dfsim.codecs.base import PacketBytes, PacketCodec, PayloadError, TensorCode
 from dfsim.codecs.quantizer import MAX_BITS, MIN_BITS
-from dfsim.packets import PacketLayout
 from dfsim.registry import Range, register
 from dfsim.stages import Encoded
+from dfsim.transport.packets import PacketLayout
 
 STATE_BITS = 31
 STATE_LOW = 1 << STATE_BITS  # L: the state lives in [L, 256 L) once a byte is out

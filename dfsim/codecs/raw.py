@@ -20,9 +20,9 @@ from dfsim.codecs.quantizer import (
     dequantize,
     quantize,
 )
-from dfsim.packets import PacketLayout, depacketize, packetize
 from dfsim.registry import Range, register
 from dfsim.stages import Encoded
+from dfsim.transport.packets import PacketLayout, depacketize, packetize
 
 
 @register("codec", "raw")

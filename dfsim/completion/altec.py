@@ -37,8 +37,8 @@ from numba import njit, prange
 from dfsim.completion.base import CompletionMethod, register_method
 from dfsim.completion.packet_grid import band_losses
 from dfsim.errors import note
-from dfsim.packets import PacketLayout
 from dfsim.registry import Range
+from dfsim.transport.packets import PacketLayout
 
 
 def _shifted(features: np.ndarray, rows: int, direction: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 from dfsim.registry import build, declared_params, names, register
 from dfsim.stages import Metric
 
-# Completion's results columns (see dfsim.results).
+# Completion's results columns (see dfsim.experiment.results).
 METRICS = (
     Metric(
         "completion_ms_per_tensor",
@@ -44,7 +44,7 @@ def make(name: str, **params) -> CompletionMethod:
 class CompletionMethod:
     """Base class. Subclasses implement :meth:`_fill` (one tensor) or override
     :meth:`complete_batch` for batched execution. ``layout`` (a
-    :class:`~dfsim.packets.PacketLayout`) tells packet-aware methods where the packet
+    :class:`~dfsim.transport.packets.PacketLayout`) tells packet-aware methods where the packet
     boundaries are; methods that work on entries ignore it.
 
     ``fit(features, layout)`` is a no-op for methods that need no training.

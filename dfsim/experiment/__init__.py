@@ -1,28 +1,43 @@
-"""Sweeps and Monte Carlo trials: run a :class:`~dfsim.scenario.Scenario` end to end.
+"""The run machinery: a scenario file in, a results directory out.
 
-Explicit stages with typed hand-offs:
-
+* :mod:`~dfsim.experiment.scenario`: scenario files, validated against the registry;
 * :mod:`~dfsim.experiment.prepare`: the deterministic, cached pass of one config
   (:class:`Prepared`): model, images, edge features, encoded packets, loss-free
   predictions, completion methods (trained ones fitted);
 * :mod:`~dfsim.experiment.trial`: one work unit (config, channel setting, trial) ->
   :class:`UnitResult`: transport, receiver, every method's completion, cloud and task;
 * :mod:`~dfsim.experiment.executors`: units on this process, local worker processes or a
-  Dask cluster, with crash-safe checkpoints;
-* :mod:`~dfsim.experiment.outputs`: the run's files (results, manifest, summary, figures).
+  Dask cluster, with crash-safe checkpoints (:mod:`~dfsim.experiment.checkpoint`);
+* :mod:`~dfsim.experiment.outputs`: the run's files (results, manifest, summary, figures),
+  through :mod:`~dfsim.experiment.results`, :mod:`~dfsim.experiment.statistics` and
+  :mod:`~dfsim.experiment.plots`;
+* :mod:`~dfsim.experiment.profiling`: where a run's time goes (``--profile``).
+
+The names below load on first use, so a module of this package can be imported without
+the whole run machinery.
 """
 
-from dfsim.experiment.executors import run
-from dfsim.experiment.prepare import Prepared, build_model, load_images, prepare
-from dfsim.experiment.trial import UnitResult, run_trial, transmit
+import importlib
 
-__all__ = [
-    "Prepared",
-    "UnitResult",
-    "build_model",
-    "load_images",
-    "prepare",
-    "run",
-    "run_trial",
-    "transmit",
-]
+_EXPORTS = {
+    "run": "dfsim.experiment.executors",
+    "Prepared": "dfsim.experiment.prepare",
+    "build_model": "dfsim.experiment.prepare",
+    "load_images": "dfsim.experiment.prepare",
+    "prepare": "dfsim.experiment.prepare",
+    "UnitResult": "dfsim.experiment.trial",
+    "run_trial": "dfsim.experiment.trial",
+    "transmit": "dfsim.experiment.trial",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dfsim.experiment' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -22,12 +22,13 @@ from concurrent.futures.process import BrokenProcessPool
 import cv2
 import torch
 
-from dfsim import profiling, reproducibility
-from dfsim.checkpoint import Checkpoint, fingerprint
+from dfsim import reproducibility
 from dfsim.errors import UserError, note, notes_once, silence_notes
+from dfsim.experiment import profiling
+from dfsim.experiment.checkpoint import Checkpoint, fingerprint
 from dfsim.experiment.prepare import Prepared, build_methods, prepare
+from dfsim.experiment.scenario import Scenario, load_plugins
 from dfsim.experiment.trial import run_trial
-from dfsim.scenario import Scenario, load_plugins
 
 Unit = tuple[int, int, int]  # (config, channel setting, trial)
 _THREAD_VARS = (

@@ -12,14 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
-from dfsim import plots, reproducibility, statistics
-from dfsim.checkpoint import Checkpoint
+from dfsim import reproducibility
 from dfsim.errors import UserError
+from dfsim.experiment import plots, statistics
+from dfsim.experiment.checkpoint import Checkpoint
 from dfsim.experiment.prepare import Prepared
+from dfsim.experiment.results import (
+    ResultsSchema,
+    atomic_write,
+    write_json,
+    write_results_csv,
+    write_table,
+)
+from dfsim.experiment.statistics import varying_config_keys
 from dfsim.experiment.trial import transmit
-from dfsim.network import per_device
-from dfsim.results import ResultsSchema, atomic_write, write_json, write_results_csv, write_table
-from dfsim.statistics import varying_config_keys
+from dfsim.transport.network import per_device
 
 VERSIONED = (
     "dfsim",

@@ -18,17 +18,17 @@ import torch
 
 from dfsim import cache, devices
 from dfsim.codecs.accounting import coding_columns, distortion
-from dfsim.datasets import ImageSet, load_image_folder
+from dfsim.data.datasets import ImageSet, load_image_folder
 from dfsim.errors import UserError, note
+from dfsim.experiment.profiling import phase
+from dfsim.experiment.scenario import Config, MethodSpec, Scenario
 from dfsim.models.cloud_only import INPUT, CloudOnly, cloud_only
 from dfsim.models.inference import prepare_for_inference, run_batched
-from dfsim.network import Link, Network, SideInfo, Traffic
-from dfsim.packets import PacketLayout
-from dfsim.profiling import phase
-from dfsim.receiver import Receiver
 from dfsim.registry import entry, names
-from dfsim.scenario import Config, MethodSpec, Scenario
 from dfsim.stages import Codec, Crossing, Encoded
+from dfsim.transport.network import Link, Network, SideInfo, Traffic
+from dfsim.transport.packets import PacketLayout
+from dfsim.transport.receiver import Receiver
 
 
 @dataclass

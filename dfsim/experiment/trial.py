@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from dfsim import profiling
 from dfsim.errors import UserError
+from dfsim.experiment import profiling
 from dfsim.experiment.prepare import Prepared, predict, users_model
-from dfsim.network import Transmission
-from dfsim.profiling import phase
-from dfsim.scenario import ChannelSetting
+from dfsim.experiment.profiling import phase
+from dfsim.experiment.scenario import ChannelSetting
+from dfsim.transport.network import Transmission
 
 
 @dataclass

@@ -167,7 +167,7 @@ class FeatureCoder:
 
     def __call__(self, f: torch.Tensor) -> torch.Tensor:
         from dfsim.experiment.prepare import decode_all
-        from dfsim.packets import PacketLayout
+        from dfsim.transport.packets import PacketLayout
 
         x = np.ascontiguousarray(f.detach().cpu().numpy(), dtype=np.float32)
         shape = x.shape[1:]
@@ -303,7 +303,7 @@ def _finetune_classifier(
     net, out, aug, coder, codecs, epochs, images, lr, seed, data_dir, eval_images, log
 ) -> dict:
 
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models.fmnist_resnet import normalise
     from dfsim.models.training import evaluate, train_epoch
 
@@ -344,10 +344,10 @@ def _finetune_classifier(
 def _finetune_detector(
     net, out, aug, coder, codecs, epochs, images, lr, seed, data_dir, eval_images, log
 ) -> dict:
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
+    from dfsim.data.scenes import generate_scenes
     from dfsim.models.fmnist_detector import INPUT_SHAPE, STRIDE, normalise
     from dfsim.models.training_detector import evaluate, targets, train_epoch
-    from dfsim.scenes import generate_scenes
 
     batch_size, lr = 64, lr or 2e-4
     n = images or 8000

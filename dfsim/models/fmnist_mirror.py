@@ -151,7 +151,7 @@ def train(
 ) -> dict:
     """Train the mirror (see the module docstring), save the best epoch's weights to
     ``out`` and return its validation and test PSNR/SSIM, the seconds and epochs taken."""
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
 
     if epochs < 1:
         raise UserError(f"--epochs: must be at least 1, got {epochs}")

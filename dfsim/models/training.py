@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dfsim.datasets import load_fashion_mnist
+from dfsim.data.datasets import load_fashion_mnist
 from dfsim.models.fmnist_resnet import MEAN, STD, FashionResNet, normalise
 
 

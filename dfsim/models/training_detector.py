@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfsim.datasets import load_fashion_mnist
+from dfsim.data.datasets import load_fashion_mnist
+from dfsim.data.scenes import generate_scenes
 from dfsim.models.fmnist_detector import (
     INPUT_SHAPE,
     NUM_CLASSES,
@@ -28,7 +29,6 @@ from dfsim.models.fmnist_detector import (
     normalise,
     postprocess,
 )
-from dfsim.scenes import generate_scenes
 
 
 def targets(boxes: list[np.ndarray], h: int, w: int) -> tuple[np.ndarray, ...]:

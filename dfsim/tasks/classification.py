@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from dfsim.datasets import UNLABELLED
+from dfsim.data.datasets import UNLABELLED
 from dfsim.errors import UserError
 from dfsim.registry import register
 from dfsim.stages import Metric

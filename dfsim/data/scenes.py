@@ -31,8 +31,8 @@ from typing import Annotated, Literal
 import numpy as np
 
 from dfsim import cache
-from dfsim.coco import load_coco, write_coco
-from dfsim.datasets import FASHION_MNIST_CLASSES, ImageSet, load_fashion_mnist
+from dfsim.data.coco import load_coco, write_coco
+from dfsim.data.datasets import FASHION_MNIST_CLASSES, ImageSet, load_fashion_mnist
 from dfsim.registry import DIR, Range, register
 
 MAX_OVERLAP = 0.2

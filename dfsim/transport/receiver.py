@@ -54,7 +54,7 @@ class Receiver:
         self.on_loss = on_loss
 
     def receive(self, tx, streams) -> Delivery:
-        """``tx``: the trial's :class:`~dfsim.network.Transmission`; ``streams``: the
+        """``tx``: the trial's :class:`~dfsim.transport.network.Transmission`; ``streams``: the
         prepared crossing tensors (codec, encoded packets), in packet-stream order."""
         n = len(tx.capture_s)
         lost_2d = tx.lost.reshape(n, -1)

@@ -23,7 +23,7 @@ def bench_model(args) -> dict:
     """Images/s of the cloud (back) sub-model at the default split, on real features."""
     import torch
 
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models import load_model
     from dfsim.models.inference import prepare_for_inference, run_batched
 
@@ -57,8 +57,8 @@ def bench_model(args) -> dict:
 def bench_network(args) -> dict:
     """Packets/s through the SimPy network model (devices, drop-tail buffer, link, channel,
     receiver; with and without ARQ and FEC), one process, one core."""
-    from dfsim.channels import GilbertElliott
-    from dfsim.network import Arq, Fec, Jitter, Link, Traffic, simulate
+    from dfsim.transport.channels import GilbertElliott
+    from dfsim.transport.network import Arq, Fec, Jitter, Link, Traffic, simulate
 
     payload = np.full(224, 8 * 112)  # 112-byte payloads; the network adds header and side info
     ch = GilbertElliott.from_loss_burst(0.3, 4)
@@ -115,10 +115,10 @@ def synthetic_features(rng: np.random.Generator, n: int, shape) -> np.ndarray:
 
 def _real_features(n_test: int, rows: int):
     from dfsim.codecs.raw import RawCodec
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.experiment.prepare import coded_edge_features
     from dfsim.models import load_model
-    from dfsim.packets import PacketLayout
+    from dfsim.transport.packets import PacketLayout
 
     model = load_model("fmnist-resnet")
     split = model.default_split
@@ -137,9 +137,9 @@ def bench_completion(args) -> dict:
     import torch
 
     from dfsim import completion
-    from dfsim.channels import GilbertElliott
-    from dfsim.packets import PacketLayout
     from dfsim.registry import entry
+    from dfsim.transport.channels import GilbertElliott
+    from dfsim.transport.packets import PacketLayout
 
     rng = np.random.default_rng(0)
     cases = []
@@ -246,12 +246,12 @@ def _time_method(m, x, damaged, lost, layout, repeats: int, batch: int) -> dict:
 def bench_codecs(args) -> dict:
     """Bits per element and coding time of every registered codec, per packet and whole
     tensor, on real features at every split point, with image-codec anchors and the
-    reproductions of the papers' tables (:mod:`dfsim.bench_codecs`); ``--out DIR`` also
+    reproductions of the papers' tables (:mod:`dfsim.tools.bench_codecs`); ``--out DIR`` also
     writes DIR/reproductions.md and DIR/bench.json."""
     from pathlib import Path
 
-    from dfsim import bench_codecs as bc
     from dfsim.codecs.quantizer import MAX_BITS, MIN_BITS
+    from dfsim.tools import bench_codecs as bc
 
     if args.images < 1:
         raise UserError(f"--images: {args.images} must be >= 1")
@@ -265,9 +265,9 @@ def bench_codecs(args) -> dict:
 
 def bench_lossy(args) -> dict:
     """Rate, PSNR and coding time of the lossy picture codecs at each effort setting and a
-    few rates, on the default model's features (:func:`dfsim.bench_codecs.bench_lossy`);
+    few rates, on the default model's features (:func:`dfsim.tools.bench_codecs.bench_lossy`);
     ``--out DIR`` also writes DIR/lossy-codecs.txt and DIR/lossy-codecs.json."""
-    from dfsim import bench_codecs as bc
+    from dfsim.tools import bench_codecs as bc
 
     return bc.bench_lossy(args)
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from dfsim.results import CHANNEL_COLUMNS, ResultsSchema, mean_ci95
+from dfsim.experiment.results import CHANNEL_COLUMNS, ResultsSchema, mean_ci95
 
 
 def paired_t_pvalue(a, b) -> float:

@@ -35,7 +35,7 @@ from dfsim.errors import UserError, one_line
 
 def _load(args):
     """The command's scenario, with the limits of ``--max-configs`` / ``--max-units``."""
-    from dfsim.scenario import load_scenario
+    from dfsim.experiment.scenario import load_scenario
 
     for option, value in (("--max-configs", args.max_configs), ("--max-units", args.max_units)):
         if value < 1:
@@ -93,7 +93,7 @@ def cmd_run(args) -> int:
 
     dask = args.dask or scn.dask_scheduler
     if args.profile:
-        from dfsim import profiling
+        from dfsim.experiment import profiling
 
         profiling.enable()
         profiling.add("start-up and imports (main process)", profiling.process_age())
@@ -149,7 +149,7 @@ def _progress(scn, quiet: bool):
 
 def _write_profile(out: Path, args, writing_s: float, wall_s: float) -> None:
     """``profile.md`` in the output directory, and the table on stdout."""
-    from dfsim import profiling
+    from dfsim.experiment import profiling
 
     per = profiling.last_run or {"main": {}}
     profiling.merge(per.setdefault("main", {}), profiling.take())
@@ -167,8 +167,8 @@ def _write_profile(out: Path, args, writing_s: float, wall_s: float) -> None:
 
 def _dry_run(scn, out: Path) -> int:
     """Print the configs, settings and the work a run would do; validate model and data."""
-    from dfsim.checkpoint import PARTIAL
     from dfsim.experiment import build_model, load_images
+    from dfsim.experiment.checkpoint import PARTIAL
     from dfsim.experiment.prepare import build_task
 
     try:
@@ -217,9 +217,9 @@ def _read_results(d: str):
     register it) from its manifest; classification for a directory without one."""
     import json
 
+    from dfsim.experiment.results import ResultsSchema, read_results_csv
+    from dfsim.experiment.scenario import load_plugins
     from dfsim.registry import build
-    from dfsim.results import ResultsSchema, read_results_csv
-    from dfsim.scenario import load_plugins
 
     path, manifest = Path(d) / "results.csv", Path(d) / "manifest.json"
     if not path.is_file():
@@ -256,7 +256,7 @@ def _metric_name(schema, rows, given: str | None, option: str) -> str:
 
 
 def cmd_compare(args) -> int:
-    from dfsim import statistics
+    from dfsim.experiment import statistics
     from dfsim.experiment.outputs import comparison_notes
 
     rows, schema = [], None
@@ -327,7 +327,7 @@ def _loss_range(text: str) -> tuple[float, float]:
 def cmd_example(args) -> int:
     import json
 
-    from dfsim.examples import example_figure
+    from dfsim.tools.examples import example_figure
 
     scn = _load(args)
     # commas inside a label's parentheses (halrtc(max_iters=50,tol=0.001)) do not split
@@ -346,7 +346,7 @@ def cmd_example(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from dfsim import plots
+    from dfsim.experiment import plots
 
     dirs = args.dir
     if len(dirs) > 1 and not args.out:
@@ -527,7 +527,7 @@ def cmd_evaluate(args) -> int:
     t0 = time.perf_counter()
     full = prepare_for_inference(model.full())
     if getattr(model, "postprocess", None) is not None:  # a detector: its fmnist-scenes test set
-        from dfsim.scenes import FashionScenes
+        from dfsim.data.scenes import FashionScenes
         from dfsim.tasks.detection import Detection
 
         test = FashionScenes(scenes=args.scenes, dir=args.data_dir).load(model.input_shape)
@@ -538,7 +538,7 @@ def cmd_evaluate(args) -> int:
             k: v for k, v in task.evaluate(pred, pred, test.boxes).items() if k != "agreement"
         }
     else:
-        from dfsim.datasets import load_fashion_mnist
+        from dfsim.data.datasets import load_fashion_mnist
 
         test = load_fashion_mnist("test", args.data_dir)
         pred = run_batched(full, model.normalise(test.images), 1000).argmax(axis=1)
@@ -561,7 +561,7 @@ def _evaluate_mirror(args) -> int:
     Fashion-MNIST test set's 8-bit quantized ``add_1`` features."""
     import torch
 
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models import fmnist_mirror as mirror
     from dfsim.models import load_model
 
@@ -639,7 +639,8 @@ def _describe_model(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from dfsim import bench, devices
+    from dfsim import devices
+    from dfsim.tools import bench
 
     args.device = devices.check(args.device, "--device")
     if args.threads is not None:
@@ -657,7 +658,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_precompile(args) -> int:
-    from dfsim.precompile import precompile
+    from dfsim.tools.precompile import precompile
 
     seconds = precompile()
     if not args.quiet:

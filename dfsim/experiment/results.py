@@ -16,14 +16,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dfsim.cache import atomic_write
 from dfsim.stages import Metric
 
 IDENTITY_COLUMNS = ("method", "channel", "loss_rate", "burst_length", "trial", "n_images")
@@ -40,9 +39,9 @@ _CONFIG_TYPES = {
 
 def pipeline_metrics() -> tuple[Metric, ...]:
     """The transport's, the codec's and completion's metrics (every run has them)."""
-    from dfsim import network
     from dfsim.codecs import accounting
     from dfsim.completion import base
+    from dfsim.transport import network
 
     return network.METRICS + accounting.METRICS + base.METRICS
 
@@ -95,29 +94,6 @@ class ResultsSchema:
         """The metrics summaries report: those present in ``rows`` (numeric, not counts)."""
         present = {k for r in rows for k in r}
         return [m for m in self.metrics if m.name in present and m.name != "packets_per_image"]
-
-
-def atomic_write(path: Path, write, binary: bool = False) -> None:
-    """Write via ``write(file)`` (a text file, or a binary one) to a temporary file in the
-    same directory, fsync'd, renamed over ``path``, the directory fsync'd: a crash at any
-    instant leaves the old file or the new one, whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _fmt(v):

@@ -21,7 +21,7 @@ from typing import Annotated
 
 import numpy as np
 
-from dfsim.datasets import UNLABELLED, ImageSet
+from dfsim.data.datasets import UNLABELLED, ImageSet
 from dfsim.errors import UserError
 from dfsim.registry import DIR, register
 
@@ -74,7 +74,7 @@ def load_coco(
 ) -> ImageSet:
     """The COCO-format set in ``directory`` (annotation file ``annotations``, relative to
     it unless absolute) at the model's input size."""
-    from dfsim.datasets import read_image
+    from dfsim.data.datasets import read_image
 
     d = Path(directory)
     if not d.is_dir():

@@ -30,7 +30,6 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from dfsim import devices
-from dfsim.error_control import ErrorControl, parse_strategy
 from dfsim.errors import UserError
 from dfsim.limits import (
     MAX_CONFIGS,
@@ -40,7 +39,6 @@ from dfsim.limits import (
     MAX_YAML_DEPTH,
     MAX_YAML_NODES,
 )
-from dfsim.packets import Packetization
 from dfsim.registry import (
     DIR,
     Param,
@@ -57,6 +55,8 @@ from dfsim.registry import (
     shown,
     type_name,
 )
+from dfsim.transport.error_control import ErrorControl, parse_strategy
+from dfsim.transport.packets import Packetization
 
 
 # --------------------------------------------------------------------------- components
@@ -129,7 +129,7 @@ class NetworkSpec:
     fps: Positive | None = 30.0
     mtu_bytes: Annotated[int, Range(68, 1 << 20)] = 1500
     buffer_bytes: Annotated[int, Range(1)] | None = None
-    jitter: Any = None  # a registered jitter distribution (dfsim.network.Jitter)
+    jitter: Any = None  # a registered jitter distribution (dfsim.transport.network.Jitter)
     deadline_ms: Positive | None = None
     devices: Annotated[int, Range(1, 100_000)] = 1
     arrivals: Literal["periodic", "poisson"] = "periodic"

@@ -57,7 +57,7 @@ def precompile(log=None) -> float:
     """Run :func:`tiny_scenario` in this process (temporary outputs and artefact cache);
     returns the seconds it took."""
     from dfsim import experiment
-    from dfsim.scenario import parse_scenario
+    from dfsim.experiment.scenario import parse_scenario
 
     t0 = time.perf_counter()
     saved = os.environ.get("DFSIM_CACHE")

@@ -86,7 +86,7 @@ def _cases(n_images: int, wanted, notes: list, inputs: dict):
     """Yield the cases (the default model's every single-tensor split, EfficientNet-Lite0's
     :data:`EFFICIENTNET_SPLITS`), or only the (model, split) pairs in ``wanted``."""
     from dfsim.codecs.statistics import similarity_table
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.errors import UserError
     from dfsim.models import load_model
     from dfsim.registry import build
@@ -208,8 +208,8 @@ def bench_codec(
     """One registered codec on one case: per-packet and whole-tensor bits per element,
     times per tensor, bit-exact checks. ``n_whole``: tensors for whole-tensor mode;
     ``budget_s``: the time allowed for each mode's batch (images beyond it are left out)."""
-    from dfsim.packets import PacketLayout
     from dfsim.registry import build
+    from dfsim.transport.packets import PacketLayout
 
     feats = case.features
     n, c, h, w = feats.shape
@@ -882,10 +882,10 @@ def bench_lossy(args) -> dict:
     import os
     from contextlib import redirect_stdout
 
-    from dfsim.datasets import load_fashion_mnist
+    from dfsim.data.datasets import load_fashion_mnist
     from dfsim.models import load_model
-    from dfsim.packets import PacketLayout
     from dfsim.registry import build
+    from dfsim.transport.packets import PacketLayout
 
     t_start = time.perf_counter()
     n = int(getattr(args, "lossy_images", None) or LOSSY_IMAGES)
@@ -956,7 +956,7 @@ def bench_lossy(args) -> dict:
 def _bd_rate(ref: list[dict], test: list[dict]) -> float | None:
     """Bjøntegaard delta rate (%) of ``test`` against ``ref`` on their (bits, PSNR)
     points: the rate change at the same PSNR; None when it cannot be had."""
-    from dfsim.statistics import bd_rate
+    from dfsim.experiment.statistics import bd_rate
 
     pts = [sorted((r["bits_per_tensor"], r["psnr_db"]) for r in rows) for rows in (ref, test)]
     if any(len(p) < 2 for p in pts):

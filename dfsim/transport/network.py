@@ -22,7 +22,7 @@ Processes read like the protocol they model:
 What the decoder can use is then a pure function of the receiver's record
 (:func:`decoder_view`): a packet arriving later than ``deadline_ms`` after its image's
 capture is useless (*deadline* loss); with **FEC**, each group of up to ``k`` data packets
-of an image is followed by ``m`` parity packets (systematic MDS code, :mod:`dfsim.fec`):
+of an image is followed by ``m`` parity packets (systematic MDS code, :mod:`dfsim.transport.fec`):
 any ``k'`` of the group's ``k' + m`` packets recover it; lost side information is handled
 by the :class:`SideInfo` policy.
 
@@ -50,10 +50,10 @@ import numpy as np
 import simpy
 from numba import njit
 
-from dfsim import fec as fec_code
-from dfsim.channels import LossChannel, LossStream
 from dfsim.registry import Range, register
 from dfsim.stages import Metric
+from dfsim.transport import fec as fec_code
+from dfsim.transport.channels import LossChannel, LossStream
 
 HEADER_BYTES = 40  # IPv4 (20) + UDP (8) + RTP-like sequence header (12)
 
@@ -93,8 +93,8 @@ class Jitter:
         return ms / 1e3
 
 
-# The transport's results columns (see dfsim.results): the same for every completion method
-# of a trial, except the end-to-end latencies, which add the cloud's service time.
+# The transport's results columns (see dfsim.experiment.results): the same for every completion
+# method of a trial, except the end-to-end latencies, which add the cloud's service time.
 METRICS = (
     Metric(
         "realised_loss_rate", "packets missing at the decoder", "", False, per="trial", core=True

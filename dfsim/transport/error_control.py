@@ -1,6 +1,6 @@
 """Error-control strategies: what the transport does about lost packets besides
 completion. Registered by name with their parameters; the SimPy network
-(:mod:`dfsim.network`) carries them out.
+(:mod:`dfsim.transport.network`) carries them out.
 
 * ``arq``: NACK-based retransmission (``max_retries``, ``timeout_ms``);
 * ``fec``: systematic Reed-Solomon parity, ``m`` packets per ``k`` data packets.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from dfsim.errors import UserError
-from dfsim.network import Arq, Fec
 from dfsim.registry import Range, check_keys, check_params, entry, names, register, type_name
+from dfsim.transport.network import Arq, Fec
 
 
 @register("error_control", "arq")

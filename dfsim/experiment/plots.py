@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: editable for papers
 import matplotlib.pyplot as plt  # noqa: E402
 
-from dfsim.results import ResultsSchema, mean_ci95  # noqa: E402
+from dfsim.experiment.results import ResultsSchema, mean_ci95  # noqa: E402
 
 CHANNEL_LABELS = {"iid": "i.i.d.", "gilbert-elliott": "Gilbert-Elliott"}
 LINESTYLES = ["-", "--", ":", "-."]
@@ -80,7 +80,7 @@ def metric_plot(
     legend. With ``x = burst_length``, i.i.d. rows (mean
     burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
     """
-    from dfsim.statistics import varying_config_keys
+    from dfsim.experiment.statistics import varying_config_keys
 
     by = tuple(f for f in by if f != panel)
     varying = varying_config_keys(rows, schema)

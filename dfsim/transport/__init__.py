@@ -1,0 +1,9 @@
+"""The transport: from encoded packets at the edge to what the cloud receives.
+
+* :mod:`~dfsim.transport.packets`: cutting a tensor into row packets and back;
+* :mod:`~dfsim.transport.channels`: loss processes (i.i.d., Gilbert-Elliott, traces);
+* :mod:`~dfsim.transport.network`: the SimPy model of links, queues, deadlines and ARQ;
+* :mod:`~dfsim.transport.error_control`: the strategy a scenario chooses (none, ARQ, FEC);
+* :mod:`~dfsim.transport.fec`: the Reed-Solomon erasure code;
+* :mod:`~dfsim.transport.receiver`: the cloud side, turning deliveries into a tensor and a mask.
+"""
