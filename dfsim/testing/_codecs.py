@@ -1,6 +1,6 @@
 """The conformance check of a codec (:class:`dfsim.stages.Codec`): :func:`check_codec` and
-its properties. The tensors and layouts it runs on are in :mod:`._codec_cases`, the
-damaged-payload property in :mod:`._codec_payloads`."""
+its properties. The tensors and layouts it runs on are in ``_codec_cases``, the
+damaged-payload property in ``_codec_payloads``."""
 
 from __future__ import annotations
 
