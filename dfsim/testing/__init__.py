@@ -24,16 +24,6 @@ give the same verdict.
 
 from __future__ import annotations
 
-# Here for code that reached them through dfsim.testing; the checks import what they use.
-import copy  # noqa: F401
-import math  # noqa: F401
-import random  # noqa: F401
-import re  # noqa: F401
-from collections.abc import Callable, Iterable  # noqa: F401
-from typing import Any  # noqa: F401
-
-import numpy as np  # noqa: F401
-
 # One module per stage; _common holds what the checks share, _codec_cases the tensors and
 # layouts check_codec runs on, _codec_payloads its damaged-payload property.
 from dfsim.testing._channels import CHANNEL_PROPERTIES, check_channel
@@ -43,7 +33,6 @@ from dfsim.testing._common import synthetic_features
 from dfsim.testing._completion import COMPLETION_PROPERTIES, UNEVEN_LAYOUTS, check_completion_method
 from dfsim.testing._models import SPLIT_MODEL_PROPERTIES, UNKNOWN_SPLIT, check_split_model
 from dfsim.testing._tasks import TASK_PROPERTIES, check_task
-from dfsim.transport.packets import PacketLayout  # noqa: F401
 
 __all__ = [
     "CHANNEL_PROPERTIES",
