@@ -1,18 +1,20 @@
 """The pipeline's stage interfaces, in the order data flows::
 
-    SplitModel.edge -> Codec.encode -> PacketLayout -> Transport (SimPy) -> Receiver
+    SplitModel.edge -> Codec.encode -> PacketLayout -> Transport (SimPy) -> Reassembler
         -> CompletionMethod -> SplitModel.cloud -> Task (predictions + metrics) -> results
 
 Each stage is a :class:`typing.Protocol`: any object with these methods fits, and a new
 component is one module plus a registration (:func:`dfsim.registry.register`).
-``dfsim.testing`` has a conformance check per stage. The implementations:
+``dfsim.testing`` has a conformance check per stage. What one stage hands the next is a
+dataclass here too: :class:`Encoded` (a codec's packets) and :class:`Transmission` (what
+the transport delivered). The implementations:
 
 * SplitModel: :mod:`dfsim.models` (a chain of named stages, or any ``nn.Module`` via torch.fx)
 * Codec: :mod:`dfsim.codecs` (``raw``: the uniform min/max quantizer with n-bit payloads)
 * PacketLayout: :class:`dfsim.transport.packets.PacketLayout`
 * Transport: :class:`dfsim.transport.network.Network` (the SimPy model), over a loss channel of
   :mod:`dfsim.transport.channels`
-* Receiver: :class:`dfsim.transport.receiver.Receiver`
+* Reassembler: :class:`dfsim.transport.receiver.Reassembler`
 * CompletionMethod: :mod:`dfsim.completion`
 * Task: :mod:`dfsim.tasks` (``classification``)
 """
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
     from torch import nn
 
     from dfsim.transport.channels import LossChannel
-    from dfsim.transport.network import Transmission
     from dfsim.transport.packets import PacketLayout
 
 
@@ -148,6 +149,42 @@ class Codec(Protocol):
 
     def describe_values(self) -> str:
         """How values are coded, for messages (e.g. "at 8 bits")."""
+
+
+# Why a data packet is missing at the decoder (Transmission.cause).
+DELIVERED, CHANNEL, CONGESTION, DEADLINE = 0, 1, 2, 3
+
+
+@dataclass
+class Transmission:
+    """What the transport delivered of a batch of N images of K data packets each. Data
+    packets are indexed image-major in send order (image i's are ``[i*K, (i+1)*K)``), like
+    the packetizer's stream."""
+
+    lost: np.ndarray  # n*K bool: data packets missing at the decoder (after FEC/ARQ, deadline)
+    cause: np.ndarray  # n*K int8: DELIVERED, CHANNEL, CONGESTION or DEADLINE
+    # n*K: when the data packet's last attempt reached (or would have reached) the cloud
+    arrival_s: np.ndarray
+    # n*K: when the decoder had it (received or FEC-recovered in time; inf: never)
+    available_s: np.ndarray
+    capture_s: np.ndarray  # N
+    delivered_s: np.ndarray  # N: when the cloud has all it will get of the image
+    device: np.ndarray  # N: the device that sent the image
+    side_info_lost: np.ndarray  # N bool
+    bits_sent: int  # every packet put on the wire, retransmissions and parity included
+    packets_sent: int
+    retransmissions: int
+
+    @property
+    def latency_ms(self) -> np.ndarray:
+        """Capture to delivery, per image."""
+        return (self.delivered_s - self.capture_s) * 1e3
+
+    def loss_by_cause(self) -> dict[str, float]:
+        """Fraction of data packets missing for each cause."""
+        n = max(len(self.cause), 1)
+        causes = (("channel", CHANNEL), ("congestion", CONGESTION), ("deadline", DEADLINE))
+        return {name: float(np.count_nonzero(self.cause == code)) / n for name, code in causes}
 
 
 @runtime_checkable

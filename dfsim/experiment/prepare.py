@@ -28,7 +28,7 @@ from dfsim.registry import entry, names
 from dfsim.stages import Codec, Crossing, Encoded
 from dfsim.transport.network import Link, Network, SideInfo, Traffic
 from dfsim.transport.packets import PacketLayout
-from dfsim.transport.receiver import Receiver
+from dfsim.transport.receiver import Reassembler
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Prepared:
     task: object
     streams: list[TensorStream]
     transport: Network
-    receiver: Receiver
+    receiver: Reassembler
     cloud: torch.nn.Module
     reference_pred: object  # loss-free split model's predictions
     clean: dict[str, float]  # no coding, no loss: the task's metrics against its targets
@@ -357,7 +357,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         task=task,
         streams=streams,
         transport=transport_for(scn, cfg),
-        receiver=Receiver(nw.side_info.on_loss),
+        receiver=Reassembler(nw.side_info.on_loss),
         cloud=cloud,
         reference_pred=reference_pred,
         clean=scores["clean"],

@@ -19,7 +19,7 @@ from dfsim.experiment import profiling
 from dfsim.experiment.prepare import Prepared, predict, users_model
 from dfsim.experiment.profiling import phase
 from dfsim.experiment.scenario import ChannelSetting
-from dfsim.transport.network import Transmission
+from dfsim.stages import Transmission
 
 
 @dataclass

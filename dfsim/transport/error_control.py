@@ -16,7 +16,7 @@ from typing import Annotated
 
 from dfsim.errors import UserError
 from dfsim.registry import Range, check_keys, check_params, entry, names, register, type_name
-from dfsim.transport.network import Arq, Fec
+from dfsim.transport.settings import Arq, Fec
 
 
 @register("error_control", "arq")

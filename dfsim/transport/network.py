@@ -1,5 +1,5 @@
 """The network as a SimPy discrete-event model: edge devices -> shared uplink -> loss
-channel -> receiver, with optional drop-tail buffer, jitter, deadline, ARQ and FEC.
+channel -> cloud endpoint, with optional drop-tail buffer, jitter, deadline, ARQ and FEC.
 
 Processes read like the protocol they model:
 
@@ -10,25 +10,27 @@ Processes read like the protocol they model:
 * the **uplink** (:class:`Uplink`) has a drop-tail transmit buffer: a packet that does not
   fit in ``buffer_bytes`` (counting every byte not yet serialised) is dropped (*congestion*
   loss). It serialises packets first-in first-out at ``bandwidth`` bit/s, then each packet
-  propagates for ``propagation_ms`` plus an optional random **jitter**; the loss channel
-  decides, packet by packet in the order packets go on the wire, which ones never arrive
-  (*channel* loss; one continuous loss stream, so a burst can span images);
-* the **receiver** (:class:`Receiver`) collects what arrives. With **ARQ**, ``timeout_ms``
-  after the last packet of a round was due it NACKs what is still missing (and not
-  recoverable); the NACK reaches the sender one propagation delay later, which retransmits
-  each packet at most ``max_retries`` times, and only when its retransmission can still
-  arrive before the deadline at the link's current backlog.
+  propagates for ``propagation_ms`` plus an optional random **jitter**
+  (:mod:`dfsim.transport.jitter`); the loss channel decides, packet by packet in the order
+  packets go on the wire, which ones never arrive (*channel* loss; one continuous loss
+  stream, so a burst can span images);
+* the **cloud endpoint** (:class:`CloudEndpoint`) records what arrives. With **ARQ**,
+  ``timeout_ms`` after the last packet of a round was due it NACKs what is still missing
+  (and not recoverable); the NACK reaches the sender one propagation delay later, which
+  retransmits each packet at most ``max_retries`` times, and only when its retransmission
+  can still arrive before the deadline at the link's current backlog.
 
-What the decoder can use is then a pure function of the receiver's record
+What the decoder can use is then a pure function of the endpoint's record
 (:func:`decoder_view`): a packet arriving later than ``deadline_ms`` after its image's
 capture is useless (*deadline* loss); with **FEC**, each group of up to ``k`` data packets
-of an image is followed by ``m`` parity packets (systematic MDS code, :mod:`dfsim.transport.fec`):
-any ``k'`` of the group's ``k' + m`` packets recover it; lost side information is handled
-by the :class:`SideInfo` policy.
+of an image is followed by ``m`` parity packets (systematic MDS code,
+:mod:`dfsim.transport.fec`): any ``k'`` of the group's ``k' + m`` packets recover it; lost
+side information is handled by the :class:`~dfsim.transport.settings.SideInfo` policy.
+The result is a :class:`~dfsim.stages.Transmission`; the cloud's
+:class:`~dfsim.transport.receiver.Reassembler` decodes it.
 
-The packets of an image go on the wire as its :class:`WirePlan` says: every packet carries
-a ``header_bytes`` header, and the side information is added exactly once per image (in
-data packet 0, or as a packet of its own sent first).
+The packets of an image go on the wire as its :class:`~dfsim.transport.wire.WirePlan`
+says. The model's parameters are declared in :mod:`dfsim.transport.settings`.
 
 Events are per image burst, not per packet: within a burst the departure and arrival
 times are a vectorised cumulative sum and the loss flags one vectorised draw, so the
@@ -36,61 +38,58 @@ per-packet cost is a few array operations. Random arrivals and jitter use their 
 generator (``aux_rng``), so the loss stream is the same with or without them.
 
 With the defaults (one device, no buffer limit, no jitter, deadline, ARQ or FEC, side
-information in the first packet) the model reproduces the original single-draw model:
-same loss flags, same latencies.
+information in the first packet) the loss flags are a single draw of the channel for the
+whole run, in send order, and each image's latency is its serialisation plus propagation.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import numpy as np
 import simpy
 from numba import njit
 
-from dfsim.registry import Range, register
-from dfsim.stages import Metric
+from dfsim.stages import CHANNEL, CONGESTION, DEADLINE, DELIVERED, Metric, Transmission
 from dfsim.transport import fec as fec_code
-from dfsim.transport.channels import LossChannel, LossStream
+from dfsim.transport.channels import LossChannel
+from dfsim.transport.jitter import Jitter, exponential_jitter, normal_jitter, uniform_jitter
+from dfsim.transport.settings import HEADER_BYTES, Arq, Fec, Link, SideInfo, Traffic
+from dfsim.transport.wire import DATA, PARITY, SIDE, WireLoss, WirePlan
 
-HEADER_BYTES = 40  # IPv4 (20) + UDP (8) + RTP-like sequence header (12)
-
-# Why a data packet is missing at the receiver (Transmission.cause).
-DELIVERED, CHANNEL, CONGESTION, DEADLINE = 0, 1, 2, 3
-# Kinds of packet on the wire.
-SIDE, DATA, PARITY = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Jitter:
-    """Extra one-way delay per packet, in ms: ``uniform`` on [a, b], ``exponential`` with
-    mean a, or ``normal`` with mean a and standard deviation b (negative draws -> 0)."""
-
-    dist: str
-    a: float
-    b: float = 0.0
-
-    DISTS = ("uniform", "exponential", "normal")
-
-    def __post_init__(self):
-        if self.dist not in self.DISTS:
-            raise ValueError(
-                f"jitter distribution must be one of {', '.join(self.DISTS)}, got {self.dist!r}"
-            )
-        if self.a < 0 or self.b < 0 or (self.dist == "uniform" and self.b < self.a):
-            raise ValueError(f"invalid {self.dist} jitter parameters ({self.a}, {self.b})")
-
-    def sample_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` delays, in seconds."""
-        if self.dist == "uniform":
-            ms = rng.uniform(self.a, self.b, n)
-        elif self.dist == "exponential":
-            ms = rng.exponential(self.a, n)
-        else:
-            ms = np.maximum(rng.normal(self.a, self.b, n), 0.0)
-        return ms / 1e3
+# Importable from here, where they were first defined: the cause codes and the hand-off type
+# (dfsim.stages), the parameters (settings), jitter and the wire plan.
+__all__ = [
+    "CHANNEL",
+    "CONGESTION",
+    "DATA",
+    "DEADLINE",
+    "DELIVERED",
+    "HEADER_BYTES",
+    "METRICS",
+    "PARITY",
+    "SIDE",
+    "Arq",
+    "CloudEndpoint",
+    "Fec",
+    "Jitter",
+    "Link",
+    "Network",
+    "SideInfo",
+    "Traffic",
+    "Transmission",
+    "Uplink",
+    "WirePlan",
+    "capture_schedule",
+    "decoder_view",
+    "device",
+    "exponential_jitter",
+    "normal_jitter",
+    "per_device",
+    "simulate",
+    "uniform_jitter",
+]
 
 
 # The transport's results columns (see dfsim.experiment.results): the same for every completion
@@ -125,203 +124,6 @@ METRICS = (
 )
 
 
-# Scenarios name a jitter distribution (``network.jitter: {distribution: NAME, ...}``).
-@register("jitter", "uniform")
-def uniform_jitter(
-    low_ms: Annotated[float, Range(0)], high_ms: Annotated[float, Range(0)]
-) -> Jitter:
-    """Uniform extra delay on [low_ms, high_ms]."""
-    if high_ms < low_ms:
-        raise ValueError(f"high_ms: {high_ms:g} is below low_ms {low_ms:g}")
-    return Jitter("uniform", low_ms, high_ms)
-
-
-@register("jitter", "exponential")
-def exponential_jitter(mean_ms: Annotated[float, Range(0)]) -> Jitter:
-    """Exponential extra delay with mean ``mean_ms``."""
-    return Jitter("exponential", mean_ms)
-
-
-@register("jitter", "normal")
-def normal_jitter(mean_ms: Annotated[float, Range(0)], sd_ms: Annotated[float, Range(0)]) -> Jitter:
-    """Normal extra delay (negative draws are 0)."""
-    return Jitter("normal", mean_ms, sd_ms)
-
-
-@dataclass(frozen=True)
-class Link:
-    """The uplink: bandwidth, propagation delay, per-packet header, transmit buffer
-    (``None``: unlimited) and optional jitter."""
-
-    bandwidth_bps: float = 10e6
-    propagation_ms: float = 5.0
-    header_bytes: int = HEADER_BYTES
-    buffer_bytes: int | None = None  # drop-tail transmit buffer; None = unlimited
-    jitter: Jitter | None = None
-
-    def __post_init__(self):
-        if not self.bandwidth_bps > 0:
-            raise ValueError(f"bandwidth must be > 0 bit/s, got {self.bandwidth_bps}")
-        if self.propagation_ms < 0:
-            raise ValueError(f"propagation delay must be >= 0 ms, got {self.propagation_ms}")
-        if self.header_bytes < 0:
-            raise ValueError(f"header_bytes must be >= 0, got {self.header_bytes}")
-        if self.buffer_bytes is not None and self.buffer_bytes <= 0:
-            raise ValueError(f"buffer_bytes must be > 0 or None, got {self.buffer_bytes}")
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """Who sends when: ``devices`` edge devices share the uplink; image i belongs to
-    device ``i % devices``. ``arrivals`` is ``periodic`` (device d captures its j-th image
-    at ``j/fps + d/(devices*fps)``) or ``poisson`` (rate ``fps`` per device)."""
-
-    fps: float | None = None
-    arrivals: str = "periodic"
-    devices: int = 1
-    edge_ms: float = 0.0  # edge sub-model time per image
-
-    def __post_init__(self):
-        if self.arrivals not in ("periodic", "poisson"):
-            raise ValueError(f"arrivals must be 'periodic' or 'poisson', got {self.arrivals!r}")
-        if self.arrivals == "poisson" and self.fps is None:
-            raise ValueError("poisson arrivals need a rate (fps)")
-        if self.devices < 1 or self.edge_ms < 0:
-            raise ValueError("devices must be >= 1 and edge_ms >= 0")
-
-
-@dataclass(frozen=True)
-class Arq:
-    """Retransmission on NACK: at most ``max_retries`` retransmissions of a packet, the
-    NACK sent ``timeout_ms`` after the last packet of a round was due."""
-
-    max_retries: int = 2
-    timeout_ms: float = 10.0
-
-
-@dataclass(frozen=True)
-class Fec:
-    """Packet-level FEC: ``m`` parity packets after each group of ``k`` data packets."""
-
-    k: int  # data packets per group (the last group of an image may be shorter)
-    m: int  # parity packets per group
-
-
-@dataclass(frozen=True)
-class SideInfo:
-    """Where the quantizer's side information travels and what happens when it is lost.
-
-    ``placement``: ``first-packet`` (in the header of the image's first data packet) or
-    ``own-packet`` (a packet of its own, sent first). ``on_loss``: ``assume-delivered``
-    (a reliable side channel: the original model's assumption), ``drop-image`` (nothing of
-    the image can be decoded: every data packet counts as lost) or ``previous`` (decode with
-    the last received image's min/max). ``bits``: the side information of a whole image."""
-
-    placement: str = "first-packet"
-    on_loss: str = "assume-delivered"
-    bits: int = 64
-
-    PLACEMENTS = ("first-packet", "own-packet")
-    POLICIES = ("assume-delivered", "drop-image", "previous")
-
-
-@dataclass
-class Transmission:
-    """What the receiver saw. Data packets are indexed image-major in send order
-    (image i's are ``[i*K, (i+1)*K)``), like the packetizer's stream."""
-
-    lost: np.ndarray  # n*K bool: data packets missing at the decoder (after FEC/ARQ, deadline)
-    cause: np.ndarray  # n*K int8: DELIVERED, CHANNEL, CONGESTION or DEADLINE
-    # n*K: when the data packet's last attempt reached (or would have reached) the cloud
-    arrival_s: np.ndarray
-    # n*K: when the decoder had it (received or FEC-recovered in time; inf: never)
-    available_s: np.ndarray
-    capture_s: np.ndarray  # N
-    delivered_s: np.ndarray  # N: when the receiver has all it will get of the image
-    device: np.ndarray  # N: the device that sent the image
-    side_info_lost: np.ndarray  # N bool
-    bits_sent: int  # every packet put on the wire, retransmissions and parity included
-    packets_sent: int
-    retransmissions: int
-
-    @property
-    def latency_ms(self) -> np.ndarray:
-        """Capture to delivery, per image."""
-        return (self.delivered_s - self.capture_s) * 1e3
-
-    def loss_by_cause(self) -> dict[str, float]:
-        """Fraction of data packets missing for each cause."""
-        n = max(len(self.cause), 1)
-        causes = (("channel", CHANNEL), ("congestion", CONGESTION), ("deadline", DEADLINE))
-        return {name: float(np.count_nonzero(self.cause == code)) / n for name, code in causes}
-
-
-@dataclass(frozen=True)
-class WirePlan:
-    """The packets of an image in the order they go on the wire: the side-information
-    packet (``own-packet`` placement), then each FEC group's data packets followed by its
-    parity packets (without FEC: the data packets, one group of none). The order is the
-    same for every image; the sizes (``bits``, N x packets) are each image's own, since a
-    codec's packets differ in size from image to image."""
-
-    kind: np.ndarray  # SIDE, DATA or PARITY
-    data_index: np.ndarray  # index among the image's data packets (-1 otherwise)
-    group: np.ndarray  # FEC group (-1: none)
-    bits: np.ndarray  # N x len: on-the-wire size of each image's packets
-    group_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # data per group
-
-    @classmethod
-    def build(
-        cls,
-        payload_bits: np.ndarray,
-        header_bytes: int,
-        fec: Fec | None,
-        side: SideInfo,
-        n_images: int = 1,
-        side_bits: np.ndarray | int | None = None,
-    ) -> WirePlan:
-        """The plan for data packets of ``payload_bits`` each (N x K, or K for every image
-        alike): every packet gets a ``header_bytes`` header, the image's side information
-        (``side_bits``, default ``side.bits``; per image or one for all) goes in data
-        packet 0 or a packet of its own, and parity packets are as long as their group's
-        longest data packet."""
-        pb = np.asarray(payload_bits, np.int64)
-        k_data = pb.shape[-1]
-        if k_data == 0:
-            raise ValueError("an image needs at least one data packet")
-        data_bits = np.broadcast_to(pb, (n_images, k_data)) + 8 * header_bytes
-        sb = np.broadcast_to(np.asarray(side.bits if side_bits is None else side_bits), n_images)
-        kind, index, group, cols, sizes = [], [], [], [], []
-        if side.placement == "own-packet":
-            kind.append(SIDE), index.append(-1), group.append(-1)
-            cols.append(8 * header_bytes + sb)
-        step = fec.k if fec else k_data
-        for g, start in enumerate(range(0, k_data, step)):
-            stop = min(start + step, k_data)
-            sizes.append(stop - start)
-            for j in range(start, stop):
-                extra = sb if (j == 0 and side.placement == "first-packet") else 0
-                kind.append(DATA), index.append(j), group.append(g if fec else -1)
-                cols.append(data_bits[:, j] + extra)
-            if fec:  # as long as the group's longest packet, side information included
-                parity = data_bits[:, start:stop].max(axis=1)
-                if start == 0 and side.placement == "first-packet":
-                    parity = np.maximum(parity, data_bits[:, 0] + sb)
-                for _ in range(fec.m):
-                    kind.append(PARITY), index.append(-1), group.append(g)
-                    cols.append(parity)
-        return cls(
-            np.array(kind, np.int8),
-            np.array(index, np.int64),
-            np.array(group, np.int64),
-            np.stack([np.broadcast_to(c, n_images) for c in cols], axis=1).astype(np.int64),
-            np.array(sizes if fec else [], np.int64),
-        )
-
-    def __len__(self) -> int:
-        return len(self.kind)
-
-
 @njit(cache=True)
 def _drop_tail(bits: np.ndarray, backlog_bits: float, capacity_bits: float) -> np.ndarray:
     """Packets (in order) admitted to a drop-tail buffer holding ``backlog_bits``."""
@@ -333,27 +135,7 @@ def _drop_tail(bits: np.ndarray, backlog_bits: float, capacity_bits: float) -> n
     return admitted
 
 
-class _WireLoss:
-    """Channel loss flags assigned to packets in the order they go on the wire. The first
-    draw covers one transmission of every image, so without retransmissions or extra
-    packets the flags are those of a single draw for the whole run."""
-
-    def __init__(self, stream: LossStream, first: int):
-        self.stream, self.first = stream, first
-        self.buf = np.zeros(0, bool)
-
-    def take(self, n: int) -> np.ndarray:
-        """The loss flags of the next ``n`` packets on the wire."""
-        if len(self.buf) < n:
-            short = n - len(self.buf)
-            more = max(short, self.first) if self.first else max(short, 256)
-            self.first = 0
-            self.buf = np.concatenate([self.buf, self.stream.take(more)])
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-
-class Receiver:
+class CloudEndpoint:
     """The cloud end of the uplink: per (image, wire packet) what happened to it, and,
     with ARQ, the NACK process that asks the sender for what is missing.
 
@@ -443,11 +225,11 @@ class Uplink:
         env: simpy.Environment,
         link: Link,
         wire: WirePlan,
-        losses: _WireLoss,
-        receiver: Receiver,
+        losses: WireLoss,
+        endpoint: CloudEndpoint,
         jitter_rng: np.random.Generator | None,
     ):
-        self.env, self.wire, self.losses, self.receiver = env, wire, losses, receiver
+        self.env, self.wire, self.losses, self.endpoint = env, wire, losses, endpoint
         self.bandwidth = float(link.bandwidth_bps)
         self.propagation_s = link.propagation_ms / 1e3
         self.capacity = math.inf if link.buffer_bytes is None else 8.0 * link.buffer_bytes
@@ -470,7 +252,7 @@ class Uplink:
         if self.capacity < math.inf:
             now = self.env.now
             ok = _drop_tail(sizes.astype(np.float64), self.backlog(now), self.capacity)
-            self.receiver.dropped(i, pkts[~ok], now)
+            self.endpoint.dropped(i, pkts[~ok], now)
             pkts, sizes = pkts[ok], sizes[ok]
         if len(pkts):
             self.queued += float(sizes.sum())
@@ -503,11 +285,11 @@ class Uplink:
             due = done + self.propagation_s
             if self.jitter is not None:
                 due = due + self.jitter.sample_s(self.jitter_rng, len(pkts))
-            self.receiver.sent(i, pkts, due, lost)
+            self.endpoint.sent(i, pkts, due, lost)
             self.bits_sent += int(sizes.sum())
             self.packets_sent += len(pkts)
             yield env.timeout(float(offsets[-1]))
-            self.receiver.round_due(i, float(done[-1]) + self.propagation_s)
+            self.endpoint.round_due(i, float(done[-1]) + self.propagation_s)
 
 
 def capture_schedule(
@@ -550,27 +332,29 @@ def device(
 
 
 def _data_view(
-    rx: Receiver, wire: WirePlan, usable: np.ndarray
+    endpoint: CloudEndpoint, wire: WirePlan, usable: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per (image, data packet): usable by the decoder (received or FEC-recovered in
     time), since when, and why not."""
     cols = np.flatnonzero(wire.kind == DATA)  # in data order (parity interleaves)
-    arrival = rx.arrival[:, cols]
+    arrival = endpoint.arrival[:, cols]
     ok = usable[:, cols]
     when = np.where(ok, arrival, np.inf)
     if len(wire.group_sizes):
-        times = np.where(usable, rx.arrival, np.inf)
+        times = np.where(usable, endpoint.arrival, np.inf)
         group_ok, group_when = fec_code.decodable_at(times, wire.group, wire.group_sizes)
         g = wire.group[cols]
         recovered = group_ok[:, g] & ~ok
         ok = ok | recovered
         when = np.where(recovered, group_when[:, g], when)
-    cause = np.where(ok, DELIVERED, np.where(np.isfinite(arrival), DEADLINE, rx.fate[:, cols]))
+    cause = np.where(
+        ok, DELIVERED, np.where(np.isfinite(arrival), DEADLINE, endpoint.fate[:, cols])
+    )
     return ok, when, cause.astype(np.int8)
 
 
 def decoder_view(
-    rx: Receiver,
+    endpoint: CloudEndpoint,
     wire: WirePlan,
     side: SideInfo,
     device_of: np.ndarray,
@@ -579,13 +363,13 @@ def decoder_view(
     packets_sent: int,
     retransmissions: int,
 ) -> Transmission:
-    """What the decoder can use, from the receiver's record: packets arriving after the
+    """What the decoder can use, from the endpoint's record: packets arriving after the
     deadline do not count, FEC recovers groups, and the side-information policy decides
     what a lost side information costs."""
-    capture = rx.capture
-    limit = (capture + rx.deadline_s)[:, None]
-    usable = np.isfinite(rx.arrival) & (rx.arrival <= limit)
-    data_ok, data_time, cause = _data_view(rx, wire, usable)
+    capture = endpoint.capture
+    limit = (capture + endpoint.deadline_s)[:, None]
+    usable = np.isfinite(endpoint.arrival) & (endpoint.arrival <= limit)
+    data_ok, data_time, cause = _data_view(endpoint, wire, usable)
     if side.placement == "own-packet":
         side_lost = ~usable[:, 0]
     else:
@@ -593,15 +377,15 @@ def decoder_view(
     if side.on_loss == "drop-image":
         dropped = side_lost[:, None] & data_ok
         data_ok = data_ok & ~side_lost[:, None]
-        first = np.where(np.isfinite(rx.arrival[:, 0:1]), DEADLINE, rx.fate[:, 0:1])
+        first = np.where(np.isfinite(endpoint.arrival[:, 0:1]), DEADLINE, endpoint.fate[:, 0:1])
         cause = np.where(dropped, first, cause)
     complete = data_ok.all(axis=1)
-    waited = np.minimum(rx.last_due.max(axis=1), capture + rx.deadline_s)
+    waited = np.minimum(endpoint.last_due.max(axis=1), capture + endpoint.deadline_s)
     delivered = np.where(complete, data_time.max(axis=1), waited)
     return Transmission(
         lost=~data_ok.reshape(-1),
         cause=cause.reshape(-1),
-        arrival_s=rx.last_due[:, wire.kind == DATA].reshape(-1),
+        arrival_s=endpoint.last_due[:, wire.kind == DATA].reshape(-1),
         available_s=data_time.reshape(-1),
         capture_s=capture,
         delivered_s=delivered,
@@ -618,7 +402,7 @@ def simulate(
     payload_bits: np.ndarray,
     channel: LossChannel,
     rng: np.random.Generator,
-    link: Link = Link(),
+    link: Link | None = None,
     *,
     traffic: Traffic | None = None,
     deadline_ms: float | None = None,
@@ -637,26 +421,27 @@ def simulate(
     drives the loss channel only; ``aux_rng`` (default: a generator spawned from ``rng``
     at first use) the Poisson arrivals and jitter.
     """
+    link = link or Link()
     traffic = traffic or Traffic()
     side = side_info or SideInfo()
     wire = WirePlan.build(payload_bits, link.header_bytes, fec, side, n_images, side_bits)
     deadline_s = math.inf if deadline_ms is None else deadline_ms / 1e3
     if aux_rng is None and (traffic.arrivals == "poisson" or link.jitter is not None):
         aux_rng = rng.spawn(1)[0]  # a child stream: draws nothing from rng
-    losses = _WireLoss(channel.stream(rng), n_images * len(wire))
+    losses = WireLoss(channel.stream(rng), n_images * len(wire))
 
     env = simpy.Environment()
     capture = np.empty(n_images)
-    receiver = Receiver(env, wire, capture, deadline_s, arq, link.propagation_ms / 1e3)
-    uplink = Uplink(env, link, wire, losses, receiver, aux_rng)
-    receiver.sender = uplink
+    endpoint = CloudEndpoint(env, wire, capture, deadline_s, arq, link.propagation_ms / 1e3)
+    uplink = Uplink(env, link, wire, losses, endpoint, aux_rng)
+    endpoint.sender = uplink
     for d in range(traffic.devices):
         mine = np.arange(d, n_images, traffic.devices)
         env.process(device(env, d, mine, traffic, uplink, capture, aux_rng))
     env.process(uplink.serve())
     env.run()
     return decoder_view(
-        receiver,
+        endpoint,
         wire,
         side,
         np.arange(n_images) % traffic.devices,

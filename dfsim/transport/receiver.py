@@ -1,4 +1,6 @@
-"""The receiver: from what the transport delivered to decoded tensors and loss masks.
+"""The cloud's reassembly: from what the transport delivered to decoded tensors and loss
+masks (:class:`Reassembler`; the SimPy process that takes the packets' arrivals is
+:class:`dfsim.transport.network.CloudEndpoint`).
 
 For each tensor crossing the cut it picks that tensor's packets out of the image's
 packet stream, applies the side-information loss policy and runs the codec's decoder:
@@ -22,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from dfsim.stages import Transmission
 
 
 @dataclass
@@ -47,14 +51,14 @@ class Delivery:
         return self.substituted or self.n_lost > 0
 
 
-class Receiver:
+class Reassembler:
     """Reassembles and decodes every crossing tensor of a trial (see module docstring)."""
 
     def __init__(self, on_loss: str = "assume-delivered"):
         self.on_loss = on_loss
 
-    def receive(self, tx, streams) -> Delivery:
-        """``tx``: the trial's :class:`~dfsim.transport.network.Transmission`; ``streams``: the
+    def receive(self, tx: Transmission, streams) -> Delivery:
+        """``tx``: the trial's :class:`~dfsim.stages.Transmission`; ``streams``: the
         prepared crossing tensors (codec, encoded packets), in packet-stream order."""
         n = len(tx.capture_s)
         lost_2d = tx.lost.reshape(n, -1)
@@ -94,6 +98,9 @@ class Receiver:
                 whole = lost.reshape(n, -1).all(axis=1)
                 dropped = whole if dropped is None else dropped | whole
         return Delivery(tensors, masks, previous, decode_s, undecodable, dropped)
+
+
+Receiver = Reassembler  # deprecated: the old name of Reassembler, kept for importers
 
 
 def previous_received(side_lost: np.ndarray, device: np.ndarray) -> np.ndarray:
