@@ -84,8 +84,9 @@ _GRID_NOTE = (
 
 # --------------------------------------------------------------------------- text
 def _plain(text: str) -> str:
-    """reST-ish docstring text as Markdown: ````x```` and Sphinx roles as code
-    (``:class:`~a.b.C``` as ``C``, the last part of the dotted name)."""
+    """reST-ish docstring text as Markdown: double-backquoted literals and Sphinx roles
+    as code (a role's name marked with a tilde as its last dotted part, as Sphinx shows
+    it)."""
 
     def role(m):
         return f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`"
@@ -226,7 +227,9 @@ def _api_link(obj) -> str:
     """A cross-reference to ``obj`` on the API reference, when it is public dfsim code."""
     module, qualname = getattr(obj, "__module__", ""), getattr(obj, "__qualname__", "")
     path = f"{module}.{qualname}"
-    if not module.startswith("dfsim.") or any(p.startswith("_") for p in path.split(".")):
+    # the API reference shows public objects with a docstring
+    private = any(p.startswith("_") for p in path.split("."))
+    if not module.startswith("dfsim.") or private or not getattr(obj, "__doc__", None):
         return _code(path)
     return f"[`{path}`][{path}]"
 

@@ -1,0 +1,153 @@
+"""The documentation site (mkdocs.yml): a strict offline build, and what the build hook
+generates (docs/_hooks/): the scenario reference names every registered component and
+parameter, every public module has an API page, and committed figures are reachable."""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from dfsim import registry
+from dfsim.registry import KINDS
+from dfsim.tools.reference import anchor, scenario_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _public_modules() -> list[str]:
+    out = []
+    for path in (ROOT / "dfsim").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        in_packages = all(
+            (ROOT / Path(*parts[:i]) / "__init__.py").is_file() for i in range(1, len(parts))
+        )
+        if in_packages and not any(p.startswith("_") for p in parts):
+            out.append(".".join(parts))
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once with ``mkdocs build --strict``: any warning (a broken link, a
+    missing page, an unresolved cross-reference) fails it. No network: a proxy that
+    refuses every connection stands in for one."""
+    out = tmp_path_factory.mktemp("site")
+    env = {
+        **os.environ,
+        "NO_MKDOCS_2_WARNING": "1",
+        **dict.fromkeys(("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"),
+                        "http://127.0.0.1:9"),
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stderr[-6000:]}"
+    return out
+
+
+def _text(page: Path) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+
+
+def test_site_builds_strict_with_every_generated_page(site):
+    assert (site / "index.html").is_file()
+    assert (site / "reference" / "scenario" / "index.html").is_file()
+    assert (site / "reference" / "api" / "index.html").is_file()
+    for module in _public_modules():
+        page = site / "reference" / "api" / Path(*module.split(".")) / "index.html"
+        assert page.is_file(), f"no API page for {module}"
+        assert f'id="{module}"' in page.read_text(encoding="utf-8"), module
+    index = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+    assert "dfsim/_moved" not in index and "dfsim._moved" not in index
+
+
+def _sections(markdown: str) -> dict[str, str]:
+    """Each ``### ... { #id }`` section of the reference, by its id."""
+    parts = re.split(r"^#{2,3} .*\{ #([a-z0-9-]+) \}$", markdown, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_scenario_reference_names_every_component_and_parameter():
+    sections = _sections(scenario_reference())
+    for kind in KINDS:
+        for name in registry.names(kind):
+            section = sections.get(anchor(kind, name))
+            assert section is not None, f"the reference misses the {kind} {name!r}"
+            for param in registry.entry(kind, name).params:
+                assert f"| `{param}`" in section, f"{kind} {name!r} misses {param!r}"
+
+
+def test_scenario_reference_on_the_site(site):
+    page = (site / "reference" / "scenario" / "index.html").read_text(encoding="utf-8")
+    for kind in KINDS:
+        for name in registry.names(kind):
+            assert f'id="{anchor(kind, name)}"' in page, (kind, name)
+
+
+def _links(page: Path) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"#?]+)', page.read_text(encoding="utf-8"))
+
+
+def test_pages_link_to_the_committed_figures(site):
+    """A link from any page into results/ or benchmarks/ reaches the committed file, and
+    the served folders' own pages (results/paper/README.md) show their figures."""
+    figures, root = 0, site.resolve()
+    for page in root.rglob("*.html"):
+        for link in _links(page):
+            if "://" in link:
+                continue
+            target = (page.parent / link).resolve()
+            rel = target.relative_to(root) if target.is_relative_to(root) else None
+            if rel is None or rel.parts[0] not in ("results", "benchmarks") or target.is_dir():
+                continue
+            assert target.is_file(), f"{page.relative_to(root)} links to missing {rel}"
+            if target.suffix in (".png", ".svg"):
+                assert target.read_bytes() == (ROOT / rel).read_bytes(), rel
+                figures += 1
+    assert figures > 0, "no page shows a committed figure"
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("dfsim_site", ROOT / "docs/_hooks/dfsim_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module._root = ROOT
+    return module
+
+
+def test_links_to_files_the_site_does_not_serve_become_repository_paths():
+    hook = _hook()
+    served = {"results/default/summary.md", "benchmarks/model.txt"}
+    files = SimpleNamespace(get_file_from_path=lambda uri: uri if uri in served else None)
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="results/default/notes.md"))
+    text = (
+        "[the scenario](../../scenarios/default.yaml), [`dfsim/stages.py`](../../dfsim/stages.py), "
+        "[summary](summary.md), [timings](../../benchmarks/model.txt), "
+        "![figure](accuracy_vs_loss.png), [typo](../../scenarios/nowhere.yaml)"
+    )
+    assert hook.on_page_markdown(text, page, None, files) == (
+        "the scenario (`scenarios/default.yaml`), `dfsim/stages.py`, "
+        "[summary](summary.md), [timings](../../benchmarks/model.txt), "
+        "![figure](accuracy_vs_loss.png), [typo](../../scenarios/nowhere.yaml)"
+    )
+    other = SimpleNamespace(file=SimpleNamespace(src_uri="guide/scenarios.md"))
+    assert hook.on_page_markdown(text, other, None, files) == text  # hand-written: as is
+
+
+def test_every_public_module_is_walked():
+    assert sorted(_hook().public_modules(ROOT)) == sorted(_public_modules())
