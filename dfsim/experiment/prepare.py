@@ -26,7 +26,7 @@ from dfsim.models.cloud_only import INPUT, CloudOnly, cloud_only
 from dfsim.models.inference import prepare_for_inference, run_batched
 from dfsim.registry import entry, names
 from dfsim.stages import Codec, Crossing, Encoded
-from dfsim.transport.network import Link, Network, SideInfo, Traffic
+from dfsim.transport.network import Network
 from dfsim.transport.packets import PacketLayout
 from dfsim.transport.receiver import Reassembler
 
@@ -305,19 +305,8 @@ def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) 
 def transport_for(scn: Scenario, cfg: Config) -> Network:
     """The transport stage of one config: the scenario's network with the config's error
     control."""
-    nw = scn.network
-    link = Link(
-        bandwidth_bps=nw.bandwidth_mbps * 1e6,
-        propagation_ms=nw.propagation_ms,
-        header_bytes=nw.header_bytes,
-        buffer_bytes=nw.buffer_bytes,
-        jitter=nw.jitter,
-    )
-    traffic = Traffic(fps=nw.fps, arrivals=nw.arrivals, devices=nw.devices, edge_ms=nw.edge_ms)
-    side = SideInfo(placement=nw.side_info.placement, on_loss=nw.side_info.on_loss)
-    return Network(
-        link, traffic, nw.deadline_ms, cfg.error_control.arq, cfg.error_control.fec, side
-    )
+    nw, ec = scn.network, cfg.error_control
+    return Network(nw.link, nw.traffic, nw.deadline_ms, ec.arq, ec.fec, nw.side_info)
 
 
 def prepare(scn: Scenario, index: int = 0) -> Prepared:
