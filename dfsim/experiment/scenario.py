@@ -62,6 +62,7 @@ from dfsim.registry import (
     names,
     type_name,
 )
+from dfsim.transport.error_control import ErrorControl, parse_strategy
 from dfsim.transport.packets import Packetization
 from dfsim.transport.settings import NetworkSettings, NonNegative, Positive, SideInfo
 
@@ -74,16 +75,19 @@ __all__ = [
     "Component",
     "Config",
     "DataSpec",
+    "ErrorControl",
     "MethodSpec",
     "ModelSpec",
     "NetworkSpec",
     "NonNegative",
+    "Packetization",
     "Positive",
     "Scenario",
     "SideInfoSpec",
     "load_plugins",
     "load_scenario",
     "parse_scenario",
+    "parse_strategy",
     "read_yaml",
 ]
 

@@ -18,7 +18,7 @@ from dfsim.errors import UserError
 from dfsim.experiment import profiling
 from dfsim.experiment.prepare import Prepared, predict, users_model
 from dfsim.experiment.profiling import phase
-from dfsim.experiment.scenario import ChannelSetting
+from dfsim.experiment.specs import ChannelSetting
 from dfsim.stages import Transmission
 
 

@@ -1,0 +1,150 @@
+"""A config's crossing tensors encoded (:class:`TensorStream`): the codec configured for
+where it runs (the camera's image at ``input``, its fragments' room in the MTU), fitted
+where it learns, the rows per packet found for ``rows_per_packet: fill``, every encoded
+packet checked against the MTU, and the values the cloud decodes without loss (also of
+training images, :func:`coded_edge_features`, what trained completion methods learn from).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dfsim.errors import UserError
+from dfsim.experiment.features import training_edge_features
+from dfsim.experiment.specs import Config, Scenario
+from dfsim.models.cloud_only import INPUT
+from dfsim.models.inference import prepare_for_inference, run_batched
+from dfsim.stages import Codec, Crossing, Encoded
+from dfsim.transport.packets import PacketLayout
+
+
+@dataclass
+class TensorStream:
+    """One tensor crossing the cut: its layout, codec, encoded packets and the values the
+    cloud would have without loss."""
+
+    crossing: Crossing
+    layout: PacketLayout
+    codec: Codec
+    encoded: Encoded
+    reference: np.ndarray  # loss-free decoded tensors, N x C x H x W
+
+
+def configure_codec(scn: Scenario, codec, split: str, n_tensors: int):
+    """A picture codec learns where it runs: the camera's image at ``input``, and the room
+    its fragments have within the MTU (the first also carries every tensor's side
+    information, in the default placement)."""
+    if split == INPUT and hasattr(codec, "for_camera"):
+        codec.for_camera()
+    if hasattr(codec, "set_fragments"):
+        nw = scn.network
+        room = nw.mtu_bytes - nw.header_bytes
+        side = codec.side_info_bits * n_tensors if nw.side_info.placement == "first-packet" else 0
+        codec.set_fragments(room, room - -(-side // 8))
+    return codec
+
+
+def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, feats):
+    """Tensor ``i``'s layout, codec (fitted if it learns) and encoded packets. With
+    ``rows_per_packet: fill``: the largest number of rows (at most the height) for which
+    every encoded packet fits the MTU, found by bisection (sizes grow with the rows); tensor
+    0's first packet also holds its own side information as encoded and the other tensors'
+    at the codec's bound."""
+
+    def encode_at(rows: int):
+        layout = cfg.packets.layout(shape, rows)
+        codec = cfg.codec.build()  # one per tensor: a fitted codec learns its tensor's model
+        configure_codec(scn, codec, split, len(model.crossing(split)))
+        if getattr(codec, "needs_fit", False):
+            n_fit = getattr(codec, "fit_images", 500)
+            codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)
+        codec.encode(feats[:1], layout)  # warm-up: the timed encode excludes JIT loading
+        return layout, codec, codec.encode(feats, layout)
+
+    if not cfg.packets.fill:
+        return encode_at(cfg.packets.rows_per_packet)
+    nw = scn.network
+    # The first packet of tensor 0 carries every tensor's side information: its own as
+    # encoded, the others' at their bound (the encoded sizes are checked again at the end).
+    others = cfg.codec.build().side_info_bits * (len(model.crossing(split)) - 1)
+
+    def fits(encoded) -> bool:
+        first = encoded.side_bits() + others if i == 0 else 0
+        return largest_packet_bytes(encoded, first, nw) <= nw.mtu_bytes
+
+    best = encode_at(int(shape[1]))  # whole channels, when they fit
+    lo, hi = 1, int(shape[1]) - 1
+    if not fits(best[2]):
+        best = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            attempt = encode_at(mid)
+            if fits(attempt[2]):
+                best, lo = attempt, mid + 1
+            else:
+                hi = mid - 1
+    if best is None:
+        raise UserError(
+            f"packets.rows_per_packet: fill: even one row of {shape[2]} values "
+            f"{cfg.codec.build().describe_values()} does not fit network.mtu_bytes {nw.mtu_bytes}"
+        )
+    return best
+
+
+def largest_packet_bytes(encoded: Encoded, first_side_bits, nw) -> int:
+    """Bytes of the largest encoded packet with its header; data packet 0 also carries
+    ``first_side_bits`` (per image, or one number) when side information rides in it."""
+    bits = encoded.packet_bits()
+    worst = int(bits.max())
+    if nw.side_info.placement == "first-packet":
+        worst = max(worst, int((bits[:, 0] + first_side_bits).max()))
+    return nw.header_bytes + -(-worst // 8)
+
+
+def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) -> None:
+    """Every packet as encoded fits the MTU (the first also carries the side information
+    in the default placement): codecs whose sizes are known only once encoded."""
+    nw = scn.network
+    side = sum(s.encoded.side_bits() for s in streams)
+    if nw.side_info.placement == "own-packet":
+        worst = nw.header_bytes + -(-int(side.max()) // 8)
+        if worst > nw.mtu_bytes:
+            raise UserError(
+                f"network.side_info: the side information of an image takes up to {worst} "
+                f"bytes (with the header), over network.mtu_bytes {nw.mtu_bytes}"
+            )
+    for n, s in enumerate(streams):
+        worst = largest_packet_bytes(s.encoded, side if n == 0 else 0, nw)
+        if worst > nw.mtu_bytes:
+            r, w = s.layout.rows_per_packet, s.layout.width
+            raise UserError(
+                f"packets.rows_per_packet: {r} rows of {w} values {s.codec.describe_values()} "
+                f"make packets of up to {worst} bytes (with the {nw.header_bytes}-byte header), "
+                f"over network.mtu_bytes {nw.mtu_bytes}; use fewer rows per packet"
+            )
+
+
+def decode_all(codec, encoded) -> np.ndarray:
+    """The values decoded when every packet arrives (what the cloud has without loss)."""
+    received = np.ones((encoded.n_images, encoded.packets_per_image), bool)
+    return codec.decode(encoded, received, encoded.side_info)[0]
+
+
+def coded_edge_features(
+    model,
+    split: str,
+    images: np.ndarray,
+    codec,
+    layout: PacketLayout,
+    batch_size: int = 256,
+    stream: int = 0,
+) -> np.ndarray:
+    """What the cloud receives without loss: edge features of ``images`` (uint8 N x C x H x
+    W) encoded and decoded by ``codec`` (tensor ``stream`` when several cross the cut)."""
+    feats = run_batched(
+        prepare_for_inference(model.edge(split)), model.normalise(images), batch_size
+    )
+    feats = feats[stream] if isinstance(feats, tuple) else feats
+    return decode_all(codec, codec.encode(feats, layout))
