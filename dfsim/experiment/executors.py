@@ -106,8 +106,7 @@ def _dask_unit(unit: Unit, plugins, scenario: bytes, fp: str) -> tuple[Unit, lis
 @contextlib.contextmanager
 def _single_threaded_children():
     """Workers are the parallelism: each must run its BLAS single-threaded, else the
-    workers' spinning BLAS threads fight over the cores (measured: 2 workers ran the
-    default scenario more than 3x slower than 1)."""
+    workers' spinning BLAS threads fight over the cores (benchmarks/transport-notes.md)."""
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
     try:

@@ -214,23 +214,23 @@ class LostRows:
         for r, rows, lo, ref, k in zip(
             repaired, self.rows, self.mask, self.reference, self.at, strict=True
         ):
-            x = np.asarray(r).reshape(ref.shape)
-            _squared_errors(x, ref, rows, lo, self.squares[k:])
+            _squared_errors(np.asarray(r).reshape(ref.shape), ref, rows, lo, self.squares[k:])
         return float(np.mean(self.squares))
 
 
 @njit(cache=True)
-def _squared_errors(x, ref, rows, lost, out):
-    """``out[:n] = np.square((x[rows] - ref[rows])[lost], dtype=np.float64)``: the
-    difference in the arrays' precision, as numpy computes it, squared in float64."""
-    k = 0
+def _squared_errors(repaired, reference, rows, lost, out):
+    """``out[:n] = np.square((repaired[rows] - reference[rows])[lost], dtype=np.float64)``:
+    the difference in the arrays' precision, as numpy computes it, squared in float64
+    (``lost``: the loss mask of the ``rows`` listed, one row of it per listed row)."""
+    n = 0
     for i in range(rows.shape[0]):
-        r = rows[i]
-        for j in range(x.shape[1]):
-            if lost[i, j]:
-                d = np.float64(x[r, j] - ref[r, j])
-                out[k] = d * d
-                k += 1
+        row = rows[i]
+        for col in range(repaired.shape[1]):
+            if lost[i, col]:
+                diff = np.float64(repaired[row, col] - reference[row, col])
+                out[n] = diff * diff
+                n += 1
 
 
 def cloud_latency_ms(tx: Transmission, nw, completion_ms: float) -> np.ndarray:
