@@ -18,7 +18,7 @@ from dfsim.codecs.palette.syntax import CTX_SKIP, FIL1, FIL_TAPS, HOR, PAL, RICE
 
 # ------------------------------------------------------------------------ Rice parameter
 @njit(cache=True)
-def rice_k(rice_stats) -> int:
+def rice_parameter(rice_stats) -> int:
     """The Rice parameter: the smallest k with ``N << k >= A`` (at most 16), ``A`` the
     sum and ``N`` the count of the remainders coded so far (``rice_stats = [A, N]``)."""
     total, count = rice_stats[0], rice_stats[1]

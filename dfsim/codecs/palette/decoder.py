@@ -15,7 +15,7 @@ from dfsim.codecs.cabac import dec_bin, dec_bits, dec_bypass
 from dfsim.codecs.palette.blocks import (
     most_probable_mode,
     reconstruct,
-    rice_k,
+    rice_parameter,
     rice_update,
     scan_positions,
     skip_context,
@@ -54,17 +54,17 @@ def decode_mode(dec, data, probs, counts, mpm) -> int:
 
 
 @njit(cache=True)
-def decode_remainder(dec, data, probs, counts, k, max_remainder) -> int:
+def decode_remainder(dec, data, probs, counts, rice_param, max_remainder) -> int:
     """Inverse of :func:`~dfsim.codecs.palette.encoder.encode_remainder`; -1 if the
     prefix is overlong or the remainder exceeds ``max_remainder``."""
     q = 0
     while q < 4 and dec_bin(dec, data, probs, counts, CTX_PRE + q):
         q += 1
     if q < 4:
-        remainder = (q << k) | dec_bits(dec, data, k)
+        remainder = (q << rice_param) | dec_bits(dec, data, rice_param)
     else:
-        remainder = 4 << k
-        order = k + 1
+        remainder = 4 << rice_param
+        order = rice_param + 1
         prefix = 0
         while dec_bypass(dec, data):
             remainder += 1 << order
@@ -79,13 +79,13 @@ def decode_remainder(dec, data, probs, counts, k, max_remainder) -> int:
 
 
 @njit(cache=True)
-def decode_significance(dec, data, probs, counts, scan_type, order, m, sig) -> None:
-    """The significance map of the block's ``m`` positions ``order`` into ``sig`` (the
-    last one inferred when no earlier one is significant)."""
+def decode_significance(dec, data, probs, counts, scan_type, order, n_positions, sig) -> None:
+    """The significance map of the block's positions ``order[:n_positions]`` into
+    ``sig`` (the last one inferred when no earlier one is significant)."""
     seen = False
-    for i in range(m):
+    for i in range(n_positions):
         pos = order[i]
-        if i == m - 1 and not seen:
+        if i == n_positions - 1 and not seen:
             sig[pos] = 1
             break
         neighbours = 0
@@ -141,7 +141,7 @@ def decode_residual(
         if residual[pos] != 0:
             if dec_bin(dec, data, probs, counts, CTX_SIGN + mode):
                 residual[pos] = -residual[pos]
-    k = rice_k(rice_stats)
+    k = rice_parameter(rice_stats)
     for i in range(m):
         pos = order[i]
         value = residual[pos]
@@ -152,7 +152,7 @@ def decode_residual(
             return False
         residual[pos] = value + remainder if value > 0 else value - remainder
         rice_update(rice_stats, remainder)
-        k = rice_k(rice_stats)
+        k = rice_parameter(rice_stats)
     return True
 
 

@@ -18,7 +18,7 @@ from dfsim.codecs.cabac import bin_cost, enc_bin, enc_bits, enc_bypass
 from dfsim.codecs.palette.blocks import (
     block_residual,
     most_probable_mode,
-    rice_k,
+    rice_parameter,
     rice_update,
     scan_positions,
     skip_context,
@@ -100,10 +100,10 @@ def cost_table(probs, prices) -> None:
 
 
 @njit(cache=True)
-def residual_cost(prices, k, residual, block_h, block_w, mode, limit) -> float:
+def residual_cost(prices, rice_param, residual, block_h, block_w, mode, limit) -> float:
     """Estimated bits of a non-skipped block's residual: the bins
     :func:`encode_residual` would code, priced by :func:`cost_table` (no adaptation
-    inside the block, Rice parameter ``k`` held). Stops early once over ``limit``."""
+    inside the block, the Rice parameter held). Stops early once over ``limit``."""
     scan_type = MODE_SCAN[mode]
     n_valid = block_h * block_w
     sig0 = TAB_SIG + scan_type * 6
@@ -152,12 +152,12 @@ def residual_cost(prices, k, residual, block_h, block_w, mode, limit) -> float:
         cost += prices[gt2 + 1]
         # the remainder, priced as encode_remainder codes it
         remainder = magnitude - 3
-        q = remainder >> k
+        q = remainder >> rice_param
         if q < 4:
-            cost += prices[TAB_PRE + q] + k
+            cost += prices[TAB_PRE + q] + rice_param
         else:
-            rest = remainder - (4 << k)
-            order = k + 1
+            rest = remainder - (4 << rice_param)
+            order = rice_param + 1
             while rest >= (1 << order):
                 rest -= 1 << order
                 order += 1
@@ -168,20 +168,21 @@ def residual_cost(prices, k, residual, block_h, block_w, mode, limit) -> float:
 
 # ------------------------------------------------------------------------ residual
 @njit(cache=True)
-def encode_remainder(enc, record, probs, counts, remainder, k) -> None:
-    """Exp-Golomb-Rice: q = remainder >> k; q < 4: q ones, a zero (contexts), k bypass
-    bins; else 4 ones, then remainder - (4 << k) in Exp-Golomb of order k + 1 (bypass)."""
-    q = remainder >> k
+def encode_remainder(enc, record, probs, counts, remainder, rice_param) -> None:
+    """Exp-Golomb-Rice with parameter k = ``rice_param``: q = remainder >> k; q < 4: q
+    ones, a zero (contexts), k bypass bins; else 4 ones, then remainder - (4 << k) in
+    Exp-Golomb of order k + 1 (bypass)."""
+    q = remainder >> rice_param
     if q < 4:
         for j in range(q):
             enc_bin(enc, record, probs, counts, CTX_PRE + j, 1)
         enc_bin(enc, record, probs, counts, CTX_PRE + q, 0)
-        enc_bits(enc, record, remainder, k)
+        enc_bits(enc, record, remainder, rice_param)
     else:
         for j in range(4):
             enc_bin(enc, record, probs, counts, CTX_PRE + j, 1)
-        rest = remainder - (4 << k)
-        order = k + 1
+        rest = remainder - (4 << rice_param)
+        order = rice_param + 1
         while rest >= (1 << order):
             enc_bypass(enc, record, 1)
             rest -= 1 << order
@@ -236,7 +237,7 @@ def encode_residual(
         value = residual[order[i]]
         if value != 0:
             enc_bin(enc, record, probs, counts, CTX_SIGN + mode, 1 if value < 0 else 0)
-    k = rice_k(rice_stats)
+    k = rice_parameter(rice_stats)
     for i in range(m):
         magnitude = abs(residual[order[i]])
         if magnitude <= 2:
@@ -244,7 +245,7 @@ def encode_residual(
         remainder = magnitude - 3
         encode_remainder(enc, record, probs, counts, remainder, k)
         rice_update(rice_stats, remainder)
-        k = rice_k(rice_stats)
+        k = rice_parameter(rice_stats)
 
 
 # ------------------------------------------------------------------------ tile
@@ -281,7 +282,18 @@ def encode_truncated_unary(enc, record, probs, counts, index) -> None:
 
 @njit(cache=True)
 def choose_mode(
-    probs, prices, k, tile, top, left, block_h, block_w, pal_value, mpm, skip_ctx, candidates
+    probs,
+    prices,
+    rice_param,
+    tile,
+    top,
+    left,
+    block_h,
+    block_w,
+    pal_value,
+    mpm,
+    skip_ctx,
+    candidates,
 ):
     """The mode with the fewest estimated bits for the block (mode bins + SKIP +
     residual), ties to the lower mode; (mode, skip). ``candidates``: 5 x 16 scratch, left
@@ -301,7 +313,9 @@ def choose_mode(
             skip = 1
         else:
             cost = mode_cost(probs, mode, mpm) + skip0
-            cost += residual_cost(prices, k, residual, block_h, block_w, mode, best_cost - cost)
+            cost += residual_cost(
+                prices, rice_param, residual, block_h, block_w, mode, best_cost - cost
+            )
             skip = 0
         if cost < best_cost or (cost == best_cost and mode < best):  # ties: the lower mode
             best_cost = cost
@@ -335,7 +349,7 @@ def encode_tile(
             block_w = min(4, width - left)
             mpm = most_probable_mode(modes, block_row, block_col, blocks_across)
             skip_ctx = skip_context(skips, block_row, block_col, blocks_across)
-            k = rice_k(rice_stats)
+            k = rice_parameter(rice_stats)
             mode, skip = choose_mode(
                 probs,
                 prices,

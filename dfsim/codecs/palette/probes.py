@@ -56,13 +56,13 @@ def trace_packet(codes, palette, bits, init_prob):
 
 
 @njit(cache=True)
-def remainder_bins(remainder, k):
-    """The bins of one Exp-Golomb-Rice remainder with Rice parameter ``k``."""
+def remainder_bins(remainder, rice_param):
+    """The bins of one Exp-Golomb-Rice remainder with Rice parameter ``rice_param``."""
     record = np.zeros(64, np.int64)
     enc = np.zeros(E_SIZE, np.int64)
     probs = np.full(N_CTX, HALF, np.int64)
     counts = np.zeros(N_CTX, np.int64)
-    encode_remainder(enc, record, probs, counts, remainder, k)
+    encode_remainder(enc, record, probs, counts, remainder, rice_param)
     return record[: enc[E_NBINS]] & 1
 
 
