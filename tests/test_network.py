@@ -419,3 +419,48 @@ def test_a_slow_edge_queues_images_without_moving_their_capture_times():
     )
     assert np.allclose(tx.capture_s, np.arange(5) / 100)
     assert np.allclose(np.diff(tx.latency_ms), 15.0)  # 25 ms of edge work per 10 ms frame
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Link(header_bytes=70_000),
+        lambda: Link(mtu_bytes=10),
+        lambda: Link(buffer_bytes=0),
+        lambda: Traffic(fps=0),
+        lambda: Traffic(devices=0),
+        lambda: Traffic(arrivals="bursty"),
+        lambda: Traffic(arrivals="poisson"),
+        lambda: SideInfo(placement="last-packet"),
+        lambda: SideInfo(on_loss="ignore"),
+    ],
+)
+def test_the_network_parameters_are_checked_against_their_declarations(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_stages_import_nothing_of_the_network():
+    """Transmission is a hand-off type of dfsim.stages: the stages import nothing from the
+    SimPy model, not even for type checking, and the network's names still import."""
+    import ast
+    from pathlib import Path
+
+    import dfsim.stages
+    from dfsim.transport import network
+
+    tree = ast.parse(Path(dfsim.stages.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "dfsim.transport.network" not in imported
+    assert network.Transmission is dfsim.stages.Transmission
+    assert network.CHANNEL == dfsim.stages.CHANNEL
+
+
+def test_the_two_receivers_have_their_own_names():
+    from dfsim.transport import network, receiver
+
+    assert receiver.Receiver is receiver.Reassembler  # the old name, deprecated
+    assert not hasattr(network, "Receiver") and network.CloudEndpoint.__name__ == "CloudEndpoint"

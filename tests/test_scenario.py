@@ -432,3 +432,78 @@ def test_task_and_codec_are_named_components(tmp_path):
     assert [c.codec.kwargs for c in scn.configs] == [{"bits": 4}, {"bits": 8}]
     assert scn.configs[0].columns("add_1")["bits"] == 4
     assert scn.configs[0].columns("x")["codec"] == "raw"  # every run names its codec
+
+
+def test_the_network_section_is_read_into_the_transports_dataclasses(tmp_path):
+    """One declaration: the keys land in the transport's own Link, Traffic and SideInfo,
+    the stage of each config is made of those objects, and the section reads back flat."""
+    from dfsim.experiment.prepare import transport_for
+    from dfsim.transport.jitter import Jitter
+    from dfsim.transport.settings import Link, NetworkSettings, SideInfo, Traffic
+
+    network = (
+        "network: {bandwidth_mbps: 20, fps: 15, devices: 2, buffer_bytes: 9000, "
+        "jitter: {distribution: exponential, mean_ms: 1}, deadline_ms: 40, cloud_ms: 2, "
+        "side_info: {placement: own-packet, on_loss: previous}}\n"
+        "error_control: {arq: {max_retries: 3}}\n"
+    )
+    s = load_scenario(write(tmp_path, GOOD + network))
+    nw = s.network
+    assert isinstance(nw, NetworkSettings)
+    assert nw.link == Link(bandwidth_bps=20e6, buffer_bytes=9000, jitter=Jitter("exponential", 1))
+    assert nw.traffic == Traffic(fps=15.0, devices=2)
+    assert nw.side_info == SideInfo("own-packet", "previous")
+    assert (nw.bandwidth_mbps, nw.fps, nw.devices, nw.mtu_bytes) == (20.0, 15.0, 2, 1500)
+    stage = transport_for(s, s.configs[0])
+    assert stage.link is nw.link and stage.traffic is nw.traffic
+    assert stage.side_info is nw.side_info and stage.deadline_ms == 40
+    assert stage.arq.max_retries == 3 and stage.fec is None
+    section = s.resolved()["network"]
+    assert list(section) == list(NetworkSettings.KEYS)
+    assert section["jitter"] == {"dist": "exponential", "a": 1.0, "b": 0.0}
+    assert section["side_info"] == {"placement": "own-packet", "on_loss": "previous"}
+
+
+def test_the_network_defaults_are_the_scenarios():
+    from dfsim.transport.settings import NetworkSettings
+
+    assert NetworkSettings().section() == {
+        "bandwidth_mbps": 10.0,
+        "propagation_ms": 5.0,
+        "header_bytes": 40,
+        "fps": 30.0,
+        "mtu_bytes": 1500,
+        "buffer_bytes": None,
+        "jitter": None,
+        "deadline_ms": None,
+        "devices": 1,
+        "arrivals": "periodic",
+        "edge_ms": 0.0,
+        "cloud_ms": 0.0,
+        "completion_time": "none",
+        "side_info": {"placement": "first-packet", "on_loss": "assume-delivered"},
+    }
+
+
+@pytest.mark.parametrize(
+    "network,message",
+    [
+        ("{side_info: {bits: 8}}", "network.side_info.bits: not a parameter of network.side_info"),
+        ("{header_bytes: 70000}", "network.header_bytes: 70000 is out of range"),
+        ("{devices: 0}", "network.devices: 0 is out of range"),
+        ("{completion_time: yes}", "network.completion_time: True is not one of none, measured"),
+        ("{header_bytes: 1500}", "network.header_bytes: 1500 leaves no payload"),
+    ],
+)
+def test_network_keys_are_checked_by_the_transports_declarations(tmp_path, network, message):
+    with pytest.raises(Exception, match=message):
+        load_scenario(write(tmp_path, GOOD + f"network: {network}\n"))
+
+
+def test_the_old_spec_names_still_import():
+    from dfsim.experiment import scenario
+    from dfsim.transport.settings import NetworkSettings, SideInfo
+
+    assert scenario.NetworkSpec is NetworkSettings and scenario.SideInfoSpec is SideInfo
+    for name in ("Component", "Config", "ChannelSetting", "MethodSpec", "Scenario", "read_yaml"):
+        assert hasattr(scenario, name)
