@@ -1,0 +1,98 @@
+"""``dfsim plot DIR...``: a metric against a channel parameter or a rate, and completion
+times, from one or more result directories (PNG and SVG, :mod:`dfsim.experiment.plots`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dfsim.errors import UserError
+from dfsim.tools.cli.common import metric_name, read_result_dirs
+
+
+def add_parser(sub):
+    """The ``plot`` subcommand and its options."""
+    pl = sub.add_parser("plot", help="figures from result directories (PNG and SVG)")
+    pl.add_argument(
+        "dir",
+        metavar="DIR",
+        nargs="+",
+        help="a result directory, or several drawn together (their methods named DIR:method)",
+    )
+    pl.add_argument(
+        "--out", help="where the figures go (default: the first DIR; needed for several)"
+    )
+    pl.add_argument(
+        "--x",
+        default="loss_rate",
+        choices=("loss_rate", "burst_length", "kbpi", "bits_per_image", "bpp", "bits_per_element"),
+        help="x axis: the channel's loss rate or burst length, or a rate (rate-accuracy)",
+    )
+    pl.add_argument(
+        "--y",
+        help="a metric column, or its short name (latency_p95, completion_ms, "
+        "...; default: the task's primary metric)",
+    )
+    pl.add_argument(
+        "--by",
+        help="comma-separated fields that split lines (default: channel,burst_length for "
+        "--x loss_rate; channel,loss_rate for --x burst_length)",
+    )
+    pl.add_argument(
+        "--panels", help="one subplot per value of this field (e.g. loss_rate), shared legend"
+    )
+    pl.add_argument(
+        "--methods", help="comma-separated methods to draw (default: all; several DIRs: DIR:method)"
+    )
+    return pl
+
+
+def cmd_plot(args) -> int:
+    from dfsim.experiment import plots
+
+    dirs = args.dir
+    if len(dirs) > 1 and not args.out:
+        raise UserError("--out: several directories need a directory for their figures")
+    d = Path(args.out or dirs[0])
+    rows, schema = read_result_dirs(dirs, each_has_rows=True)
+    if args.methods:
+        rows = _only_methods(rows, args.methods.split(","))
+    schema = type(schema).for_rows(schema.task, rows)  # every directory's config columns
+    y = metric_name(schema, rows, args.y, "--y")
+    by = _lines_by(args, plots.group_fields(schema))
+    stem = d / (f"{args.y or y}_vs_{args.x}" + (f"_by_{args.panels}" if args.panels else ""))
+    out = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    bars = [d / "completion_time.png", d / "completion_time.svg"]
+    try:
+        plots.metric_plot(rows, schema, out, args.x, y, by, panel=args.panels)
+        plots.completion_time_bars(rows, bars)
+    except OSError as exc:
+        raise UserError(f"{d}: cannot write figures: {exc.strerror or exc}") from None
+    print("\n".join(str(p) for p in out + bars))
+    return 0
+
+
+def _only_methods(rows: list[dict], wanted: list[str]) -> list[dict]:
+    """The rows of the ``--methods`` named, each checked to be in the results."""
+    known = list(dict.fromkeys(r["method"] for r in rows))
+    for m in wanted:
+        if m not in known:
+            raise UserError(
+                f"--methods: {m!r} is not a method of these results ({', '.join(known)})"
+            )
+    return [r for r in rows if r["method"] in wanted]
+
+
+def _lines_by(args, fields) -> tuple[str, ...]:
+    """The fields that split lines (``--by``, else the x axis's default), with ``--panels``
+    checked too."""
+    by = (
+        tuple(args.by.split(","))
+        if args.by
+        else (("channel", "burst_length") if args.x == "loss_rate" else ("channel", "loss_rate"))
+    )
+    for f in by:
+        if f not in fields:
+            raise UserError(f"--by: unknown field {f!r} (one of {', '.join(fields)})")
+    if args.panels is not None and args.panels not in fields:
+        raise UserError(f"--panels: unknown field {args.panels!r} (one of {', '.join(fields)})")
+    return by
