@@ -16,6 +16,8 @@ from types import SimpleNamespace
 import pytest
 
 from dfsim import registry
+from dfsim.errors import UserError
+from dfsim.experiment.scenario import parse_scenario
 from dfsim.registry import KINDS
 from dfsim.tools.reference import anchor, scenario_reference
 
@@ -49,14 +51,16 @@ def site(tmp_path_factory) -> Path:
                         "http://127.0.0.1:9"),
     }  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        # no --quiet: it silences the warnings that --strict counts, and the build passes
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stderr[-6000:]}"
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert done.returncode == 0 and not warnings, f"mkdocs build --strict:\n{done.stderr[-6000:]}"
     return out
 
 
@@ -90,6 +94,33 @@ def test_scenario_reference_names_every_component_and_parameter():
             assert section is not None, f"the reference misses the {kind} {name!r}"
             for param in registry.entry(kind, name).params:
                 assert f"| `{param}`" in section, f"{kind} {name!r} misses {param!r}"
+
+
+def _allowed(raw: dict) -> list[str]:
+    """The keys the loader allows where ``raw`` puts an unknown key, from its error."""
+    smallest = {"channels": [{"kind": "iid", "loss_rate": 0.0}], "methods": ["zeros"]}
+    with pytest.raises(UserError) as err:
+        parse_scenario({**smallest, **raw})
+    return re.search(r"\((?:allowed here|its parameters): ([^)]*)\)", str(err.value))[1].split(", ")
+
+
+def test_scenario_reference_lists_every_key_the_loader_allows():
+    """Asked for an unknown key, the loader lists the keys it allows: each is on the page,
+    in the section it belongs to."""
+    sections = _sections(scenario_reference())
+    for key in _allowed({"zz": 1}):
+        assert (
+            f"| `{key}`" in sections["top-level"] or f"section-{key}".replace("_", "-") in sections
+        ), key
+    for where, raw in (
+        ("network", {"network": {"zz": 1}}),
+        ("network", {"network": {"side_info": {"zz": 1}}}),
+        ("packets", {"packets": {"zz": 1}}),
+        ("model", {"model": {"import": "a:b", "zz": 1}}),
+    ):
+        section = sections[f"section-{where}"]
+        for key in _allowed(raw):
+            assert f"`{key}`" in section, f"{where}.{key} is not in the reference"
 
 
 def test_scenario_reference_on_the_site(site):

@@ -306,7 +306,7 @@ def _section(name: str, defaults: dict) -> str:
     elif name == "packets":
         out += [param_table(params(sc.Packetization)), _GRID_NOTE + "\n"]
     elif name == "network":
-        out += _network(sc, params)
+        out += _network()
     elif name == "error_control":
         strategies = registry.names("error_control")
         both = "+".join(reversed(strategies))
@@ -342,18 +342,23 @@ def _section(name: str, defaults: dict) -> str:
     return "\n".join(out)
 
 
-def _network(sc, params) -> list[str]:
-    declared = params(sc.NetworkSpec)
-    jitter = declared.pop("jitter", None)
-    side = declared.get("side_info")
-    out = [param_table(declared)]
-    if jitter is not None:
+def _network() -> list[str]:
+    """The ``network`` section's keys, each checked against the transport field that
+    declares it (:class:`dfsim.transport.settings.NetworkSettings`)."""
+    from dfsim.transport.settings import NetworkSettings, SideInfo
+
+    keys = [k for k in NetworkSettings.KEYS if k not in ("jitter", "side_info")]
+    out = [param_table({k: NetworkSettings.param(k) for k in keys})]
+    if "jitter" in NetworkSettings.KEYS:
         out.append(
             "`jitter`: an extra delay per packet, `null` (default) or a mapping with "
             f"`distribution` (one of {_one_of('jitter')}) and its parameters.\n"
         )
-    if side is not None:
-        out += ["`side_info`: a mapping with these keys:\n", param_table(params(side.type))]
+    if "side_info" in NetworkSettings.KEYS:
+        declared = registry.dataclass_params(SideInfo)
+        side = {k: declared[k] for k in NetworkSettings.SIDE_INFO_KEYS}
+        out += ["`side_info`: where the codec's side information travels, a mapping:\n",
+                param_table(side)]  # fmt: skip
     return out
 
 
@@ -381,7 +386,7 @@ def scenario_reference(api_links: bool = True) -> str:
         "[Writing a scenario](../guide/scenarios.md).\n",
         "A component given by a plugin (`plugins:`) takes the parameters its own signature "
         "declares; [Extending dfsim](../extending.md) explains how.\n",
-        "## Top-level keys\n",
+        "## Top-level keys { #top-level }\n",
         "The top level of a scenario holds these keys and the sections below; only "
         "`channels` and `methods` are required.\n",
         param_table(top, notes=_TOP_NOTES),
