@@ -2,7 +2,9 @@
 # One-stop set-up for dfsim on a fresh Debian machine with Python 3.11:
 #   - the Fashion-MNIST dataset (Debian package dataset-fashion-mnist), if missing
 #   - a virtual environment in .venv with dfsim (editable) and every dependency at the
-#     version constraints.txt locks (a CPU build of torch among them)
+#     version constraints.txt locks (a CPU build of torch among them), the documentation
+#     site's tools included: `.venv/bin/mkdocs build --strict` builds the site into site/,
+#     `.venv/bin/mkdocs serve` serves it while you edit
 #   - dfsim's numba kernels compiled into numba's cache (a build step, like compiling a C
 #     extension): the first run then does not spend ~30 s of CPU time compiling them
 # Safe to run repeatedly; it only does what is missing.
