@@ -8,14 +8,15 @@ probability ``p`` (of the bin being 1, 16-bit fixed point) splits the range at
 ``(range >> 16) * p``; a 1 takes the lower part. LZMA's first output byte, always 0, is
 not written. Bypass bins are bins with ``p = 1/2`` and no context.
 
-**Contexts.** Each context is a probability ``cp[ctx]`` (16 bits, kept in
-``[PMIN, 2^16 - PMIN]``) and an observation count ``cn[ctx]``. After a bin the probability
+**Contexts.** Each context is a probability ``probs[ctx]`` (16 bits, kept in
+``[PMIN, 2^16 - PMIN]``) and an observation count ``counts[ctx]``. After a bin the
+probability
 moves towards it by ``1 / (n + PRIOR)`` (n: bins the context has seen; PRIOR: the weight
 of its initial probability, in bins) until that reaches ``1 / WINDOW``, then by
 ``1 / WINDOW``: a count-based (Krichevsky-Trofimov-like) start that learns fast inside a
 short packet, then an exponential window like CABAC's state machine.
 
-**Encoder in two steps.** The modelling records each bin as ``rec[i] = p << 1 | bit``
+**Encoder in two steps.** The modelling records each bin as ``record[i] = p << 1 | bit``
 (``p``: its context's probability at that moment; the context then adapts), and
 :func:`enc_run` codes the whole record in one tight loop whose state stays in registers.
 The record also lets tests read the exact bin string a binarisation produced.
@@ -36,12 +37,12 @@ probability the model gave each bin when it was coded (bypass: 1 bit each), from
 16384-entry table (within 0.06 bits per bin).
 
 State lives in small arrays so that numba functions can pass it around: the encoder's
-record ``rec`` and its length ``es[E_NBINS]``, the contexts ``cp`` / ``cn``; the decoder's
-``ds`` (:data:`D_CODE` ...) and input ``data`` (uint8).
+record ``record`` and its length ``enc[E_NBINS]``, the contexts ``probs`` / ``counts``;
+the decoder's state ``dec`` (:data:`D_CODE` ...) and input ``data`` (uint8).
 
 Numba caches compiled code per source file: the palette codec's functions inline these,
-so after editing this module, touch :mod:`dfsim.codecs.palette` (or clear its
-``__pycache__``) so that its cached machine code is rebuilt.
+so after editing this module, delete ``dfsim/codecs/palette/__pycache__`` so that the
+palette kernels' cached machine code is rebuilt.
 """
 
 from __future__ import annotations
@@ -76,24 +77,24 @@ D_SIZE = 5
 
 
 @njit(cache=True)
-def bin_cost(p: int, bit: int) -> float:
-    """-log2 of the probability a context with P(1) = p / 2^16 gives ``bit`` (from a
+def bin_cost(prob: int, bit: int) -> float:
+    """-log2 of the probability a context with P(1) = prob / 2^16 gives ``bit`` (from a
     table, to within 0.06 bits)."""
-    return COST[(p if bit else ONE - p) >> 2]
+    return COST[(prob if bit else ONE - prob) >> 2]
 
 
 @njit(cache=True)
-def reset_contexts(cp, cn, init) -> None:
+def reset_contexts(probs, counts, init) -> None:
     """Every context back to its initial probability, count 0."""
     for i in range(len(init)):
-        cp[i] = init[i]
-        cn[i] = 0
+        probs[i] = init[i]
+        counts[i] = 0
 
 
 @njit(cache=True)
-def _update(cp, cn, ctx, bit) -> None:
-    p = cp[ctx]
-    n = cn[ctx]
+def _update(probs, counts, ctx, bit) -> None:
+    p = probs[ctx]
+    n = counts[ctx]
     r = RATE[n] if n < RATE_N else RATE[RATE_N - 1]
     if bit:
         p += ((ONE - p) * r) >> 16
@@ -103,45 +104,45 @@ def _update(cp, cn, ctx, bit) -> None:
         p -= (p * r) >> 16
         if p < PMIN:
             p = PMIN
-    cp[ctx] = p
-    cn[ctx] = n + 1
+    probs[ctx] = p
+    counts[ctx] = n + 1
 
 
 # ------------------------------------------------------------------------------- encoder
 # The encoder works in two steps: the modelling records each bin's probability and value
-# (``rec[i] = p << 1 | bit``, contexts adapted as it goes), then :func:`enc_run` codes the
+# (``record[i] = p << 1 | bit``, contexts adapted as it goes), then :func:`enc_run` codes the
 # record in one tight loop whose coder state stays in registers.
 
 
 @njit(cache=True)
-def enc_init(es) -> None:
+def enc_init(enc) -> None:
     """A fresh record (no bins)."""
-    es[E_NBINS] = 0
+    enc[E_NBINS] = 0
 
 
 @njit(cache=True)
-def enc_bin(es, rec, cp, cn, ctx, bit) -> None:
+def enc_bin(enc, record, probs, counts, ctx, bit) -> None:
     """Record ``bit`` with context ``ctx``'s probability and adapt the context."""
-    p = cp[ctx]
-    n = es[E_NBINS]
-    rec[n] = (p << 1) | bit
-    es[E_NBINS] = n + 1
-    _update(cp, cn, ctx, bit)
+    p = probs[ctx]
+    n = enc[E_NBINS]
+    record[n] = (p << 1) | bit
+    enc[E_NBINS] = n + 1
+    _update(probs, counts, ctx, bit)
 
 
 @njit(cache=True)
-def enc_bypass(es, rec, bit) -> None:
+def enc_bypass(enc, record, bit) -> None:
     """Record ``bit`` with probability 1/2 (no context)."""
-    n = es[E_NBINS]
-    rec[n] = (HALF << 1) | bit
-    es[E_NBINS] = n + 1
+    n = enc[E_NBINS]
+    record[n] = (HALF << 1) | bit
+    enc[E_NBINS] = n + 1
 
 
 @njit(cache=True)
-def enc_bits(es, rec, value, n) -> None:
-    """``n`` bypass bins: ``value``'s low ``n`` bits, most significant first."""
-    for b in range(n - 1, -1, -1):
-        enc_bypass(es, rec, (value >> b) & 1)
+def enc_bits(enc, record, value, nbits) -> None:
+    """``nbits`` bypass bins: ``value``'s low ``nbits`` bits, most significant first."""
+    for b in range(nbits - 1, -1, -1):
+        enc_bypass(enc, record, (value >> b) & 1)
 
 
 @njit(cache=True)
@@ -179,8 +180,8 @@ def enc_capacity(n_bins: int) -> int:
 
 
 @njit(cache=True)
-def enc_run(rec, n, buf):
-    """Arithmetic-code the first ``n`` recorded bins into ``buf``, terminate canonically
+def enc_run(record, n_bins, buf):
+    """Arithmetic-code the first ``n_bins`` recorded bins into ``buf``, terminate canonically
     and drop trailing zero bytes. Returns (m, ideal): the payload is ``buf[:m]`` (m = -1
     if ``buf`` was too small), ideal = -sum log2 p of the bins. LZMA's leading 0 byte is
     not written."""
@@ -190,8 +191,8 @@ def enc_run(rec, n, buf):
     csize = 1
     pos = -1
     ideal = 0.0
-    for i in range(n):
-        v = rec[i]
+    for i in range(n_bins):
+        v = record[i]
         p = v >> 1
         bound = (rng >> 16) * p
         if v & 1:
@@ -216,34 +217,34 @@ def enc_run(rec, n, buf):
 
 # ------------------------------------------------------------------------------- decoder
 @njit(cache=True)
-def _byte(ds, data) -> int:
-    pos = ds[D_POS]
-    ds[D_POS] = pos + 1
-    if pos < ds[D_END]:
+def _byte(dec, data) -> int:
+    pos = dec[D_POS]
+    dec[D_POS] = pos + 1
+    if pos < dec[D_END]:
         return data[pos]
     return 0
 
 
 @njit(cache=True)
-def dec_init(ds, data, start, end) -> bool:
+def dec_init(dec, data, start, end) -> bool:
     """Start decoding ``data[start:end]``; False if the first bytes cannot start a stream."""
-    ds[D_START] = start
-    ds[D_END] = end
-    ds[D_POS] = start
-    ds[D_RANGE] = MASK32
+    dec[D_START] = start
+    dec[D_END] = end
+    dec[D_POS] = start
+    dec[D_RANGE] = MASK32
     code = 0
     for _ in range(4):
-        code = (code << 8) | _byte(ds, data)
-    ds[D_CODE] = code
+        code = (code << 8) | _byte(dec, data)
+    dec[D_CODE] = code
     return code < MASK32
 
 
 @njit(cache=True)
-def dec_bin(ds, data, cp, cn, ctx) -> int:
+def dec_bin(dec, data, probs, counts, ctx) -> int:
     """Decode one bin with context ``ctx`` and adapt the context."""
-    p = cp[ctx]
-    rng = ds[D_RANGE]
-    code = ds[D_CODE]
+    p = probs[ctx]
+    rng = dec[D_RANGE]
+    code = dec[D_CODE]
     bound = (rng >> 16) * p
     if code < bound:
         rng = bound
@@ -252,20 +253,20 @@ def dec_bin(ds, data, cp, cn, ctx) -> int:
         code -= bound
         rng -= bound
         bit = 0
-    _update(cp, cn, ctx, bit)
+    _update(probs, counts, ctx, bit)
     while rng < TOP:
         rng <<= 8
-        code = (code << 8) | _byte(ds, data)
-    ds[D_RANGE] = rng
-    ds[D_CODE] = code
+        code = (code << 8) | _byte(dec, data)
+    dec[D_RANGE] = rng
+    dec[D_CODE] = code
     return bit
 
 
 @njit(cache=True)
-def dec_bypass(ds, data) -> int:
+def dec_bypass(dec, data) -> int:
     """Decode one bypass bin."""
-    rng = ds[D_RANGE]
-    code = ds[D_CODE]
+    rng = dec[D_RANGE]
+    code = dec[D_CODE]
     bound = (rng >> 16) * HALF
     if code < bound:
         rng = bound
@@ -276,37 +277,37 @@ def dec_bypass(ds, data) -> int:
         bit = 0
     while rng < TOP:
         rng <<= 8
-        code = (code << 8) | _byte(ds, data)
-    ds[D_RANGE] = rng
-    ds[D_CODE] = code
+        code = (code << 8) | _byte(dec, data)
+    dec[D_RANGE] = rng
+    dec[D_CODE] = code
     return bit
 
 
 @njit(cache=True)
-def dec_bits(ds, data, n) -> int:
-    """``n`` bypass bins as an integer, most significant first."""
+def dec_bits(dec, data, nbits) -> int:
+    """``nbits`` bypass bins as an integer, most significant first."""
     v = 0
-    for _ in range(n):
-        v = (v << 1) | dec_bypass(ds, data)
+    for _ in range(nbits):
+        v = (v << 1) | dec_bypass(dec, data)
     return v
 
 
 @njit(cache=True)
-def dec_finish(ds, data) -> bool:
+def dec_finish(dec, data) -> bool:
     """Whether the payload ended exactly as the encoder ends a stream: no byte left
     unread, no trailing zero byte, and the last four bytes read (zeros past the end) are
     the canonical final value of the decoder's final interval."""
-    pos = ds[D_POS]
-    end = ds[D_END]
+    pos = dec[D_POS]
+    end = dec[D_END]
     if end > pos:
         return False  # bytes the decoder never needed
-    if end > ds[D_START] and data[end - 1] == 0:
+    if end > dec[D_START] and data[end - 1] == 0:
         return False  # the encoder drops trailing zeros
     w = 0
     for i in range(pos - 4, pos):
         w = (w << 8) | (data[i] if i < end else 0)
-    low = (w - ds[D_CODE]) & MASK32
-    return (canonical(low, ds[D_RANGE]) & MASK32) == w
+    low = (w - dec[D_CODE]) & MASK32
+    return (canonical(low, dec[D_RANGE]) & MASK32) == w
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -315,19 +316,19 @@ def _code_bins(bits, ctxs, bypass, init):
     """Encode a sequence of bins (bypass where ``bypass[i]``) into bytes, with the ideal
     bits. For tests."""
     n = len(bits)
-    rec = np.zeros(max(n, 1), np.int64)
-    es = np.zeros(E_SIZE, np.int64)
-    cp = np.empty(len(init), np.int64)
-    cn = np.empty(len(init), np.int64)
-    reset_contexts(cp, cn, init)
-    enc_init(es)
+    record = np.zeros(max(n, 1), np.int64)
+    enc = np.zeros(E_SIZE, np.int64)
+    probs = np.empty(len(init), np.int64)
+    counts = np.empty(len(init), np.int64)
+    reset_contexts(probs, counts, init)
+    enc_init(enc)
     for i in range(n):
         if bypass[i]:
-            enc_bypass(es, rec, bits[i])
+            enc_bypass(enc, record, bits[i])
         else:
-            enc_bin(es, rec, cp, cn, ctxs[i], bits[i])
+            enc_bin(enc, record, probs, counts, ctxs[i], bits[i])
     buf = np.zeros((n * 11) // 8 + 16, np.uint8)
-    m, ideal = enc_run(rec, es[E_NBINS], buf)
+    m, ideal = enc_run(record, enc[E_NBINS], buf)
     return buf[:m].copy(), ideal
 
 
@@ -335,18 +336,18 @@ def _code_bins(bits, ctxs, bypass, init):
 def _decode_bins(data, ctxs, bypass, init):
     n = len(ctxs)
     out = np.zeros(n, np.int64)
-    ds = np.zeros(D_SIZE, np.int64)
-    cp = np.empty(len(init), np.int64)
-    cn = np.empty(len(init), np.int64)
-    reset_contexts(cp, cn, init)
-    if not dec_init(ds, data, 0, len(data)):
+    dec = np.zeros(D_SIZE, np.int64)
+    probs = np.empty(len(init), np.int64)
+    counts = np.empty(len(init), np.int64)
+    reset_contexts(probs, counts, init)
+    if not dec_init(dec, data, 0, len(data)):
         return out, False
     for i in range(n):
         if bypass[i]:
-            out[i] = dec_bypass(ds, data)
+            out[i] = dec_bypass(dec, data)
         else:
-            out[i] = dec_bin(ds, data, cp, cn, ctxs[i])
-    return out, dec_finish(ds, data)
+            out[i] = dec_bin(dec, data, probs, counts, ctxs[i])
+    return out, dec_finish(dec, data)
 
 
 def encode_bins(bits, ctxs, bypass=None, n_contexts: int | None = None, init=None):
