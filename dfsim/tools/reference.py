@@ -225,11 +225,10 @@ def _one_of(kind: str) -> str:
 
 def _api_link(obj) -> str:
     """A cross-reference to ``obj`` on the API reference, when it is public dfsim code."""
-    module, qualname = getattr(obj, "__module__", ""), getattr(obj, "__qualname__", "")
-    path = f"{module}.{qualname}"
-    # the API reference shows public objects with a docstring
+    path = _qualified(obj)
+    # the API reference shows the public objects of dfsim that have a docstring
     private = any(p.startswith("_") for p in path.split("."))
-    if not module.startswith("dfsim.") or private or not getattr(obj, "__doc__", None):
+    if not path.startswith("dfsim.") or private or not getattr(obj, "__doc__", None):
         return _code(path)
     return f"[`{path}`][{path}]"
 

@@ -23,15 +23,12 @@ No page written by hand may sit where one of these is generated: that is an erro
 from __future__ import annotations
 
 import ast
-import logging
 import posixpath
 import re
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, InclusionLevel
-
-log = logging.getLogger("mkdocs.hooks.dfsim_site")
 
 PACKAGE = "dfsim"
 SCENARIO_PAGE = "reference/scenario.md"
@@ -48,8 +45,9 @@ _root: Path | None = None  # the repository: the folder of mkdocs.yml
 
 # --------------------------------------------------------------------------- the package
 def public_modules(root: Path) -> list[str]:
-    """Every public module of the package under ``root``, dotted, packages before their
-    modules, in path order (``dfsim``, ``dfsim.cache``, ..., ``dfsim.codecs``, ...)."""
+    """Every public module of the package under ``root``, dotted, by wing (the modules
+    beside the package's ``__init__`` first), each wing's package before its modules:
+    ``dfsim``, ``dfsim.cache``, ..., ``dfsim.codecs``, ``dfsim.codecs.accounting``, ..."""
     out = []
     for path in sorted((root / PACKAGE).rglob("*.py")):
         parts = list(path.relative_to(root).with_suffix("").parts)
@@ -161,7 +159,9 @@ def on_config(config):
     _root = Path(config.config_file_path).resolve().parent
     if config.nav is not None:
         _expand_nav(config.nav, api_nav(_root, public_modules(_root)))
-    for folder in (PACKAGE, *SERVED_DIRS):  # `mkdocs serve` rebuilds when they change
+    # `mkdocs serve` rebuilds when they change (the scenario reference, made from the
+    # imported package, shows a change to the code after a restart)
+    for folder in (PACKAGE, *SERVED_DIRS):
         if (_root / folder).is_dir() and str(_root / folder) not in config.watch:
             config.watch.append(str(_root / folder))
     return config
