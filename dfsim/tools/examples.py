@@ -77,25 +77,14 @@ def example_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dfsim.experiment.prepare import build_methods, predict, prepare
+    from dfsim.experiment.prepare import prepare
     from dfsim.experiment.trial import transmit
 
-    cells = [(i, c) for i, c in enumerate(scn.cells) if abs(c.loss_rate - loss_rate) < 1e-9]
-    if not cells:
-        rates = sorted({c.loss_rate for c in scn.cells})
-        raise UserError(f"--loss: {loss_rate} is not a loss rate of the scenario ({rates})")
-    cell_index, cell = cells[0]
+    cell = _cell(scn, loss_rate)
     prep = prepare(scn, 0)
     if len(prep.streams) != 1:
         raise UserError("dfsim example: the cut must pass one tensor")
-    labels = [m.label for m in scn.methods]
-    chosen = methods or [x for x in labels if x != "zeros"][:2]
-    unknown = [x for x in chosen if x not in labels]
-    if unknown:
-        raise UserError(f"--methods: {unknown[0]!r} is not a method of the scenario ({labels})")
-    if "zeros" not in labels:
-        raise UserError("dfsim example: the scenario needs the 'zeros' method (no recovery)")
-    built = {spec.label: per_stream[0] for spec, per_stream in build_methods(prep)}
+    chosen, built = _methods(scn, prep, methods)
     tx = transmit(prep, cell, trial)
     delivery = prep.receiver.receive(tx, prep.streams)
     tensors, lost = delivery.tensors[0], delivery.lost[0]
@@ -104,16 +93,7 @@ def example_figure(
         image = _telling_image(prep, built["zeros"], tensors, lost, stream)
     if not 0 <= image < prep.n_images:
         raise UserError(f"--image: {image} is not an image index (0..{prep.n_images - 1})")
-    sl = slice(image, image + 1)
-    columns = [("no recovery", built["zeros"].complete_batch(tensors[sl], lost[sl], stream.layout))]
-    for label in chosen:
-        columns.append((label, built[label].complete_batch(tensors[sl], lost[sl], stream.layout)))
-    columns.append(("no loss", stream.reference[sl]))
-    if getattr(prep.task, "show_original", False):  # the task's predictions are images
-        columns.insert(0, ("original", None))
-    task, target = prep.task, prep.targets
-    one_target = target[image : image + 1] if hasattr(target, "__getitem__") else target
-    ref = prep.reference_pred[image : image + 1]
+    columns = _columns(prep, built, chosen, tensors, lost, image)
     summary = {
         "image": image,
         "channel": cell.kind,
@@ -121,42 +101,9 @@ def example_figure(
         "burst_length": cell.burst_length,
         "lost_share": float(lost[image].mean()),
     }
-    fig, axes = plt.subplots(2, len(columns), figsize=(2.6 * len(columns), 4.6), squeeze=False)
-    c, h, w = stream.reference.shape[1:]
-    ch = np.argsort(-stream.reference[image].reshape(c, -1).var(axis=1))[:channels].tolist()
-    lo, hi = np.percentile(stream.reference[image][ch], [1, 99])
-    # the titles show agreement with the loss-free outcome (one image's mAP or top-1 against
-    # its labels says little); the JSON has every metric
-    primary = next(m for m in task.metrics if m.name == task.label_free)
-    for k, (title, t) in enumerate(columns):
-        for ax in axes[:, k]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if t is None:  # the original image, and no tensor
-            axes[0, k].imshow(prep.images.images[image][0], cmap="gray", vmin=0, vmax=255)
-            axes[0, k].set_title(title, fontsize=9)
-            axes[1, k].axis("off")
-            continue
-        pred = predict(task, prep.cloud, [t], scn.batch_size)
-        scores = task.evaluate(pred, ref, one_target)
-        summary[title] = {m: float(v) for m, v in scores.items()}
-        _show_task(axes[0, k], task, prep.images.images[image], pred[0], prep.images.classes)
-        value = primary.scale * scores[primary.name]
-        axes[0, k].set_title(
-            f"{title}\n{primary.name} {value:.{primary.decimals}f}{primary.unit}", fontsize=9
-        )
-        view = _tile(t[0], ch, lo, hi)
-        if title == "no recovery":
-            view = np.where(
-                np.concatenate([np.pad(lost[image][i], ((0, 0), (0, 1))) for i in ch], axis=1)[
-                    :, : view.shape[1]
-                ],
-                0.0,
-                view,
-            )
-        axes[1, k].imshow(view, cmap="gray", vmin=0, vmax=1)
-    first = next(k for k, (_, t) in enumerate(columns) if t is not None)
-    axes[1, first].set_ylabel(f"{len(ch)} of {c} channels", fontsize=8)
+    outcomes = _outcomes(prep, columns, image, scn.batch_size)
+    summary.update({title: scores for title, (_, scores) in outcomes.items()})
+    fig = _figure(prep, columns, outcomes, lost[image], image, channels)
     where = f", config {prep.config.describe()}" if len(scn.configs) > 1 else ""
     fig.suptitle(
         f"{scn.name}{where}: image {image}, {cell.kind} loss {loss_rate:.0%} "
@@ -167,3 +114,106 @@ def example_figure(
     fig.savefig(out, dpi=150)
     plt.close(fig)
     return summary
+
+
+def _cell(scn, loss_rate: float):
+    """The scenario's first channel setting at ``loss_rate``."""
+    cells = [c for c in scn.cells if abs(c.loss_rate - loss_rate) < 1e-9]
+    if not cells:
+        rates = sorted({c.loss_rate for c in scn.cells})
+        raise UserError(f"--loss: {loss_rate} is not a loss rate of the scenario ({rates})")
+    return cells[0]
+
+
+def _methods(scn, prep, methods: list[str] | None) -> tuple[list[str], dict]:
+    """The labels of the methods shown besides ``zeros`` (default: the scenario's first
+    two others), checked, and every method of the scenario built for the one stream."""
+    from dfsim.experiment.prepare import build_methods
+
+    labels = [m.label for m in scn.methods]
+    chosen = methods or [x for x in labels if x != "zeros"][:2]
+    unknown = [x for x in chosen if x not in labels]
+    if unknown:
+        raise UserError(f"--methods: {unknown[0]!r} is not a method of the scenario ({labels})")
+    if "zeros" not in labels:
+        raise UserError("dfsim example: the scenario needs the 'zeros' method (no recovery)")
+    built = {spec.label: per_stream[0] for spec, per_stream in build_methods(prep)}
+    return chosen, built
+
+
+def _columns(prep, built: dict, chosen: list[str], tensors, lost, image: int) -> list[tuple]:
+    """The figure's columns, (title, the tensor the cloud gets): no recovery, each chosen
+    method's repair, no loss; first the original image (no tensor) when the task's
+    predictions are images."""
+    stream = prep.streams[0]
+    sl = slice(image, image + 1)
+    columns = [("no recovery", built["zeros"].complete_batch(tensors[sl], lost[sl], stream.layout))]
+    for label in chosen:
+        columns.append((label, built[label].complete_batch(tensors[sl], lost[sl], stream.layout)))
+    columns.append(("no loss", stream.reference[sl]))
+    if getattr(prep.task, "show_original", False):  # the task's predictions are images
+        columns.insert(0, ("original", None))
+    return columns
+
+
+def _outcomes(prep, columns: list[tuple], image: int, batch_size: int) -> dict:
+    """Per column with a tensor: the cloud's prediction and the task's metrics on the
+    image (against the loss-free prediction and the image's target)."""
+    from dfsim.experiment.prepare import predict
+
+    task, target = prep.task, prep.targets
+    one_target = target[image : image + 1] if hasattr(target, "__getitem__") else target
+    ref = prep.reference_pred[image : image + 1]
+    outcomes = {}
+    for title, t in columns:
+        if t is None:
+            continue
+        pred = predict(task, prep.cloud, [t], batch_size)
+        scores = task.evaluate(pred, ref, one_target)
+        outcomes[title] = (pred, {m: float(v) for m, v in scores.items()})
+    return outcomes
+
+
+def _figure(prep, columns: list[tuple], outcomes: dict, lost, image: int, channels: int):
+    """Two rows, a column each: the task's view of the outcome (titled with its agreement
+    with the loss-free outcome), and the ``channels`` most varied channels of the tensor
+    (lost rows black under no recovery)."""
+    import matplotlib.pyplot as plt  # its backend chosen by example_figure
+
+    task, stream = prep.task, prep.streams[0]
+    fig, axes = plt.subplots(2, len(columns), figsize=(2.6 * len(columns), 4.6), squeeze=False)
+    c, h, w = stream.reference.shape[1:]
+    ch = np.argsort(-stream.reference[image].reshape(c, -1).var(axis=1))[:channels].tolist()
+    lo, hi = np.percentile(stream.reference[image][ch], [1, 99])
+    # the titles show agreement with the loss-free outcome (one image's mAP or top-1 against
+    # its labels says little); the JSON has every metric
+    primary = next(m for m in task.metrics if m.name == task.label_free)
+    for k, (title, t) in enumerate(columns):
+        top, bottom = axes[0, k], axes[1, k]
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if t is None:  # the original image, and no tensor
+            top.imshow(prep.images.images[image][0], cmap="gray", vmin=0, vmax=255)
+            top.set_title(title, fontsize=9)
+            bottom.axis("off")
+            continue
+        pred, scores = outcomes[title]
+        _show_task(top, task, prep.images.images[image], pred[0], prep.images.classes)
+        value = primary.scale * scores[primary.name]
+        top.set_title(
+            f"{title}\n{primary.name} {value:.{primary.decimals}f}{primary.unit}", fontsize=9
+        )
+        view = _tile(t[0], ch, lo, hi)
+        if title == "no recovery":
+            view = _black_lost_rows(view, lost, ch)
+        bottom.imshow(view, cmap="gray", vmin=0, vmax=1)
+    first = next(k for k, (_, t) in enumerate(columns) if t is not None)
+    axes[1, first].set_ylabel(f"{len(ch)} of {c} channels", fontsize=8)
+    return fig
+
+
+def _black_lost_rows(view: np.ndarray, lost: np.ndarray, channels: list[int]) -> np.ndarray:
+    """``view`` (the channels tiled by :func:`_tile`) with the lost values black."""
+    mask = np.concatenate([np.pad(lost[i], ((0, 0), (0, 1))) for i in channels], axis=1)
+    return np.where(mask[:, : view.shape[1]], 0.0, view)
