@@ -68,6 +68,7 @@ def _text(page: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
 
 
+@pytest.mark.slow  # the strict build: tens of seconds
 def test_site_builds_strict_with_every_generated_page(site):
     assert (site / "index.html").is_file()
     assert (site / "reference" / "scenario" / "index.html").is_file()
@@ -123,6 +124,7 @@ def test_scenario_reference_lists_every_key_the_loader_allows():
             assert f"`{key}`" in section, f"{where}.{key} is not in the reference"
 
 
+@pytest.mark.slow
 def test_scenario_reference_on_the_site(site):
     page = (site / "reference" / "scenario" / "index.html").read_text(encoding="utf-8")
     for kind in KINDS:
@@ -134,6 +136,7 @@ def _links(page: Path) -> list[str]:
     return re.findall(r'(?:src|href)="([^"#?]+)', page.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_pages_link_to_the_committed_figures(site):
     """Every link from a page into results/ or benchmarks/ reaches the committed file (or
     the page made of a committed Markdown file), and the pages the hook serves from there
