@@ -9,7 +9,8 @@ from scipy.ndimage import gaussian_filter
 
 from dfsim.codecs.base import PacketBytes, PayloadError
 from dfsim.codecs.quantizer import quantize
-from dfsim.codecs.range_coder import SIDE_KEY, RangeCodec, _parse_tables
+from dfsim.codecs.range_coder import SIDE_KEY, RangeCodec
+from dfsim.codecs.range_coder.side_info import parse_tables as _parse_tables
 from dfsim.errors import UserError
 from dfsim.registry import build
 from dfsim.transport.packets import PacketLayout, packetize
