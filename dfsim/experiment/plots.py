@@ -80,32 +80,14 @@ def metric_plot(
     legend. With ``x = burst_length``, i.i.d. rows (mean
     burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
     """
-    from dfsim.experiment.statistics import varying_config_keys
-
-    by = tuple(f for f in by if f != panel)
-    varying = varying_config_keys(rows, schema)
-    if x in RATE_AXES:
-        varying = [k for k in varying if k == "codec"]
-    by += tuple(k for k in varying if k not in by and k != panel)
     decl = schema.metric(y)
+    by = _line_fields(rows, schema, x, by, panel)
     if decl.per == "trial":  # the same for every method of a trial: one line per group
         first = rows[0]["method"] if rows else None
         rows = [{**r, "method": ""} for r in rows if r["method"] == first]
     groups, labels = _series(rows, decl.name, x, by, panel)
     methods = list(dict.fromkeys(k[1] for k in groups))
-    series = list(dict.fromkeys(k[2:] for k in groups))
-    if len(methods) == 1 and len(series) > 1:  # one method: a colour per line reads best
-        style = {
-            "colour": {g: plt.cm.tab10(i % 10) for i, g in enumerate(series)},
-            "line": {g: LINESTYLES[(i // 10) % len(LINESTYLES)] for i, g in enumerate(series)},
-            "by": "series",
-        }
-    else:
-        style = {
-            "colour": {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)},
-            "line": {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(series)},
-            "by": "method",
-        }
+    style = _style(methods, list(dict.fromkeys(k[2:] for k in groups)))
     panels = sorted({k[0] for k in groups}, key=lambda v: (v is None, v))
     width = 7.5 if len(panels) == 1 else 2.6 * len(panels) + 2.8
     fig, axes = plt.subplots(
@@ -116,17 +98,8 @@ def metric_plot(
         keys = sorted(
             (k for k in groups if k[0] == pv), key=lambda k: (methods.index(k[1]), str(k[2:]))
         )
-        for key in keys:
-            iid = x == "burst_length" and "channel" in by and key[2 + by.index("channel")] == "iid"
-            label = " — ".join(p for p in (key[1], labels[key[1:]]) if p) or "all"
-            _draw(ax, groups[key], X_AXES[x][1], decl.scale, style, key, label, iid)
-            iid_marked |= iid
-        _references(ax, reference, decl)
-        xs = [v for k in keys for v in groups[k] if v > 0]
-        if x in RATE_AXES and xs and max(xs) > 20 * min(xs):  # rates spanning decades
-            ax.set_xscale("log")
-        ax.set_xlabel(X_AXES[x][0])
-        ax.grid(True, alpha=0.3)
+        lines = {k: groups[k] for k in keys}
+        iid_marked |= _panel(ax, lines, labels, style, x, by, decl, reference)
         if pv is not None:
             ax.set_title(_group_label({panel: pv, "channel": None}, (panel,)), fontsize=9)
     axes[0][0].set_ylabel(decl.axis_label)
@@ -140,6 +113,54 @@ def metric_plot(
         fig.suptitle(title or what, fontsize=10)
     fig.tight_layout()
     _save(fig, paths)
+
+
+def _line_fields(rows, schema: ResultsSchema, x: str, by: tuple[str, ...], panel) -> tuple:
+    """The fields that split lines: ``by`` without the panel field, plus the config
+    columns that vary in ``rows`` (on a rate axis only ``codec``: there a line's points
+    are configs)."""
+    from dfsim.experiment.statistics import varying_config_keys
+
+    by = tuple(f for f in by if f != panel)
+    varying = varying_config_keys(rows, schema)
+    if x in RATE_AXES:
+        varying = [k for k in varying if k == "codec"]
+    return by + tuple(k for k in varying if k not in by and k != panel)
+
+
+def _style(methods: list, series: list) -> dict:
+    """Colours and line styles: a colour per method and a line style per group; with one
+    method and several groups, a colour per group (it reads best)."""
+    if len(methods) == 1 and len(series) > 1:
+        return {
+            "colour": {g: plt.cm.tab10(i % 10) for i, g in enumerate(series)},
+            "line": {g: LINESTYLES[(i // 10) % len(LINESTYLES)] for i, g in enumerate(series)},
+            "by": "series",
+        }
+    return {
+        "colour": {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)},
+        "line": {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(series)},
+        "by": "method",
+    }
+
+
+def _panel(ax, groups: dict, labels: dict, style: dict, x: str, by: tuple, decl, reference) -> bool:
+    """One panel: its series (``groups``, in drawing order), the reference lines, its x
+    axis (logarithmic for a rate axis spanning more than a factor 20) and grid; returns
+    whether it drew i.i.d. markers."""
+    iid_marked = False
+    for key, by_x in groups.items():
+        iid = x == "burst_length" and "channel" in by and key[2 + by.index("channel")] == "iid"
+        label = " — ".join(p for p in (key[1], labels[key[1:]]) if p) or "all"
+        _draw(ax, by_x, X_AXES[x][1], decl.scale, style, key, label, iid)
+        iid_marked |= iid
+    _references(ax, reference, decl)
+    xs = [v for by_x in groups.values() for v in by_x if v > 0]
+    if x in RATE_AXES and xs and max(xs) > 20 * min(xs):  # rates spanning decades
+        ax.set_xscale("log")
+    ax.set_xlabel(X_AXES[x][0])
+    ax.grid(True, alpha=0.3)
+    return iid_marked
 
 
 def _series(rows, col: str, x: str, by: tuple[str, ...], panel):
