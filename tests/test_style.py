@@ -13,7 +13,7 @@ PACKAGE = ROOT / "dfsim"
 def test_ruff_passes():
     for args in (["check"], ["format", "--check"]):
         proc = subprocess.run(
-            [sys.executable, "-m", "ruff", *args, "dfsim", "tests", "benchmarks"],
+            [sys.executable, "-m", "ruff", *args, "dfsim", "tests", "benchmarks", "docs/_hooks"],
             cwd=ROOT,
             capture_output=True,
             text=True,
