@@ -51,46 +51,18 @@ import numpy as np
 import simpy
 from numba import njit
 
+# An ``X as X`` import re-exports a name importers know from here, where it was first defined.
 from dfsim.stages import CHANNEL, CONGESTION, DEADLINE, DELIVERED, Metric, Transmission
 from dfsim.transport import fec as fec_code
 from dfsim.transport.channels import LossChannel
-from dfsim.transport.jitter import Jitter, exponential_jitter, normal_jitter, uniform_jitter
-from dfsim.transport.settings import HEADER_BYTES, Arq, Fec, Link, SideInfo, Traffic
-from dfsim.transport.wire import DATA, PARITY, SIDE, WireLoss, WirePlan
-
-# Importable from here, where they were first defined: the cause codes and the hand-off type
-# (dfsim.stages), the parameters (settings), jitter and the wire plan.
-__all__ = [
-    "CHANNEL",
-    "CONGESTION",
-    "DATA",
-    "DEADLINE",
-    "DELIVERED",
-    "HEADER_BYTES",
-    "METRICS",
-    "PARITY",
-    "SIDE",
-    "Arq",
-    "CloudEndpoint",
-    "Fec",
-    "Jitter",
-    "Link",
-    "Network",
-    "SideInfo",
-    "Traffic",
-    "Transmission",
-    "Uplink",
-    "WirePlan",
-    "capture_schedule",
-    "decoder_view",
-    "device",
-    "exponential_jitter",
-    "normal_jitter",
-    "per_device",
-    "simulate",
-    "uniform_jitter",
-]
-
+from dfsim.transport.jitter import Jitter as Jitter
+from dfsim.transport.jitter import exponential_jitter as exponential_jitter
+from dfsim.transport.jitter import normal_jitter as normal_jitter
+from dfsim.transport.jitter import uniform_jitter as uniform_jitter
+from dfsim.transport.settings import HEADER_BYTES as HEADER_BYTES
+from dfsim.transport.settings import Arq, Fec, Link, SideInfo, Traffic
+from dfsim.transport.wire import DATA, PARITY, WireLoss, WirePlan
+from dfsim.transport.wire import SIDE as SIDE
 
 # The transport's results columns (see dfsim.experiment.results): the same for every completion
 # method of a trial, except the end-to-end latencies, which add the cloud's service time.
