@@ -493,6 +493,7 @@ def test_the_network_defaults_are_the_scenarios():
         ("{devices: 0}", "network.devices: 0 is out of range"),
         ("{completion_time: yes}", "network.completion_time: True is not one of none, measured"),
         ("{header_bytes: 1500}", "network.header_bytes: 1500 leaves no payload"),
+        ("{bandwidth_mbps: 1.0e+308}", "network: bandwidth_bps: inf is out of range"),
     ],
 )
 def test_network_keys_are_checked_by_the_transports_declarations(tmp_path, network, message):

@@ -461,7 +461,10 @@ def _network(raw) -> NetworkSettings:
             f"network.header_bytes: {given['header_bytes']} leaves no payload in "
             f"network.mtu_bytes {given['mtu_bytes']}"
         )
-    return NetworkSettings.from_keys(**values)
+    try:
+        return NetworkSettings.from_keys(**values)
+    except ValueError as exc:  # a key's value in its field's unit out of range (1e308 Mbit/s)
+        raise UserError(f"network: {exc}") from None
 
 
 # --------------------------------------------------------------------------- configs

@@ -43,10 +43,10 @@ def check_declared(obj) -> None:
         if value is None:
             continue
         if p.range is not None and not p.range.contains(float(value)):
-            raise ValueError(f"{name} must be {p.range.text(False)}, got {value!r}")
+            raise ValueError(f"{name}: {value!r} is out of range (must be {p.range.text(False)})")
         if get_origin(p.type) is Literal and value not in get_args(p.type):
             choices = ", ".join(get_args(p.type))
-            raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+            raise ValueError(f"{name}: {value!r} is not one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,9 @@ class NetworkSettings:
         "completion_time": ("", "completion_time"),
         "side_info": ("", "side_info"),
     }
-    SCALE = {"bandwidth_mbps": 1e6}  # a key's unit in the field's (Mbit/s -> bit/s)
+    # A key's unit in its field's (Mbit/s -> bit/s); read back flat, the field divided by
+    # the scale gives the decimal value a scenario wrote.
+    SCALE = {"bandwidth_mbps": 1e6}
     SIDE_INFO_KEYS = ("placement", "on_loss")  # the scenario's keys of side_info
 
     @classmethod
