@@ -2,8 +2,8 @@
 
 dfsim's per-packet and per-pixel loops (network queue, codecs, interpolation, ALTeC/CALTeC,
 inpainting) are numba functions with ``cache=True``: the first call of each compiles it
-(about 30 s of CPU time in all) and writes the machine code to the package's
-``__pycache__``, where every later process, workers included, loads it in milliseconds.
+(what that costs: ``benchmarks/tools-notes.md``) and writes the machine code to the
+package's ``__pycache__``, where every later process, workers included, loads it at once.
 ``setup.sh`` runs :func:`precompile` (``dfsim precompile``) once after installing, as a
 build step, so that the first real run does not pay for compilation.
 
