@@ -84,3 +84,25 @@ def test_evaluate_rejects_a_bad_scene_count(capsys):
 
     assert main(["evaluate", "--model", "fmnist-detector", "--scenes", "0"]) == 2
     assert "--scenes: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_failed_row_of_a_bench_table_does_not_cut_the_other_rows():
+    from dfsim.tools.bench.tables import format_table
+
+    text = format_table(
+        {
+            "title": "codecs",
+            "header": ["codec", "bits", "kbpi"],
+            "rows": [
+                ["raw", "8", "12.5"],
+                ["broken", "error: no such library"],
+                ["zstd", "8", "7"],
+            ],
+        }
+    )
+    assert text.splitlines()[1:] == [
+        "codec   bits  kbpi",
+        "raw     8     12.5",
+        "broken  error: no such library",
+        "zstd    8     7   ",
+    ]

@@ -30,13 +30,17 @@ def format_table(table: dict) -> str:
         lines.append(f"  ({table['note']})")
     if not rows:
         return "\n".join(lines + ["  (no rows)"])
-    width = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     ncol = len(header)
+    full = [[str(x) for x in r] for r in [header, *rows] if len(r) == ncol]
+    width = [max(len(x) for x in col) for col in zip(*full, strict=True)]
     for row in [header, *rows]:
-        row = list(row) + [""] * (ncol - len(row))
-        if len(row) > ncol:  # an error row: its message runs on
-            row = row[: ncol - 1] + [" ".join(row[ncol - 1 :])]
-        lines.append("  ".join(str(x).ljust(wd) for x, wd in zip(row, width, strict=False)))
+        row = [str(x) for x in row]
+        if len(row) == ncol:
+            lines.append("  ".join(x.ljust(wd) for x, wd in zip(row, width, strict=True)))
+        else:  # an error row: its first cells aligned, then its message runs on
+            head = min(len(row) - 1, ncol - 1)
+            cells = [x.ljust(wd) for x, wd in zip(row[:head], width, strict=False)]
+            lines.append("  ".join([*cells, " ".join(row[head:])]))
     return "\n".join(lines)
 
 
