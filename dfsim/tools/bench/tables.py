@@ -31,8 +31,9 @@ def format_table(table: dict) -> str:
     if not rows:
         return "\n".join(lines + ["  (no rows)"])
     ncol = len(header)
-    full = [[str(x) for x in r] for r in [header, *rows] if len(r) == ncol]
-    width = [max(len(x) for x in col) for col in zip(*full, strict=True)]
+    # an error row's message (its last cell) runs on: only its other cells set widths
+    aligned = [[str(x) for x in (r if len(r) == ncol else r[:-1])] for r in [header, *rows]]
+    width = [max((len(r[j]) for r in aligned if j < len(r)), default=0) for j in range(ncol)]
     for row in [header, *rows]:
         row = [str(x) for x in row]
         if len(row) == ncol:
