@@ -1,9 +1,14 @@
 """The run machinery: a scenario file in, a results directory out.
 
-* :mod:`~dfsim.experiment.scenario`: scenario files, validated against the registry;
+* :mod:`~dfsim.experiment.scenario`: scenario files read and validated against the registry,
+  into the spec classes of :mod:`~dfsim.experiment.specs`, with the lists a scenario sweeps
+  expanded by :mod:`~dfsim.experiment.grids`;
 * :mod:`~dfsim.experiment.prepare`: the deterministic, cached pass of one config
-  (:class:`Prepared`): model, images, edge features, encoded packets, loss-free
-  predictions, completion methods (trained ones fitted);
+  (:class:`Prepared`), in steps: the split model and task
+  (:mod:`~dfsim.experiment.model_and_task`), images and edge features
+  (:mod:`~dfsim.experiment.features`), the encoded tensors
+  (:mod:`~dfsim.experiment.encoding`), batched model passes
+  (:mod:`~dfsim.experiment.inference`), completion methods (trained ones fitted);
 * :mod:`~dfsim.experiment.trial`: one work unit (config, channel setting, trial) ->
   :class:`UnitResult`: transport, receiver, every method's completion, cloud and task;
 * :mod:`~dfsim.experiment.executors`: units on this process, local worker processes or a
