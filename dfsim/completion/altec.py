@@ -227,84 +227,87 @@ def _cholesky_solve(a, b, k):
 
 
 @njit(cache=True, parallel=True)
-def _altec_fill(x, lostp, ainv, wfull, R, out):
-    """Fill every lost band of one tensor x (C x H x W) into out (in place).
+def _altec_fill(x, lost_packets, ainv, wfull, rows, out):
+    """Fill every lost band of one tensor x (C x H x W) into out (in place): ``lost_packets``
+    (C x P) flags the lost packets of ``rows`` rows each, ``ainv``/``wfull`` are the fit
+    (:func:`fit_altec`).
 
     Channels run in parallel (numba prange): each writes only its own rows of ``out`` and
     reads only ``x``, so the result does not depend on the thread count. One kernel on
     purpose: split into functions, numba would not vectorise the inner loops as well."""
     C, H, W = x.shape
-    P = lostp.shape[1]
+    P = lost_packets.shape[1]
     D = C + 2
     for c in prange(C):
-        if not lostp[c].any():
+        if not lost_packets[c].any():
             continue
-        avail = np.empty(D, dtype=np.bool_)
-        w = np.empty(D)
-        lidx = np.empty(D, np.int64)
-        all_ = np.empty((D, D))
-        wl = np.empty(D)
-        acc = np.empty(W, np.float32)
+        received = np.empty(D, dtype=np.bool_)
+        weights = np.empty(D)
+        lost_idx = np.empty(D, np.int64)
+        a_lost = np.empty((D, D))
+        w_lost = np.empty(D)
+        row = np.empty(W, np.float32)
         for p in range(P):
-            if not lostp[c, p]:
+            if not lost_packets[c, p]:
                 continue
             # predictor j < C-1: channel (j if j < c else j + 1); C-1: above; C: below;
             # C+1: constant
             k = 0
             for j in range(C - 1):
                 cc = j if j < c else j + 1
-                avail[j] = not lostp[cc, p]
-            avail[C - 1] = p > 0 and not lostp[c, p - 1]
-            avail[C] = p < P - 1 and not lostp[c, p + 1]
-            avail[C + 1] = True
+                received[j] = not lost_packets[cc, p]
+            received[C - 1] = p > 0 and not lost_packets[c, p - 1]
+            received[C] = p < P - 1 and not lost_packets[c, p + 1]
+            received[C + 1] = True
             for j in range(D):
-                if not avail[j]:
+                if not received[j]:
                     k += 1
             if k == 0:
                 for j in range(D):
-                    w[j] = wfull[c, p, j]
+                    weights[j] = wfull[c, p, j]
             else:
+                # the refit on the received predictors: w_S - A_SL A_LL^-1 w_L
                 t = 0
                 for j in range(D):
-                    if not avail[j]:
-                        lidx[t] = j
+                    if not received[j]:
+                        lost_idx[t] = j
                         t += 1
                 for i in range(k):
-                    wl[i] = wfull[c, p, lidx[i]]
+                    w_lost[i] = wfull[c, p, lost_idx[i]]
                     for jj in range(k):
-                        all_[i, jj] = ainv[c, p, lidx[i], lidx[jj]]
-                corr = _cholesky_solve(all_, wl, k)
+                        a_lost[i, jj] = ainv[c, p, lost_idx[i], lost_idx[jj]]
+                corr = _cholesky_solve(a_lost, w_lost, k)
                 for j in range(D):
-                    if avail[j]:
+                    if received[j]:
                         s = 0.0
                         for i in range(k):
-                            s += ainv[c, p, j, lidx[i]] * corr[i]
-                        w[j] = wfull[c, p, j] - s
+                            s += ainv[c, p, j, lost_idx[i]] * corr[i]
+                        weights[j] = wfull[c, p, j] - s
                     else:
-                        w[j] = 0.0
-            h0 = p * R
-            h1 = min(h0 + R, H)
+                        weights[j] = 0.0
+            h0 = p * rows
+            h1 = min(h0 + rows, H)
             for h in range(h0, h1):
                 # accumulate in a local row: no aliasing with x, so the loops vectorise
                 for col in range(W):
-                    acc[col] = w[D - 1]
+                    row[col] = weights[D - 1]
                 for j in range(C - 1):
-                    if w[j] != 0.0:
+                    if weights[j] != 0.0:
                         cc = j if j < c else j + 1
-                        wj = np.float32(w[j])
+                        wj = np.float32(weights[j])
                         for col in range(W):
-                            acc[col] += wj * x[cc, h, col]
-                if w[C - 1] != 0.0:
-                    wa = np.float32(w[C - 1])
+                            row[col] += wj * x[cc, h, col]
+                if weights[C - 1] != 0.0:
+                    wa = np.float32(weights[C - 1])
                     for col in range(W):
-                        acc[col] += wa * x[c, h - R, col]
-                if w[C] != 0.0:
-                    wb = np.float32(w[C])
-                    hb = min(h + R, H - 1)
+                        row[col] += wa * x[c, h - rows, col]
+                if weights[C] != 0.0:
+                    wb = np.float32(weights[C])
+                    hb = min(h + rows, H - 1)
                     for col in range(W):
-                        acc[col] += wb * x[c, hb, col]
+                        row[col] += wb * x[c, hb, col]
                 for col in range(W):
-                    out[c, h, col] = acc[col]
+                    out[c, h, col] = row[col]
 
 
 @register_method("altec")

@@ -31,12 +31,13 @@ from dfsim.completion.packet_grid import band_losses
 
 
 @njit(cache=True)
-def _moments(x, u_ch, y_ch, ra0, ra1, rb0, rb1):
-    """Sums of u, u^2 and u*y over rows [ra0, ra1) and [rb0, rb1) of channels u_ch and y_ch."""
+def _moments(x, u_ch, y_ch, above0, above1, below0, below1):
+    """Sums of u, u^2 and u*y over rows [above0, above1) and [below0, below1) of channels
+    u_ch (u) and y_ch (y)."""
     su = 0.0
     suu = 0.0
     suy = 0.0
-    for r0, r1 in ((ra0, ra1), (rb0, rb1)):
+    for r0, r1 in ((above0, above1), (below0, below1)):
         for h in range(r0, r1):
             for col in range(x.shape[2]):
                 u = x[u_ch, h, col]
@@ -47,31 +48,34 @@ def _moments(x, u_ch, y_ch, ra0, ra1, rb0, rb1):
 
 
 @njit(cache=True)
-def _caltec_fill(x, lostp, R, out, unfilled):
+def _caltec_fill(x, lost_packets, rows, out, unfilled):
+    """Fill every lost packet of one tensor x (C x H x W) into out (in place), as the module
+    docstring says: ``lost_packets`` (C x P) flags the lost packets of ``rows`` rows each;
+    ``unfilled`` gets the packets left to the fallback (no neighbour or no candidate)."""
     C, H, W = x.shape
-    P = lostp.shape[1]
+    P = lost_packets.shape[1]
     for c in range(C):
         for p in range(P):
-            if not lostp[c, p]:
+            if not lost_packets[c, p]:
                 continue
-            a = p - 1
-            while a >= 0 and lostp[c, a]:
-                a -= 1
-            b = p + 1
-            while b < P and lostp[c, b]:
-                b += 1
+            above = p - 1  # the nearest received packets above and below
+            while above >= 0 and lost_packets[c, above]:
+                above -= 1
+            below = p + 1
+            while below < P and lost_packets[c, below]:
+                below += 1
             # rows of the neighbours
-            ra0, ra1 = (a * R, min(a * R + R, H)) if a >= 0 else (0, 0)
-            rb0, rb1 = (b * R, min(b * R + R, H)) if b < P else (0, 0)
-            n = (ra1 - ra0 + rb1 - rb0) * W
+            a0, a1 = (above * rows, min(above * rows + rows, H)) if above >= 0 else (0, 0)
+            b0, b1 = (below * rows, min(below * rows + rows, H)) if below < P else (0, 0)
+            n = (a1 - a0 + b1 - b0) * W
             if n == 0:
                 unfilled[c, p] = True
                 continue
-            sy, syy, _ = _moments(x, c, c, ra0, ra1, rb0, rb1)
+            sy, syy, _ = _moments(x, c, c, a0, a1, b0, b1)
             my = sy / n
             vy = syy / n - my * my
-            h0 = p * R
-            h1 = min(h0 + R, H)
+            h0 = p * rows
+            h1 = min(h0 + rows, H)
             if vy <= 1e-12 * max(1.0, my * my):
                 for h in range(h0, h1):
                     for col in range(W):
@@ -82,9 +86,14 @@ def _caltec_fill(x, lostp, R, out, unfilled):
             best_a = 0.0
             best_b = 0.0
             for cc in range(C):
-                if cc == c or lostp[cc, p] or (a >= 0 and lostp[cc, a]) or (b < P and lostp[cc, b]):
+                if (
+                    cc == c
+                    or lost_packets[cc, p]
+                    or (above >= 0 and lost_packets[cc, above])
+                    or (below < P and lost_packets[cc, below])
+                ):
                     continue
-                sx, sxx, sxy = _moments(x, cc, c, ra0, ra1, rb0, rb1)
+                sx, sxx, sxy = _moments(x, cc, c, a0, a1, b0, b1)
                 mx = sx / n
                 vx = sxx / n - mx * mx
                 if vx <= 1e-12 * max(1.0, mx * mx):
