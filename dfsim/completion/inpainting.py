@@ -11,8 +11,9 @@ entirely becomes 0; a channel whose received entries in those rows are all equal
 that value.
 
 Value mapping: OpenCV's float path of INPAINT_TELEA overshoots badly on signed
-features (MSE 1.20 against 0.30 with 16-bit input on the default model's features), so
-each crop is mapped linearly to 16-bit integers and back. The received values' range
+features (four times the error of its 16-bit path on the default model's features:
+benchmarks/completion-notes.md), so each crop is mapped linearly to 16-bit integers and
+back. The received values' range
 [lo, hi] maps to the middle half [16384, 49151] of the 16-bit range, which leaves room
 for estimates outside the received range (no real value is ever clipped) and keeps a
 resolution of (hi - lo) / 32767. The way there is rounded float32 arithmetic (numpy's on
@@ -20,14 +21,15 @@ float32 data), the way back float64.
 
 Implementation: :mod:`dfsim.completion.fmm_inpaint`, compiled with numba, whole batches
 per call. A channel whose lost entries are all in fully lost rows (a lost packet is a
-band of whole rows) is filled by its row-band kernel: the same algorithm (Telea's
-weights; OpenCV's Navier-Stokes weights, in OpenCV's order within a row) with the fast
-marching specialised to full-width bands and the sums vectorised across a row. Its
-estimates differ slightly from OpenCV's: the error on lost entries of real features is
-lower for Telea (3-5 % on the default model's) and the same within 0.5 % for
-Navier-Stokes. Any other mask, and every mask with ``opencv_exact: true``, goes to the
-module's port of OpenCV's 16-bit inpainting, which gives the bits of ``cv2.inpaint``
-(for comparisons with simulators that call OpenCV). :func:`_inpaint_opencv` is the
+band of whole rows) is filled by the row-band kernel (:mod:`dfsim.completion.fmm_bands`):
+the same algorithm (Telea's weights; OpenCV's Navier-Stokes weights, in OpenCV's order
+within a row) with the fast marching specialised to full-width bands and the sums
+vectorised across a row. Its estimates differ slightly from OpenCV's: the error on lost
+entries of real features is lower for Telea and the same within 0.5 % for Navier-Stokes
+(benchmarks/inpainting-vs-opencv.md). Any other mask, and every mask with
+``opencv_exact: true``, goes to the port of OpenCV's 16-bit inpainting
+(:mod:`dfsim.completion.fmm_opencv`), which gives the bits of ``cv2.inpaint`` (for
+comparisons with simulators that call OpenCV). :func:`_inpaint_opencv` is the
 method written with ``cv2.inpaint`` (the reference the port is tested against; images
 narrower or shorter than 2 pixels still use it).
 """

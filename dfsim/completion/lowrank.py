@@ -12,10 +12,10 @@ Both minimise a weighted sum of the nuclear norms of the mode unfoldings ``X_(i)
 Default weights ``alpha = (1/2, 1/2, 0)``: a lost packet is a full-width band of rows, i.e.
 whole missing columns of the width unfolding ``X_(W)`` (W x CH), and the nuclear norm is
 least with those columns at zero: weight on ``X_(W)`` pulls the estimate towards
-zero-fill (with that weight alone HaLRTC returns zero-fill's error exactly). On the
-default model's features (Gilbert-Elliott 30 %, bursts of 4, 4-row packets) the default
-cuts HaLRTC's error on lost entries by 17-20 % against uniform weights, SiLRTC's by 12-16 %
-(benchmarks/halrtc_vs_reference.py; ``alpha: [1, 1, 1]`` restores uniform weights).
+zero-fill (with that weight alone HaLRTC returns zero-fill's error exactly). So the default
+leaves ``X_(W)`` out, which lowers the error on lost entries of both methods against
+uniform weights (benchmarks/halrtc-vs-reference.md; ``alpha: [1, 1, 1]`` restores uniform
+weights).
 Modes of weight 0 are left out of the objective, and of the iterations (their block would
 be the identity): the problem is then Liu et al.'s over the remaining modes, and each
 iteration thresholds two unfoldings instead of three.
