@@ -25,11 +25,11 @@ is that every machine runs the same kernels. numba's kernels need no setting: th
 compiled without floating-point reassociation, so the vector width does not change a
 result (the tests run them for a baseline target and for this CPU and compare).
 
-``DFSIM_KERNELS=native`` leaves every library to choose (on an AVX-512 machine a little
-faster; results then agree with other machines only to a tolerance). A CPU below
-x86-64-v3 (AVX2, FMA, BMI2, MOVBE) cannot run the pinned kernels: the libraries then
-choose, the manifest says ``exact: false`` and ``dfsim run`` says so in one line. What the
-pins cost and what they change is measured in ``benchmarks/reproducibility.md``.
+``DFSIM_KERNELS=native`` leaves every library to choose (results then agree with other
+machines only to a tolerance). A CPU below x86-64-v3 (AVX2, FMA, BMI2, MOVBE) cannot run
+the pinned kernels: the libraries then choose, the manifest says ``exact: false`` and
+``dfsim run`` says so in one line. What the pins cost and what they change is measured
+in ``benchmarks/reproducibility.md``.
 """
 
 from __future__ import annotations

@@ -16,27 +16,22 @@ resolution), so the mirror needs no upsampling. The sigmoid puts the image in [0
 Training (:func:`train`, ``dfsim train --model fmnist-mirror``): the frozen edge
 sub-model of the committed ``fmnist-resnet`` computes the features of the training images
 once: the first :data:`FIT_IMAGES` to fit on and the last :data:`VALIDATION` held out for
-validation (a subset of the 60 000 keeps training within minutes on a CPU; a mirror of
-three convolutions needs no more). Every image's tensor is quantized to 8 bits with its
-own min/max and dequantized by the codec's own functions (:mod:`dfsim.codecs.quantizer`),
-so the mirror learns from exactly what the cloud receives when nothing is lost. The loss
-is ``0.6 * (1 - SSIM) + 1.0 * MSE`` on [0, 1] images, with SSIM from ``pytorch_msssim``
-(Gaussian window of 7 pixels, sigma 1.5, ``data_range=1``: the 11-pixel default would
-leave only an 18 x 18 map of a 28 x 28 image); Adam at learning rate 1e-4, batches of 32
-images. After each epoch the validation loss is measured: training stops after
-:data:`PATIENCE` epochs without a better one, or after ``epochs``, and the best epoch's
-weights are kept. Deterministic: the seed drives initialisation and shuffling, and torch
-runs with deterministic algorithms.
+validation (a subset of the 60 000: a mirror of three convolutions needs no more). Every
+image's tensor is quantized to 8 bits with its own min/max and dequantized by the codec's
+own functions (:mod:`dfsim.codecs.quantizer`), so the mirror learns from exactly what the
+cloud receives when nothing is lost. The loss is ``0.6 * (1 - SSIM) + 1.0 * MSE`` on [0, 1]
+images, with SSIM from ``pytorch_msssim`` (Gaussian window of 7 pixels, sigma 1.5,
+``data_range=1``: the 11-pixel default would leave only an 18 x 18 map of a 28 x 28 image);
+Adam at learning rate 1e-4, batches of 32 images. After each epoch the validation loss is
+computed: training stops after :data:`PATIENCE` epochs without a better one, or after
+``epochs``, and the best epoch's weights are kept. Deterministic: the seed drives
+initialisation and shuffling, and torch runs with deterministic algorithms.
 
 The committed weights (``weights/fmnist_mirror.pt``) come from ``train(WEIGHTS_FILE)``
-with the defaults (seed 0, at most 8 epochs), one torch thread (``dfsim train --model
-fmnist-mirror --threads 1``; two threads were several times slower on two CPU cores
-shared with other jobs): 348 s in all when rerun on 2026-11-26 (29 s of features, about 37 s
-an epoch; it gave the committed weights bit for bit, see benchmarks/training.md), 8 epochs
-(the validation loss still fell at the last one, so the 8th epoch's weights are kept). The
-loss-free reconstruction (8-bit features) of the 5 000 validation images has a mean PSNR of
-29.20 dB and SSIM of 0.9733; of the 10 000 test images, 29.20 dB and 0.9734 (per-image
-values averaged; SSIM as in training).
+with the defaults (seed 0, at most 8 epochs) and one torch thread (``dfsim train --model
+fmnist-mirror --threads 1``: torch's results depend on the thread count); how long that
+takes, and the committed mirror's PSNR and SSIM, are in benchmarks/training.md and
+benchmarks/models-notes.md.
 """
 
 from __future__ import annotations
@@ -139,6 +134,37 @@ def _loss(recon: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     return LAMBDA_SSIM * (1 - s) + LAMBDA_MSE * F.mse_loss(recon, images)
 
 
+def _mirror_data(data_dir, fit_images: int, log, t0: float):
+    """The quantized features and [0, 1] images to fit on and to validate on (see the module
+    docstring), and the Fashion-MNIST test set."""
+    from dfsim.data.datasets import load_fashion_mnist
+
+    train_set = load_fashion_mnist("train", data_dir)
+    test_set = load_fashion_mnist("test", data_dir)
+    n_fit = min(fit_images, len(train_set) - VALIDATION)
+    used = np.concatenate([train_set.images[:n_fit], train_set.images[-VALIDATION:]])
+    feats = torch.from_numpy(quantized_features(used))
+    images = torch.from_numpy(used).float() / 255.0
+    log(f"features of {len(used)} training images: {time.perf_counter() - t0:.0f} s")
+    return (feats[:n_fit], images[:n_fit]), (feats[n_fit:], images[n_fit:]), test_set
+
+
+def _train_epoch(net, opt, x_fit, y_fit, batch_size: int, gen) -> float:
+    """One epoch over the fitting set in an order drawn from ``gen``; its mean loss."""
+    n_fit = len(x_fit)
+    net.train()
+    perm = torch.randperm(n_fit, generator=gen)
+    total = 0.0
+    for i in range(0, n_fit, batch_size):
+        idx = perm[i : i + batch_size]
+        loss = _loss(net(x_fit[idx]), y_fit[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+    return total / n_fit
+
+
 def train(
     out: Path,
     epochs: int = 8,
@@ -151,23 +177,13 @@ def train(
 ) -> dict:
     """Train the mirror (see the module docstring), save the best epoch's weights to
     ``out`` and return its validation and test PSNR/SSIM, the seconds and epochs taken."""
-    from dfsim.data.datasets import load_fashion_mnist
-
     if epochs < 1:
         raise UserError(f"--epochs: must be at least 1, got {epochs}")
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    train_set = load_fashion_mnist("train", data_dir)
-    test_set = load_fashion_mnist("test", data_dir)
-    n_fit = min(fit_images, len(train_set) - VALIDATION)
-    used = np.concatenate([train_set.images[:n_fit], train_set.images[-VALIDATION:]])
-    feats = torch.from_numpy(quantized_features(used))
-    images = torch.from_numpy(used).float() / 255.0
-    x_fit, y_fit = feats[:n_fit], images[:n_fit]
-    x_val, y_val = feats[n_fit:], images[n_fit:]
-    log(f"features of {len(used)} training images: {time.perf_counter() - t0:.0f} s")
+    (x_fit, y_fit), (x_val, y_val), test_set = _mirror_data(data_dir, fit_images, log, t0)
 
     net = FashionMirror()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -175,21 +191,12 @@ def train(
     val_psnr = val_ssim = math.nan
     for epoch in range(epochs):
         ran = epoch + 1
-        net.train()
-        perm = torch.randperm(n_fit, generator=gen)
-        total = 0.0
-        for i in range(0, n_fit, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = _loss(net(x_fit[idx]), y_fit[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
+        train_loss = _train_epoch(net, opt, x_fit, y_fit, batch_size, gen)
         recon = reconstruct(net, x_val)
         v_loss = float(_loss(recon, y_val))
         v_psnr, v_ssim = psnr_ssim(recon, y_val)
         log(
-            f"epoch {ran}/{epochs}: train loss {total / n_fit:.4f}, validation loss "
+            f"epoch {ran}/{epochs}: train loss {train_loss:.4f}, validation loss "
             f"{v_loss:.4f}, PSNR {v_psnr:.2f} dB, SSIM {v_ssim:.4f}, "
             f"{time.perf_counter() - t0:.0f} s"
         )

@@ -6,7 +6,7 @@ hook-based fallback for models fx cannot trace.
 is a candidate split point, named by its module path (``_blocks.3``) or, for a function
 such as a residual ``add``, by its fx node name. ``describe()`` lists them with the
 shapes of the tensors that cross the cut and the share of the compute done on the edge
-(measured: each graph node timed by an fx interpreter).
+(``describe`` times each graph node with an fx interpreter).
 
 **Cutting.** The edge sub-model runs every node up to and including the split point and
 returns every tensor that a later node still needs: when the cut crosses a skip

@@ -3,8 +3,8 @@
 Deterministic: a fixed seed drives weight init, shuffling and augmentation (random
 2-pixel shifts and horizontal flips), and torch runs with deterministic algorithms, so the
 same seed on the same torch build and thread count gives the same weights run after run.
-The committed weights are older than this code and are not among them: retrained today they
-reach 91.21 % top-1 instead of 91.38 % (benchmarks/training.md).
+The committed weights are older than this code and are not among them: a retraining gives
+other weights (benchmarks/training.md, benchmarks/models-notes.md).
 """
 
 from __future__ import annotations

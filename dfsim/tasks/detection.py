@@ -13,15 +13,15 @@ that IoU (for detectors whose post-processing does not suppress duplicates itsel
 Each image keeps its ``max_detections`` best boxes.
 
 Metrics (computed by ``faster-coco-eval``, a maintained C++ implementation of the COCO
-evaluation that reproduces pycocotools' numbers, several times faster, which matters
-when every trial and method is scored): ``map`` = mAP@[.5:.95] and ``map50`` = mAP@0.5
-against the dataset's boxes, over all images of the trial; ``agreement`` = mAP@0.5 of
-the detections against the loss-free split model's detections of score at least
-``agreement_score`` taken as ground truth (no labels needed; when the loss-free model
-found nothing that confident, 1 if the detections have nothing that confident either,
-else 0). A trial whose images have no ground-truth box has NaN for ``map``/``map50``.
-Predictions are kept as one array N x ``max_detections`` x 6 (x1, y1, x2, y2, score,
-class; unused rows have class -1).
+evaluation that reproduces pycocotools' numbers, chosen for its speed, which matters
+when every trial and method is scored: benchmarks/models-notes.md): ``map`` =
+mAP@[.5:.95] and ``map50`` = mAP@0.5 against the dataset's boxes, over all images of the
+trial; ``agreement`` = mAP@0.5 of the detections against the loss-free split model's
+detections of score at least ``agreement_score`` taken as ground truth (no labels
+needed; when the loss-free model found nothing that confident, 1 if the detections have
+nothing that confident either, else 0). A trial whose images have no ground-truth box
+has NaN for ``map``/``map50``. Predictions are kept as one array N x ``max_detections``
+x 6 (x1, y1, x2, y2, score, class; unused rows have class -1).
 """
 
 from __future__ import annotations
