@@ -69,18 +69,9 @@ def _entry_error(path: Path, what: str, entry: dict, msg: str) -> UserError:
     return UserError(f"data.annotations: {str(path)!r} {what} id {entry.get('id')!r}: {msg}")
 
 
-def load_coco(
-    directory, input_shape, annotations: str = "instances.json", name: str | None = None
-) -> ImageSet:
-    """The COCO-format set in ``directory`` (annotation file ``annotations``, relative to
-    it unless absolute) at the model's input size."""
-    from dfsim.data.datasets import read_image
-
-    d = Path(directory)
-    if not d.is_dir():
-        raise UserError(f"data.dir: directory {str(d)!r} not found")
-    path = Path(annotations) if os.path.isabs(annotations) else d / annotations
-    coco = read_annotations(path)
+def _index(coco: dict, path: Path) -> tuple[list, dict, list]:
+    """The categories in order of their ids, each id's class index, and the image entries
+    in order of their ids, the entries checked (a one-line error for the first bad one)."""
     for key, what, needs in (("categories", "category", "name"), ("images", "image", "file_name")):
         for i, e in enumerate(coco[key]):
             if not isinstance(e, dict):
@@ -94,16 +85,22 @@ def load_coco(
     for c in categories:
         cat_index[c["id"]] = len(cat_index)
     entries = sorted(coco["images"], key=lambda e: e["id"])
-    by_id = {}
+    seen = set()
     for e in entries:
-        if e["id"] in by_id:
+        if e["id"] in seen:
             raise _entry_error(path, "image", e, "listed twice")
-        by_id[e["id"]] = e
-    if not by_id:
+        seen.add(e["id"])
+    if not entries:
         raise UserError(f"data.annotations: {str(path)!r} lists no images")
-    sizes = {}
-    images = []
-    scales = {}
+    return categories, cat_index, entries
+
+
+def _letterboxed_images(d: Path, path: Path, entries: list, input_shape):
+    """Every entry's image from ``d``, letterboxed: the images, and per image id its size
+    (height, width) and its scale."""
+    from dfsim.data.datasets import read_image
+
+    sizes, scales, images = {}, {}, []
     for e in entries:
         file = d / e["file_name"]
         if not file.is_file():
@@ -112,43 +109,64 @@ def load_coco(
         sizes[e["id"]] = img.shape[:2]
         x, scales[e["id"]] = letterbox(img, input_shape)
         images.append(x)
-    boxes: dict[int, list] = {i: [] for i in by_id}
+    return images, sizes, scales
+
+
+def _box(path: Path, i: int, a, cat_index: dict, sizes: dict, scales: dict):
+    """Annotation ``a`` (the i-th, from 0) as a box (x1, y1, x2, y2, class) in the model
+    input's pixels, None for a crowd annotation; a one-line error if it is malformed."""
+    if not isinstance(a, dict):
+        raise UserError(
+            f"data.annotations: {str(path)!r} annotation #{i + 1}: {a!r} is not an object"
+        )
+    if a.get("iscrowd", 0):
+        return None
+    if not isinstance(a.get("image_id"), int) or a["image_id"] not in sizes:
+        raise _entry_error(path, "annotation", a, f"unknown image_id {a.get('image_id')!r}")
+    if not isinstance(a.get("category_id"), int) or a["category_id"] not in cat_index:
+        raise _entry_error(path, "annotation", a, f"unknown category_id {a.get('category_id')!r}")
+    bbox = a.get("bbox")
+    h, w = sizes[a["image_id"]]
+    if (
+        not isinstance(bbox, list)
+        or len(bbox) != 4
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
+        or bbox[2] <= 0
+        or bbox[3] <= 0
+        or bbox[0] < 0
+        or bbox[1] < 0
+        or bbox[0] + bbox[2] > w + 0.5
+        or bbox[1] + bbox[3] > h + 0.5
+    ):
+        raise _entry_error(
+            path,
+            "annotation",
+            a,
+            f"bad bbox {bbox!r} (expected [x, y, width, height] with positive size "
+            f"inside the {w}x{h} image)",
+        )
+    s = scales[a["image_id"]]
+    x, y, bw, bh = (float(v) * s for v in bbox)
+    return (x, y, x + bw, y + bh, cat_index[a["category_id"]])
+
+
+def load_coco(
+    directory, input_shape, annotations: str = "instances.json", name: str | None = None
+) -> ImageSet:
+    """The COCO-format set in ``directory`` (annotation file ``annotations``, relative to
+    it unless absolute) at the model's input size."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise UserError(f"data.dir: directory {str(d)!r} not found")
+    path = Path(annotations) if os.path.isabs(annotations) else d / annotations
+    coco = read_annotations(path)
+    categories, cat_index, entries = _index(coco, path)
+    images, sizes, scales = _letterboxed_images(d, path, entries, input_shape)
+    boxes: dict[int, list] = {e["id"]: [] for e in entries}
     for i, a in enumerate(coco["annotations"]):
-        if not isinstance(a, dict):
-            raise UserError(
-                f"data.annotations: {str(path)!r} annotation #{i + 1}: {a!r} is not an object"
-            )
-        if a.get("iscrowd", 0):
-            continue
-        if not isinstance(a.get("image_id"), int) or a["image_id"] not in by_id:
-            raise _entry_error(path, "annotation", a, f"unknown image_id {a.get('image_id')!r}")
-        if not isinstance(a.get("category_id"), int) or a["category_id"] not in cat_index:
-            raise _entry_error(
-                path, "annotation", a, f"unknown category_id {a.get('category_id')!r}"
-            )
-        bbox = a.get("bbox")
-        h, w = sizes[a["image_id"]]
-        if (
-            not isinstance(bbox, list)
-            or len(bbox) != 4
-            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
-            or bbox[2] <= 0
-            or bbox[3] <= 0
-            or bbox[0] < 0
-            or bbox[1] < 0
-            or bbox[0] + bbox[2] > w + 0.5
-            or bbox[1] + bbox[3] > h + 0.5
-        ):
-            raise _entry_error(
-                path,
-                "annotation",
-                a,
-                f"bad bbox {bbox!r} (expected [x, y, width, height] with positive size "
-                f"inside the {w}x{h} image)",
-            )
-        s = scales[a["image_id"]]
-        x, y, bw, bh = (float(v) * s for v in bbox)
-        boxes[a["image_id"]].append((x, y, x + bw, y + bh, cat_index[a["category_id"]]))
+        box = _box(path, i, a, cat_index, sizes, scales)
+        if box is not None:
+            boxes[a["image_id"]].append(box)
     per_image = tuple(np.asarray(boxes[e["id"]], np.float32).reshape(-1, 5) for e in entries)
     return ImageSet(
         np.stack(images),
