@@ -230,11 +230,9 @@ def _cholesky_solve(a, b, k):
 def _altec_fill(x, lost_packets, ainv, wfull, rows, out):
     """Fill every lost band of one tensor x (C x H x W) into out (in place): ``lost_packets``
     (C x P) flags the lost packets of ``rows`` rows each, ``ainv``/``wfull`` are the fit
-    (:func:`fit_altec`).
-
-    Channels run in parallel (numba prange): each writes only its own rows of ``out`` and
-    reads only ``x``, so the result does not depend on the thread count. One kernel on
-    purpose: split into functions, numba would not vectorise the inner loops as well."""
+    (:func:`fit_altec`). Channels run in parallel (numba prange): each writes only its own
+    rows of ``out`` and reads only ``x``, so the result does not depend on the thread count."""
+    # Long: one kernel on purpose: split into functions, numba vectorises its loops less well
     C, H, W = x.shape
     P = lost_packets.shape[1]
     D = C + 2
