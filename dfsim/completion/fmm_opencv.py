@@ -425,7 +425,7 @@ def _march(work, n, stride, flat, offsets, telea):
     """Fill the mask in fast-marching order from the queue's one bucket of ``n`` band
     pixels: each pixel popped becomes known, and its unknown neighbours get their time,
     their value, and the gradients they change, then join the queue."""
-    # the arrays as locals: a field read from ``work`` in the loop costs a reference count
+    # the work arrays the loop uses, by name
     state, time, rec, queue, quirk = work.state, work.time, work.rec, work.queue, work.quirk
     near_quirk, pixels, parts = work.near_quirk, work.grad_pixel, work.grad_parts
     times, weights, used = work.last_time, work.last_weight, work.last_offset
