@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-from numba import njit
 
 from dfsim.codecs.quantizer import (
     MAX_BITS,
@@ -38,6 +37,7 @@ from dfsim.codecs.quantizer import (
     dequantize,
     quantize,
 )
+from dfsim.kernels import njit
 from dfsim.registry import Range
 from dfsim.stages import Encoded
 from dfsim.transport.packets import PacketBatch, PacketLayout, depacketize, packetize

@@ -40,15 +40,15 @@ State lives in small arrays so that numba functions can pass it around: the enco
 record ``record`` and its length ``enc[E_NBINS]``, the contexts ``probs`` / ``counts``;
 the decoder's state ``dec`` (:data:`D_CODE` ...) and input ``data`` (uint8).
 
-Numba caches compiled code per source file: the palette codec's functions inline these,
-so after editing this module, delete ``dfsim/codecs/palette/__pycache__`` so that the
-palette kernels' cached machine code is rebuilt.
+Kernels are compiled with :func:`dfsim.kernels.njit`, whose cache stamp covers every module
+of ``dfsim/codecs/``: editing any of them recompiles the kernels that could include it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from dfsim.kernels import njit
 
 ONE = 1 << 16  # probabilities are 16-bit fixed point
 HALF = ONE >> 1

@@ -32,11 +32,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from dfsim.completion.base import CompletionMethod, register_method
 from dfsim.completion.packet_grid import band_losses
 from dfsim.errors import note
+from dfsim.kernels import njit
 from dfsim.registry import Range
 from dfsim.transport.packets import PacketLayout
 

@@ -23,11 +23,11 @@ gives 0 for a channel lost entirely.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.completion.base import CompletionMethod, register_method, rows_per_packet
 from dfsim.completion.interpolation import interpolate_rows
 from dfsim.completion.packet_grid import band_losses
+from dfsim.kernels import njit
 
 
 @njit(cache=True)

@@ -8,11 +8,9 @@ lost rows); :mod:`dfsim.completion.fmm_inpaint` runs them on tensors.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
-from numba import njit
+
+from dfsim.kernels import njit
 
 F32 = np.float32
 # flat pixel indices are unsigned: no negative-index wraparound in the loops
@@ -21,28 +19,17 @@ U0, U1 = U64(0), U64(1)
 
 JIT = {"cache": True, "error_model": "numpy"}  # no fastmath: IEEE operations as written
 
-# numba stamps a function's on-disk cache with the function's own source file, but the
-# compiled code of a kernel includes the kernels it calls from the other fmm_* modules: so
-# that a change to any of them recompiles every kernel that could include it, the caches
-# of these modules are stamped with the sources of all of them.
-_SOURCES = hashlib.sha256(
-    b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("fmm_*.py")))
-).hexdigest()
-
 
 def kernel(fn=None, *, inline: str = "never", nsz: bool = False):
-    """``numba.njit`` with :data:`JIT` (``inline="always"``: inlined into its callers),
-    cached with the stamp of every fmm_* module's source. ``nsz``: "no signed zeros", for
-    the row-band kernel's sums (still IEEE operations as written, no reassociation, no
-    fused multiply-add: it only lets LLVM vectorize their loops across a row)."""
+    """:func:`dfsim.kernels.njit` with :data:`JIT` (``inline="always"``: inlined into its
+    callers; cached with a stamp that covers the other fmm_* modules whose kernels it
+    compiles in). ``nsz``: "no signed zeros", for the row-band kernel's sums (still IEEE
+    operations as written, no reassociation, no fused multiply-add: it only lets LLVM
+    vectorize their loops across a row)."""
 
     def wrap(f):
         options = {**JIT, "inline": inline, **({"fastmath": {"nsz"}} if nsz else {})}
-        dispatcher = njit(**options)(f)
-        index = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
-        if hasattr(index, "_source_stamp"):  # numba's index file of this function's cache
-            index._source_stamp = (index._source_stamp, _SOURCES)
-        return dispatcher
+        return njit(**options)(f)
 
     return wrap(fn) if fn is not None else wrap
 

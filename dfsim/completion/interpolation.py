@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.completion.base import CompletionMethod, register_method
+from dfsim.kernels import njit
 
 
 @njit(cache=True)

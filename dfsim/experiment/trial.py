@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from dfsim.errors import UserError
 from dfsim.experiment import profiling
 from dfsim.experiment.prepare import Prepared, predict, users_model
 from dfsim.experiment.profiling import phase
 from dfsim.experiment.specs import ChannelSetting
+from dfsim.kernels import njit
 from dfsim.stages import Transmission
 
 

@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
-from numba import njit
+
+from dfsim.kernels import njit
 
 # An ``X as X`` import re-exports a name importers know from here, where it was first defined.
 from dfsim.stages import CHANNEL, CONGESTION, DEADLINE, DELIVERED, Metric, Transmission

@@ -19,10 +19,8 @@ The modules, in the order a reader follows a packet:
 * :mod:`~dfsim.codecs.palette.codec`: :class:`PaletteCodec`, registered as ``palette``;
 * :mod:`~dfsim.codecs.palette.probes`: intermediate results, for the tests.
 
-Numba caches each function's machine code beside its own source file and does not notice
-when a function it calls, in another file, changes: after editing one of these modules
-(or :mod:`dfsim.codecs.cabac`), delete ``dfsim/codecs/palette/__pycache__`` so that every
-kernel is compiled afresh.
+Kernels are compiled with :func:`dfsim.kernels.njit`, whose cache stamp covers every module
+of ``dfsim/codecs/``: editing any of them recompiles the kernels that could include it.
 """
 
 from dfsim.codecs.palette.api import (

@@ -11,9 +11,8 @@ stands in for every value outside the tile.
 
 from __future__ import annotations
 
-from numba import njit
-
 from dfsim.codecs.palette.syntax import CTX_SKIP, FIL1, FIL_TAPS, HOR, PAL, RICE_RESET, SCANS, VER
+from dfsim.kernels import njit
 
 
 # ------------------------------------------------------------------------ Rice parameter

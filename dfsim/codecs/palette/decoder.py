@@ -9,8 +9,6 @@ the encoder wrote.
 
 from __future__ import annotations
 
-from numba import njit
-
 from dfsim.codecs.cabac import dec_bin, dec_bits, dec_bypass
 from dfsim.codecs.palette.blocks import (
     most_probable_mode,
@@ -32,6 +30,7 @@ from dfsim.codecs.palette.syntax import (
     EG_MAX_PREFIX,
     MODE_SCAN,
 )
+from dfsim.kernels import njit
 
 
 @njit(cache=True)

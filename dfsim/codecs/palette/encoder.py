@@ -12,7 +12,6 @@ The tile and block arguments are those of :mod:`dfsim.codecs.palette.blocks`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.codecs.cabac import bin_cost, enc_bin, enc_bits, enc_bypass
 from dfsim.codecs.palette.blocks import (
@@ -36,6 +35,7 @@ from dfsim.codecs.palette.syntax import (
     N_MODES,
     SCANS,
 )
+from dfsim.kernels import njit
 
 # The encoder's price list, refreshed before each block's mode decision: the bits of
 # every context-coded bin of a residual at the contexts' current state.

@@ -6,7 +6,6 @@ The codec never calls them.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.codecs.cabac import (
     D_SIZE,
@@ -23,6 +22,7 @@ from dfsim.codecs.palette.blocks import rice_init
 from dfsim.codecs.palette.decoder import decode_residual
 from dfsim.codecs.palette.encoder import encode_remainder, encode_residual, encode_tile
 from dfsim.codecs.palette.syntax import BINS_EXTRA, BINS_PER_VALUE, N_CTX, WORK_SIZE
+from dfsim.kernels import njit
 
 
 @njit(cache=True)

@@ -10,7 +10,6 @@ that ends a stream when check bits are asked for.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.codecs.cabac import (
     D_SIZE,
@@ -34,6 +33,7 @@ from dfsim.codecs.palette.syntax import (
     PALETTE_SIZE,
     WORK_SIZE,
 )
+from dfsim.kernels import njit
 
 
 @njit(cache=True)

@@ -15,9 +15,8 @@ The modules:
 * :mod:`~dfsim.codecs.range_coder.batches`: many packets, each with its image's table;
 * :mod:`~dfsim.codecs.range_coder.codec`: :class:`RangeCodec`, registered as ``range``.
 
-Numba caches each function's machine code beside its own source file and does not notice
-when a function it calls, in another file, changes: after editing one of these modules,
-delete ``dfsim/codecs/range_coder/__pycache__`` so that every kernel is compiled afresh.
+Kernels are compiled with :func:`dfsim.kernels.njit`, whose cache stamp covers every module
+of ``dfsim/codecs/``: editing any of them recompiles the kernels that could include it.
 """
 
 from dfsim.codecs.range_coder.codec import RangeCodec

@@ -11,7 +11,6 @@ Tables come flat (:mod:`dfsim.codecs.range_coder.side_info`): ``table_lo_bits``,
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.codecs.range_coder.rans import (
     BAD_SYMBOL,
@@ -20,6 +19,7 @@ from dfsim.codecs.range_coder.rans import (
     raw_pack,
     raw_unpack,
 )
+from dfsim.kernels import njit
 
 BAD_TABLE = -2  # status: a table that does not parse
 

@@ -10,7 +10,8 @@ position ``bit_pos``; a reader returns the new position, or -1 once a read would
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from dfsim.kernels import njit
 
 
 @njit(cache=True)

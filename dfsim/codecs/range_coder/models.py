@@ -8,7 +8,6 @@ How the tables are chosen is specified in docs/reference/range-coder.md ("The mo
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.codecs.range_coder.bitstrings import bitlen
 from dfsim.codecs.range_coder.side_info import (
@@ -18,6 +17,7 @@ from dfsim.codecs.range_coder.side_info import (
     table_bits,
     write_table,
 )
+from dfsim.kernels import njit
 
 MAX_CALIBRATED_SCALE = 22
 

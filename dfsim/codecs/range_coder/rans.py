@@ -10,7 +10,8 @@ specified in docs/reference/range-coder.md ("The coder"). A value ``v`` is coded
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from dfsim.kernels import njit
 
 STATE_BITS = 31
 STATE_LOW = 1 << STATE_BITS  # L: the state lives in [L, 256 L) once a byte is out

@@ -16,7 +16,6 @@ one per table; table ``t``'s symbols and frequencies are
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from dfsim.codecs.range_coder.bitstrings import (
     bitlen,
@@ -29,6 +28,7 @@ from dfsim.codecs.range_coder.bitstrings import (
     put_exp_golomb,
     put_gamma,
 )
+from dfsim.kernels import njit
 
 MAX_SCALE = 20  # side-information tables sum to 2^s - 1, s <= 20
 HEADER_BITS = 10  # d (5 bits) + s (5 bits)
