@@ -68,3 +68,30 @@ def test_stages_do_not_import_the_layers_above():
         if m.count(".") and m.split(".")[1] in below + core:
             bad = {d for d in deps if d.startswith(above)}
             assert not bad, f"{m} imports {bad}"
+
+
+LONG_FUNCTION = 80  # lines
+LONG_MODULE = 600  # lines
+
+
+def test_functions_are_short_or_say_why():
+    """A function over LONG_FUNCTION lines states why in a comment starting ``# Long:``."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = lines[node.lineno - 1 : node.end_lineno]
+                reason = any(line.strip().startswith("# Long:") for line in body)
+                if len(body) > LONG_FUNCTION and not reason:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({len(body)})")
+    assert not long, "functions over 80 lines without a '# Long:' reason: " + ", ".join(long)
+
+
+def test_modules_stay_readable_in_one_sitting():
+    big = [
+        f"{p.relative_to(ROOT)} ({n})"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > LONG_MODULE
+    ]
+    assert not big, f"modules over {LONG_MODULE} lines: {big}"
