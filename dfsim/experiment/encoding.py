@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfsim.codecs.base import decode_all
 from dfsim.errors import UserError
 from dfsim.experiment.features import training_edge_features
 from dfsim.experiment.specs import Config, Scenario
@@ -124,12 +125,6 @@ def check_encoded_sizes(scn: Scenario, streams: list[TensorStream], split: str) 
                 f"make packets of up to {worst} bytes (with the {nw.header_bytes}-byte header), "
                 f"over network.mtu_bytes {nw.mtu_bytes}; use fewer rows per packet"
             )
-
-
-def decode_all(codec, encoded) -> np.ndarray:
-    """The values decoded when every packet arrives (what the cloud has without loss)."""
-    received = np.ones((encoded.n_images, encoded.packets_per_image), bool)
-    return codec.decode(encoded, received, encoded.side_info)[0]
 
 
 def coded_edge_features(

@@ -166,7 +166,7 @@ class FeatureCoder:
         self.fill = entry("completion", fill, "--augment-fill").build("--augment-fill")
 
     def __call__(self, f: torch.Tensor) -> torch.Tensor:
-        from dfsim.experiment.prepare import decode_all
+        from dfsim.codecs.base import decode_all
         from dfsim.transport.packets import PacketLayout
 
         x = np.ascontiguousarray(f.detach().cpu().numpy(), dtype=np.float32)
