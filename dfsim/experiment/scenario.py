@@ -6,7 +6,9 @@ parameters where it is registered (:mod:`dfsim.registry`), the network its param
 the transport's dataclasses (:mod:`dfsim.transport.settings`), and the checks here derive
 from those declarations. Every mistake becomes a :class:`~dfsim.errors.UserError` whose
 one-line message names the file and the YAML path (``channels[1].burst_lengths[0]:
-...``). See ``scenarios/default.yaml`` for a commented example and README for every key.
+...``). See ``scenarios/default.yaml`` for a commented example and the scenario reference
+(docs/reference/scenario.md on the documentation site, generated from the registry) for
+every key.
 
 Here: reading the file within limits (:func:`read_yaml`), plug-ins
 (:func:`load_plugins`) and each section (:func:`parse_scenario`). What a scenario is:

@@ -127,7 +127,7 @@ class SideInfo:
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """A scenario's ``network`` section (README, "The network model"), held in the
+    """A scenario's ``network`` section (docs/guide/network.md), held in the
     transport's own dataclasses: ``link`` and ``traffic`` hold their keys (:data:`KEYS`
     says which), the other fields are the section's own. Every key also reads flat, as
     the scenario writes it: ``settings.fps`` is ``settings.traffic.fps``,
@@ -140,7 +140,7 @@ class NetworkSettings:
     cloud_ms: NonNegative = 0.0  # the cloud's service time per image (end-to-end latency)
     completion_time: Literal["none", "measured"] = "none"  # add completion's to cloud_ms
 
-    # The section's keys, in the order README lists them: the part that declares each
+    # The section's keys, in the order the guide lists them: the part that declares each
     # (``""``: the section itself) and the field there.
     KEYS = {
         "bandwidth_mbps": ("link", "bandwidth_bps"),

@@ -1,4 +1,4 @@
-"""Benchmarks (``dfsim bench ...``): the figures quoted in README come from here.
+"""Benchmarks (``dfsim bench ...``): the figures quoted in the docs come from here.
 
 One module per benchmark measures and returns its numbers; :mod:`.tables` turns numbers
 into the lines, tables and JSON they print and write:
