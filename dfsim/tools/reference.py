@@ -42,7 +42,7 @@ _SECTIONS = {
     "encoding": ("How the edge quantizes and encodes the feature tensor.",
                  "../guide/codecs.md"),
     "packets": ("How each encoded tensor is cut into row packets.",
-                "../guide/scenarios.md"),
+                "../guide/network.md#packets"),
     "network": ("The network model the packets cross: link, queue, devices, deadline.",
                 "../guide/network.md"),
     "error_control": ("Protection against packet loss: none, ARQ, FEC or both.",
