@@ -24,3 +24,14 @@ _reproducibility.apply()
 from dfsim import _moved  # noqa: E402  (after the kernels are pinned)
 
 _moved.install()
+
+# The notebook API (dfsim.api), loaded on first use: `import dfsim` stays quick.
+_API = ("run", "load", "Results")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module("dfsim.api"), name)
+    raise AttributeError(f"module 'dfsim' has no attribute {name!r}")

@@ -1,0 +1,410 @@
+"""The Python API, for notebooks: run a scenario or load a results directory, and read its
+trials, summary and comparisons as pandas DataFrames.
+
+>>> import dfsim
+>>> res = dfsim.run({"data": {"n_images": 20}, "channels": [{"kind": "iid",
+...                  "loss_rates": [0.1]}], "methods": ["zeros", "linear"], "trials": 2})
+>>> res.compare(reference="zeros")
+
+It is a thin layer over what the ``dfsim`` commands do: :func:`run` is ``dfsim run``
+(:func:`dfsim.experiment.executors.run`, then the same files written), :meth:`Results.summary`
+is ``summary.csv``, :meth:`Results.compare` the paired test of ``dfsim compare``,
+:meth:`Results.plot` the figure of ``dfsim plot`` (:mod:`dfsim.experiment.plots`).
+Mistakes (a missing file, an unknown key, metric or method) raise
+:class:`dfsim.errors.UserError` with one line naming them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+
+from dfsim.errors import UserError
+
+__all__ = ["Results", "load", "run"]
+
+
+def run(
+    scenario,
+    *,
+    out: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    seed: int | None = None,
+) -> Results:
+    """Run a scenario as ``dfsim run`` does and return its :class:`Results`.
+
+    :param scenario: a scenario file's path (``str`` or ``Path``), a dict of the scenario's
+        keys, or YAML text (a string with a newline or a ``key: value``).
+    :param out: the results directory to write (results.csv, manifest.json, summary and
+        the standard figure); by default a temporary directory that lives as long as the
+        returned object (``Results.directory``). A rerun into the same ``out`` resumes.
+    :param workers: worker processes (default: all cores; results do not depend on it);
+        ``1`` runs in this process, the quickest for a tiny scenario.
+    :param progress: show a progress bar and the run's messages.
+    :param seed: the scenario's ``seed``, replaced.
+    """
+    from dfsim.experiment.outputs import executor_text, provenance_notes, write_outputs
+    from dfsim.tools.cli.common import check_output_dir
+
+    scn, label = _scenario(scenario, seed)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+        raise UserError(f"workers: expected an integer, got {workers!r}")
+    if workers is not None and workers < 1:
+        raise UserError(f"workers: must be >= 1, got {workers}")
+    keep = None
+    if out is None:
+        keep = tempfile.TemporaryDirectory(prefix=f"dfsim-{scn.name}-")
+        directory = Path(keep.name)
+    else:
+        directory = Path(out)
+        check_output_dir(directory, "out")
+    for line in provenance_notes(directory):
+        print(f"dfsim: note: {line}", file=sys.stderr)
+    from dfsim import experiment  # after the checks: a refused scenario does not wait for it
+
+    bar = _bar(scn) if progress else None
+    t0 = time.perf_counter()
+    try:
+        rows, preps = experiment.run(
+            scn,
+            progress=bar.update if bar else None,
+            log=(lambda m: print(m, file=sys.stderr)) if progress else None,
+            workers=workers,
+            checkpoint_dir=directory,
+            dask=scn.dask_scheduler,
+        )
+    except UserError as exc:  # found while loading the model or data: the scenario's fault
+        raise UserError(f"{label}: {exc}") from None
+    finally:
+        if bar:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    write_outputs(directory, scn, preps, rows, elapsed, executor_text(workers, scn.dask_scheduler))
+    results = load(directory)
+    results._keep = keep  # the temporary directory goes when the results do
+    return results
+
+
+def load(directory: str | os.PathLike) -> Results:
+    """The :class:`Results` of a results directory (one ``dfsim run`` or :func:`run`
+    wrote, or a committed one such as ``results/default``)."""
+    from dfsim.tools.cli.common import read_results
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise UserError(f"{d}: no such results directory")
+    rows, schema = read_results(str(d))
+    with open(d / "results.csv", newline="") as f:
+        header = next(csv.reader(f), [])
+    manifest = {}
+    if (d / "manifest.json").is_file():
+        manifest = json.loads((d / "manifest.json").read_text())  # read_results checked it
+    return Results(d, rows, schema, header, manifest if isinstance(manifest, dict) else {})
+
+
+class Results:
+    """One run's results: :attr:`trials`, :attr:`summary`, :attr:`manifest`, and
+    :meth:`compare`, :meth:`plot` and :meth:`bd_rate` over them."""
+
+    def __init__(self, directory: Path, rows: list[dict], schema, columns: list[str], manifest):
+        self.directory = Path(directory)  #: where the results are
+        self.manifest: dict = manifest  #: manifest.json: the resolved scenario, versions, ...
+        self._rows, self._schema, self._columns = rows, schema, columns
+        self._keep = None
+
+    def __repr__(self) -> str:
+        methods = ", ".join(self.methods)
+        return f"<dfsim Results {str(self.directory)!r}: {len(self._rows)} rows; {methods}>"
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods, in results order."""
+        return list(dict.fromkeys(r["method"] for r in self._rows))
+
+    @cached_property
+    def trials(self):
+        """results.csv as a DataFrame: one row per (config, channel setting, method, trial),
+        its columns and their types (a cell a run did not produce is NaN)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self._rows, columns=self._columns)
+
+    @cached_property
+    def summary(self):
+        """summary.csv as a DataFrame: per (config, channel setting, method) the mean, SD
+        and 95 % interval half-width (``_ci95``) of every metric over trials, and the
+        paired test of the task's shown metric against the scenario's reference method
+        (:func:`dfsim.experiment.statistics.summarize`)."""
+        import pandas as pd
+
+        from dfsim.experiment import statistics
+
+        return pd.DataFrame(statistics.summarize(self._rows, self._schema, self._reference()))
+
+    def _reference(self) -> str | None:
+        return (self.manifest.get("scenario") or {}).get("reference_method")
+
+    def compare(self, metric: str | None = None, reference: str | None = None):
+        """Each method against ``reference`` per (config, channel setting), paired by trial
+        as ``dfsim compare`` does: ``METRIC_mean``, ``_ci95`` and the interval's bounds
+        ``_low`` / ``_high``, the mean paired difference ``METRIC_diff_vs_reference`` and the
+        paired t-test's ``p_vs_reference`` (NaN for the reference itself, and where the
+        trials do not pair). Config columns appear where they vary.
+
+        :param metric: a metric column or its short name (default: the task's primary
+            metric, top1 for classification; the label-free one without labels).
+        :param reference: a method of the results (default: the scenario's reference method,
+            else ``zeros``, else the first).
+        """
+        import pandas as pd
+
+        from dfsim.experiment.statistics import varying_config_keys
+        from dfsim.tools.cli.common import metric_name
+
+        rows, schema = self._rows, self._schema
+        metric = metric_name(schema, rows, metric, "metric")
+        reference = self._method(reference, "reference")
+        if reference is None:
+            default = self._reference()
+            methods = self.methods
+            reference = default if default in methods else "zeros"
+            reference = reference if reference in methods else methods[0]
+        keys = ("channel", "loss_rate", "burst_length", *varying_config_keys(rows, schema))
+        cells: dict = defaultdict(lambda: defaultdict(dict))  # cell -> method -> trial -> value
+        for r in rows:
+            if metric in r:
+                cells[tuple(r.get(k) for k in keys)][r["method"]][r["trial"]] = r[metric]
+        out = [
+            {**dict(zip(keys, cell, strict=True)), **_paired(by, m, reference, metric)}
+            for cell, by in cells.items()
+            for m in self.methods
+            if m in by
+        ]
+        return pd.DataFrame(out)
+
+    def _method(self, name: str | None, option: str) -> str | None:
+        if name is not None and name not in self.methods:
+            raise UserError(
+                f"{option}: {name!r} is not a method of these results ({', '.join(self.methods)})"
+            )
+        return name
+
+    def plot(
+        self,
+        x: str = "loss_rate",
+        y: str | None = None,
+        by: str | list[str] | None = None,
+        *,
+        panels: str | None = None,
+        methods: list[str] | None = None,
+        save: str | os.PathLike | list | None = None,
+    ):
+        """The figure of ``dfsim plot``: mean ``y`` against ``x``, one line per method and
+        ``by`` group, 95 % band over trials; returns the matplotlib Figure.
+
+        :param x: ``loss_rate``, ``burst_length`` or a rate (``kbpi``, ``bpp``, ...).
+        :param y: a metric column or its short name (default: the task's primary metric).
+        :param by: fields whose values split lines (default as ``dfsim plot``).
+        :param panels: one subplot per value of this field.
+        :param methods: only these methods.
+        :param save: a file (or list of files; .png, .svg, .pdf) to write; none by default.
+        """
+        from dfsim.experiment import plots
+        from dfsim.tools.cli.common import metric_name
+
+        if x not in plots.X_AXES:
+            raise UserError(f"x: {x!r} is not an axis (one of {', '.join(plots.X_AXES)})")
+        rows = self._rows
+        if methods is not None:
+            wanted = [self._method(m, "methods") for m in _names(methods)]
+            rows = [r for r in rows if r["method"] in wanted]
+        schema = self._schema
+        y = metric_name(schema, rows, y, "y")
+        fields = plots.group_fields(schema)
+        default = ("channel", "burst_length") if x == "loss_rate" else ("channel", "loss_rate")
+        by = tuple(_names(by)) if by is not None else default
+        for option, values in (("by", by), ("panels", [panels] if panels else [])):
+            for f in values:
+                if f not in fields:
+                    raise UserError(f"{option}: unknown field {f!r} (one of {', '.join(fields)})")
+        one = isinstance(save, str | os.PathLike)
+        paths = [] if save is None else [Path(p) for p in ([save] if one else save)]
+        with _figure_kept(plots) as kept:
+            try:
+                plots.metric_plot(rows, schema, paths, x, y, by, panel=panels)
+            except OSError as exc:
+                raise UserError(f"save: cannot write the figure: {exc.strerror or exc}") from None
+        return kept[0]
+
+    def bd_rate(
+        self,
+        metric: str | None = None,
+        rate: str = "kbpi",
+        curves: str = "codec",
+        anchor: str | None = None,
+    ):
+        """The Bjøntegaard-delta rate (%, negative: fewer bits at equal ``metric``) of each
+        rate-metric curve against ``anchor`` (default: the first), per channel setting
+        (and method), as ``dfsim compare --bd-rate`` computes it
+        (:func:`dfsim.experiment.statistics.bd_rate` over each curve's Pareto front).
+        ``bd_rate`` is NaN where the curves cannot be compared, and ``note`` says why.
+
+        :param curves: the field whose values are the curves (``codec``, ``method``, or
+            several comma-separated: ``split,codec``).
+        """
+        import pandas as pd
+
+        from dfsim.experiment import statistics
+        from dfsim.tools.cli.common import metric_name
+
+        rows, schema = self._rows, self._schema
+        metric = metric_name(schema, rows, metric, "metric")
+        fields = ("method", *schema.config_columns)
+        for f in statistics.curve_fields(curves):
+            if f not in fields:
+                raise UserError(f"curves: unknown field {f!r} (one of {', '.join(fields)})")
+        if rate not in statistics.RATE_COLUMNS or not schema.has_values(rows, rate):
+            raise UserError(f"rate: {rate!r} has no values in these results")
+        table = statistics.rate_curves(rows, schema, metric, rate, curves)
+        names = list(dict.fromkeys(c for g in table.values() for c in g))
+        if anchor is not None and anchor not in names:
+            raise UserError(f"anchor: {anchor!r} is not a {curves} of these results")
+        anchor = anchor or names[0]
+        group_cols = ["channel", "loss_rate", "burst_length"]
+        if "method" not in statistics.curve_fields(curves):
+            group_cols.append("method")
+        out = []
+        for group, by_curve in table.items():
+            for c in (c for c in names if c != anchor):
+                value, note = _bd(by_curve.get(anchor), by_curve.get(c), statistics)
+                row = dict(zip(group_cols, group, strict=True))
+                row.update(curve=c, anchor=anchor, bd_rate=value, note=note)
+                out.append(row)
+        return pd.DataFrame(out)
+
+
+def _paired(by_method: dict, method: str, reference: str, metric: str) -> dict:
+    """One method's row of :meth:`Results.compare`: summary statistics of ``metric`` over
+    its trials and the paired difference against ``reference``'s same trials."""
+    import math
+
+    import numpy as np
+
+    from dfsim.experiment.results import mean_ci95
+    from dfsim.experiment.statistics import paired_t_pvalue
+
+    trials = dict(sorted(by_method[method].items()))
+    ref = dict(sorted(by_method.get(reference, {}).items()))
+    mean, _, half = mean_ci95(list(trials.values()))
+    row = {"method": method, "trials": len(trials), f"{metric}_mean": mean, f"{metric}_ci95": half}
+    row[f"{metric}_low"], row[f"{metric}_high"] = mean - half, mean + half
+    diff, p = math.nan, math.nan
+    if method == reference:
+        diff = 0.0
+    elif list(trials) == list(ref):
+        a, b = list(trials.values()), list(ref.values())
+        diff, p = float(np.mean(np.subtract(a, b))), paired_t_pvalue(a, b)
+    row.update({"reference": reference, f"{metric}_diff_vs_reference": diff, "p_vs_reference": p})
+    return row
+
+
+def _bd(ref, test, statistics) -> tuple[float, str]:
+    """A BD-rate and, where there is none, why (the words of ``dfsim compare --bd-rate``)."""
+    import math
+
+    if not ref or not test:
+        return math.nan, "missing curve"
+    ref, test = statistics.pareto_front(ref), statistics.pareto_front(test)
+    if len(ref) < 2 or len(test) < 2:
+        return math.nan, "fewer than two points where the metric rises with the rate"
+    try:
+        v = float(statistics.bd_rate(ref, test))
+    except (ValueError, ZeroDivisionError) as exc:
+        return math.nan, str(exc)
+    return (v, "") if math.isfinite(v) else (math.nan, "no overlap")
+
+
+def _names(value) -> list[str]:
+    """Names given as a comma-separated string or a list, as a list."""
+    return value.split(",") if isinstance(value, str) else list(value)
+
+
+_plot_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _figure_kept(plots):
+    """The figure :func:`dfsim.experiment.plots.metric_plot` draws, kept: it saves (to no
+    file unless asked) and closes its figure without returning it, so its save step is
+    wrapped for the call, which keeps the (closed, still drawable) figure."""
+    kept: list = []
+    save = plots._save
+
+    def keep(fig, paths):
+        kept.append(fig)
+        save(fig, paths)
+
+    with _plot_lock:
+        plots._save = keep
+        try:
+            yield kept
+        finally:
+            plots._save = save
+
+
+def _bar(scn):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=scn.n_units, desc=scn.name, unit="trial")
+
+
+def _scenario(scenario, seed: int | None):
+    """The validated scenario and the words that name it in messages."""
+    from dfsim.experiment.scenario import parse_scenario, read_yaml
+
+    name = "scenario"
+    if isinstance(scenario, Mapping):
+        label, raw = "scenario dict", copy.deepcopy(dict(scenario))
+    elif isinstance(scenario, str) and _is_yaml_text(scenario):
+        label, raw = "scenario YAML", _read_yaml_text(scenario, read_yaml)
+    elif isinstance(scenario, str | os.PathLike):
+        label, raw, name = str(scenario), read_yaml(scenario), Path(scenario).stem
+    else:
+        raise UserError(
+            f"scenario: expected a file path, a dict or YAML text, got {type(scenario).__name__}"
+        )
+    if seed is not None and isinstance(raw, dict):
+        raw["seed"] = seed
+    try:
+        scn = parse_scenario(raw, default_name=name, source=label)
+    except UserError as exc:
+        raise UserError(f"{label}: {exc}") from None
+    return scn, label
+
+
+def _is_yaml_text(text: str) -> bool:
+    """A string that reads as YAML rather than as a file name."""
+    return "\n" in text or ": " in text or text.lstrip().startswith("{")
+
+
+def _read_yaml_text(text: str, read_yaml):
+    """YAML text read as a scenario file is (size, depth and duplicate keys checked)."""
+    with tempfile.TemporaryDirectory(prefix="dfsim-yaml-") as d:
+        path = Path(d) / "scenario.yaml"
+        path.write_text(text)
+        try:
+            return read_yaml(path)
+        except UserError as exc:
+            raise UserError(str(exc).replace(str(path), "scenario YAML")) from None
