@@ -90,7 +90,8 @@ def varying_config_keys(rows: list[dict], schema: ResultsSchema) -> list[str]:
 
 def markdown_table(summary: list[dict], schema: ResultsSchema, metric: str) -> str:
     """Methods as columns, (config, channel setting) as rows: mean ± 95 % CI (scaled as the
-    metric declares), best per row in bold. Config columns appear only when they vary."""
+    metric declares; ``± n/a`` from a single trial), best per row in bold. Config columns
+    appear only when they vary."""
     decl = schema.metric(metric)
     metric = decl.name
     keys = tuple(schema.config_columns) + CHANNEL_COLUMNS
@@ -125,6 +126,15 @@ def markdown_table(summary: list[dict], schema: ResultsSchema, metric: str) -> s
     return "\n".join(lines)
 
 
+def _mean_interval(mean: float, half: float, trials: int | None, decl, decimals: int) -> str:
+    """``mean ± half-width``, scaled as the metric declares; ``mean ± n/a`` from fewer than
+    two trials, which have no interval (not one of width 0)."""
+    shown = f"{decl.scale * mean:.{decimals}f}"
+    if trials is not None and trials < 2:
+        return f"{shown} ± n/a"
+    return f"{shown} ± {decl.scale * half:.{decimals}f}"
+
+
 def _table_row(cell, keys, shown, methods, by, decl, starred: bool) -> str:
     metric = decl.name
     vals = {m: by[(cell, m)][f"{metric}_mean"] for m in methods if (cell, m) in by}
@@ -139,9 +149,7 @@ def _table_row(cell, keys, shown, methods, by, decl, starred: bool) -> str:
             entries.append("—")
             continue
         d = decl.decimals
-        text = (
-            f"{decl.scale * r[f'{metric}_mean']:.{d}f} ± {decl.scale * r[f'{metric}_ci95']:.{d}f}"
-        )
+        text = _mean_interval(r[f"{metric}_mean"], r[f"{metric}_ci95"], r.get("trials"), decl, d)
         p = r.get("p_vs_reference")
         if starred and p is not None and not math.isnan(p) and p < 0.05:
             text += "*"
@@ -351,10 +359,9 @@ def gain_table(gains: list[dict], schema: ResultsSchema, metric: str, lo: float,
         for m in methods:
             g = by.get((gkey, m))
             d = max(decl.decimals, 2)
-            cells.append(
-                ""
-                if g is None
-                else f"{decl.scale * g['gain']:.{d}f} ± {decl.scale * g['gain_ci95']:.{d}f}"
-            )
+            if g is None:
+                cells.append("")
+            else:
+                cells.append(_mean_interval(g["gain"], g["gain_ci95"], g.get("trials"), decl, d))
         lines.append("| " + " | ".join([*(_cell(v) for v in gkey), *cells]) + " |")
     return "\n".join(lines)
