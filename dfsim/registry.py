@@ -21,6 +21,7 @@ Kinds, in the order data flows: ``model``, ``dataset``, ``codec``, ``channel``,
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import reprlib
@@ -324,6 +325,15 @@ def key_text(key) -> str:
     return key if plain and len(key) <= 80 else shown(key)
 
 
+def did_you_mean(given, allowed) -> str:
+    """``"; did you mean 'NAME'?"`` when one of ``allowed`` is close to ``given`` (a
+    misspelling), else ``""``: the end of an unknown-name message."""
+    if not isinstance(given, str):
+        return ""
+    close = difflib.get_close_matches(given, [a for a in allowed if isinstance(a, str)], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def check_keys(raw, where: str, allowed, what: str | None = None) -> dict:
     """``raw`` must be a mapping whose keys are all in ``allowed``."""
     if not isinstance(raw, dict):
@@ -331,10 +341,13 @@ def check_keys(raw, where: str, allowed, what: str | None = None) -> dict:
     for k in raw:
         if k not in allowed:
             key = f"{where}.{key_text(k)}" if where else key_text(k)
+            hint = did_you_mean(k, allowed)
             if what:
                 listed = ", ".join(allowed) or "none"
-                raise UserError(f"{key}: not a parameter of {what} (its parameters: {listed})")
-            raise UserError(f"{key}: unknown key (allowed here: {', '.join(allowed)})")
+                raise UserError(
+                    f"{key}: not a parameter of {what} (its parameters: {listed}){hint}"
+                )
+            raise UserError(f"{key}: unknown key (allowed here: {', '.join(allowed)}){hint}")
     return raw
 
 
@@ -446,7 +459,8 @@ def entry(kind: str, name, where: str = "") -> Entry:
     _load_builtins()
     if not isinstance(name, str) or name not in _REGISTRY[kind]:
         listed = ", ".join(_REGISTRY[kind])
-        raise UserError(f"{where or kind}: unknown {KINDS[kind]} {name!r} (one of {listed})")
+        hint = did_you_mean(name, _REGISTRY[kind])
+        raise UserError(f"{where or kind}: unknown {KINDS[kind]} {name!r} (one of {listed}){hint}")
     return _REGISTRY[kind][name]
 
 
