@@ -16,14 +16,12 @@ Mistakes (a missing file, an unknown key, metric or method) raise
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -241,12 +239,10 @@ class Results:
                     raise UserError(f"{option}: unknown field {f!r} (one of {', '.join(fields)})")
         one = isinstance(save, str | os.PathLike)
         paths = [] if save is None else [Path(p) for p in ([save] if one else save)]
-        with _figure_kept(plots) as kept:
-            try:
-                plots.metric_plot(rows, schema, paths, x, y, by, panel=panels)
-            except OSError as exc:
-                raise UserError(f"save: cannot write the figure: {exc.strerror or exc}") from None
-        return kept[0]
+        try:
+            return plots.metric_plot(rows, schema, paths, x, y, by, panel=panels)
+        except OSError as exc:
+            raise UserError(f"save: cannot write the figure: {exc.strerror or exc}") from None
 
     def bd_rate(
         self,
@@ -339,29 +335,6 @@ def _bd(ref, test, statistics) -> tuple[float, str]:
 def _names(value) -> list[str]:
     """Names given as a comma-separated string or a list, as a list."""
     return value.split(",") if isinstance(value, str) else list(value)
-
-
-_plot_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _figure_kept(plots):
-    """The figure :func:`dfsim.experiment.plots.metric_plot` draws, kept: it saves (to no
-    file unless asked) and closes its figure without returning it, so its save step is
-    wrapped for the call, which keeps the (closed, still drawable) figure."""
-    kept: list = []
-    save = plots._save
-
-    def keep(fig, paths):
-        kept.append(fig)
-        save(fig, paths)
-
-    with _plot_lock:
-        plots._save = keep
-        try:
-            yield kept
-        finally:
-            plots._save = save
 
 
 def _bar(scn):

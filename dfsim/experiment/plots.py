@@ -69,8 +69,10 @@ def metric_plot(
     reference: dict | None = None,
     title: str | None = None,
     panel: str | None = None,
-) -> None:
+):
     """Mean ``y`` against ``x``; one line per (method, ``by`` group); 95 % band over trials.
+    Saved to each of ``paths`` (none: drawn only); returns the (closed, still drawable)
+    matplotlib figure.
 
     Config columns that vary in ``rows`` are always added to ``by``: lines never pool
     different configs; except on a rate axis (``x = kbpi`` ...: rate-accuracy), where the
@@ -113,6 +115,7 @@ def metric_plot(
         fig.suptitle(title or what, fontsize=10)
     fig.tight_layout()
     _save(fig, paths)
+    return fig
 
 
 def _line_fields(rows, schema: ResultsSchema, x: str, by: tuple[str, ...], panel) -> tuple:
