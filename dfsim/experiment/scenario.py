@@ -85,6 +85,7 @@ __all__ = [
     "Packetization",
     "Positive",
     "Scenario",
+    "ScenarioErrors",
     "SideInfoSpec",
     "load_plugins",
     "load_scenario",
@@ -231,7 +232,9 @@ def load_scenario(
             max_units=max_units,
         )
     except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
+        raise ScenarioErrors(
+            f"{path}: {e}" for e in getattr(exc, "errors", None) or (str(exc),)
+        ) from None
 
 
 def load_plugins(specs) -> None:
@@ -298,6 +301,44 @@ SECTIONS = (
 )
 
 
+class ScenarioErrors(UserError):
+    """Every mistake found in a scenario: the message is one per line (a single mistake's
+    message is just that one), :attr:`errors` the messages; the CLI prints one
+    ``dfsim: error:`` line for each."""
+
+    SHOWN = 20  # at most this many messages, then how many more
+
+    def __init__(self, errors):
+        errors = list(errors)
+        if len(errors) > self.SHOWN + 1:
+            errors[self.SHOWN :] = [f"... and {len(errors) - self.SHOWN} more errors"]
+        self.errors = tuple(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class _Collected:
+    """The :class:`UserError` messages of a scenario's independent sections, each section
+    checked whatever the others hold."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def check(self, fn, *args, failed=None):
+        """``fn(*args)``, or ``failed`` after recording its error."""
+        try:
+            return fn(*args)
+        except UserError as exc:
+            self.errors.extend(getattr(exc, "errors", None) or (str(exc),))
+            return failed
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ScenarioErrors(self.errors)
+
+
+_FAILED = object()  # a section whose check recorded an error
+
+
 def parse_scenario(
     raw: Any,
     default_name: str = "scenario",
@@ -307,36 +348,81 @@ def parse_scenario(
 ) -> Scenario:
     """Validate a scenario given as parsed YAML. The numbers of configs, channel settings
     and methods are counted from the lists before any is built: a grid of more than
-    ``max_configs`` configs or ``max_units`` work units is a one-line error."""
+    ``max_configs`` configs or ``max_units`` work units is a one-line error.
+
+    The independent parts (top-level keys, model, data, task, the grid of encoding, packets
+    and error control, network, channels, methods) are each checked, and every mistake
+    found is reported at once (:class:`ScenarioErrors`, in the order of the checks: the
+    first is the one a check stopping at the first mistake would report). Plug-ins register
+    components, so a plug-in that cannot be loaded ends the checks there."""
     if raw is None:
         raise UserError("scenario is empty")
     scalars = dataclass_params(_TopLevel)
-    check_keys(raw, "", [*scalars, *SECTIONS])
+    allowed = [*scalars, *SECTIONS]
+    if not isinstance(raw, dict):
+        check_keys(raw, "", allowed)  # says it is not a mapping
+    found = _Collected()
+    for k in raw:  # each unknown key
+        if k not in allowed:
+            found.check(check_keys, {k: raw[k]}, "", allowed)
     for required in ("channels", "methods"):
         if required not in raw:
-            raise UserError(f"{required}: required key is missing")
-    top = check_params(scalars, {k: v for k, v in raw.items() if k in scalars}, "")
-    load_plugins(top["plugins"] or ())
+            found.errors.append(f"{required}: required key is missing")
+    top = {name: p.default for name, p in scalars.items()}
+    bad = set()
+    for name, p in scalars.items():  # each scalar on its own
+        if name in raw:
+            top[name] = found.check(p.check, raw[name], name, failed=_FAILED)
+            if top[name] is _FAILED:
+                bad.add(name)
+    if "plugins" in bad:  # which components exist is unknown
+        found.raise_any()
+    try:
+        load_plugins(top["plugins"] or ())
+    except UserError as exc:
+        found.errors.append(str(exc))
+        found.raise_any()
     name = top["name"] if "name" in raw else default_name
-    model = _model(raw.get("model", {}))
+    model = found.check(_model, raw.get("model", {}), failed=_FAILED)
     codecs: dict[tuple, Component] = {}  # each distinct codec checked once
-    configs = tuple(dict.fromkeys(_config(p, codecs) for p in config_points(raw, max_configs)))
-    cells = channel_settings(raw["channels"], len(configs), top["trials"], max_units)
-    methods = method_variants(raw["methods"])
-    labels = [m.label for m in methods]
-    reference = top["reference_method"] or ("zeros" if "zeros" in labels else labels[0])
-    if reference not in labels:
-        raise UserError(
-            f"reference_method: {reference!r} is not one of the scenario's methods "
-            f"({', '.join(labels)})"
+    configs = found.check(
+        lambda: tuple(dict.fromkeys(_config(p, codecs) for p in config_points(raw, max_configs))),
+        failed=_FAILED,
+    )
+    # With the configs or the trials in error, the work units are counted for one of each:
+    # fewer than the scenario's, so a grid over the limit is still refused before it is built.
+    n_configs = 1 if configs is _FAILED else len(configs)
+    trials = 1 if "trials" in bad else top["trials"]
+    cells = methods = _FAILED
+    if "channels" in raw:
+        cells = found.check(
+            channel_settings, raw["channels"], n_configs, trials, max_units, failed=_FAILED
         )
+    if "methods" in raw:
+        methods = found.check(method_variants, raw["methods"], failed=_FAILED)
+    reference = None
+    if methods is not _FAILED and "reference_method" not in bad:
+        labels = [m.label for m in methods]
+        reference = top["reference_method"] or ("zeros" if "zeros" in labels else labels[0])
+        if reference not in labels:
+            found.errors.append(
+                f"reference_method: {reference!r} is not one of the scenario's methods "
+                f"({', '.join(labels)})"
+            )
+    data = found.check(_data, raw.get("data", {}))
+    task = found.check(_component, "task", raw.get("task", "classification"), "task")
+    network = found.check(_network, raw.get("network", {}))
+    device = None
+    if "device" not in bad:
+        device = found.check(devices.check, top["device"], "device")
+    found.raise_any()
     return Scenario(
         name=name,
         seed=top["seed"],
         model=model,
-        data=_data(raw.get("data", {})),
-        task=_component("task", raw.get("task", "classification"), "task"),
-        network=_network(raw.get("network", {})),
+        data=data,
+        task=task,
+        network=network,
         configs=configs,
         cells=cells,
         methods=methods,
@@ -347,7 +433,7 @@ def parse_scenario(
         dask_scheduler=top["dask_scheduler"],
         plugins=tuple(top["plugins"] or ()),
         source=source,
-        device=devices.check(top["device"], "device"),
+        device=device,
     )
 
 

@@ -5,7 +5,7 @@
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [DIR ...] [--x loss_rate|burst_length|kbpi] [--y METRIC] [--by F,...]
                [--panels F] [--methods M,...] [--out DIR]
-    dfsim compare DIR... [--metric METRIC] [--reference METHOD]
+    dfsim compare DIR... [--metric METRIC] [--reference METHOD] [--allow-mixed]
     dfsim example SCENARIO [--loss P] [--methods A,B] [--image K] [--out PNG]
     dfsim train [--model fmnist-resnet|fmnist-detector|fmnist-mirror] [--epochs N]
                 [--seed S] [--out PATH]
@@ -14,17 +14,22 @@
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network|codecs|lossy [--json PATH] [...]
     dfsim models [describe MODEL [--import P:F --weights W --input-size C,H,W]]
+    dfsim --version
+
+A bare ``dfsim`` prints this help.
 
 Each command is a module of this package (``dfsim run``: :mod:`.run`, ...) with its
 ``add_parser`` (the subcommand's options) and its ``cmd_*`` (what it does); :mod:`.common`
 has what several share. User mistakes (bad scenario, missing file) print one line
-``dfsim: error: ...`` and exit 2.
+``dfsim: error: ...`` and exit 2; a scenario with several mistakes prints one such line
+for each.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from dfsim.errors import UserError, one_line
 from dfsim.tools.cli import (
@@ -75,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     when the parser is built (so that replacing ``dfsim.tools.cli.cmd_compare`` reaches
     the command line)."""
     p = argparse.ArgumentParser(prog="dfsim", description="Deep-feature transmission simulator.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"dfsim {version()}")
+    sub = p.add_subparsers(dest="command")  # none: main prints the help
     limits = limit_options()  # --max-configs / --max-units, for the commands that load a grid
     run.add_parser(sub, limits).set_defaults(func=cmd_run)
     compare.add_parser(sub).set_defaults(func=cmd_compare)
@@ -90,12 +96,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def version() -> str:
+    """The installed dfsim's version; ``pyproject.toml``'s in a checkout that is not
+    installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("dfsim")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, ValueError, KeyError):
+            return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `dfsim`: what it can do
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
-    except UserError as exc:  # one line, whatever the key or value in it holds
-        print(one_line(f"dfsim: error: {exc}"), file=sys.stderr)
+    except UserError as exc:  # one line per error, whatever the key or value in it holds
+        for message in getattr(exc, "errors", None) or (str(exc),):
+            print(one_line(f"dfsim: error: {message}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

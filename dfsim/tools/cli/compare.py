@@ -1,10 +1,13 @@
 """``dfsim compare DIR...``: the summary table of one or more result directories, or the
 average gain of each method over a reference (``--gain``), or the Bjøntegaard-delta rate
-between rate-metric curves (``--bd-rate``)."""
+between rate-metric curves (``--bd-rate``). Directories of different scenarios or image
+sets are refused unless ``--allow-mixed`` is given."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 from dfsim.errors import UserError
 from dfsim.tools.cli.common import metric_name, read_result_dirs
@@ -47,13 +50,26 @@ def add_parser(sub):
         "range: area between the metric-vs-loss curves / the range's width, paired by trial",
     )
     c.add_argument("--loss-range", default="0,0.3", help="--gain: LO,HI loss rates (default 0,0.3)")
+    c.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="merge directories of different scenarios or image sets (by default refused: "
+        f"their {', '.join(SAME)} must match)",
+    )
     return c
+
+
+# What result directories compared together must share: their scenario's name, seed, model,
+# images and task (from each manifest's resolved scenario).
+SAME = ("name", "seed", "model", "data", "task")
 
 
 def cmd_compare(args) -> int:
     from dfsim.experiment import statistics
     from dfsim.experiment.outputs import comparison_notes
 
+    if not args.allow_mixed:
+        check_same_scenario(args.dirs)
     for line in comparison_notes(args.dirs):
         print(f"dfsim: note: {line}", file=sys.stderr)
     rows, schema = read_result_dirs(args.dirs)
@@ -123,3 +139,48 @@ def _loss_range(text: str) -> tuple[float, float]:
     if not 0 <= lo < hi <= 1:
         raise UserError(f"--loss-range: {text!r} needs 0 <= LO < HI <= 1")
     return lo, hi
+
+
+def check_same_scenario(dirs: list[str]) -> None:
+    """Refuse result directories whose scenarios differ (in :data:`SAME`) from the first
+    one's, naming the differing fields and the directories; directories without a
+    manifest cannot be told apart and pass."""
+    scenarios = [(d, _scenario_of(d)) for d in dirs]
+    first, base = next(((d, s) for d, s in scenarios if s is not None), (None, None))
+    differing = []
+    for d, scn in scenarios:
+        if scn is None or d == first:
+            continue
+        fields = [f for k in SAME for f in _differences(base.get(k), scn.get(k), k)]
+        if fields:
+            differing.append(f"{d!r} differs from {first!r} in {', '.join(fields)}")
+    if differing:
+        raise UserError(
+            f"results of different scenarios or image sets: {'; '.join(differing)} "
+            "(--allow-mixed merges them anyway)"
+        )
+
+
+def _scenario_of(d: str) -> dict | None:
+    """The resolved scenario in ``d``'s manifest, or None without one (read_results has
+    refused a manifest that is not one)."""
+    path = Path(d) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        scn = json.loads(path.read_text()).get("scenario")
+    except (ValueError, OSError, AttributeError, RecursionError):
+        return None
+    return scn if isinstance(scn, dict) else None
+
+
+def _differences(a, b, where: str) -> list[str]:
+    """The dotted names of the fields in which ``a`` and ``b`` differ (``data.n_images``),
+    a field missing on one side included."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            f
+            for k in dict.fromkeys([*a, *b])
+            for f in _differences(a.get(k), b.get(k), f"{where}.{k}")
+        ]
+    return [] if a == b else [where]
