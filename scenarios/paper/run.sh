@@ -28,9 +28,9 @@ $dfsim plot $R/classifier $R/classifier-retrained --x kbpi --y top1 --by split,c
 $dfsim plot $R/efficientnet --x kbpi --y coding_agreement --by split,codec >/dev/null
 # Table 1: BD-KBPI against cloud-only HEVC
 $dfsim compare $R/detection-cloud-only $R/detection-lossy $R/detection-lossy-retrained-add_1 \
-    $R/detection-lossy-retrained-add_2 --bd-rate --metric map --curves method,split,codec \
+    $R/detection-lossy-retrained-add_2 --allow-mixed --bd-rate --metric map --curves method,split,codec \
     --anchor detection-cloud-only:zeros/input/hevc > $R/table1-detection.md
-$dfsim compare $R/classifier $R/classifier-retrained --bd-rate --metric top1 \
+$dfsim compare $R/classifier $R/classifier-retrained --allow-mixed --bd-rate --metric top1 \
     --curves method,split,codec --anchor classifier:zeros/input/hevc > $R/table1-classifier.md
 $dfsim compare $R/efficientnet --bd-rate --metric coding_agreement --curves split,codec \
     --anchor input/hevc > $R/table1-efficientnet.md
