@@ -360,3 +360,20 @@ def test_committed_summaries_regenerate_from_their_results(directory):
         assert "± n/a" in text and "± 0.0" not in text
         committed = committed.replace("± 0.0", "± n/a")
     assert text == committed
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    # `dfsim compare DIR | head -1`: the pipe closes while the table is being written
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfsim.tools.cli", "compare", "results/burst-grid"],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader goes away before the table is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
