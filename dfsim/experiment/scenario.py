@@ -357,31 +357,8 @@ def parse_scenario(
     components, so a plug-in that cannot be loaded ends the checks there."""
     if raw is None:
         raise UserError("scenario is empty")
-    scalars = dataclass_params(_TopLevel)
-    allowed = [*scalars, *SECTIONS]
-    if not isinstance(raw, dict):
-        check_keys(raw, "", allowed)  # says it is not a mapping
     found = _Collected()
-    for k in raw:  # each unknown key
-        if k not in allowed:
-            found.check(check_keys, {k: raw[k]}, "", allowed)
-    for required in ("channels", "methods"):
-        if required not in raw:
-            found.errors.append(f"{required}: required key is missing")
-    top = {name: p.default for name, p in scalars.items()}
-    bad = set()
-    for name, p in scalars.items():  # each scalar on its own
-        if name in raw:
-            top[name] = found.check(p.check, raw[name], name, failed=_FAILED)
-            if top[name] is _FAILED:
-                bad.add(name)
-    if "plugins" in bad:  # which components exist is unknown
-        found.raise_any()
-    try:
-        load_plugins(top["plugins"] or ())
-    except UserError as exc:
-        found.errors.append(str(exc))
-        found.raise_any()
+    top, bad = _top_level(raw, found)
     name = top["name"] if "name" in raw else default_name
     model = found.check(_model, raw.get("model", {}), failed=_FAILED)
     codecs: dict[tuple, Component] = {}  # each distinct codec checked once
@@ -402,13 +379,7 @@ def parse_scenario(
         methods = found.check(method_variants, raw["methods"], failed=_FAILED)
     reference = None
     if methods is not _FAILED and "reference_method" not in bad:
-        labels = [m.label for m in methods]
-        reference = top["reference_method"] or ("zeros" if "zeros" in labels else labels[0])
-        if reference not in labels:
-            found.errors.append(
-                f"reference_method: {reference!r} is not one of the scenario's methods "
-                f"({', '.join(labels)})"
-            )
+        reference = _reference(top["reference_method"], methods, found)
     data = found.check(_data, raw.get("data", {}))
     task = found.check(_component, "task", raw.get("task", "classification"), "task")
     network = found.check(_network, raw.get("network", {}))
@@ -435,6 +406,51 @@ def parse_scenario(
         source=source,
         device=device,
     )
+
+
+def _top_level(raw, found: _Collected) -> tuple[dict, set]:
+    """The top level's scalars (defaults filled in) and the names of those in error; each
+    unknown key and each missing required section noted in ``found``; then the plug-ins
+    loaded, since they register the components the sections name (a plug-in that cannot
+    be loaded, or ``plugins`` itself in error, ends the checks)."""
+    scalars = dataclass_params(_TopLevel)
+    allowed = [*scalars, *SECTIONS]
+    if not isinstance(raw, dict):
+        check_keys(raw, "", allowed)  # says it is not a mapping
+    for k in raw:  # each unknown key
+        if k not in allowed:
+            found.check(check_keys, {k: raw[k]}, "", allowed)
+    for required in ("channels", "methods"):
+        if required not in raw:
+            found.errors.append(f"{required}: required key is missing")
+    top = {name: p.default for name, p in scalars.items()}
+    bad = set()
+    for name, p in scalars.items():  # each scalar on its own
+        if name in raw:
+            top[name] = found.check(p.check, raw[name], name, failed=_FAILED)
+            if top[name] is _FAILED:
+                bad.add(name)
+    if "plugins" in bad:  # which components exist is unknown
+        found.raise_any()
+    try:
+        load_plugins(top["plugins"] or ())
+    except UserError as exc:
+        found.errors.append(str(exc))
+        found.raise_any()
+    return top, bad
+
+
+def _reference(given: str | None, methods, found: _Collected) -> str:
+    """The method the others are tested against: ``given``, else ``zeros`` if the scenario
+    has it, else its first method; one that is not a method of the scenario is noted."""
+    labels = [m.label for m in methods]
+    reference = given or ("zeros" if "zeros" in labels else labels[0])
+    if reference not in labels:
+        found.errors.append(
+            f"reference_method: {reference!r} is not one of the scenario's methods "
+            f"({', '.join(labels)})"
+        )
+    return reference
 
 
 # --------------------------------------------------------------------------- sections
