@@ -5,12 +5,12 @@ from a single trial."""
 import json
 import subprocess
 import sys
-import textwrap
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+from test_scenario import GOOD, write  # the smallest valid scenario, written to a file
 
 from dfsim.errors import UserError
 from dfsim.experiment.results import ResultsSchema, write_results_csv
@@ -22,21 +22,6 @@ from dfsim.tools.cli import main
 from dfsim.tools.cli.common import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
-
-GOOD = """\
-name: t
-data: {n_images: 20}
-channels:
-  - {kind: iid, loss_rates: [0.1]}
-methods: [zeros]
-trials: 1
-"""
-
-
-def write(tmp_path, text, name="s.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return p
 
 
 def errors(capsys) -> list[str]:
