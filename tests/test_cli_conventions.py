@@ -82,6 +82,23 @@ def test_bare_dfsim_prints_the_help_and_exits_zero(capsys):
         ),
         ("trials: 1", "trails: 1", "trails: unknown key (allowed here: name, seed, trials, "),
         ("trials: 1", "network: {bandwith_mbps: 3}", "did you mean 'bandwidth_mbps'?"),
+        (
+            "data: {n_images: 20}",
+            "data: {n_image: 20}",
+            "data.n_image: unknown key (allowed here: dataset, n_images, fit_dir, subset, dir); "
+            "did you mean 'n_images'?",
+        ),
+        (
+            "trials: 1",
+            "encoding: {codec: [zstd, brotli], qualty: 3}",
+            "did you mean 'quality'?",
+        ),
+        (
+            "kind: iid",
+            "kind: gilbert-elliott, burst_lenght: 4",
+            "channels[0].burst_lenght: not a parameter of the gilbert-elliott channel (its "
+            "parameters: loss_rates, burst_lengths); did you mean 'burst_length'?",
+        ),
     ],
 )
 def test_a_misspelt_key_or_name_gets_a_suggestion(tmp_path, capsys, old, new, message):

@@ -85,7 +85,7 @@ CASES = [
     ),
     (
         GOOD.replace("data: {n_images: 20}", "data: {labels: none}"),
-        "data.labels: not a parameter of the fashion-mnist dataset (its parameters: subset, dir)",
+        "data.labels: unknown key (allowed here: dataset, n_images, fit_dir, subset, dir)",
     ),
     (
         GOOD + "plugins: [no_such_plugin_module]\n",

@@ -32,6 +32,7 @@ from dfsim.registry import (
     check_keys,
     check_params,
     dataclass_params,
+    did_you_mean,
     entry,
     grid_values,
     key_text,
@@ -89,6 +90,7 @@ def _dimensions(raw) -> dict[str, list]:
             raise UserError(
                 f"encoding.{key_text(k)}: not a parameter of codec {', '.join(codecs)} "
                 f"(parameters: {', '.join(_codec_keys(codecs)) or 'none'})"
+                + did_you_mean(k, _codec_keys(codecs))
             )
     defaults: dict[str, set] = {}
     for codec in codecs:
@@ -293,6 +295,7 @@ def _channel_entry(raw, where: str):
             listed = ", ".join(f"{p}s" for p in e.params) or "none"
             raise UserError(
                 f"{where}.{key_text(k)}: not a parameter of {e.what} (its parameters: {listed})"
+                + did_you_mean(k, accepted)
             )
     sweeps: dict[str, list] = {}  # YAML key -> checked values
     keys: dict[str, str] = {}  # parameter -> its YAML key

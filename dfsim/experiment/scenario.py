@@ -471,6 +471,8 @@ def _component(
                 f"{where}.{key}: required key is missing (one of {', '.join(names(kind))})"
             )
     e = entry(kind, name, f"{where}.{key}" if not isinstance(raw, str) else where)
+    if extra:  # the section's own keys are allowed too: list them, and suggest among them
+        check_keys(raw, where, [key, *extra, *e.params])
     params = check_params(e.params, rest, where, e.what)
     e.build(where, **params)  # cross-parameter checks now, not in the middle of a run
     return Component(kind, name, tuple(params.items()))
