@@ -78,6 +78,44 @@ def test_summary_rows_and_paired_comparison():
     assert "**80.3 ± " in line and "*" in line.split("|")[-2]
 
 
+def test_summary_tests_the_metric_asked_for():
+    rows = rows_for("zeros", [0.5, 0.6, 0.55]) + rows_for("altec", [0.8, 0.82, 0.79])
+    for r in rows[3:]:
+        r["agreement"] = r["top1"] - 0.5  # worse than the reference in agreement
+    s = summarize([full_row(r) for r in rows], SCHEMA, "zeros", metric="agreement")
+    assert "top1_diff_vs_reference" not in s[1]
+    assert s[1]["agreement_diff_vs_reference"] == pytest.approx(0.30333333 - 0.55)
+
+
+def test_bd_rates_as_data_and_why_not():
+    from dfsim.experiment.statistics import bd_rate, bd_rates
+
+    def point(codec, bits, kbpi, top1):
+        return full_row({"method": "zeros", "channel": "iid", "trial": 0, "top1": top1}) | {
+            "codec": codec,
+            "bits": bits,
+            "kbpi": kbpi,
+        }
+
+    schema = ResultsSchema(Classification(), ("codec", "bits"))
+    a = [("a", b, k, t) for b, k, t in [(2, 10.0, 0.5), (4, 20.0, 0.7), (6, 30.0, 0.8)]]
+    b = [("b", b, k, t) for b, k, t in [(2, 8.0, 0.5), (4, 16.0, 0.7), (6, 24.0, 0.8)]]
+    c = [("c", 2, 5.0, 0.5)]  # one point: no curve to compare
+    rows = [point(*p) for p in a + b + c]
+    found = bd_rates(rows, schema, "top1", "kbpi", "codec", anchor="a")
+    assert [(r["curve"], r["anchor"], r["method"]) for r in found] == [
+        ("b", "a", "zeros"),
+        ("c", "a", "zeros"),
+    ]
+    ref = [(k, t) for _, _, k, t in a]
+    assert found[0]["bd_rate"] == pytest.approx(bd_rate(ref, [(k, t) for _, _, k, t in b]))
+    assert found[0]["bd_rate"] == pytest.approx(-20.0, abs=0.5) and found[0]["note"] == ""
+    assert math.isnan(found[1]["bd_rate"])
+    assert found[1]["note"] == "fewer than two points where the metric rises with the rate"
+    with pytest.raises(KeyError):
+        bd_rates(rows, schema, "top1", "kbpi", "codec", anchor="zz")
+
+
 def test_compare_prints_table_and_rejects_missing_dirs(tmp_path, capsys):
     d = tmp_path / "r"
     d.mkdir()

@@ -33,16 +33,22 @@ def paired_t_pvalue(a, b) -> float:
         return float(stats.ttest_rel(a, b).pvalue)
 
 
-def summarize(rows: list[dict], schema: ResultsSchema, reference: str | None = None) -> list[dict]:
+def summarize(
+    rows: list[dict],
+    schema: ResultsSchema,
+    reference: str | None = None,
+    metric: str | None = None,
+) -> list[dict]:
     """One row per (config, channel setting, method), in the order they first appear: mean,
-    SD and 95 % interval of every metric, and the paired test of the task's shown metric
-    (its primary one, or the label-free one without labels) against ``reference``."""
+    SD and 95 % interval of every metric, and the paired test of ``metric`` (default: the
+    task's shown metric, its primary one or the label-free one without labels) against
+    ``reference``."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     reference = (
         reference if reference in methods else ("zeros" if "zeros" in methods else methods[0])
     )
     keys = tuple(schema.config_columns) + CHANNEL_COLUMNS
-    tested = schema.shown_metric(rows)
+    tested = metric or schema.shown_metric(rows)
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         groups[tuple(r.get(k) for k in keys)][r["method"]].append(r)
@@ -202,6 +208,45 @@ def curve_name(row: dict, fields: tuple[str, ...]) -> str:
     return "/".join(str(row.get(f)) for f in fields)
 
 
+def bd_rates(
+    rows: list[dict],
+    schema: ResultsSchema,
+    metric: str,
+    rate: str = "kbpi",
+    curves: str = "codec",
+    anchor: str | None = None,
+) -> list[dict]:
+    """The Bjøntegaard-delta rate (%, negative: fewer bits at equal ``metric``) of every
+    curve against the ``anchor`` curve (default: the first), per channel setting and
+    method: one dict per (group, curve) with the group's fields, ``curve``, ``anchor``,
+    ``bd_rate`` (NaN where there is none) and ``note`` (why not; empty otherwise).
+    Piecewise cubic Hermite (pchip) interpolation of rate against metric (the
+    ``bjontegaard`` package) over each curve's :func:`pareto_front` (a saturated tail has
+    no rate-metric trade-off to compare); a curve needs two such points. KeyError: an
+    ``anchor`` that is not a curve."""
+    table = rate_curves(rows, schema, metric, rate, curves)
+    names = list(dict.fromkeys(c for g in table.values() for c in g))
+    if anchor is None:
+        anchor = names[0]
+    elif anchor not in names:
+        raise KeyError(anchor)
+    group_cols = bd_rate_group_fields(curves)
+    out = []
+    for group, by_curve in table.items():
+        for c in (c for c in names if c != anchor):
+            value, note = bd_rate_of_curves(by_curve.get(anchor), by_curve.get(c))
+            row = dict(zip(group_cols, group, strict=True))
+            row.update(curve=c, anchor=anchor, bd_rate=value, note=note)
+            out.append(row)
+    return out
+
+
+def bd_rate_group_fields(curves: str) -> list[str]:
+    """The fields that group the curves of :func:`bd_rates`: the channel setting, and the
+    method unless the curves are methods."""
+    return list(CHANNEL_COLUMNS) + ([] if "method" in curve_fields(curves) else ["method"])
+
+
 def bd_rate_table(
     rows: list[dict],
     schema: ResultsSchema,
@@ -210,34 +255,24 @@ def bd_rate_table(
     curves: str = "codec",
     anchor: str | None = None,
 ) -> str:
-    """Markdown table of the Bjøntegaard-delta rate (%, negative: fewer bits at equal
-    ``metric``) of every curve against the ``anchor`` curve (default: the first), per
-    channel setting and method. Piecewise cubic Hermite (pchip) interpolation of rate
-    against metric (the ``bjontegaard`` package) over each curve's :func:`pareto_front`
-    (a saturated tail has no rate-metric trade-off to compare); a curve needs two such
-    points, else the cell says why."""
-    table = rate_curves(rows, schema, metric, rate, curves)
-    names = list(dict.fromkeys(c for g in table.values() for c in g))
-    if anchor is None:
-        anchor = names[0]
-    elif anchor not in names:
-        raise KeyError(anchor)
-    others = [c for c in names if c != anchor]
-    group_cols = list(CHANNEL_COLUMNS) + ([] if "method" in curve_fields(curves) else ["method"])
+    """Markdown table of :func:`bd_rates`: a row per channel setting (and method), a column
+    per curve against the anchor; a cell without a BD-rate says why."""
+    found = bd_rates(rows, schema, metric, rate, curves, anchor)
+    group_cols = bd_rate_group_fields(curves)
+    anchor = found[0]["anchor"] if found else (anchor or "")
+    others = list(dict.fromkeys(r["curve"] for r in found))
     lines = [
         f"BD-rate ({rate} at equal {metric}) against {curves} {anchor}",
         "",
         "| " + " | ".join(group_cols + others) + " |",
         "|" + "---|" * (len(group_cols) + len(others)),
     ]
-    for group, by_curve in table.items():
-        cells = []
-        ref = by_curve.get(anchor)
-        for c in others:
-            test = by_curve.get(c)
-            cells.append(_bd_cell(ref, test))
+    by_group: dict[tuple, list[dict]] = defaultdict(list)
+    for r in found:
+        by_group[tuple(r[k] for k in group_cols)].append(r)
+    for group, cells in by_group.items():
         shown = [_cell(v) for v in group]
-        lines.append("| " + " | ".join(shown + cells) + " |")
+        lines.append("| " + " | ".join(shown + [_bd_cell(r) for r in cells]) + " |")
     return "\n".join(lines)
 
 
@@ -252,17 +287,24 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return out
 
 
-def _bd_cell(ref, test) -> str:
+def bd_rate_of_curves(ref, test) -> tuple[float, str]:
+    """The BD-rate of curve ``test`` against curve ``ref`` (each (rate, metric) points)
+    over their Pareto fronts, and, where there is none (NaN), why."""
     if not ref or not test:
-        return "n/a (missing curve)"
+        return math.nan, "missing curve"
     ref, test = pareto_front(ref), pareto_front(test)
     if len(ref) < 2 or len(test) < 2:
-        return "n/a (fewer than two points where the metric rises with the rate)"
+        return math.nan, "fewer than two points where the metric rises with the rate"
     try:
-        v = bd_rate(ref, test)
+        v = float(bd_rate(ref, test))
     except (ValueError, ZeroDivisionError) as exc:
-        return f"n/a ({exc})"
-    return f"{v:+.1f} %" if np.isfinite(v) else "n/a (no overlap)"
+        return math.nan, str(exc)
+    return (v, "") if np.isfinite(v) else (math.nan, "no overlap")
+
+
+def _bd_cell(found: dict) -> str:
+    v = found["bd_rate"]
+    return f"{v:+.1f} %" if np.isfinite(v) else f"n/a ({found['note']})"
 
 
 def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
