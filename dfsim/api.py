@@ -17,7 +17,6 @@ Mistakes (a missing file, an unknown key, metric or method) raise
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import os
 import sys
@@ -97,59 +96,133 @@ def run(
 
 def load(directory: str | os.PathLike) -> Results:
     """The :class:`Results` of a results directory (one ``dfsim run`` or :func:`run`
-    wrote, or a committed one such as ``results/default``)."""
-    from dfsim.tools.cli.common import read_results
-
+    wrote, or a committed one such as ``results/default``). Its trials are read straight
+    into a DataFrame, from results.parquet where a large run wrote one and it is the
+    results.csv beside it, else from results.csv."""
     d = Path(directory)
     if not d.is_dir():
         raise UserError(f"{d}: no such results directory")
-    rows, schema = read_results(str(d))
-    with open(d / "results.csv", newline="") as f:
-        header = next(csv.reader(f), [])
-    manifest = {}
-    if (d / "manifest.json").is_file():
-        manifest = json.loads((d / "manifest.json").read_text())  # read_results checked it
-    return Results(d, rows, schema, header, manifest if isinstance(manifest, dict) else {})
+    path = d / "results.csv"
+    if not path.is_file():
+        raise UserError(f"{d}: no results.csv (run `dfsim run` with --out {d} first)")
+    manifest, task = _manifest_and_task(d)
+    return Results(d, _trials(d), task, manifest)
+
+
+def _manifest_and_task(d: Path):
+    """A results directory's manifest (empty without one) and its task, built from the
+    manifest (with the plug-ins that may register it); classification without one."""
+    from dfsim.experiment.scenario import load_plugins
+    from dfsim.registry import build
+
+    path, manifest = d / "manifest.json", {}
+    if path.is_file():
+        try:
+            manifest = json.loads(path.read_text())
+            scenario = manifest.get("scenario", {})
+            plugins = scenario.get("plugins") or ()
+        except (ValueError, OSError, AttributeError, RecursionError) as exc:
+            raise UserError(f"{path}: not a dfsim manifest ({exc})") from None
+        load_plugins(plugins)
+    task = dict((manifest.get("scenario") or {}).get("task") or {"name": "classification"})
+    return manifest, build("task", task.pop("name"), f"{path}: task", **task)
+
+
+_STALE_NOTED: set[str] = set()  # results.parquet files already said to be passed over
+
+
+def _trials(d: Path):
+    """results.parquet's DataFrame where it is there and made from this results.csv (else,
+    once per file, a note on stderr), otherwise results.csv's."""
+    from dfsim.experiment.results import read_results_frame, read_results_parquet
+
+    path, parquet = d / "results.csv", d / "results.parquet"
+    if parquet.is_file():
+        frame, why = read_results_parquet(parquet, path)
+        if frame is not None:
+            return frame
+        if str(parquet) not in _STALE_NOTED:
+            _STALE_NOTED.add(str(parquet))
+            print(f"dfsim: note: {parquet} {why}: reading results.csv", file=sys.stderr)
+    try:
+        return read_results_frame(path)
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"{path}: not a dfsim results file ({exc})") from None
 
 
 class Results:
     """One run's results: :attr:`trials`, :attr:`summary`, :attr:`manifest`, and
     :meth:`compare`, :meth:`plot` and :meth:`bd_rate` over them."""
 
-    def __init__(self, directory: Path, rows: list[dict], schema, columns: list[str], manifest):
+    def __init__(self, directory: Path, trials, task, manifest: dict):
         self.directory = Path(directory)  #: where the results are
         self.manifest: dict = manifest  #: manifest.json: the resolved scenario, versions, ...
-        self._rows, self._schema, self._columns = rows, schema, columns
+        self._trials, self._task = trials, task
+        self._methods = list(dict.fromkeys(trials["method"])) if "method" in trials else []
         self._keep = None
 
     def __repr__(self) -> str:
         methods = ", ".join(self.methods)
-        return f"<dfsim Results {str(self.directory)!r}: {len(self._rows)} rows; {methods}>"
+        return f"<dfsim Results {str(self.directory)!r}: {len(self._trials)} rows; {methods}>"
 
     @property
     def methods(self) -> list[str]:
         """The methods, in results order."""
-        return list(dict.fromkeys(r["method"] for r in self._rows))
+        return list(self._methods)
 
-    @cached_property
+    @property
     def trials(self):
         """results.csv as a DataFrame: one row per (config, channel setting, method, trial),
         its columns and their types (a cell a run did not produce is NaN)."""
-        import pandas as pd
+        return self._trials
 
-        return pd.DataFrame.from_records(self._rows, columns=self._columns)
+    @cached_property
+    def _rows(self) -> list[dict]:
+        """results.csv as rows of dicts, for the comparisons and figures (read on first use)."""
+        from dfsim.experiment.results import read_results_csv
+
+        path = self.directory / "results.csv"
+        try:
+            return read_results_csv(path)
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"{path}: not a dfsim results file ({exc})") from None
+
+    @cached_property
+    def _schema(self):
+        from dfsim.experiment.results import ResultsSchema
+
+        return ResultsSchema.for_rows(self._task, self._rows)
 
     @cached_property
     def summary(self):
-        """summary.csv as a DataFrame: per (config, channel setting, method) the mean, SD
+        """summary.csv as a DataFrame (read where the run wrote it, else computed from the
+        trials): per (config, channel setting, method) the mean, SD
         and 95 % interval half-width (``_ci95``) of every metric over trials, and the
         paired test of the task's shown metric against the scenario's reference method
         (:func:`dfsim.experiment.statistics.summarize`)."""
         import pandas as pd
 
         from dfsim.experiment import statistics
+        from dfsim.experiment.results import read_table_frame
 
+        path = self.directory / "summary.csv"
+        if path.is_file():  # the run wrote it from these trials: read, not recomputed
+            try:
+                table = read_table_frame(path)
+            except (ValueError, KeyError):
+                table = None
+            if table is not None and self._summarises_trials(table):
+                return table
         return pd.DataFrame(statistics.summarize(self._rows, self._schema, self._reference()))
+
+    def _summarises_trials(self, table) -> bool:
+        """summary.csv counts these trials: as many, of the same methods (not one left from
+        an earlier run into the same directory)."""
+        if not {"method", "trials"} <= set(table.columns):
+            return False
+        counts = self._trials.groupby("method", sort=False).size()
+        theirs = table.groupby("method", sort=False)["trials"].sum()
+        return counts.sort_index().to_dict() == theirs.sort_index().to_dict()
 
     def _reference(self) -> str | None:
         return (self.manifest.get("scenario") or {}).get("reference_method")

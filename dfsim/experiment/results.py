@@ -14,6 +14,7 @@ from the same declarations.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from collections.abc import Iterable
@@ -175,6 +176,128 @@ def read_results_csv(path: Path) -> list[dict]:
         {k: _parse(v, types.get(k, float)) for k, v in r.items() if v != "" or types.get(k) is str}
         for r in rows
     ]
+
+
+# Above this many rows a run also writes results.parquet: results.csv then runs to megabytes
+# and parsing it takes a good part of a second (benchmarks/load-results.md); below it the CSV
+# loads in tens of milliseconds and a second, binary copy of every small committed results
+# directory (the largest, results/burst-grid, has 5 120 rows) would buy nothing.
+PARQUET_MIN_ROWS = 10_000
+_FINGERPRINT = b"dfsim.results_csv.sha256"  # the results.csv a results.parquet was made from
+_WORDS = b"dfsim.mixed_columns"  # columns of numbers and words (rows_per_packet: 4 and fill)
+
+
+def _na_values(columns: list[str], types: dict) -> dict[str, list[str]]:
+    """Per column, the cells that mean "no value": empty ones (a column the row's config
+    lacks), and ``nan`` in number columns; a text column keeps its empty cells as ""."""
+    return {c: ["", "nan"] for c in columns if types.get(c) is not str}
+
+
+def read_table_frame(path: Path):
+    """A CSV :func:`write_table` wrote (summary.csv) as a DataFrame, typed as its rows were:
+    text columns ``str`` with their empty cells "", others numbers with NaN for no value."""
+    import pandas as pd
+
+    types = column_types()
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    return pd.read_csv(
+        path,
+        dtype={c: str for c in header if types.get(c) is str},
+        keep_default_na=False,
+        na_values=_na_values(header, types),
+    )
+
+
+def read_results_frame(path: Path):
+    """results.csv as a pandas DataFrame, read directly (not through rows of dicts), each
+    column typed as :func:`read_results_csv` types it: text columns ``str`` (empty cells
+    ""), the others ``int64`` or ``float64`` (NaN where a row has no value), a column of
+    numbers and words (``rows_per_packet``: 4 and ``fill``) ``object``; the types pandas
+    gives the same values as rows (``pandas.DataFrame.from_records``)."""
+    import pandas as pd
+
+    types = column_types()
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    df = pd.read_csv(
+        path,
+        dtype={c: str for c in header if types.get(c) is str},
+        keep_default_na=False,
+        na_values=_na_values(header, types),
+    )
+    for c in header:
+        tp = types.get(c, float)
+        if tp is str:
+            continue
+        kind = df[c].dtype.kind
+        if kind in "OUT":  # numbers and words: each cell as read_results_csv parses it
+            parsed = [v if v != v else _parse(v, tp) for v in df[c]]
+            df[c] = pd.Series(parsed, index=df.index, dtype=None)  # typed as the values are
+        elif kind == "b":  # True/False in a number column: words, as read_results_csv
+            df[c] = df[c].map(str).astype(object)
+        elif tp is float and kind in "iu":
+            df[c] = df[c].astype("float64")
+    return df
+
+
+def csv_fingerprint(path: Path) -> str:
+    """The SHA-256 of a file's bytes (what ties a results.parquet to its results.csv)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_results_parquet(csv_path: Path, path: Path) -> None:
+    """results.parquet: the DataFrame :func:`read_results_frame` makes of ``csv_path``, the
+    same columns, types and values (floats exact), with the CSV's fingerprint, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = read_results_frame(csv_path)
+    mixed = [c for c in df.columns if df[c].dtype == object]
+    for c in mixed:  # Parquet has no column of numbers and words: their text, parsed back
+        df[c] = df[c].map(lambda v: None if v != v else str(v)).astype("str")
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = {**(table.schema.metadata or {}), _FINGERPRINT: csv_fingerprint(csv_path).encode()}
+    meta[_WORDS] = json.dumps(mixed).encode()
+    table = table.replace_schema_metadata(meta)
+    atomic_write(path, lambda f: pq.write_table(table, f), binary=True)
+
+
+def refresh_results_parquet(directory: Path, n_rows: int) -> None:
+    """Beside a results.csv of more than :data:`PARQUET_MIN_ROWS` rows, its results.parquet;
+    beside a smaller one, none (one left by an earlier, larger run is removed)."""
+    directory = Path(directory)
+    if n_rows > PARQUET_MIN_ROWS:
+        write_results_parquet(directory / "results.csv", directory / "results.parquet")
+    else:
+        (directory / "results.parquet").unlink(missing_ok=True)
+
+
+def read_results_parquet(path: Path, csv_path: Path):
+    """The DataFrame of a results.parquet, or None (and why) where it is not the
+    results.csv beside it: unreadable, or made from another version of the CSV (a rerun or
+    a resumed run rewrote it)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        if meta.get(_FINGERPRINT, b"").decode() != csv_fingerprint(csv_path):
+            return None, "made from another version of results.csv"
+        df = pq.read_table(path).to_pandas()
+        types = column_types()
+        for c in json.loads(meta.get(_WORDS, b"[]")):
+            tp = types.get(c, float)
+            parsed = [math.nan if v != v else _parse(v, tp) for v in df[c]]
+            df[c] = pd.Series(parsed, index=df.index, dtype=None)
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        return None, f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return df, ""
 
 
 def mean_ci95(values) -> tuple[float, float, float]:
