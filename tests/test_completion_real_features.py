@@ -56,3 +56,21 @@ def test_altec_fit_passes_its_held_out_check_on_real_features(features, capsys):
     m = completion.make("altec").fit(train, layout)
     assert m.report["use"].all() and m.fit_note is None and capsys.readouterr().err == ""
     assert np.all(m.report["heldout_mse"] < 0.5 * m.report["zero_mse"])
+
+
+@pytest.mark.parametrize("name", ["altec", "caltec", "linear", "inpaint_telea"])
+def test_one_tensor_at_a_time_gives_the_batched_bits(name, features):
+    """complete() (ALTeC's on the calling thread alone) gives each tensor the bits of the
+    batched path (ALTeC's on numba's thread pool), and leaves the thread count as it was."""
+    import numba
+
+    test, lost, train, layout = features
+    m = completion.make(name)
+    if m.needs_fit:
+        m.fit(train[:200], layout)
+    damaged = np.where(lost, 0, test).astype(np.float32)
+    threads = numba.get_num_threads()
+    batched = m.complete_batch(damaged, lost, layout)
+    single = np.stack([m.complete(t, k, layout) for t, k in zip(damaged, lost, strict=True)])
+    assert numba.get_num_threads() == threads
+    np.testing.assert_array_equal(single.view(np.uint32), batched.view(np.uint32))
