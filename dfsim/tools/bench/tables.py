@@ -103,18 +103,21 @@ def completion_case_header(
         f"\n{label}: {c}x{h}x{w}, {rows} rows/packet, "
         f"{lost_fraction:.1%} of entries lost (Gilbert-Elliott {loss}/{burst})\n"
         f"{'method':14s} {'ms/tensor':>10s} {'ms/iter':>8s} {'iters':>6s} {'MSE lost':>9s} "
-        f"{'tensors/s (batch ' + str(batch) + ')':>24s} {'ms/iter (batch)':>16s}"
+        f"{'tensors/s (batch ' + str(batch) + ')':>24s} {'ms/iter (batch)':>16s} "
+        f"{'ms/tensor (batch)':>18s} {'single/batch':>12s}"
     )
 
 
 def completion_row(name: str, r: dict) -> str:
     """One method's row of ``dfsim bench completion`` (``nan`` for a method without
-    iterations)."""
+    iterations): ``ms/tensor`` is one ``complete()`` call, ``ms/tensor (batch)`` the batched
+    path's time per tensor and ``single/batch`` their ratio."""
     per_iter = r["ms_per_iter"] or float("nan")
     batched_iter = r["ms_per_iter_batched"] or float("nan")
     return (
         f"{name:14s} {r['ms_per_tensor']:10.3f} {per_iter:8.3f} {r['iters']:6.1f} "
-        f"{r['mse']:9.4f} {r['tensors_per_s_batched']:24.1f} {batched_iter:16.4f}"
+        f"{r['mse']:9.4f} {r['tensors_per_s_batched']:24.1f} {batched_iter:16.4f} "
+        f"{r['ms_per_tensor_batched']:18.4f} {r['single_vs_batched']:12.2f}"
     )
 
 
