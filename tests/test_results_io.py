@@ -4,6 +4,7 @@ for the CSV, the summary read from summary.csv only where it counts these trials
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -140,3 +141,15 @@ def test_summary_is_read_only_where_it_counts_the_trials(copy):
     res = dfsim.load(copy)
     assert "linear" not in res.summary.method.tolist()
     assert res.summary.trials.sum() == len(res.trials)
+
+
+def test_the_csv_is_hashed_when_its_size_or_time_changed(copy, capsys):
+    csv, parquet = copy / "results.csv", copy / "results.parquet"
+    st = csv.stat()
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a checkout: same bytes
+    assert read_results_parquet(parquet, csv)[1] == ""
+    text = csv.read_text()
+    csv.write_text(text.replace(",0.93,", ",0.94,", 1))  # same size, another number
+    assert len(csv.read_text()) == len(text)
+    frame, why = read_results_parquet(parquet, csv)
+    assert frame is None and why == "made from another version of results.csv"

@@ -184,6 +184,7 @@ def read_results_csv(path: Path) -> list[dict]:
 # directory (the largest, results/burst-grid, has 5 120 rows) would buy nothing.
 PARQUET_MIN_ROWS = 10_000
 _FINGERPRINT = b"dfsim.results_csv.sha256"  # the results.csv a results.parquet was made from
+_STAT = b"dfsim.results_csv.stat"  # its size and mtime: unchanged, no need to hash it again
 _WORDS = b"dfsim.mixed_columns"  # columns of numbers and words (rows_per_packet: 4 and fill)
 
 
@@ -250,6 +251,11 @@ def csv_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
+def _stat(path: Path) -> str:
+    st = Path(path).stat()
+    return f"{st.st_size} {st.st_mtime_ns}"
+
+
 def write_results_parquet(csv_path: Path, path: Path) -> None:
     """results.parquet: the DataFrame :func:`read_results_frame` makes of ``csv_path``, the
     same columns, types and values (floats exact), with the CSV's fingerprint, atomically."""
@@ -262,6 +268,7 @@ def write_results_parquet(csv_path: Path, path: Path) -> None:
         df[c] = df[c].map(lambda v: None if v != v else str(v)).astype("str")
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = {**(table.schema.metadata or {}), _FINGERPRINT: csv_fingerprint(csv_path).encode()}
+    meta[_STAT] = _stat(csv_path).encode()
     meta[_WORDS] = json.dumps(mixed).encode()
     table = table.replace_schema_metadata(meta)
     atomic_write(path, lambda f: pq.write_table(table, f), binary=True)
@@ -287,7 +294,8 @@ def read_results_parquet(path: Path, csv_path: Path):
 
     try:
         meta = pq.read_schema(path).metadata or {}
-        if meta.get(_FINGERPRINT, b"").decode() != csv_fingerprint(csv_path):
+        same = meta.get(_STAT, b"").decode() == _stat(csv_path)  # else hash (a git checkout)
+        if not same and meta.get(_FINGERPRINT, b"").decode() != csv_fingerprint(csv_path):
             return None, "made from another version of results.csv"
         df = pq.read_table(path).to_pandas()
         types = column_types()
