@@ -28,7 +28,10 @@ def add_parser(sub, limits):
     )
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument(
-        "--dry-run", action="store_true", help="print the cells and the work; run nothing"
+        "--dry-run",
+        action="store_true",
+        help="print the cells and the work, and estimate the wall time from a few seconds' "
+        "calibration; run nothing",
     )
     r.add_argument(
         "--dask",
@@ -65,7 +68,7 @@ def cmd_run(args) -> int:
     out = Path(args.out or scn.output)
     check_output_dir(out, "--out" if args.out else f"{args.scenario}: output")
     if args.dry_run:
-        return dry_run(scn, out)
+        return dry_run(scn, out, args.workers)
     from dfsim.experiment.outputs import provenance_notes
 
     for line in provenance_notes(out):
@@ -147,8 +150,9 @@ def _write_profile(out: Path, args, writing_s: float, wall_s: float) -> None:
     print(text)
 
 
-def dry_run(scn, out: Path) -> int:
-    """Print the configs, settings and the work a run would do; validate model and data."""
+def dry_run(scn, out: Path, workers: int | None = None) -> int:
+    """Print the configs, settings and the work a run would do; validate model and data;
+    estimate the wall time from a short calibration (:mod:`dfsim.experiment.estimate`)."""
     shapes, model = _check_models_and_data(scn)
     units = scn.n_units
     print(
@@ -172,7 +176,19 @@ def dry_run(scn, out: Path) -> int:
         "cloud passes"
     )
     print(f"output: {out}" + _resume_note(out))
+    print(_estimate_line(scn, workers), flush=True)
     return 0
+
+
+def _estimate_line(scn, workers: int | None) -> str:
+    """The estimated wall time, or one line saying why there is none."""
+    from dfsim.experiment.estimate import calibrate
+
+    try:
+        return calibrate(scn, workers).line()
+    except Exception as exc:  # noqa: BLE001 - a dry run reports, it does not fail on this
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"estimated wall time: not available (the calibration could not run: {why})"
 
 
 def _check_models_and_data(scn):
