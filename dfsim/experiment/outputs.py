@@ -20,6 +20,7 @@ from dfsim.experiment.prepare import Prepared
 from dfsim.experiment.results import (
     ResultsSchema,
     atomic_write,
+    refresh_results_parquet,
     write_json,
     write_results_csv,
     write_table,
@@ -147,6 +148,7 @@ def write_outputs(
         if scn.network.devices > 1:
             write_device_table(preps, out / "devices.csv")
         write_results_csv(rows, schema, out / "results.csv")
+        refresh_results_parquet(out, len(rows))  # a large run's fast copy, after the CSV
         Checkpoint.finish_dir(out)
     except OSError as exc:
         raise UserError(
