@@ -220,13 +220,16 @@ def read_yaml(path: str | Path, what: str = "scenario"):
 def load_scenario(
     path: str | Path, max_configs: int = MAX_CONFIGS, max_units: int = MAX_UNITS
 ) -> Scenario:
-    """Read and validate a scenario file; a grid of more than ``max_configs`` configs or
-    more than ``max_units`` work units is refused before any of it is built."""
-    raw = read_yaml(path)
+    """Read and validate a scenario file or built-in name (a file wins); a grid of more than
+    ``max_configs`` configs or ``max_units`` work units is refused before it is built."""
+    from dfsim.builtin_scenarios import resolve
+
+    file, builtin = resolve(path)
+    raw, path = read_yaml(file), f"{builtin} (built-in)" if builtin else path
     try:
         return parse_scenario(
             raw,
-            default_name=Path(path).stem,
+            default_name=Path(builtin or file).stem,
             source=str(path),
             max_configs=max_configs,
             max_units=max_units,

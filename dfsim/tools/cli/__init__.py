@@ -1,6 +1,6 @@
 """The ``dfsim`` command line.
 
-    dfsim run SCENARIO.yaml [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run]
+    dfsim run SCENARIO.yaml|NAME [--out DIR] [--quiet] [--workers N | --dask ADDRESS] [--dry-run]
                             [--save-losses] [--profile] [--max-configs N] [--max-units N]
     dfsim fit METHOD|all SCENARIO.yaml [--force]
     dfsim plot DIR [DIR ...] [--x loss_rate|burst_length|kbpi] [--y METRIC] [--by F,...]
@@ -14,6 +14,7 @@
     dfsim evaluate [--model NAME] [--weights PATH]
     dfsim bench completion|model|network|codecs|lossy [--json PATH] [...]
     dfsim models [describe MODEL [--import P:F --weights W --input-size C,H,W]]
+    dfsim scenarios [show NAME]
     dfsim --version
 
 A bare ``dfsim`` prints this help.
@@ -43,6 +44,7 @@ from dfsim.tools.cli import (
     plot,
     precompile,
     run,
+    scenarios,
     train,
 )
 from dfsim.tools.cli.bench import cmd_bench
@@ -55,6 +57,7 @@ from dfsim.tools.cli.models import cmd_models
 from dfsim.tools.cli.plot import cmd_plot
 from dfsim.tools.cli.precompile import cmd_precompile
 from dfsim.tools.cli.run import cmd_run
+from dfsim.tools.cli.scenarios import cmd_scenarios
 from dfsim.tools.cli.train import TRAINABLE, cmd_train
 
 __all__ = [
@@ -70,6 +73,7 @@ __all__ = [
     "cmd_plot",
     "cmd_precompile",
     "cmd_run",
+    "cmd_scenarios",
     "cmd_train",
     "main",
 ]
@@ -92,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub).set_defaults(func=cmd_train)
     evaluate.add_parser(sub).set_defaults(func=cmd_evaluate)
     models.add_parser(sub).set_defaults(func=cmd_models)
+    scenarios.add_parser(sub).set_defaults(func=cmd_scenarios)
     bench.add_parser(sub).set_defaults(func=cmd_bench)
     precompile.add_parser(sub).set_defaults(func=cmd_precompile)
     return p
