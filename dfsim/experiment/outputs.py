@@ -156,39 +156,41 @@ def write_outputs(
         ) from None
 
 
-def standard_figure(out: Path, schema: ResultsSchema, rows: list[dict], reference: dict) -> None:
+def standard_figure(
+    out: Path,
+    schema: ResultsSchema,
+    rows: list[dict],
+    reference: dict,
+    formats: tuple[str, ...] = plots.FORMATS,
+):
     """The task's primary metric against the loss rate when it has values (labelled data:
-    ``accuracy_vs_loss.png`` for classification, ``METRIC_vs_loss_rate.png`` otherwise);
-    else the label-free metric, PNG and SVG."""
+    ``accuracy_vs_loss`` for classification, ``METRIC_vs_loss_rate`` otherwise); else the
+    label-free metric; in each of ``formats`` (PNG and SVG, as ``dfsim plot``). Returns
+    the (closed) figure."""
     metric = schema.shown_metric(rows)
     # a codec grid: one panel per codec, or the lines would not be told apart
     panel = "codec" if "codec" in varying_config_keys(rows, schema) else None
     if metric == schema.task.primary:
         classification = schema.task.name == "classification"
         label = schema.metric(metric).label
-        plots.metric_plot(
-            rows,
-            schema,
-            [out / ("accuracy_vs_loss.png" if classification else f"{metric}_vs_loss_rate.png")],
-            "loss_rate",
-            metric,
-            ("channel", "burst_length"),
-            reference,
-            title=f"{'Accuracy' if classification else label} vs packet loss "
-            "(mean and 95 % CI over trials)",
-            panel=panel,
-        )
+        stem = "accuracy_vs_loss" if classification else f"{metric}_vs_loss_rate"
+        title = f"{'Accuracy' if classification else label} vs packet loss "
+        title += "(mean and 95 % CI over trials)"
     else:
-        plots.metric_plot(
-            rows,
-            schema,
-            [out / f"{metric}_vs_loss_rate.png", out / f"{metric}_vs_loss_rate.svg"],
-            "loss_rate",
-            metric,
-            ("channel", "burst_length"),
-            title="Agreement with the loss-free model vs packet loss (unlabelled images)",
-            panel=panel,
-        )
+        stem = f"{metric}_vs_loss_rate"
+        title = "Agreement with the loss-free model vs packet loss (unlabelled images)"
+        reference = None
+    return plots.metric_plot(
+        rows,
+        schema,
+        [out / f"{stem}.{f}" for f in formats],
+        "loss_rate",
+        metric,
+        ("channel", "burst_length"),
+        reference,
+        title=title,
+        panel=panel,
+    )
 
 
 def save_loss_patterns(preps: list[Prepared], directory) -> Path:

@@ -3,19 +3,23 @@ shaded 95 % t-interval over trials; and a bar chart of completion time per metho
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: editable for papers
+matplotlib.rcParams["svg.hashsalt"] = "dfsim"  # stable ids in SVG files
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dfsim.experiment import plot_style as style  # noqa: E402
+from dfsim.experiment.plot_style import FORMATS  # noqa: E402, F401  (re-exported)
 from dfsim.experiment.results import ResultsSchema, mean_ci95  # noqa: E402
 
 CHANNEL_LABELS = {"iid": "i.i.d.", "gilbert-elliott": "Gilbert-Elliott"}
-LINESTYLES = ["-", "--", ":", "-."]
 X_AXES = {
     "loss_rate": ("packet loss rate (%)", 100.0),
     "burst_length": ("mean burst length (packets)", 1.0),
@@ -69,6 +73,8 @@ def metric_plot(
     reference: dict | None = None,
     title: str | None = None,
     panel: str | None = None,
+    *,
+    methods: list[str] | None = None,
 ):
     """Mean ``y`` against ``x``; one line per (method, ``by`` group); 95 % band over trials.
     Saved to each of ``paths`` (none: drawn only); returns the (closed, still drawable)
@@ -77,45 +83,122 @@ def metric_plot(
     Config columns that vary in ``rows`` are always added to ``by``: lines never pool
     different configs; except on a rate axis (``x = kbpi`` ...: rate-accuracy), where the
     points of a line are configs (bit depths) and only ``codec`` is added; a rate axis
-    spanning more than a factor 20 is drawn logarithmic. With ``panel``
-    (e.g. ``loss_rate``), one subplot per value of that field, sharing the y axis and one
-    legend. With ``x = burst_length``, i.i.d. rows (mean
-    burst 1/(1-P)) are drawn as star markers on the method's colour, not as lines.
+    spanning more than a factor 20 is drawn logarithmic. With ``panel`` (e.g.
+    ``loss_rate``), one subplot per value of that field, sharing the y axis and one
+    legend; and whenever the lines would need more than 10 legend entries, the line field
+    with the most values splits panels too (a grid for two). A method's colour is its
+    place in ``methods`` (default: the order of ``rows``), the same in every figure of a
+    run; with one method, the colour is the codec's (or the first varying field's), and
+    line style and marker tell the other groups apart. With ``x = burst_length``, i.i.d.
+    rows (mean burst 1/(1-P)) are drawn as star markers on the line's colour.
     """
     decl = schema.metric(y)
+    order = list(dict.fromkeys([*(methods or []), *(r["method"] for r in rows)]))
     by = _line_fields(rows, schema, x, by, panel)
     if decl.per == "trial":  # the same for every method of a trial: one line per group
         first = rows[0]["method"] if rows else None
         rows = [{**r, "method": ""} for r in rows if r["method"] == first]
-    groups, labels = _series(rows, decl.name, x, by, panel)
-    methods = list(dict.fromkeys(k[1] for k in groups))
-    style = _style(methods, list(dict.fromkeys(k[2:] for k in groups)))
-    panels = sorted({k[0] for k in groups}, key=lambda v: (v is None, v))
-    width = 7.5 if len(panels) == 1 else 2.6 * len(panels) + 2.8
+    dims, by = style.choose_panels(rows, _group_value, by, (panel,) if panel else ())
+    groups, labels = _series(rows, decl.name, x, by, dims)
+    colour = _colours(groups, by, order, rows)
+    rank = {m: i for i, m in enumerate(order)}
+    seconds = sorted({k[1:] for k in groups}, key=lambda k: (rank.get(k[0], -1), str(k)))
+    lstyle = _line_styles(seconds, colour)
+    panels = sorted({k[0] for k in groups}, key=_none_last)
+    nrows, ncols = style.grid_shape(panels, dims)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(width, 4.6), dpi=120, sharey=True, squeeze=False
+        nrows,
+        ncols,
+        figsize=(7.5 if len(panels) == 1 else 2.7 * ncols + 3.0, 3.0 * nrows + 1.4),
+        dpi=120,
+        sharey=True,
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
     )
+    flat = _place(axes, panels, len(dims))
     iid_marked = False
-    for ax, pv in zip(axes[0], panels, strict=True):
-        keys = sorted(
-            (k for k in groups if k[0] == pv), key=lambda k: (methods.index(k[1]), str(k[2:]))
-        )
-        lines = {k: groups[k] for k in keys}
-        iid_marked |= _panel(ax, lines, labels, style, x, by, decl, reference)
-        if pv is not None:
-            ax.set_title(_group_label({panel: pv, "channel": None}, (panel,)), fontsize=9)
-    axes[0][0].set_ylabel(decl.axis_label)
-    entries = _legend(axes[0], iid_marked)
-    # tall enough for the legend beside the panels (one line per entry, ~0.19 in at 8 pt)
-    fig.set_figheight(max(4.6, 0.19 * entries + 0.8))
+    for pv, ax in flat.items():
+        lines = {k: groups[k] for k in groups if k[0] == pv}
+        lines = dict(sorted(lines.items(), key=lambda kv: seconds.index(kv[0][1:])))
+        iid_marked |= _panel(ax, lines, labels, (colour, lstyle), x, by, decl)
+        if dims:
+            ax.set_title(_panel_title(pv, dims), fontsize=9)
+    used = list(flat.values())
+    for (r, c), ax in np.ndenumerate(axes):
+        if ax not in used:
+            ax.axis("off")
+        elif r + 1 < nrows and axes[r + 1][c] not in used:  # nothing below: its own x ticks
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(X_AXES[x][0])
+    room = style.MAX_ENTRIES - len(seconds) - iid_marked
+    style.draw_references(used, reference, decl, room)
+    for ax in axes[:, 0]:
+        if ax in used:
+            ax.set_ylabel(decl.axis_label)
+    extra = {}
+    if iid_marked:
+        (h,) = axes[0][0].plot([], [], "*", ms=8, color="0.35")
+        extra["i.i.d. loss (mean burst 1/(1-P)), same colours"] = h
+    style.shared_legend(fig, used, extra)
     what = f"{decl.label} vs {X_AXES[x][0].split(' (')[0]} (mean and 95 % CI over trials)"
-    if len(panels) == 1:
-        axes[0][0].set_title(title or what, fontsize=10)
-    else:
-        fig.suptitle(title or what, fontsize=10)
-    fig.tight_layout()
+    # wrapped: a long metric name stays inside the figure
+    fig.suptitle(textwrap.fill(title or what, 75), fontsize=10)
     _save(fig, paths)
     return fig
+
+
+def _none_last(values: tuple):
+    return tuple(_none_last(v) if isinstance(v, tuple) else (v is None, v) for v in values)
+
+
+def _place(axes, panels: list, n_dims: int) -> dict:
+    """Each panel's axes: with two panel dimensions, a column per value of the first and
+    a row per value of the second; else row by row."""
+    if n_dims == 2:
+        cols = sorted({p[0] for p in panels}, key=_none_last)
+        rows = sorted({p[1] for p in panels}, key=_none_last)
+        return {p: axes[rows.index(p[1])][cols.index(p[0])] for p in panels}
+    return {p: axes.flat[i] for i, p in enumerate(panels)}
+
+
+def _panel_title(values: tuple, dims: list) -> str:
+    parts = []
+    for dim, vs in zip(dims, values, strict=True):
+        row = dict(zip(dim, vs, strict=True))
+        for f, v in row.items():
+            if v is None:
+                if f != "burst_length" or row.get("channel") is None:
+                    parts.append("i.i.d." if f == "burst_length" else f"no {f.replace('_', ' ')}")
+            else:
+                parts.append(_group_label({"channel": row.get("channel"), f: v}, (f,)))
+    return ", ".join(parts)
+
+
+def _colours(groups: dict, by: tuple, order: list, rows: list[dict]) -> tuple:
+    """(the index in a series key that picks its colour, value -> colour): the method when
+    the figure has several, else the codec, else the first line field that varies."""
+    methods = {k[1] for k in groups}
+    if len(methods) > 1 or not by:
+        return 1, style.palette([*order, ""])
+    varying = [i for i, f in enumerate(by) if len({k[2 + i] for k in groups}) > 1]
+    if not varying:
+        return 1, style.palette(list(methods))
+    i = by.index("codec") if "codec" in by and by.index("codec") in varying else varying[0]
+    values = list(dict.fromkeys(_group_value(r, by[i]) for r in rows))
+    return 2 + i, style.palette(values)
+
+
+def _line_styles(seconds: list, colour: tuple) -> dict:
+    """A (line style, marker) per series (``(method, group...)``), numbered within its
+    colour: two series of one colour never share a style."""
+    at = colour[0] - 1
+    seen: dict = defaultdict(int)
+    out = {}
+    for k in seconds:
+        out[k] = style.line_style(seen[k[at]])
+        seen[k[at]] += 1
+    return out
 
 
 def _line_fields(rows, schema: ResultsSchema, x: str, by: tuple[str, ...], panel) -> tuple:
@@ -131,33 +214,18 @@ def _line_fields(rows, schema: ResultsSchema, x: str, by: tuple[str, ...], panel
     return by + tuple(k for k in varying if k not in by and k != panel)
 
 
-def _style(methods: list, series: list) -> dict:
-    """Colours and line styles: a colour per method and a line style per group; with one
-    method and several groups, a colour per group (it reads best)."""
-    if len(methods) == 1 and len(series) > 1:
-        return {
-            "colour": {g: plt.cm.tab10(i % 10) for i, g in enumerate(series)},
-            "line": {g: LINESTYLES[(i // 10) % len(LINESTYLES)] for i, g in enumerate(series)},
-            "by": "series",
-        }
-    return {
-        "colour": {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)},
-        "line": {g: LINESTYLES[i % len(LINESTYLES)] for i, g in enumerate(series)},
-        "by": "method",
-    }
-
-
-def _panel(ax, groups: dict, labels: dict, style: dict, x: str, by: tuple, decl, reference) -> bool:
-    """One panel: its series (``groups``, in drawing order), the reference lines, its x
-    axis (logarithmic for a rate axis spanning more than a factor 20) and grid; returns
-    whether it drew i.i.d. markers."""
+def _panel(ax, groups: dict, labels: dict, look: tuple, x: str, by: tuple, decl) -> bool:
+    """One panel: its series (``groups``, in drawing order), its x axis (logarithmic for
+    a rate axis spanning more than a factor 20) and grid; returns whether it drew i.i.d.
+    markers."""
     iid_marked = False
+    (at, colours), lstyle = look
     for key, by_x in groups.items():
         iid = x == "burst_length" and "channel" in by and key[2 + by.index("channel")] == "iid"
         label = " — ".join(p for p in (key[1], labels[key[1:]]) if p) or "all"
-        _draw(ax, by_x, X_AXES[x][1], decl.scale, style, key, label, iid)
+        drawn = (colours[key[at]], *lstyle[key[1:]])
+        _draw(ax, by_x, X_AXES[x][1], decl.scale, drawn, label, iid)
         iid_marked |= iid
-    _references(ax, reference, decl)
     xs = [v for by_x in groups.values() for v in by_x if v > 0]
     if x in RATE_AXES and xs and max(xs) > 20 * min(xs):  # rates spanning decades
         ax.set_xscale("log")
@@ -166,90 +234,70 @@ def _panel(ax, groups: dict, labels: dict, style: dict, x: str, by: tuple, decl,
     return iid_marked
 
 
-def _series(rows, col: str, x: str, by: tuple[str, ...], panel):
-    """Values of ``col`` by (panel value, method, group) and x, and each series' label."""
+def _series(rows, col: str, x: str, by: tuple[str, ...], dims: list):
+    """Values of ``col`` by (panel values, method, group) and x, and each series' label."""
     groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     labels: dict[tuple, str] = {}
     for r in rows:
-        key = (r.get(panel), r["method"], *(_group_value(r, f) for f in by))
+        panel = tuple(tuple(_group_value(r, f) for f in dim) for dim in dims)
+        key = (panel, r["method"], *(_group_value(r, f) for f in by))
         groups[key][r[x]].append(r[col])
         labels[key[1:]] = _group_label(r, by)
     return groups, labels
 
 
-def _draw(ax, by_x: dict, xscale: float, yscale: float, style: dict, key, label, iid: bool):
+def _draw(ax, by_x: dict, xscale: float, yscale: float, look: tuple, label, iid: bool):
     """One series: mean line with a 95 % band, or star markers with error bars (i.i.d.)."""
     xs = sorted(by_x)
     stats = [mean_ci95(by_x[v]) for v in xs]
     mean = [yscale * s[0] for s in stats]
     half = [yscale * s[2] for s in stats]
     px = [xscale * v for v in xs]
-    c = style["colour"][key[1] if style["by"] == "method" else key[2:]]
+    c, ls, marker = look
     if iid:
         ax.errorbar(px, mean, yerr=half, fmt="*", ms=8, color=c, capsize=2, label="_nolegend_")
         return
-    ax.plot(px, mean, style["line"][key[2:]], marker="o", ms=3.5, color=c, label=label)
+    ax.plot(px, mean, ls=ls, marker=marker, ms=3.5, color=c, label=label)
     ax.fill_between(
         px,
         [m - h for m, h in zip(mean, half, strict=True)],
         [m + h for m, h in zip(mean, half, strict=True)],
         color=c,
-        alpha=0.18,
+        alpha=0.15,
         lw=0,
     )
 
 
-def _references(ax, reference: dict | None, decl) -> None:
-    """Horizontal lines for the loss-free references (NaN: none)."""
-    unit = f" {decl.unit}" if decl.unit else ""
-    digits = decl.decimals + 1
-    for i, (label, value) in enumerate(r for r in (reference or {}).items() if r[1] == r[1]):
-        ax.axhline(
-            decl.scale * value,
-            color="0.35",
-            lw=0.9,
-            ls=(0, (1, 2 + i)),
-            label=f"{label} ({decl.scale * value:.{digits}f}{unit})",
-        )
-
-
-def _legend(axes, iid_marked: bool) -> int:
-    """One legend for every panel, outside the data; returns its number of entries."""
-    handles: dict[str, object] = {}
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    if iid_marked:
-        (h,) = axes[-1].plot([], [], "*", ms=8, color="0.35")
-        handles["i.i.d. loss (mean burst 1/(1-P)), same colours"] = h
-    axes[-1].legend(
-        handles.values(),
-        handles.keys(),
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        fontsize=8,
-        frameon=False,
-    )
-    return len(handles)
-
-
-def completion_time_bars(rows: list[dict], paths: list[Path]) -> None:
-    """Mean completion time per tensor per method (lossy trials only), with 95 % intervals."""
+def completion_time_bars(rows: list[dict], paths: list[Path], *, methods: list[str] | None = None):
+    """Mean completion time per tensor per method (lossy trials only) with its 95 %
+    interval, as a dot on a logarithmic axis (the methods span decades, and a bar's length
+    means nothing on a log axis; a dot's place and its interval's span do); each method in
+    its colour of the run (its place in ``methods``, default the order of ``rows``).
+    Returns the (closed) figure."""
+    order = list(dict.fromkeys([*(methods or []), *(r["method"] for r in rows)]))
+    colours = style.palette(order)
     by_method: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         if r["realised_loss_rate"] > 0:
             by_method[r["method"]].append(r["completion_ms_per_tensor"])
-    methods = list(by_method)
-    stats = [mean_ci95(by_method[m]) for m in methods]
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(methods) + 1.4), dpi=120)
-    ax.barh(methods, [s[0] for s in stats], xerr=[s[2] for s in stats], color="tab:blue", alpha=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("completion time per tensor (ms, log scale)")
-    ax.invert_yaxis()
-    ax.grid(True, axis="x", alpha=0.3)
+    names = [m for m in order if m in by_method]
+    stats = [mean_ci95(by_method[m]) for m in names]
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(names) + 1.3), dpi=120, layout="constrained")
+    for i, (m, (mean, _, half)) in enumerate(zip(names, stats, strict=True)):
+        lo = max(mean - half, mean * 1e-3) if mean > 0 else mean
+        ax.plot([lo, mean + half], [i, i], color=colours[m], lw=1.5)
+        ax.plot([mean], [i], "o", color=colours[m], ms=5, label=m)
+    ax.set_yticks(range(len(names)), names)
+    if names and min(s[0] for s in stats) > 0:
+        ax.set_xscale("log")
+        ax.set_xlabel("completion time per tensor (ms, log scale)")
+    else:
+        ax.set_xlabel("completion time per tensor (ms)")
+    ax.set_ylim(max(len(names), 1) - 0.5, -0.5)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.set_title("Completion time per tensor (mean and 95 % CI over lossy trials)", fontsize=10)
-    fig.tight_layout()
     _save(fig, paths)
+    return fig
 
 
 def _save(fig, paths: list[Path]) -> None:
@@ -257,6 +305,8 @@ def _save(fig, paths: list[Path]) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, bbox_inches="tight")
+        # no dates in vector files: a redrawn figure is byte-identical when nothing changed
+        meta = {".svg": {"Date": None}, ".pdf": {"CreationDate": None}}.get(path.suffix)
+        fig.savefig(tmp, bbox_inches="tight", metadata=meta)
         tmp.replace(path)
     plt.close(fig)

@@ -8,6 +8,8 @@ from pathlib import Path
 from dfsim.errors import UserError
 from dfsim.tools.cli.common import metric_name, read_result_dirs
 
+FORMATS = ("png", "svg")  # dfsim.experiment.plot_style.FORMATS (not imported: matplotlib)
+
 
 def add_parser(sub):
     """The ``plot`` subcommand and its options."""
@@ -43,10 +45,27 @@ def add_parser(sub):
     pl.add_argument(
         "--methods", help="comma-separated methods to draw (default: all; several DIRs: DIR:method)"
     )
+    pl.add_argument(
+        "--format",
+        default=",".join(FORMATS),
+        help=f"comma-separated file formats, of png, svg, pdf (default: {','.join(FORMATS)})",
+    )
     return pl
 
 
 def cmd_plot(args) -> int:
+    formats = tuple(f for f in args.format.split(",") if f)
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")] or ([] if formats else [""])
+    if bad:
+        raise UserError(f"--format: unknown format {bad[0]!r} (png, svg or pdf)")
+    _, written = draw(args, formats)
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def draw(args, formats: tuple[str, ...]) -> tuple[list, list[Path]]:
+    """The figures of one ``dfsim plot`` command (``args`` as parsed), written in
+    ``formats`` (none: drawn only): the (closed, still drawable) figures and the files."""
     from dfsim.experiment import plots
 
     dirs = args.dir
@@ -54,21 +73,23 @@ def cmd_plot(args) -> int:
         raise UserError("--out: several directories need a directory for their figures")
     d = Path(args.out or dirs[0])
     rows, schema = read_result_dirs(dirs, each_has_rows=True)
+    order = list(dict.fromkeys(r["method"] for r in rows))  # colours: the run's methods
     if args.methods:
         rows = _only_methods(rows, args.methods.split(","))
     schema = type(schema).for_rows(schema.task, rows)  # every directory's config columns
     y = metric_name(schema, rows, args.y, "--y")
     by = _lines_by(args, plots.group_fields(schema))
     stem = d / (f"{args.y or y}_vs_{args.x}" + (f"_by_{args.panels}" if args.panels else ""))
-    out = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    bars = [d / "completion_time.png", d / "completion_time.svg"]
+    out = [stem.with_suffix(f".{f}") for f in formats]
+    bars = [(d / "completion_time").with_suffix(f".{f}") for f in formats]
     try:
-        plots.metric_plot(rows, schema, out, args.x, y, by, panel=args.panels)
-        plots.completion_time_bars(rows, bars)
+        figures = [
+            plots.metric_plot(rows, schema, out, args.x, y, by, panel=args.panels, methods=order),
+            plots.completion_time_bars(rows, bars, methods=order),
+        ]
     except OSError as exc:
         raise UserError(f"{d}: cannot write figures: {exc.strerror or exc}") from None
-    print("\n".join(str(p) for p in out + bars))
-    return 0
+    return figures, out + bars
 
 
 def _only_methods(rows: list[dict], wanted: list[str]) -> list[dict]:
