@@ -117,3 +117,21 @@ def test_committed_figures_read_well(study):
                         assert len(c) == 1, (what, m)
                         colours[m] |= c
     assert {m: c for m, c in colours.items() if len(c) > 1} == {}
+
+
+def test_example_box_labels_stay_inside_their_image():
+    """A detection label above the image's top edge or past its right edge is moved in."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from dfsim.tools.examples import _labels_inside
+
+    fig, axes = plt.subplots(1, 2, figsize=(5, 2.6))
+    for ax in axes:
+        ax.imshow(np.zeros((96, 96)), cmap="gray")
+        ax.text(2, 1, "person 0.93", fontsize=5, va="bottom")  # above the top edge
+        ax.text(90, 50, "bicycle 0.88", fontsize=5, va="bottom")  # past the right edge
+    assert len(clipped_texts(fig)) == 4
+    _labels_inside(fig, axes)
+    assert clipped_texts(fig) == []
+    plt.close(fig)

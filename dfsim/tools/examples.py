@@ -210,7 +210,34 @@ def _figure(prep, columns: list[tuple], outcomes: dict, lost, image: int, channe
         bottom.imshow(view, cmap="gray", vmin=0, vmax=1)
     first = next(k for k, (_, t) in enumerate(columns) if t is not None)
     axes[1, first].set_ylabel(f"{len(ch)} of {c} channels", fontsize=8)
+    _labels_inside(fig, axes[0])
     return fig
+
+
+def _labels_inside(fig, axes) -> None:
+    """Move each data label (a box's class and score) that reaches outside its image
+    back inside it: below the top edge, left of the right one."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for ax in axes:
+        box = ax.get_window_extent(renderer)
+        for t in ax.texts:
+            e = t.get_window_extent(renderer)
+            (x, y), to_data = t.get_position(), ax.transData.inverted()
+            if e.y1 > box.y1:  # above the image: hang it from the top edge instead
+                t.set_verticalalignment("top")
+                y = to_data.transform((0, box.y1 - 1))[1]
+            if e.y0 < box.y0:
+                t.set_verticalalignment("bottom")
+                y = to_data.transform((0, box.y0 + 1))[1]
+            if e.x1 > box.x1:
+                t.set_horizontalalignment("right")
+                x = to_data.transform((box.x1 - 1, 0))[0]
+            if e.x0 < box.x0:
+                t.set_horizontalalignment("left")
+                x = to_data.transform((box.x0 + 1, 0))[0]
+            t.set_position((x, y))
 
 
 def _black_lost_rows(view: np.ndarray, lost: np.ndarray, channels: list[int]) -> np.ndarray:
