@@ -61,3 +61,15 @@ def test_durations_read_at_a_glance():
         "1.5 h",
         "2.5 h",
     ]
+
+
+def test_no_estimate_skips_the_calibration(tmp_path, capsys, monkeypatch):
+    def never(*_):
+        raise AssertionError("calibrated although --no-estimate")
+
+    monkeypatch.setattr(estimate, "calibrate", never)
+    (tmp_path / "s.yaml").write_text(TINY)
+    assert main(["run", str(tmp_path / "s.yaml"), "--dry-run", "--no-estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "2 settings x 2 trials = 4 work units" in out
+    assert "estimated wall time" not in out

@@ -69,7 +69,7 @@ def test_a_huge_grid_is_counted_and_refused_before_anything_is_built(tmp_path, c
     scn = write(tmp_path, GOOD + HUGE_GRID)
     configs = counting(monkeypatch, scenario, "_config")
     models = counting(monkeypatch, ModelSpec, "build")
-    for options in ([], ["--dry-run"]):
+    for options in ([], ["--dry-run", "--no-estimate"]):
         line = refused(capsys, "run", str(scn), "--out", str(tmp_path / "o"), *options)
         assert f"{scn}: the grid (" in line
         assert "makes 468,720 configs, more than the limit of 10,000" in line
@@ -110,7 +110,21 @@ def test_max_configs_and_max_units_raise_or_lower_the_limits(tmp_path, capsys):
     )
     assert line.endswith("--max-units 12")
     out = tmp_path / "o"
-    assert main(["run", str(scn), "--max-configs", "12", "--out", str(out), "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(scn),
+                "--max-configs",
+                "12",
+                "--out",
+                str(out),
+                "--dry-run",
+                "--no-estimate",
+            ]
+        )
+        == 0
+    )
     assert "12 configs x 1 settings x 1 trials = 12 work units" in capsys.readouterr().out
     assert refused(capsys, "run", str(scn), "--max-units", "0") == (
         "dfsim: error: --max-units: must be >= 1, got 0"
@@ -167,7 +181,7 @@ def test_dry_run_builds_the_model_once_per_split_not_per_config(tmp_path, capsys
         ModelSpec, "build", lambda self, split=None: builds.append(split) or real(self, split)
     )
     made = counting(monkeypatch, scenario, "_config")
-    assert main(["run", str(scn), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert main(["run", str(scn), "--out", str(tmp_path / "o"), "--dry-run", "--no-estimate"]) == 0
     out = capsys.readouterr().out
     assert "4200 configs x 1 settings x 1 trials = 4200 work units" in out
     assert builds == [None]
@@ -200,7 +214,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_any_work(
     }[where]
     models = counting(monkeypatch, ModelSpec, "build")
     components = counting(monkeypatch, Component, "build")  # the dataset, among others
-    for dry in ([], ["--dry-run"]):
+    for dry in ([], ["--dry-run", "--no-estimate"]):
         line = refused(capsys, "run", str(scn), "--out", str(out), "--quiet", *dry)
         assert line.startswith(f"dfsim: error: --out: {str(out)!r} ")
     assert models == [] and components == []  # refused before the model and the data
@@ -210,7 +224,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_any_work(
 def test_the_output_check_leaves_nothing_behind(tmp_path, capsys):
     scn = write(tmp_path, GOOD)
     out = tmp_path / "a" / "b" / "out"
-    assert main(["run", str(scn), "--out", str(out), "--dry-run"]) == 0
+    assert main(["run", str(scn), "--out", str(out), "--dry-run", "--no-estimate"]) == 0
     assert list(tmp_path.iterdir()) == [tmp_path / "s.yaml"]
 
 

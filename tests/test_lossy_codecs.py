@@ -361,7 +361,16 @@ def test_settings_a_picture_codec_cannot_take_are_one_line_errors(
     path = tmp_path / "s.yaml"
     path.write_text(GOOD + textwrap.dedent(extra) + "\n")
     out = tmp_path / "out"
-    code = main(["run", str(path), "--out", str(out), "--quiet", *(["--dry-run"] if dry else [])])
+    code = main(
+        [
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--quiet",
+            *(["--dry-run", "--no-estimate"] if dry else []),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err, err

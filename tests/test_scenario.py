@@ -244,7 +244,7 @@ def test_dry_run_prints_the_cells_and_writes_nothing(tmp_path, capsys):
         ),
     )
     out = tmp_path / "out"
-    assert main(["run", str(scn), "--out", str(out), "--dry-run"]) == 0
+    assert main(["run", str(scn), "--out", str(out), "--dry-run", "--no-estimate"]) == 0
     text = capsys.readouterr().out
     assert "1 configs x 4 settings x 1 trials = 4 work units; at most 80 tensor completions" in text
     assert "GilbertElliott(p=0.0555556, r=0.5," in text
@@ -402,7 +402,7 @@ def test_bad_grids_are_one_line_errors(tmp_path, capsys, text, message):
 
 def test_dry_run_lists_every_config(tmp_path, capsys):
     scn = write(tmp_path, GOOD + "model: {split: [add_1, relu_2]}\nencoding: {bits: [4, 8]}\n")
-    assert main(["run", str(scn), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert main(["run", str(scn), "--out", str(tmp_path / "o"), "--dry-run", "--no-estimate"]) == 0
     text = capsys.readouterr().out
     assert "4 configs:" in text
     assert "split relu_2 (64x14x14), raw (bits 4), 4 rows/packet, row-major" in text

@@ -1,20 +1,20 @@
 """A run's wall time, estimated before it runs (``dfsim run --dry-run``).
 
-A short calibration runs the scenario's own pipeline on a few images: the first config is
-prepared at two image counts (model, data, edge pass, encoding, loss-free cloud pass: a
-fixed part and a part per image), its methods built (a trained method is fitted on the
-calibration's own features rather than its training set, which costs about what
-completing with the real fit does), and one trial of the lowest-, middle- and highest-loss
-channel setting run, every method (transport, decoding, completion, cloud pass, scoring).
-Then
+A short calibration runs the scenario's own pipeline on a sample of its images: the first
+config is prepared on a few images and one trial of every method run on them (a warm-up:
+first calls, lazy imports, numba's cache), then prepared on up to
+:data:`CALIBRATION_IMAGES` images (model, data, edge pass, encoding, loss-free cloud pass)
+and one trial of its median-loss channel setting timed, every method (transport,
+decoding, completion, cloud pass, scoring). A trained method is fitted on the
+calibration's own features rather than its training set. A run's work grows with its
+images (it batches them), so both times are scaled by ``n_images / sample``:
 
-    wall ~ configs x prepare(n_images) / min(workers, configs)
-           + units x (trial time per image x n_images) / workers
+    wall ~ configs x prepare x scale / min(workers, configs) + units x trial x scale / workers
 
-It writes no results; the loss-free features of its few images go to dfsim's cache like
-any run's. What it does not see: a cold numba or feature cache, the fit of a
-trained method on its real training set (cached after the first run), worker start-up,
-and other work on the machine; so it is an estimate.
+It writes no results; the loss-free features of its sample go to dfsim's cache, as the
+run's own would. What it does not see: the fit of a trained method on its real training set
+(cached after the first run), worker start-up, the loss rates other than the median, and
+other work on the machine; so it is an estimate.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import os
 import time
 from dataclasses import dataclass
 
-CALIBRATION_IMAGES = (16, 64)  # the two image counts the first config is run at
+CALIBRATION_IMAGES = 200  # at most this many images are run to calibrate
+WARM_UP_IMAGES = 8
 
 
 @dataclass(frozen=True)
@@ -78,32 +79,34 @@ def _methods(prep) -> list:
 
 def calibrate(scn, workers: int | None = None) -> Estimate:
     """Estimate ``scn``'s wall time on ``workers`` processes (default: all cores) from a
-    short run of its own pipeline on a few images (see the module's text). Raises what
-    the pipeline raises where it cannot run."""
+    short run of its own pipeline on a sample of its images (see the module's text).
+    Raises what the pipeline raises where it cannot run."""
     import torch
 
     t0 = time.perf_counter()
     workers = max(1, min(workers or os.cpu_count() or 1, scn.n_units))
-    counts = sorted({min(n, scn.data.n_images) for n in CALIBRATION_IMAGES})
+    n = scn.data.n_images
+    sample = min(n, CALIBRATION_IMAGES)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a run's workers are
     try:  # its notes (a fit on a few tensors is a poor one) are not the run's
         with contextlib.redirect_stderr(io.StringIO()):
-            prep_s, unit_s = zip(*(_time_config(scn, n) for n in counts), strict=True)
+            _time_config(scn, min(sample, WARM_UP_IMAGES))
+            prep_s, unit_s = _time_config(scn, sample)
     finally:
         torch.set_num_threads(threads)
-    n, configs = scn.data.n_images, len(scn.configs)
-    prep = _line(counts, prep_s)
-    unit = _line(counts, unit_s)
-    seconds = configs * prep(n) / min(workers, configs) + scn.n_units * unit(n) / workers
+    configs, scale = len(scn.configs), n / sample
+    seconds = (
+        configs * prep_s * scale / min(workers, configs) + scn.n_units * unit_s * scale / workers
+    )
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"calibration gave {seconds!r} s")
     return Estimate(seconds, time.perf_counter() - t0, workers)
 
 
 def _time_config(scn, n: int) -> tuple[float, float]:
-    """Seconds to prepare the first config on ``n`` images, and the mean seconds of one
-    work unit (every method) over the lowest-, middle- and highest-loss settings."""
+    """Seconds to prepare the first config on ``n`` images, and of one work unit (every
+    method) at the median-loss channel setting."""
     from dfsim.experiment.prepare import prepare
     from dfsim.experiment.trial import run_trial
 
@@ -112,20 +115,6 @@ def _time_config(scn, n: int) -> tuple[float, float]:
     methods = _methods(prep)
     prep_s = time.perf_counter() - t
     order = sorted(range(len(scn.cells)), key=lambda c: scn.cells[c].loss_rate)
-    picked = sorted({order[0], order[len(order) // 2], order[-1]})
-    run_trial(prep, picked[-1], 0, methods)  # warm-up: first calls, lazy imports
     t = time.perf_counter()
-    for c in picked:
-        run_trial(prep, c, 0, methods)
-    return prep_s, (time.perf_counter() - t) / len(picked)
-
-
-def _line(counts: list[int], seconds: tuple[float, ...]):
-    """Seconds as a function of images: fixed part plus a part per image, through the two
-    calibration points (a fixed part alone from one point)."""
-    if len(counts) < 2:
-        return lambda n: seconds[0]
-    (n_a, n_b), (s_a, s_b) = counts, seconds
-    per_image = max(0.0, (s_b - s_a) / (n_b - n_a))
-    fixed = max(0.0, s_b - per_image * n_b)
-    return lambda n: fixed + per_image * n
+    run_trial(prep, order[len(order) // 2], 0, methods)
+    return prep_s, time.perf_counter() - t

@@ -30,8 +30,13 @@ def add_parser(sub, limits):
     r.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the cells and the work, and estimate the wall time from a few seconds' "
-        "calibration; run nothing",
+        help="print the cells and the work, and estimate the wall time from a short "
+        "calibration on a sample of the images; run nothing",
+    )
+    r.add_argument(
+        "--no-estimate",
+        action="store_true",
+        help="with --dry-run: skip the calibration and its wall-time estimate",
     )
     r.add_argument(
         "--dask",
@@ -68,7 +73,7 @@ def cmd_run(args) -> int:
     out = Path(args.out or scn.output)
     check_output_dir(out, "--out" if args.out else f"{args.scenario}: output")
     if args.dry_run:
-        return dry_run(scn, out, args.workers)
+        return dry_run(scn, out, args.workers, estimate=not args.no_estimate)
     from dfsim.experiment.outputs import provenance_notes
 
     for line in provenance_notes(out):
@@ -150,9 +155,10 @@ def _write_profile(out: Path, args, writing_s: float, wall_s: float) -> None:
     print(text)
 
 
-def dry_run(scn, out: Path, workers: int | None = None) -> int:
+def dry_run(scn, out: Path, workers: int | None = None, estimate: bool = True) -> int:
     """Print the configs, settings and the work a run would do; validate model and data;
-    estimate the wall time from a short calibration (:mod:`dfsim.experiment.estimate`)."""
+    with ``estimate``, estimate the wall time from a short calibration
+    (:mod:`dfsim.experiment.estimate`)."""
     shapes, model = _check_models_and_data(scn)
     units = scn.n_units
     print(
@@ -176,7 +182,8 @@ def dry_run(scn, out: Path, workers: int | None = None) -> int:
         "cloud passes"
     )
     print(f"output: {out}" + _resume_note(out))
-    print(_estimate_line(scn, workers), flush=True)
+    if estimate:
+        print(_estimate_line(scn, workers), flush=True)
     return 0
 
 
