@@ -425,8 +425,12 @@ def _scenario(scenario, seed: int | None):
         label, raw = "scenario dict", copy.deepcopy(dict(scenario))
     elif isinstance(scenario, str) and _is_yaml_text(scenario):
         label, raw = "scenario YAML", _read_yaml_text(scenario, read_yaml)
-    elif isinstance(scenario, str | os.PathLike):
-        label, raw, name = str(scenario), read_yaml(scenario), Path(scenario).stem
+    elif isinstance(scenario, str | os.PathLike):  # a file, else a built-in scenario's name
+        from dfsim.builtin_scenarios import resolve
+
+        file, builtin = resolve(scenario)
+        label = f"{builtin} (built-in)" if builtin else str(scenario)
+        raw, name = read_yaml(file), Path(builtin or file).stem
     else:
         raise UserError(
             f"scenario: expected a file path, a dict or YAML text, got {type(scenario).__name__}"

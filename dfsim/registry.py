@@ -250,7 +250,13 @@ def _check_sequence(tp, origin, value, where: str, p: Param):
 
 
 def _check_path(value: str, where: str, kind: PathKind) -> str:
+    """An existing path; a relative ``dfsim/...`` path that is not found from the working
+    directory names a file shipped inside the package (the committed weights a built-in
+    scenario names, when dfsim runs installed, away from its checkout)."""
     path = Path(value).expanduser()
+    if not path.is_absolute() and path.parts[:1] == ("dfsim",) and not path.exists():
+        shipped = Path(__file__).resolve().parent.parent / path
+        path = shipped if shipped.exists() else path
     if not (path.is_dir() if kind.kind == "dir" else path.is_file()):
         raise UserError(f"{where}: {kind.kind} {value!r} not found")
     return str(path)

@@ -179,6 +179,29 @@ def test_a_file_wins_over_a_builtin_of_the_same_name(tmp_path, monkeypatch):
     assert (scn.name, scn.source) == ("t", "default")
 
 
+def test_a_builtin_naming_shipped_weights_loads_away_from_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # dfsim/models/weights/... is not found from here
+    scn = load_scenario("paper/classifier-retrained")
+    weights = Path(dict(scn.model.params)["weights"])
+    assert weights == ROOT / "dfsim" / "models" / "weights" / "fmnist_resnet_cat_hevc_add_1.pt"
+    (tmp_path / "s.yaml").write_text(
+        "model: {name: fmnist-resnet, weights: dfsim/models/weights/none.pt}\n"
+        "channels: [{kind: iid, loss_rates: [0.1]}]\nmethods: [zeros]\n"
+    )
+    with pytest.raises(Exception, match="model.weights: file 'dfsim/models/weights/none.pt' not"):
+        load_scenario(tmp_path / "s.yaml")
+
+
+def test_the_python_api_reads_a_builtin_by_name(tmp_path, monkeypatch):
+    from dfsim.api import _scenario
+
+    monkeypatch.chdir(tmp_path)
+    scn, label = _scenario("default", seed=None)
+    assert (scn.name, label) == ("default", "default (built-in)")
+    with pytest.raises(Exception, match="defalt: scenario file not found .*did you mean 'default'"):
+        _scenario("defalt", seed=None)
+
+
 def test_scenarios_lists_and_shows_builtins(capsys):
     assert main(["scenarios"]) == 0
     lines = capsys.readouterr().out.splitlines()
