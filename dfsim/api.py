@@ -346,22 +346,47 @@ class Results:
                 raise UserError(f"curves: unknown field {f!r} (one of {', '.join(fields)})")
         if rate not in statistics.RATE_COLUMNS or not schema.has_values(rows, rate):
             raise UserError(f"rate: {rate!r} has no values in these results")
-        table = statistics.rate_curves(rows, schema, metric, rate, curves)
-        names = list(dict.fromkeys(c for g in table.values() for c in g))
-        if anchor is not None and anchor not in names:
-            raise UserError(f"anchor: {anchor!r} is not a {curves} of these results")
-        anchor = anchor or names[0]
-        group_cols = ["channel", "loss_rate", "burst_length"]
-        if "method" not in statistics.curve_fields(curves):
-            group_cols.append("method")
-        out = []
-        for group, by_curve in table.items():
-            for c in (c for c in names if c != anchor):
-                value, note = _bd(by_curve.get(anchor), by_curve.get(c), statistics)
-                row = dict(zip(group_cols, group, strict=True))
-                row.update(curve=c, anchor=anchor, bd_rate=value, note=note)
-                out.append(row)
-        return pd.DataFrame(out)
+        try:
+            found = statistics.bd_rates(rows, schema, metric, rate, curves, anchor)
+        except KeyError:
+            raise UserError(f"anchor: {anchor!r} is not a {curves} of these results") from None
+        return pd.DataFrame(found)
+
+    def gain(
+        self,
+        metric: str | None = None,
+        reference: str | None = None,
+        loss_range: tuple[float, float] = (0.0, 0.3),
+    ):
+        """Each method's average gain in ``metric`` over ``reference`` across
+        ``loss_range`` (the area between their metric-vs-loss-rate curves divided by the
+        range's width), per config and channel family, paired by trial, as
+        ``dfsim compare --gain`` computes it (:func:`dfsim.experiment.statistics.average_gain`):
+        ``gain`` (in the metric's own units: 0.05 is 5 points of top-1), ``gain_sd``,
+        ``gain_ci95`` and the loss rates it covers.
+
+        :param reference: a method of the results (default: ``zeros``, else the first).
+        """
+        import pandas as pd
+
+        from dfsim.experiment import statistics
+        from dfsim.tools.cli.common import metric_name
+
+        rows, schema = self._rows, self._schema
+        metric = metric_name(schema, rows, metric, "metric")
+        reference = self._method(reference, "reference")
+        if reference is None:
+            reference = "zeros" if "zeros" in self.methods else self.methods[0]
+        lo, hi = (float(v) for v in loss_range)
+        if not 0 <= lo < hi <= 1:
+            raise UserError(f"loss_range: expected 0 <= low < high <= 1, got {loss_range!r}")
+        found = statistics.average_gain(rows, schema, metric, reference, (lo, hi))
+        if not found:
+            raise UserError(
+                f"loss_range: no channel family has two or more loss rates in {lo:g}-{hi:g} "
+                f"with {reference!r} results"
+            )
+        return pd.DataFrame(found)
 
 
 def _paired(by_method: dict, method: str, reference: str, metric: str) -> dict:
@@ -387,22 +412,6 @@ def _paired(by_method: dict, method: str, reference: str, metric: str) -> dict:
         diff, p = float(np.mean(np.subtract(a, b))), paired_t_pvalue(a, b)
     row.update({"reference": reference, f"{metric}_diff_vs_reference": diff, "p_vs_reference": p})
     return row
-
-
-def _bd(ref, test, statistics) -> tuple[float, str]:
-    """A BD-rate and, where there is none, why (the words of ``dfsim compare --bd-rate``)."""
-    import math
-
-    if not ref or not test:
-        return math.nan, "missing curve"
-    ref, test = statistics.pareto_front(ref), statistics.pareto_front(test)
-    if len(ref) < 2 or len(test) < 2:
-        return math.nan, "fewer than two points where the metric rises with the rate"
-    try:
-        v = float(statistics.bd_rate(ref, test))
-    except (ValueError, ZeroDivisionError) as exc:
-        return math.nan, str(exc)
-    return (v, "") if math.isfinite(v) else (math.nan, "no overlap")
 
 
 def _names(value) -> list[str]:

@@ -119,6 +119,22 @@ def test_bd_rate_matches_the_committed_table():
         assert f"{value:+.1f} %" == text
 
 
+def test_gain_matches_the_compare_command(capsys):
+    from dfsim.tools.cli import main
+
+    assert main(["compare", str(ROOT / "results" / "default"), "--gain"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    head = [c.strip() for c in table[2].strip("|").split("|")]
+    iid = [c.strip() for c in table[4].strip("|").split("|")]
+    gains = dfsim.load(ROOT / "results" / "default").gain()
+    got = gains[gains.channel == "iid"].set_index("method")
+    assert list(got.index) == head[3:] and set(got.loss_rates) == {"0-30 %"}
+    for method, text in zip(head[3:], iid[3:], strict=True):
+        assert f"{100 * got.gain[method]:.2f} ± {100 * got.gain_ci95[method]:.2f}" == text
+    with pytest.raises(UserError, match=r"loss_range: expected 0 <= low < high <= 1"):
+        dfsim.load(ROOT / "results" / "default").gain(loss_range=(0.3, 0.1))
+
+
 def test_run_from_dict_yaml_and_path_gives_the_same_trials(from_path):
     import yaml
 
