@@ -92,6 +92,7 @@ def metric_plot(
     line style and marker tell the other groups apart. With ``x = burst_length``, i.i.d.
     rows (mean burst 1/(1-P)) are drawn as star markers on the line's colour.
     """
+    # Long: one figure's steps in order (lines, panels, styles, references, legend, title)
     decl = schema.metric(y)
     order = list(dict.fromkeys([*(methods or []), *(r["method"] for r in rows)]))
     by = _line_fields(rows, schema, x, by, panel)
