@@ -427,13 +427,13 @@ def _bar(scn):
 
 def _scenario(scenario, seed: int | None):
     """The validated scenario and the words that name it in messages."""
-    from dfsim.experiment.scenario import parse_scenario, read_yaml
+    from dfsim.experiment.scenario import parse_scenario, parse_yaml, read_yaml
 
     name = "scenario"
     if isinstance(scenario, Mapping):
         label, raw = "scenario dict", copy.deepcopy(dict(scenario))
     elif isinstance(scenario, str) and _is_yaml_text(scenario):
-        label, raw = "scenario YAML", _read_yaml_text(scenario, read_yaml)
+        label, raw = "scenario YAML", parse_yaml(scenario)
     elif isinstance(scenario, str | os.PathLike):  # a file, else a built-in scenario's name
         from dfsim.builtin_scenarios import resolve
 
@@ -456,14 +456,3 @@ def _scenario(scenario, seed: int | None):
 def _is_yaml_text(text: str) -> bool:
     """A string that reads as YAML rather than as a file name."""
     return "\n" in text or ": " in text or text.lstrip().startswith("{")
-
-
-def _read_yaml_text(text: str, read_yaml):
-    """YAML text read as a scenario file is (size, depth and duplicate keys checked)."""
-    with tempfile.TemporaryDirectory(prefix="dfsim-yaml-") as d:
-        path = Path(d) / "scenario.yaml"
-        path.write_text(text)
-        try:
-            return read_yaml(path)
-        except UserError as exc:
-            raise UserError(str(exc).replace(str(path), "scenario YAML")) from None

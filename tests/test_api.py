@@ -172,6 +172,7 @@ BAD_RUNS = [
     (TINY.replace("trials: 2", "trials: 0"), "scenario YAML: trials: 0 is out of range"),
     (TINY + "colour: red\n", "scenario YAML: colour: unknown key"),
     ("name: [unclosed\n", "scenario YAML: invalid YAML (line 2, column 1)"),
+    ("name: x\n" + "#" * (1 << 20), "scenario YAML: scenario text is larger than 1024 KiB"),
     (
         {"channels": [{"kind": "iid", "loss_rates": [0.1]}], "methods": ["zeros"], "trails": 1},
         "scenario dict: trails: unknown key",

@@ -17,7 +17,7 @@ from test_scenario import GOOD  # the smallest valid scenario
 from dfsim import limits, registry
 from dfsim.codecs.base import PayloadError
 from dfsim.errors import one_line
-from dfsim.experiment import scenario
+from dfsim.experiment import scenario, yaml_files
 from dfsim.experiment.scenario import Component, ModelSpec, load_scenario
 from dfsim.registry import build
 from dfsim.tools.cli import main
@@ -341,8 +341,8 @@ def test_yaml_bombs_are_refused_before_they_are_expanded_naming_the_file(
     an alias inside its own node on the composed graph, where aliases share nodes."""
     scn = tmp_path / "s.yaml"
     scn.write_text(text, encoding="utf-8")
-    composed = counting(monkeypatch, scenario._UniqueKeyLoader, "get_single_node")
-    constructed = counting(monkeypatch, scenario._UniqueKeyLoader, "construct_document")
+    composed = counting(monkeypatch, yaml_files._UniqueKeyLoader, "get_single_node")
+    constructed = counting(monkeypatch, yaml_files._UniqueKeyLoader, "construct_document")
     line = refused(capsys, "run", str(scn), "--dry-run")
     assert line.startswith(f"dfsim: error: {scn}: ")
     assert message in line
