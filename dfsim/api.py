@@ -313,7 +313,10 @@ class Results:
         one = isinstance(save, str | os.PathLike)
         paths = [] if save is None else [Path(p) for p in ([save] if one else save)]
         try:
-            return plots.metric_plot(rows, schema, paths, x, y, by, panel=panels)
+            # colours by the run's whole method list: a method keeps its colour in a subset
+            return plots.metric_plot(
+                rows, schema, paths, x, y, by, panel=panels, methods=self.methods
+            )
         except OSError as exc:
             raise UserError(f"save: cannot write the figure: {exc.strerror or exc}") from None
 

@@ -167,6 +167,26 @@ def test_plot_writes_only_when_asked(from_path, tmp_path):
     assert any("linear" in label for label in labels)
 
 
+
+def test_a_method_keeps_its_colour_in_a_subset():
+    from matplotlib.colors import to_hex
+
+    default = dfsim.load(ROOT / "results" / "default")
+
+    def colours(fig):
+        return {
+            ln.get_label().split(" — ")[0]: to_hex(ln.get_color())
+            for ax in fig.axes
+            for ln in ax.get_lines()
+            if not ln.get_label().startswith("_")
+        }
+
+    every = colours(default.plot(by="channel"))
+    some = colours(default.plot(by="channel", methods=["caltec", "altec"]))
+    assert some["altec"] == every["altec"] and some["caltec"] == every["caltec"]
+    assert len(set(every.values())) == len(default.methods)
+
+
 BAD_RUNS = [
     ("nowhere/missing.yaml", "nowhere/missing.yaml: scenario file not found"),
     (TINY.replace("trials: 2", "trials: 0"), "scenario YAML: trials: 0 is out of range"),
