@@ -167,7 +167,6 @@ def test_plot_writes_only_when_asked(from_path, tmp_path):
     assert any("linear" in label for label in labels)
 
 
-
 def test_a_method_keeps_its_colour_in_a_subset():
     from matplotlib.colors import to_hex
 
