@@ -128,19 +128,22 @@ def test_deadline_scenario_regenerates_with_arq_and_fec(tmp_path, monkeypatch):
     assert_rows_match(new, read_results_csv(ROOT / "results" / "deadline" / "results.csv"))
 
 
-@pytest.mark.parametrize("directory", ["codecs", "codecs-narrow"])
-def test_codec_scenarios_regenerate(tmp_path, monkeypatch, directory):
+@pytest.mark.parametrize(
+    ("directory", "codecs"), [("codecs", ["range", "palette"]), ("codecs-narrow", ["zstd"])]
+)
+def test_codec_scenarios_regenerate(tmp_path, monkeypatch, directory, codecs):
     """Entropy-coded packet sizes, the decoders and the deadline they meet or miss: the
-    committed bits, latencies and accuracies come back exactly."""
+    committed bits, latencies and accuracies come back exactly (dfsim's own two entropy
+    coders on the wide link, a library's on the narrow one, where deadlines are missed)."""
     monkeypatch.chdir(ROOT)
     scn = yaml.safe_load((ROOT / "scenarios" / f"{directory}.yaml").read_text())
     scn.update(
         trials=1,
-        encoding={"codec": ["zstd", "range", "palette"], "bits": 8},
+        encoding={"codec": codecs, "bits": 8},
         channels=[{"kind": "gilbert-elliott", "loss_rates": [0.2], "burst_lengths": [2]}],
     )
     new = rerun(tmp_path, scn, directory)
-    assert len(new) == 3 * 2
+    assert len(new) == len(codecs) * 2
     assert_rows_match(new, read_results_csv(ROOT / "results" / directory / "results.csv"))
 
 

@@ -127,10 +127,35 @@ def connect_dask(address: str):
         raise UserError(
             "--dask: needs dask.distributed (pip install 'dask[distributed]')"
         ) from None
+    _probe(address)
     try:
         return Client(address, timeout="10s")
     except (OSError, TimeoutError) as exc:
         raise UserError(f"--dask: cannot reach the scheduler at {address!r}: {exc}") from None
+
+
+def _probe(address: str) -> None:
+    """A TCP scheduler that refuses the connection is a one-line error at once, rather than
+    after the client's 10 s of retries (other protocols and slow networks are left to the
+    client)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp":
+        return
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return  # not host:port: the client says what is wrong with it
+    if host is None or port is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=2.0).close()
+    except ConnectionRefusedError as exc:
+        raise UserError(f"--dask: cannot reach the scheduler at {address!r}: {exc}") from None
+    except OSError:
+        return  # unreachable in other ways (timeouts, DNS): the client retries and says so
 
 
 def run(
