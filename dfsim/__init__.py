@@ -26,7 +26,7 @@ from dfsim import _moved  # noqa: E402  (after the kernels are pinned)
 _moved.install()
 
 # The notebook API (dfsim.api), loaded on first use: `import dfsim` stays quick.
-_API = ("run", "load", "Results")
+_API = ("run", "load", "example", "Results")
 
 
 def __getattr__(name: str):

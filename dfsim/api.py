@@ -29,7 +29,7 @@ from pathlib import Path
 
 from dfsim.errors import UserError
 
-__all__ = ["Results", "load", "run"]
+__all__ = ["Results", "example", "load", "run"]
 
 
 def run(
@@ -92,6 +92,46 @@ def run(
     results = load(directory)
     results._keep = keep  # the temporary directory goes when the results do
     return results
+
+
+def example(
+    scenario,
+    loss: float = 0.3,
+    methods: str | list[str] | None = None,
+    *,
+    image: int | None = None,
+    trial: int = 0,
+    save: str | os.PathLike | None = None,
+):
+    """The figure of ``dfsim example``: one image of ``scenario`` (a path, a built-in's name,
+    a dict or YAML text) through its pipeline at the channel setting of loss rate ``loss``,
+    its lost feature rows repaired by zero-fill, ``methods`` (default: the scenario's first
+    two) and none lost, with each one's task metrics on that image; returns the matplotlib
+    Figure (written to ``save`` too where given).
+
+    :param image: an image index (default: one that lost a quarter to a half of its values
+        and on which zero-fill does worst).
+    """
+    from dfsim.tools.examples import example as draw
+
+    scn, label = _scenario(scenario, None)
+    if trial < 0:
+        raise UserError(f"trial: must be >= 0, got {trial}")
+    if isinstance(methods, str):
+        import re
+
+        # commas inside a label's parentheses (halrtc(max_iters=50,tol=0.001)) do not split
+        methods = re.findall(r"(?:[^,(]|\([^)]*\))+", methods)
+    try:
+        fig, _ = draw(scn, loss, list(methods) if methods else None, image, trial)
+    except UserError as exc:
+        raise UserError(f"{label}: {exc}") from None
+    if save is not None:
+        try:
+            fig.savefig(save, dpi=150)
+        except OSError as exc:
+            raise UserError(f"save: cannot write the figure: {exc.strerror or exc}") from None
+    return fig
 
 
 def load(directory: str | os.PathLike) -> Results:

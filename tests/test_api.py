@@ -69,6 +69,7 @@ def test_the_guide_page_runs(monkeypatch):
     assert set(table.method) == set(namespace["default"].methods)
     assert isinstance(fig, matplotlib.figure.Figure) and fig.axes[0].get_lines()
     assert not list(res.directory.glob("agreement_vs_*"))  # plot writes nothing unasked
+    assert "linear" in [ax.get_title().split("\n")[0] for ax in namespace["drawn"].axes]
 
 
 def test_load_matches_the_committed_files(default):
@@ -184,6 +185,17 @@ def test_a_method_keeps_its_colour_in_a_subset():
     some = colours(default.plot(by="channel", methods=["caltec", "altec"]))
     assert some["altec"] == every["altec"] and some["caltec"] == every["caltec"]
     assert len(set(every.values())) == len(default.methods)
+
+
+def test_example_returns_the_figure_of_dfsim_example(tmp_path):
+    fig = dfsim.example(TINY, loss=0.2, image=3, save=tmp_path / "e.png")
+    assert isinstance(fig, matplotlib.figure.Figure)
+    titles = [ax.get_title().split("\n")[0] for ax in fig.axes if ax.get_title()]
+    assert titles[:3] == ["no recovery", "linear", "no loss"]
+    assert "image 3, iid loss 20%" in fig._suptitle.get_text()
+    assert (tmp_path / "e.png").stat().st_size > 0
+    with pytest.raises(UserError, match=r"scenario YAML: .*0\.5"):
+        dfsim.example(TINY, loss=0.5)
 
 
 BAD_RUNS = [

@@ -72,6 +72,24 @@ def example_figure(
     shows (image index, loss, each column's task metrics on that image). By default the
     image is one that lost a quarter to a half of its values and on which zero-fill does
     worst (:func:`_telling_image`)."""
+    import matplotlib.pyplot as plt
+
+    fig, summary = example(scn, loss_rate, methods, image, trial, channels)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return summary
+
+
+def example(
+    scn,
+    loss_rate: float = 0.3,
+    methods: list[str] | None = None,
+    image: int | None = None,
+    trial: int = 0,
+    channels: int = 3,
+):
+    """The example figure of :func:`example_figure`, not saved (closed, still drawable),
+    and what it shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,9 +129,8 @@ def example_figure(
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(out, dpi=150)
     plt.close(fig)
-    return summary
+    return fig, summary
 
 
 def _cell(scn, loss_rate: float):
