@@ -1,0 +1,145 @@
+"""Task distortion, the distortion-rate fit and bit allocation against theory (synthetic
+surfaces), and ``dfsim fit-rd`` on committed results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfsim.errors import UserError
+from dfsim.experiment.rate_distortion import DRFit, fit_dr, manifest_reference, task_distortion
+from dfsim.experiment.rd_allocation import (
+    allocate,
+    allocate_weighted,
+    nearest_operating_point,
+    nondominated,
+    pareto_front_two_streams,
+)
+
+
+def surface(gamma, alpha, beta) -> DRFit:
+    a, b = np.asarray(alpha, float), np.asarray(beta, float)
+    return DRFit(gamma, a, b, 1.0, np.zeros(0))
+
+
+# --------------------------------------------------------------------------- distortion
+def test_task_distortion_formula_and_zero_reference():
+    d = task_distortion([0.93, 0.9, 0.96, 0.0], 0.93)
+    np.testing.assert_allclose(d, [0.0, 3 / 0.93, 3 / 0.93, 100.0])
+    with pytest.raises(UserError, match="reference metric is 0.0"):
+        task_distortion([0.5], 0)
+
+
+def test_manifest_reference_of_committed_runs(tmp_path):
+    assert manifest_reference("results/rate-accuracy", "top1") == 0.93
+    assert manifest_reference("results/paper/efficientnet", "coding_agreement") == 1.0
+    with pytest.raises(UserError, match=r"no loss-free reference 'clean_top1'.*clean_agreement"):
+        manifest_reference("results/paper/efficientnet", "top1")  # unlabelled: NaN
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(UserError, match="cannot read"):
+        manifest_reference(tmp_path, "top1")
+
+
+# --------------------------------------------------------------------------- fit
+def test_fit_recovers_one_stream_parameters():
+    rng = np.random.default_rng(1)
+    r = np.linspace(5, 200, 40)
+    truth = 2.0 + 80.0 * np.exp2(-0.04 * r)
+    fit = fit_dr(r, truth + rng.normal(0, 0.3, r.size), names=["kbpi"])
+    assert fit.gamma == pytest.approx(2.0, abs=0.3)
+    assert fit.alpha[0] == pytest.approx(80.0, rel=0.03)
+    assert fit.beta[0] == pytest.approx(0.04, rel=0.03)
+    assert fit.r2 > 0.99
+    assert abs(fit.residuals.mean()) < 0.1
+    assert fit.predict(100.0) == pytest.approx(2.0 + 80.0 * 2**-4, abs=0.3)
+    assert fit.as_dict()["rates"] == ["kbpi"]
+
+
+def test_fit_recovers_two_stream_parameters_and_scores_held_out_points():
+    rng = np.random.default_rng(2)
+    r = rng.uniform(0, 60, size=(120, 2))
+    true = surface(1.0, [30.0, 10.0], [0.1, 0.05])
+    d = true.predict(r) + rng.normal(0, 0.2, len(r))
+    fit = fit_dr(r[:40], d[:40])
+    np.testing.assert_allclose(fit.alpha, [30, 10], rtol=0.1)
+    np.testing.assert_allclose(fit.beta, [0.1, 0.05], rtol=0.1)
+    assert fit.gamma == pytest.approx(1.0, abs=0.5)
+    held = fit.score(r[40:], d[40:])
+    assert held["r2"] > 0.98 and abs(held["residual_mean"]) < 0.1
+    assert held["residual_sd"] == pytest.approx(0.2, rel=0.3) and held["n_points"] == 80
+
+
+def test_fit_refuses_too_few_points_and_nan():
+    with pytest.raises(UserError, match=r"4 points for 5 parameters \(1 \+ 2 x 2 streams\)"):
+        fit_dr(np.ones((4, 2)), np.ones(4))
+    with pytest.raises(UserError, match="finite"):
+        fit_dr([1, 2, 3], [1, np.nan, 3])
+
+
+# --------------------------------------------------------------------------- allocation
+def brute_force(fit: DRFit, rt: float, steps: int = 2001) -> np.ndarray:
+    r1 = np.linspace(0, rt, steps)
+    pts = np.column_stack([r1, rt - r1])
+    return pts[np.argmin(fit.predict(pts))]
+
+
+@pytest.mark.parametrize("alpha,beta", [([30, 10], [0.1, 0.05]), ([5, 50], [0.2, 0.02])])
+def test_closed_form_equals_grid_search(alpha, beta):
+    fit = surface(1.0, alpha, beta)
+    a = allocate(fit, 80.0)
+    assert a.rates.sum() == pytest.approx(80.0)
+    np.testing.assert_allclose(a.rates, brute_force(fit, 80.0), atol=80 / 2000)
+    assert a.distortion[0] == pytest.approx(fit.predict(brute_force(fit, 80.0)), abs=1e-4)
+
+
+def test_equal_beta_split_and_clipping():
+    # equal beta: R_1 - R_2 = log2(alpha_1 / alpha_2) / beta, the rest shared equally
+    a = allocate(surface(0, [40, 10], [0.5, 0.5]), 20.0)
+    np.testing.assert_allclose(a.rates, [10 + 2, 10 - 2])
+    # a stream whose first bit is worth less than the other's last gets none
+    a = allocate(surface(0, [100, 1], [1.0, 1.0]), 3.0)
+    np.testing.assert_allclose(a.rates, [3.0, 0.0])
+    np.testing.assert_allclose(a.rates, brute_force(surface(0, [100, 1], [1, 1]), 3.0))
+    three = allocate(surface(0, [100, 50, 0.01], [1.0, 1.0, 1.0]), 4.0)
+    np.testing.assert_allclose(three.rates, [2.5, 1.5, 0.0])
+
+
+def test_nearest_operating_point():
+    fit = surface(0, [40, 10], [0.5, 0.5])
+    alloc = allocate(fit, 20.0)
+    pts = [[4, 4], [12, 8], [8, 12], [20, 20]]
+    op = nearest_operating_point(alloc, pts, labels=["a", "b", "c", "d"])
+    assert (op.label, op.index) == ("b", 1)  # [20, 20] costs too much; b is the optimum
+    assert op.distortion == pytest.approx(alloc.distortion[0])
+    with pytest.raises(UserError, match="total rate 5 is below every operating point.*8"):
+        nearest_operating_point(allocate(fit, 5.0), pts)
+
+
+def test_weighted_allocation_reduces_to_one_task_and_moves_with_weights():
+    f1, f2 = surface(0, [40, 1], [0.3, 0.3]), surface(0, [1, 40], [0.3, 0.3])
+    one = allocate_weighted([f1, f2], [1, 0], 30.0)
+    np.testing.assert_allclose(one.rates, allocate(f1, 30.0).rates, atol=1e-3)
+    even = allocate_weighted([f1, f2], [1, 1], 30.0)
+    np.testing.assert_allclose(even.rates, [15, 15], atol=1e-3)
+    with pytest.raises(UserError, match="2 weights for 1 tasks"):
+        allocate_weighted([f1], [1, 1], 30.0)
+
+
+def test_pareto_front_is_nondominated_and_monotone():
+    f1, f2 = surface(0, [40, 5], [0.3, 0.2]), surface(0, [5, 40], [0.2, 0.3])
+    front = pareto_front_two_streams([f1, f2], 30.0, n=51)
+    d = front.distortion[front.nondominated]
+    assert 2 < len(d) <= 51
+    assert not nondominated(np.vstack([d, d.min(axis=0) - 1e-9]))[:-1].any()
+    for i in range(len(d)):  # no front point dominates another
+        other = np.delete(d, i, axis=0)
+        assert not ((other <= d[i]).all(axis=1) & (other < d[i]).any(axis=1)).any()
+    order = np.argsort(d[:, 0])
+    assert (np.diff(d[order, 1]) <= 1e-12).all()  # less of one task's, more of the other's
+    with pytest.raises(UserError, match="two streams"):
+        pareto_front_two_streams([surface(0, [1], [1])], 30.0)
+
+
+def test_nondominated_simple():
+    mask = nondominated([[1, 3], [2, 2], [3, 1], [2, 3], [3, 3]])
+    assert mask.tolist() == [True, True, True, False, False]
