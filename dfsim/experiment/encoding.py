@@ -56,7 +56,7 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
 
     def encode_at(rows: int):
         layout = cfg.packets.layout(shape, rows)
-        codec = cfg.codec.build()  # one per tensor: a fitted codec learns its tensor's model
+        codec = cfg.codec_of(i).build()  # one per tensor: a fitted one learns its tensor
         configure_codec(scn, codec, split, len(model.crossing(split)))
         if getattr(codec, "needs_fit", False):
             n_fit = getattr(codec, "fit_images", 500)
@@ -69,7 +69,8 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
     nw = scn.network
     # The first packet of tensor 0 carries every tensor's side information: its own as
     # encoded, the others' at their bound (the encoded sizes are checked again at the end).
-    others = cfg.codec.build().side_info_bits * (len(model.crossing(split)) - 1)
+    n = len(model.crossing(split))
+    others = sum(cfg.codec_of(j).build().side_info_bits for j in range(1, n))
 
     def fits(encoded) -> bool:
         first = encoded.side_bits() + others if i == 0 else 0
@@ -89,9 +90,34 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
     if best is None:
         raise UserError(
             f"packets.rows_per_packet: fill: even one row of {shape[2]} values "
-            f"{cfg.codec.build().describe_values()} does not fit network.mtu_bytes {nw.mtu_bytes}"
+            f"{cfg.codec_of(i).build().describe_values()} does not fit "
+            f"network.mtu_bytes {nw.mtu_bytes}"
         )
     return best
+
+
+def check_streams(cfg: Config, crossing, split: str) -> None:
+    """Every tensor ``encoding.streams`` names is one the cut passes (a one-line error
+    naming the key, the index and how many tensors cross)."""
+    for i, _ in cfg.streams:
+        if i >= len(crossing):
+            n = len(crossing)
+            raise UserError(
+                f"encoding.streams.{i}: the cut at split {split!r} passes {n} "
+                f"tensor{'s' if n > 1 else ''} (stream{'s 0 to' if n > 1 else ''} {n - 1}), "
+                f"not a stream {i}"
+            )
+
+
+def stream_rate_columns(streams: list[TensorStream]) -> dict[str, float]:
+    """Each tensor's coded bits per image (payloads plus its side information), averaged
+    over the images, and in kbit: ``bits_per_image_s<i>`` and ``kbpi_s<i>``; they add up
+    to ``bits_per_image`` and ``kbpi``."""
+    bits = [float(np.mean(s.encoded.bits_per_image())) for s in streams]
+    return {
+        **{f"bits_per_image_s{i}": b for i, b in enumerate(bits)},
+        **{f"kbpi_s{i}": b / 1e3 for i, b in enumerate(bits)},
+    }
 
 
 def largest_packet_bytes(encoded: Encoded, first_side_bits, nw) -> int:

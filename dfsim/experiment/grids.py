@@ -2,11 +2,11 @@
 and checked before anything is built, then expanded into combinations.
 
 * **configs** (:func:`config_points`): the *config* sections (``model.split``,
-  ``encoding``, ``packets``, ``error_control``) may give a list for a parameter; the run
-  covers the product of those lists, or, with ``zip``, advances listed keys together.
-  A codec is crossed only with the parameters it reads. Each combination becomes a
-  :class:`~dfsim.experiment.specs.Config` (:func:`dfsim.experiment.scenario.parse_scenario`
-  makes it);
+  ``encoding``, its per-tensor ``encoding.streams``, ``packets``, ``error_control``) may
+  give a list for a parameter; the run covers the product of those lists, or, with
+  ``zip``, advances listed keys together. A codec is crossed only with the parameters it
+  reads. Each combination becomes a :class:`~dfsim.experiment.specs.Config`
+  (:func:`dfsim.experiment.scenario.parse_scenario` makes it);
 * **channel settings** (:func:`channel_settings`): a ``channels`` entry's parameters
   given as lists under their plural (``loss_rates``) sweep settings;
 * **method variants** (:func:`method_variants`): a method parameter given as a list makes
@@ -52,7 +52,8 @@ def string_value(where: str, value) -> str:
 # --------------------------------------------------------------------------- configs
 def config_points(raw, max_configs: int = MAX_CONFIGS) -> Iterator[dict]:
     """The grid's distinct combinations, each a mapping of grid key (``model.split``,
-    ``encoding.<parameter>``, ``packets.<parameter>``, ``error_control``) to its value, in
+    ``encoding.<parameter>``, ``encoding.streams.<index>.<parameter>``,
+    ``packets.<parameter>``, ``error_control``) to its value, in
     the order of the product of the lists; their number is checked against
     ``max_configs`` before any is made."""
     dims = _dimensions(raw)
@@ -77,38 +78,23 @@ def _dimensions(raw) -> dict[str, list]:
     splits = model.get("split") if isinstance(model, dict) else None
     dims: dict[str, list] = {"model.split": _grid("model.split", splits, _optional_string)}
     enc = raw.get("encoding", {})
-    check_keys(enc, "encoding", ["codec", *_codec_keys()])
+    check_keys(enc, "encoding", ["codec", "streams", *_codec_keys()])
     codecs = _grid(
         "encoding.codec", enc.get("codec", "raw"), lambda v, k: entry("codec", v, k).name
     )
     dims["encoding.codec"] = codecs
     # A parameter given once applies to every codec of the grid that declares it; the
     # others keep their own defaults (set when the config is made).
-    given = {k: v for k, v in enc.items() if k != "codec"}
-    for k in given:
-        if not any(k in entry("codec", c).params for c in codecs):
-            raise UserError(
-                f"encoding.{key_text(k)}: not a parameter of codec {', '.join(codecs)} "
-                f"(parameters: {', '.join(_codec_keys(codecs)) or 'none'})"
-                + did_you_mean(k, _codec_keys(codecs))
-            )
+    given = {k: v for k, v in enc.items() if k not in ("codec", "streams")}
     defaults: dict[str, set] = {}
-    for codec in codecs:
-        e = entry("codec", codec)
-        mine = {k: v for k, v in given.items() if k in e.params}
-        try:
-            checked = check_params(e.params, mine, "encoding", e.what, grid=True)
-        except UserError as exc:
-            raise UserError(f"{exc} (codec {codec})" if len(codecs) > 1 else str(exc)) from None
-        for k, vs in checked.items():
-            if k in mine:
-                dims.setdefault(f"encoding.{k}", vs)
-            else:
-                defaults.setdefault(k, set()).add(repr(vs))
+    for k, vs in _codec_params(given, codecs, "encoding", defaults).items():
+        dims[f"encoding.{k}"] = vs
     for k, reprs in defaults.items():  # a default all the grid's codecs share is a grid key
         if f"encoding.{k}" not in dims and len(reprs) == 1:
             p = next(entry("codec", c).params[k] for c in codecs if k in entry("codec", c).params)
             dims[f"encoding.{k}"] = [p.default]
+    for i, overrides in _stream_overrides(enc.get("streams"), codecs).items():
+        dims.update({f"encoding.streams.{i}.{k}": vs for k, vs in overrides.items()})
     packets = check_params(
         dataclass_params(Packetization), raw.get("packets", {}), "packets", grid=True
     )
@@ -126,6 +112,76 @@ def _dimensions(raw) -> dict[str, list]:
     return dims
 
 
+def _codec_params(given: dict, codecs: list[str], where: str, defaults=None) -> dict[str, list]:
+    """The codec parameters ``given`` at ``where`` (each one value or a list), checked
+    against every codec of the grid that declares them; ``defaults`` collects the reprs of
+    the default values of the parameters not given, per parameter."""
+    for k in given:
+        if not any(k in entry("codec", c).params for c in codecs):
+            raise UserError(
+                f"{where}.{key_text(k)}: not a parameter of codec {', '.join(codecs)} "
+                f"(parameters: {', '.join(_codec_keys(codecs)) or 'none'})"
+                + did_you_mean(k, _codec_keys(codecs))
+            )
+    out: dict[str, list] = {}
+    for codec in codecs:
+        e = entry("codec", codec)
+        mine = {k: v for k, v in given.items() if k in e.params}
+        try:
+            checked = check_params(e.params, mine, where, e.what, grid=True)
+        except UserError as exc:
+            raise UserError(f"{exc} (codec {codec})" if len(codecs) > 1 else str(exc)) from None
+        for k, vs in checked.items():
+            if k in mine:
+                out.setdefault(k, vs)
+            elif defaults is not None:
+                defaults.setdefault(k, set()).add(repr(vs))
+    return out
+
+
+def _stream_overrides(streams, codecs: list[str]) -> dict[int, dict[str, list]]:
+    """``encoding.streams``: per tensor of the cut (by index, from 0), codec parameters
+    that replace the shared ones for that tensor, each one value or a list (a grid key
+    ``encoding.streams.<index>.<parameter>``), checked. Whether the cut has the tensor is
+    checked where the model is built (:func:`dfsim.experiment.encoding.check_streams`)."""
+    if streams is None:
+        return {}
+    if not isinstance(streams, dict) or not streams:
+        raise UserError(
+            "encoding.streams: expected a mapping of tensor index (0, 1, ...) to codec "
+            f"parameters, got {type_name(streams)} {shown(streams)}"
+        )
+    out: dict[int, dict[str, list]] = {}
+    for key, overrides in streams.items():
+        index = int(key) if isinstance(key, str) and key.isdigit() else key
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise UserError(
+                f"encoding.streams.{key_text(key)}: not a stream: streams are the tensors "
+                "crossing the cut, by index (0, 1, ...)"
+            )
+        where = f"encoding.streams.{index}"
+        if index in out:
+            raise UserError(f"{where}: given twice")
+        if not isinstance(overrides, dict) or not overrides:
+            raise UserError(
+                f"{where}: expected a mapping of codec parameters "
+                f"({', '.join(_codec_keys(codecs)) or 'none'}), got {shown(overrides)}"
+            )
+        if "codec" in overrides:
+            raise UserError(
+                f"{where}.codec: every tensor of a cut has the one codec (encoding.codec); "
+                "a stream may set that codec's parameters"
+            )
+        out[index] = _codec_params(overrides, codecs, where)
+    return dict(sorted(out.items()))
+
+
+def stream_key_param(key: str) -> str:
+    """The codec parameter of an ``encoding.`` grid key (``encoding.bits``,
+    ``encoding.streams.1.bits``: ``bits``)."""
+    return key.rsplit(".", 1)[-1]
+
+
 def _distinct_per_codec(dims: dict[str, list], axes: list[list[str]]) -> list[list[list[int]]]:
     """For each codec of the grid, for each axis (keys that advance together): the first
     index of each distinct value the axis takes on the keys that codec reads. A codec
@@ -141,7 +197,7 @@ def _distinct_per_codec(dims: dict[str, list], axes: list[list[str]]) -> list[li
                 for k in axis
                 if not k.startswith("encoding.")
                 or k == "encoding.codec"
-                or k.removeprefix("encoding.") in declared
+                or stream_key_param(k) in declared
             ]
             at = [c] if "encoding.codec" in axis else range(len(dims[axis[0]]))
             first: dict[tuple, int] = {}

@@ -31,11 +31,13 @@ from dfsim.errors import note
 from dfsim.experiment.encoding import (
     TensorStream,
     check_encoded_sizes,
+    check_streams,
     coded_edge_features,
     configure_codec,
     decode_all,
     encode_stream,
     largest_packet_bytes,
+    stream_rate_columns,
 )
 from dfsim.experiment.features import (
     device_key,
@@ -78,6 +80,7 @@ __all__ = [
     "check_crossing",
     "check_encoded_sizes",
     "check_rows",
+    "check_streams",
     "coded_edge_features",
     "configure_codec",
     "decode_all",
@@ -88,6 +91,7 @@ __all__ = [
     "predict",
     "prepare",
     "run_model",
+    "stream_rate_columns",
     "task_cache_id",
     "task_cloud",
     "task_predict",
@@ -167,6 +171,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
     with phase("model build"):
         model, split = build_model(scn, cfg)
     crossing = model.crossing(split)
+    check_streams(cfg, crossing, split)
     task = build_task(scn, model, split)
     with phase("data loading"):
         images = load_images(scn, model.input_shape)
@@ -203,6 +208,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         quantized=scores["quantized"],
         coding={
             **coding_columns(streams, model.input_shape),
+            **(stream_rate_columns(streams) if cfg.streams else {}),
             **distortion(features, [s.reference for s in streams], split == INPUT),
             "coding_agreement": scores["coding_agreement"],
         },
@@ -213,13 +219,21 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
 def _reference_pass(scn, cfg: Config, features_key: str, task, cloud, streams, what="the cloud"):
     """The loss-free split model's predictions (cached by features, which cover the model
     and the task, and codec)."""
-    key = cache.key_of(features=features_key, codec=cfg.codec.name, params=cfg.codec.params)
+    key = cache.key_of(
+        features=features_key, codec=cfg.codec.name, params=cfg.codec.params, **_streams_key(cfg)
+    )
     ref = cache.load_arrays("reference", key)
     if ref is None:
         tensors = [s.reference for s in streams]
         ref = {"pred": predict(task, cloud, tensors, scn.batch_size, what, users_model(scn))}
         cache.save_arrays("reference", key, ref)
     return ref["pred"]
+
+
+def _streams_key(cfg: Config) -> dict:
+    """The streams' own codec parameters, for the cache keys of what the coded tensors
+    determine (nothing without ``encoding.streams``: the keys stay those of a shared codec)."""
+    return {"streams": cfg.streams} if cfg.streams else {}
 
 
 def _loss_free_scores(cfg: Config, features_key: str, task, clean_pred, reference_pred, targets):
@@ -229,7 +243,11 @@ def _loss_free_scores(cfg: Config, features_key: str, task, clean_pred, referenc
     full model's, by the task's label-free metric). Cached with the reference predictions:
     a detector's mAP takes a while, and every process preparing the config needs them."""
     key = cache.key_of(
-        features=features_key, codec=cfg.codec.name, params=cfg.codec.params, what="scores"
+        features=features_key,
+        codec=cfg.codec.name,
+        params=cfg.codec.params,
+        what="scores",
+        **_streams_key(cfg),
     )
     stored = cache.load_arrays("scores", key)
     if stored is not None:
@@ -295,8 +313,8 @@ def fit_method(
         model=prep.model.name,
         weights=prep.model.weights_id,
         split=prep.split,
-        codec=cfg.codec.name,
-        codec_params=cfg.codec.params,
+        codec=cfg.codec_of(stream).name,
+        codec_params=cfg.codec_of(stream).params,
         layout=prep.streams[stream].layout,
         data=data,
         fit_images=n_fit,

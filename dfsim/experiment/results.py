@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,44 @@ def pipeline_metrics() -> tuple[Metric, ...]:
     return network.METRICS + accounting.METRICS + base.METRICS
 
 
+# Per-stream rates (a cut with ``encoding.streams``): each tensor's share of a pipeline
+# rate, ``<rate>_s<index>`` (``kbpi_s1``), declared for the streams a run's rows have.
+STREAM_RATES = ("bits_per_image", "kbpi")
+_PER_STREAM = re.compile(r"(.+)_s(\d+)")
+
+
+def stream_metrics(columns: Iterable[str]) -> tuple[Metric, ...]:
+    """The declarations of the per-stream rate columns among ``columns``, rates in
+    :data:`STREAM_RATES` order, then by stream."""
+    rates = {m.name: m for m in pipeline_metrics() if m.name in STREAM_RATES}
+    found = []
+    for c in dict.fromkeys(columns):
+        m = _PER_STREAM.fullmatch(c)
+        if m and m[1] in rates:
+            found.append((STREAM_RATES.index(m[1]), int(m[2]), c))
+    return tuple(
+        Metric(
+            c,
+            f"{rates[STREAM_RATES[r]].label}, tensor {i}",
+            rates[STREAM_RATES[r]].unit,
+            False,
+            per="trial",
+        )
+        for r, i, c in sorted(found)
+    )
+
+
+def _with_stream_columns(types: dict, columns: Iterable[str]) -> dict:
+    """``types`` with a per-stream column (``bits_s1``, ``kbpi_s0``) of ``columns`` typed
+    as the column it is a stream's share or parameter of."""
+    out = dict(types)
+    for c in columns:
+        m = _PER_STREAM.fullmatch(c)
+        if m and c not in out and m[1] in out:
+            out[c] = out[m[1]]
+    return out
+
+
 @dataclass(frozen=True)
 class ResultsSchema:
     """The columns of one run's results: identity, metrics (the task's, then the
@@ -54,18 +93,20 @@ class ResultsSchema:
 
     task: object
     config_columns: tuple[str, ...]
+    stream_metrics: tuple[Metric, ...] = ()  # per-stream rates (:func:`stream_metrics`)
 
     @classmethod
     def for_rows(cls, task, rows: list[dict]) -> ResultsSchema:
         """The schema of ``rows``: config columns are those not identity or metric columns."""
-        known = set(IDENTITY_COLUMNS) | {m.name for m in cls(task, ()).metrics}
+        streams = stream_metrics(k for r in rows for k in r)
+        known = set(IDENTITY_COLUMNS) | {m.name for m in cls(task, (), streams).metrics}
         config = tuple(dict.fromkeys(k for r in rows for k in r if k not in known))
-        return cls(task, config)
+        return cls(task, config, streams)
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
-        """The task's metrics, then the pipeline's."""
-        return tuple(self.task.metrics) + pipeline_metrics()
+        """The task's metrics, then the pipeline's (and the per-stream rates)."""
+        return tuple(self.task.metrics) + pipeline_metrics() + self.stream_metrics
 
     @property
     def columns(self) -> list[str]:
@@ -169,9 +210,10 @@ def _parse(value: str, tp):
 def read_results_csv(path: Path) -> list[dict]:
     """Rows of a results.csv, each column typed by its declaration (unknown ones as
     numbers where they parse); empty cells (a column a run did not produce) are left out."""
-    types = column_types()
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    types = _with_stream_columns(column_types(), reader.fieldnames or ())
     return [
         {k: _parse(v, types.get(k, float)) for k, v in r.items() if v != "" or types.get(k) is str}
         for r in rows
@@ -199,9 +241,9 @@ def read_table_frame(path: Path):
     text columns ``str`` with their empty cells "", others numbers with NaN for no value."""
     import pandas as pd
 
-    types = column_types()
     with open(path, newline="") as f:
         header = next(csv.reader(f), [])
+    types = _with_stream_columns(column_types(), header)
     return pd.read_csv(
         path,
         dtype={c: str for c in header if types.get(c) is str},
@@ -218,9 +260,9 @@ def read_results_frame(path: Path):
     gives the same values as rows (``pandas.DataFrame.from_records``)."""
     import pandas as pd
 
-    types = column_types()
     with open(path, newline="") as f:
         header = next(csv.reader(f), [])
+    types = _with_stream_columns(column_types(), header)
     df = pd.read_csv(
         path,
         dtype={c: str for c in header if types.get(c) is str},
@@ -298,7 +340,7 @@ def read_results_parquet(path: Path, csv_path: Path):
         if not same and meta.get(_FINGERPRINT, b"").decode() != csv_fingerprint(csv_path):
             return None, "made from another version of results.csv"
         df = pq.read_table(path).to_pandas()
-        types = column_types()
+        types = _with_stream_columns(column_types(), df.columns)
         for c in json.loads(meta.get(_WORDS, b"[]")):
             tp = types.get(c, float)
             parsed = [math.nan if v != v else _parse(v, tp) for v in df[c]]

@@ -461,15 +461,29 @@ def _config(point: dict, codecs: dict) -> Config:
     codec = point["encoding.codec"]
     declared = entry("codec", codec).params
     params = tuple((k, point.get(f"encoding.{k}", p.default)) for k, p in declared.items())
-    if (codec, params) not in codecs:
-        try:
-            entry("codec", codec).build("encoding", **dict(params))
-        except UserError as exc:
-            raise UserError(f"{exc} (codec {codec})") from None
-        codecs[codec, params] = Component("codec", codec, params)
+    streams: dict[int, dict] = {}  # encoding.streams.<index>.<parameter>, of this codec's
+    for key, value in point.items():
+        if key.startswith("encoding.streams."):
+            index, k = key.split(".")[2:]
+            own = streams.setdefault(int(index), {})
+            if k in declared:
+                own[k] = value
+    checks = [("encoding", params)] + [
+        (f"encoding.streams.{i}", tuple({**dict(params), **own}.items()))
+        for i, own in streams.items()
+        if own
+    ]
+    for where, kw in checks:  # each stream's codec built too: its parameters together
+        if (codec, kw) not in codecs:
+            try:
+                entry("codec", codec).build(where, **dict(kw))
+            except UserError as exc:
+                raise UserError(f"{exc} (codec {codec})") from None
+            codecs[codec, kw] = Component("codec", codec, kw)
     return Config(
         point["model.split"],
         codecs[codec, params],
         Packetization(point["packets.rows_per_packet"], point["packets.order"]),
         point["error_control"],
+        tuple((i, tuple(own.items())) for i, own in sorted(streams.items())),
     )

@@ -71,22 +71,41 @@ class Config:
     which error control to use."""
 
     split: str | None  # None: the model's default split point
-    codec: Component
+    codec: Component  # every tensor's, but for the parameters ``streams`` sets
     packets: Packetization
     error_control: ErrorControl = ErrorControl()
+    # ``encoding.streams``: (tensor index, the codec parameters it sets) for each tensor the
+    # scenario names, by index (the parameters empty where this config's codec has none of
+    # them); the other tensors use ``codec``.
+    streams: tuple[tuple[int, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def codec_of(self, stream: int) -> Component:
+        """The codec of tensor ``stream`` of the cut: ``codec`` with the stream's own
+        parameters."""
+        own = dict(self.streams).get(stream, ())
+        if not own:
+            return self.codec
+        params = tuple({**self.codec.kwargs, **dict(own)}.items())
+        return Component(self.codec.kind, self.codec.name, params)
 
     def columns(self, split: str) -> dict[str, Any]:
-        """The config's results columns (``split`` resolved to the model's split point)."""
+        """The config's results columns (``split`` resolved to the model's split point);
+        a stream's own parameters as ``<parameter>_s<index>`` (``bits_s1``)."""
         return {
             "split": split,
             "codec": self.codec.name,
             **self.codec.kwargs,
+            **{f"{k}_s{i}": v for i, own in self.streams for k, v in own},
             **asdict(self.packets),
             "error_control": self.error_control.label,
         }
 
     def describe(self, with_split: bool = True) -> str:
         codec = ", ".join(f"{k} {v}" for k, v in self.codec.params)
+        codec += "".join(
+            f"; stream {i}: " + (", ".join(f"{k} {v}" for k, v in own) or "shared")
+            for i, own in self.streams
+        )
         text = (
             f"{self.codec.name} ({codec}), {self.packets.rows_per_packet} rows/packet, "
             f"{self.packets.order}, error control {self.error_control.label}"
@@ -185,6 +204,7 @@ class Scenario:
             "encoding": {
                 "codec": values(lambda c: c.codec.name),
                 **{k: values(lambda c, k=k: c.codec.kwargs.get(k)) for k in codec_keys},
+                **_resolved_streams(self.configs, values),
             },
             "packets": {
                 "rows_per_packet": values(lambda c: c.packets.rows_per_packet),
@@ -213,12 +233,29 @@ class Scenario:
         }
 
 
+def _resolved_streams(configs, values) -> dict:
+    """``encoding.streams`` of the manifest (nothing when the scenario has none): each
+    stream's parameters, a list of their values where the grid varies them."""
+    keys: dict[int, dict[str, None]] = {}
+    for c in configs:
+        for i, own in c.streams:
+            keys.setdefault(i, {}).update(dict.fromkeys(k for k, _ in own))
+    if not keys:
+        return {}
+
+    def value(i: int, k: str):
+        return values(lambda c: dict(dict(c.streams).get(i, ())).get(k))
+
+    return {"streams": {i: {k: value(i, k) for k in ks} for i, ks in keys.items()}}
+
+
 def config_dict(c: Config) -> dict:
     """A config as a mapping of its settings (manifest)."""
     return {
         "split": c.split,
         "codec": c.codec.name,
         **c.codec.kwargs,
+        **({"streams": {i: dict(own) for i, own in c.streams}} if c.streams else {}),
         **asdict(c.packets),
         "error_control": asdict(c.error_control),
     }

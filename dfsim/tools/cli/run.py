@@ -203,7 +203,7 @@ def _check_models_and_data(scn):
     config's packets, load the images: what a run would refuse, refused now. Returns each
     config's (split, crossing shapes) and the last model built."""
     from dfsim.experiment import build_model, load_images
-    from dfsim.experiment.prepare import build_task
+    from dfsim.experiment.prepare import build_task, check_streams
 
     try:
         shapes, models = {}, {}
@@ -213,6 +213,7 @@ def _check_models_and_data(scn):
                 build_task(scn, model, split)  # a task that needs this model and split checks it
                 models[cfg.split] = model
             model, split = build_model(scn, cfg, models[cfg.split])
+            check_streams(cfg, model.crossing(split), split)
             shapes[cfg] = (
                 split,
                 " + ".join("x".join(map(str, t.shape)) for t in model.crossing(split)),

@@ -1,0 +1,163 @@
+"""Per-stream encoding (``encoding.streams``): a cut across a skip connection (the test
+model of tests/byo_model.py split after ``c2``: two 8x16x16 tensors) with its own codec
+parameters for one tensor, as a grid key; the per-stream columns; the errors."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dfsim.errors import UserError
+from dfsim.experiment.results import ResultsSchema, read_results_csv
+from dfsim.experiment.scenario import parse_scenario
+from dfsim.tools.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _scenario(**encoding) -> dict:
+    return {
+        "name": "per-stream",
+        "seed": 3,
+        "model": {
+            "import": "byo_model:make",
+            "input_size": [3, 16, 16],
+            "mean": [0.5],
+            "std": [0.25],
+            "split": "c2",
+        },
+        "data": {"dataset": "sample-photos", "n_images": 12},
+        "encoding": {"codec": "raw", "bits": 8, **encoding},
+        "packets": {"rows_per_packet": 4},
+        "channels": [{"kind": "iid", "loss_rate": 0.2}],
+        "methods": ["zeros"],
+        "trials": 1,
+    }
+
+
+@pytest.fixture
+def skip_model(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))  # byo_model
+
+
+def _write(tmp_path, scn: dict) -> str:
+    path = tmp_path / "per-stream.yaml"
+    path.write_text(yaml.safe_dump(scn))
+    return str(path)
+
+
+def test_a_stream_grid_varies_that_stream_only(tmp_path, skip_model):
+    out = tmp_path / "out"
+    scn = _write(tmp_path, _scenario(streams={1: {"bits": [2, 8]}}))
+    assert main(["run", scn, "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    rows = read_results_csv(out / "results.csv")
+    assert [(r["bits"], r["bits_s1"]) for r in rows] == [(8, 2), (8, 8)]
+    low, high = rows
+    # raw codec: 8x16x16 values per tensor at the bits given, plus its side information
+    side = low["bits_per_image_s0"] - 8 * 16 * 16 * 8
+    assert 0 < side <= 128
+    assert low["bits_per_image_s0"] == high["bits_per_image_s0"]
+    assert (low["bits_per_image_s1"], high["bits_per_image_s1"]) == (
+        8 * 16 * 16 * 2 + side,
+        8 * 16 * 16 * 8 + side,
+    )
+    assert high["bits_per_image"] == 2 * high["bits_per_image_s0"]
+    for r in rows:
+        assert r["bits_per_image_s0"] + r["bits_per_image_s1"] == pytest.approx(
+            r["bits_per_image"], rel=1e-12
+        )
+        assert r["kbpi_s0"] + r["kbpi_s1"] == pytest.approx(r["kbpi"], rel=1e-12)
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    rates = ["bits_per_image_s0", "bits_per_image_s1", "kbpi_s0", "kbpi_s1"]
+    assert [c for c in header if c.endswith(("_s0", "_s1"))] == [*rates, "bits_s1"]
+    assert isinstance(rows[0]["bits_s1"], int)  # typed as the parameter it overrides
+
+
+def test_the_schema_declares_per_stream_rates_as_metrics():
+    class Task:
+        metrics = ()
+
+    rows = [{"method": "zeros", "kbpi_s1": 1.0, "bits_per_image_s1": 1e3, "bits_s1": 2}]
+    schema = ResultsSchema.for_rows(Task(), rows)
+    assert schema.config_columns == ("bits_s1",)
+    assert schema.metric("kbpi_s1").unit == "kbit"
+    assert schema.metric("bits_per_image_s1").label == "coded bits per image, tensor 1"
+    assert schema.columns[-3:] == ["bits_per_image_s1", "kbpi_s1", "bits_s1"]
+
+
+def test_a_scenario_without_streams_has_no_per_stream_columns():
+    scn = parse_scenario(_scenario())
+    (cfg,) = scn.configs
+    assert cfg.streams == () and cfg.codec_of(1) is cfg.codec
+    assert not any(k.endswith("_s1") for k in cfg.columns("c2"))
+    assert "streams" not in scn.resolved()["encoding"]
+
+
+def test_stream_configs_codecs_and_manifest():
+    scn = parse_scenario(_scenario(streams={1: {"bits": [2, 4]}, 0: {"bits": 6}}))
+    assert [c.streams for c in scn.configs] == [
+        ((0, (("bits", 6),)), (1, (("bits", 2),))),
+        ((0, (("bits", 6),)), (1, (("bits", 4),))),
+    ]
+    cfg = scn.configs[0]
+    assert cfg.codec.kwargs["bits"] == 8  # the shared codec, as before
+    assert cfg.codec_of(0).kwargs["bits"] == 6 and cfg.codec_of(1).kwargs["bits"] == 2
+    assert cfg.codec_of(2) is cfg.codec
+    assert cfg.columns("c2")["bits_s1"] == 2 and cfg.columns("c2")["bits_s0"] == 6
+    assert "stream 0: bits 6; stream 1: bits 2" in cfg.describe()
+    assert scn.resolved()["encoding"]["streams"] == {0: {"bits": 6}, 1: {"bits": [2, 4]}}
+
+
+def test_a_stream_key_zips_with_the_shared_one():
+    raw = _scenario(bits=[4, 8], streams={1: {"bits": [2, 6]}})
+    raw["zip"] = [["encoding.bits", "encoding.streams.1.bits"]]
+    scn = parse_scenario(raw)
+    assert [(c.codec.kwargs["bits"], c.codec_of(1).kwargs["bits"]) for c in scn.configs] == [
+        (4, 2),
+        (8, 6),
+    ]
+
+
+@pytest.mark.parametrize(
+    "streams, message",
+    [
+        (
+            {1: {"bitz": 4}},
+            "encoding.streams.1.bitz: not a parameter of codec raw (parameters: bits); "
+            "did you mean 'bits'?",
+        ),
+        ({"skip": {"bits": 4}}, "encoding.streams.skip: not a stream"),
+        ({-1: {"bits": 4}}, "encoding.streams.-1: not a stream"),
+        ({1: {"bits": 99}}, "encoding.streams.1.bits"),
+        ({1: {"bits": [2, 2]}}, "encoding.streams.1.bits: 2 is listed twice"),
+        ({1: {}}, "encoding.streams.1: expected a mapping of codec parameters"),
+        ({1: {"codec": "range"}}, "encoding.streams.1.codec: every tensor of a cut"),
+        ([4], "encoding.streams: expected a mapping of tensor index"),
+    ],
+)
+def test_stream_mistakes_are_one_line_errors(streams, message):
+    with pytest.raises(UserError) as err:
+        parse_scenario(_scenario(streams=streams))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_encoding_key_suggests_streams():
+    with pytest.raises(UserError, match="did you mean 'streams'"):
+        parse_scenario(_scenario(stream={1: {"bits": 4}}))
+
+
+def test_a_stream_the_cut_lacks_is_refused_naming_the_count(tmp_path, skip_model, capsys):
+    scn = _write(tmp_path, _scenario(streams={2: {"bits": 4}}))
+    assert main(["run", scn, "--dry-run", "--no-estimate"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "encoding.streams.2: the cut at split 'c2' passes 2 tensors (streams 0 to 1)" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_dry_run_lists_the_per_stream_encodings(tmp_path, skip_model, capsys):
+    scn = _write(tmp_path, _scenario(streams={1: {"bits": [2, 8]}}))
+    assert main(["run", scn, "--dry-run", "--no-estimate", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "2 configs:" in out
+    assert "raw (bits 8; stream 1: bits 2)" in out and "raw (bits 8; stream 1: bits 8)" in out
