@@ -3,6 +3,8 @@ surfaces), and ``dfsim fit-rd`` on committed results."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,34 @@ def test_pareto_front_is_nondominated_and_monotone():
 def test_nondominated_simple():
     mask = nondominated([[1, 3], [2, 2], [3, 1], [2, 3], [3, 3]])
     assert mask.tolist() == [True, True, True, False, False]
+
+
+# --------------------------------------------------------------------------- dfsim fit-rd
+def test_fit_rd_on_committed_rate_accuracy(capsys, tmp_path):
+    from dfsim.tools.cli import main
+
+    assert main(["fit-rd", "results/rate-accuracy", "--json", "--out", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["metric"], out["reference"], out["loss_rate"]) == ("top1", 0.93, 0.0)
+    curves = {f["curve"]: f for f in out["fits"]}
+    assert list(curves) == ["codec raw", "codec zstd", "codec range", "codec palette"]
+    for f in curves.values():  # six bit depths each; a steep, well-fitted decay
+        assert f["n_points"] == 6 and f["r2"] > 0.99 and f["beta"][0] > 0.1
+    assert (tmp_path / "rd_fit.png").stat().st_size > 0 and (tmp_path / "rd_fit.svg").is_file()
+
+
+def test_fit_rd_unlabelled_uses_coding_agreement_and_errors_are_one_line(capsys):
+    from dfsim.tools.cli import main
+
+    assert main(["fit-rd", "results/paper/efficientnet"]) == 0
+    text = capsys.readouterr().out
+    assert "coding_agreement at loss rate 0" in text and "with A = 1 " in text
+    assert text.count("R2 0.9") == 3  # input, _blocks.4, _blocks.8
+    assert main(["fit-rd", "results/rate-accuracy", "--rate", "kbpi_s0,kbpi_s1"]) == 2
+    assert "'kbpi_s0': not a numeric column" in capsys.readouterr().err
+    assert main(["fit-rd", "results/rate-accuracy", "--loss", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--loss: no rows at loss rate 0.5" in err
+    assert main(["fit-rd", "results/rate-accuracy", "--by", "codec,bits"]) == 2
+    err = capsys.readouterr().err  # one point a curve
+    assert "codec raw, bits 2: fit: 1 points for 3 parameters" in err

@@ -15,6 +15,8 @@
     dfsim bench completion|model|network|codecs|lossy [--json PATH] [...]
     dfsim models [describe MODEL [--import P:F --weights W --input-size C,H,W]]
     dfsim scenarios [show NAME]
+    dfsim fit-rd DIR [--rate COL[,COL...]] [--metric METRIC] [--loss P] [--method M] [--by F,...]
+                 [--json] [--out DIR]
     dfsim --version
 
 A bare ``dfsim`` prints this help.
@@ -40,6 +42,7 @@ from dfsim.tools.cli import (
     evaluate,
     example,
     fit,
+    fit_rd,
     models,
     plot,
     precompile,
@@ -53,6 +56,7 @@ from dfsim.tools.cli.compare import cmd_compare
 from dfsim.tools.cli.evaluate import cmd_evaluate
 from dfsim.tools.cli.example import cmd_example
 from dfsim.tools.cli.fit import cmd_fit
+from dfsim.tools.cli.fit_rd import cmd_fit_rd
 from dfsim.tools.cli.models import cmd_models
 from dfsim.tools.cli.plot import cmd_plot
 from dfsim.tools.cli.precompile import cmd_precompile
@@ -69,6 +73,7 @@ __all__ = [
     "cmd_evaluate",
     "cmd_example",
     "cmd_fit",
+    "cmd_fit_rd",
     "cmd_models",
     "cmd_plot",
     "cmd_precompile",
@@ -97,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(sub).set_defaults(func=cmd_evaluate)
     models.add_parser(sub).set_defaults(func=cmd_models)
     scenarios.add_parser(sub).set_defaults(func=cmd_scenarios)
+    fit_rd.add_parser(sub).set_defaults(func=cmd_fit_rd)
     bench.add_parser(sub).set_defaults(func=cmd_bench)
     precompile.add_parser(sub).set_defaults(func=cmd_precompile)
     return p
