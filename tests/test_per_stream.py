@@ -161,3 +161,23 @@ def test_dry_run_lists_the_per_stream_encodings(tmp_path, skip_model, capsys):
     out = capsys.readouterr().out
     assert "2 configs:" in out
     assert "raw (bits 8; stream 1: bits 2)" in out and "raw (bits 8; stream 1: bits 8)" in out
+
+
+def test_the_traced_fmnist_resnet_has_two_tensor_cuts_inside_its_blocks():
+    import numpy as np
+    import torch
+
+    from dfsim.models import load_model
+
+    traced, sequential = load_model("fmnist-resnet-traced"), load_model("fmnist-resnet")
+    assert traced.default_split == "add_1.main"
+    assert [t.shape for t in traced.crossing("add_1.main")] == [(32, 28, 28)] * 2
+    assert [t.shape for t in traced.crossing("add_2.shortcut")] == [(64, 14, 14)] * 2
+    images = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    with torch.no_grad():
+        skip, branch = traced.edge("add_1.main")(traced.normalise(images))
+        (add_1,) = sequential.edge("add_1")(sequential.normalise(images))
+        out = traced.full()(traced.normalise(images))
+        ref = sequential.full()(sequential.normalise(images))
+    assert torch.allclose(skip + branch, add_1, atol=1e-4)  # the sum the other cut sends
+    assert torch.allclose(out, ref, atol=1e-4)

@@ -190,3 +190,28 @@ def fmnist_resnet(weights: Annotated[str, FILE] | None = None) -> SequentialSpli
         weights_id=weights_digest(path),
         normaliser=normalise,
     )
+
+
+@register("model", "fmnist-resnet-traced")
+def fmnist_resnet_traced(weights: Annotated[str, FILE] | None = None):
+    """The same network and weights through the generic traced machinery
+    (:class:`~dfsim.models.generic.GraphSplitModel`): its split points are the traced
+    graph's nodes, also inside the residual blocks, where the skip and the branch both cross
+    the cut: ``add_1.main`` (the default: the stem's output and the first block's branch,
+    two 32x28x28 tensors whose sum is fmnist-resnet's ``add_1``) and ``add_2.shortcut``
+    (the second block's two branches, two 64x14x14 tensors)."""
+    from dfsim.models.generic import GraphSplitModel
+
+    net = FashionResNet()
+    path = load_weights(net, weights, WEIGHTS_FILE, "model.weights", "dfsim train")
+    fold_batchnorm(net)
+    return GraphSplitModel(
+        "fmnist-resnet-traced",
+        net,
+        (1, 28, 28),
+        default_split="add_1.main",
+        num_classes=10,
+        weights_id=weights_digest(path),
+        mean=(MEAN,),
+        std=(STD,),
+    )
