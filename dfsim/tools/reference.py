@@ -300,6 +300,9 @@ def _section(name: str, defaults: dict) -> str:
             f"{_code(defaults['encoding']['codec'])}), and that codec's parameters. "
             "A parameter given once applies to every codec of a grid that declares it; "
             "the others keep their own defaults.\n",
+            "`streams`: where several tensors cross the cut, codec parameters of some of "
+            "them, by index (`streams: {1: {bits: [2, 4]}}`); the others use the shared ones "
+            "([Per-stream encoding](../guide/codecs.md#per-stream-encoding)).\n",
             _GRID_NOTE + "\n",
         ]
     elif name == "packets":
@@ -334,7 +337,8 @@ def _section(name: str, defaults: dict) -> str:
     elif name == "zip":
         out.append(
             "A list of groups, each a list of at least two grid keys (`model.split`, "
-            "`encoding.codec`, `encoding.<parameter>`, `packets.rows_per_packet`, "
+            "`encoding.codec`, `encoding.<parameter>`, `encoding.streams.<index>.<parameter>`, "
+            "`packets.rows_per_packet`, "
             "`packets.order`, `error_control`) whose lists have one length: they advance "
             "together.\n"
         )
