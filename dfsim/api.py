@@ -152,8 +152,8 @@ def load(directory: str | os.PathLike) -> Results:
 def _manifest_and_task(d: Path):
     """A results directory's manifest (empty without one) and its task, built from the
     manifest (with the plug-ins that may register it); classification without one."""
+    from dfsim.experiment.multi_task import task_of_section
     from dfsim.experiment.scenario import load_plugins
-    from dfsim.registry import build
 
     path, manifest = d / "manifest.json", {}
     if path.is_file():
@@ -164,8 +164,8 @@ def _manifest_and_task(d: Path):
         except (ValueError, OSError, AttributeError, RecursionError) as exc:
             raise UserError(f"{path}: not a dfsim manifest ({exc})") from None
         load_plugins(plugins)
-    task = dict((manifest.get("scenario") or {}).get("task") or {"name": "classification"})
-    return manifest, build("task", task.pop("name"), f"{path}: task", **task)
+    task = (manifest.get("scenario") or {}).get("task")
+    return manifest, task_of_section(task, f"{path}: task")
 
 
 _STALE_NOTED: set[str] = set()  # results.parquet files already said to be passed over

@@ -38,7 +38,8 @@ def task_cache_id(task) -> str:
 
 def build_task(scn: Scenario, model, split: str):
     """The scenario's task, bound to the model and split where it needs them (a
-    detector's post-processing, a reconstruction decoder)."""
+    detector's post-processing, a reconstruction decoder); a ``task`` list as one
+    :class:`~dfsim.experiment.multi_task.MultiTask`."""
     task = scn.task.build()
     bind = getattr(task, "bind", None)
     if bind is not None:
@@ -96,7 +97,8 @@ def check_cloud_only(scn: Scenario, cfg: Config, model):
         codec.for_camera()
     except ValueError as exc:
         raise UserError(f"encoding.{exc}") from None
-    if getattr(build_task(scn, model, model.default_split), "cloud_model", None) is not None:
+    task = build_task(scn, model, model.default_split)
+    if task.own_cloud() if hasattr(task, "own_cloud") else hasattr(task, "cloud_model"):
         raise UserError(
             f"model.split: input has no features for task {scn.task.name!r} to reconstruct"
         )

@@ -110,6 +110,7 @@ def manifest(scn, preps: list[Prepared], n_rows: int, elapsed: float, executor: 
             "split": prep.split if len(preps) == 1 else [c["split"] for c in configs],
         },
         "task": prep.task.name,
+        **({"tasks": tasks_section(prep)} if hasattr(prep.task, "shown") else {}),
         "reference": {
             **{f"clean_{k}": v for k, v in prep.clean.items()},
             **{f"quantized_{k}": v for k, v in prep.quantized.items()},
@@ -119,6 +120,26 @@ def manifest(scn, preps: list[Prepared], n_rows: int, elapsed: float, executor: 
         "wall_time_s": round(elapsed, 2),
         "executor": executor,
     }
+
+
+def tasks_section(prep: Prepared) -> list[dict]:
+    """The manifest's ``tasks`` (several tasks): each one's name, its metric columns, its
+    primary and label-free columns, and its loss-free references (the first config's, as
+    ``reference``)."""
+    task = prep.task
+    return [
+        {
+            "name": name,
+            "columns": list(cols.values()),
+            "primary": primary,
+            "label_free": label_free,
+            "reference": {
+                **{f"clean_{c}": prep.clean[c] for c in cols.values() if c in prep.clean},
+                **{f"quantized_{c}": prep.quantized[c] for c in cols.values()},
+            },
+        }
+        for (name, primary, label_free), cols in zip(task.shown(), task.columns, strict=True)
+    ]
 
 
 def write_outputs(
@@ -138,11 +159,8 @@ def write_outputs(
         write_json(manifest(scn, preps, len(rows), elapsed, executor), out / "manifest.json")
         summary = statistics.summarize(rows, schema, scn.reference_method)
         write_table(summary, out / "summary.csv")
-        metric = schema.shown_metric(rows)
-        atomic_write(
-            out / "summary.md",
-            lambda f: f.write(statistics.markdown_table(summary, schema, metric) + "\n"),
-        )
+        text = summary_markdown(summary, schema, rows)
+        atomic_write(out / "summary.md", lambda f: f.write(text + "\n"))
         if save_losses:
             save_loss_patterns(preps, out / "losses")
         if scn.network.devices > 1:
@@ -154,6 +172,19 @@ def write_outputs(
         raise UserError(
             f"--out: cannot write results to {str(out)!r}: {exc.strerror or exc}"
         ) from None
+
+
+def summary_markdown(summary: list[dict], schema: ResultsSchema, rows: list[dict]) -> str:
+    """summary.md: the table of the task's shown metric; with several tasks, one table per
+    task (its primary metric, or its label-free one without labels), each under its name."""
+    shown = getattr(schema.task, "shown", None)
+    if shown is None:
+        return statistics.markdown_table(summary, schema, schema.shown_metric(rows))
+    tables = []
+    for name, primary, label_free in shown():
+        metric = primary if schema.has_values(rows, primary) else label_free
+        tables.append(f"## Task {name}\n\n{statistics.markdown_table(summary, schema, metric)}")
+    return "\n\n".join(tables)
 
 
 def standard_figure(
@@ -171,7 +202,8 @@ def standard_figure(
     # a codec grid: one panel per codec, or the lines would not be told apart
     panel = "codec" if "codec" in varying_config_keys(rows, schema) else None
     if metric == schema.task.primary:
-        classification = schema.task.name == "classification"
+        parts = getattr(schema.task, "parts", None)  # several tasks: the first one's
+        classification = (parts[0][0] if parts else schema.task.name) == "classification"
         label = schema.metric(metric).label
         stem = "accuracy_vs_loss" if classification else f"{metric}_vs_loss_rate"
         title = f"{'Accuracy' if classification else label} vs packet loss "

@@ -35,6 +35,7 @@ from dfsim.experiment.grids import (
     method_variants,
     string_value,
 )
+from dfsim.experiment.multi_task import TaskList, check_distinct
 from dfsim.experiment.specs import (
     DEFAULT_BATCH_SIZE,
     ChannelSetting,
@@ -261,7 +262,7 @@ def parse_scenario(
     if methods is not _FAILED and "reference_method" not in bad:
         reference = _reference(top["reference_method"], methods, found)
     data = found.check(_data, raw.get("data", {}))
-    task = found.check(_component, "task", raw.get("task", "classification"), "task")
+    task = found.check(_task, raw.get("task", "classification"))
     network = found.check(_network, raw.get("network", {}))
     device = None
     if "device" not in bad:
@@ -356,6 +357,19 @@ def _component(
     params = check_params(e.params, rest, where, e.what)
     e.build(where, **params)  # cross-parameter checks now, not in the middle of a run
     return Component(kind, name, tuple(params.items()))
+
+
+def _task(raw):
+    """The ``task`` section: one task (a name or a mapping), or a list of them, all scoring
+    the same received features (:mod:`dfsim.experiment.multi_task`); a list of one is that
+    task."""
+    if not isinstance(raw, list):
+        return _component("task", raw, "task")
+    if not raw:
+        raise UserError("task: an empty list: name one task or more")
+    parts = [_component("task", r, f"task[{i}]") for i, r in enumerate(raw)]
+    check_distinct([c.name for c in parts])
+    return parts[0] if len(parts) == 1 else TaskList(tuple(parts))
 
 
 def _model(raw) -> ModelSpec:

@@ -156,7 +156,7 @@ class Scenario:
     seed: int
     model: ModelSpec
     data: DataSpec
-    task: Component
+    task: Component  # or a TaskList: ``task`` given as a list (dfsim.experiment.multi_task)
     network: NetworkSettings
     configs: tuple[Config, ...]
     cells: tuple[ChannelSetting, ...]
@@ -200,7 +200,11 @@ class Scenario:
                 "n_images": self.data.n_images,
                 "fit_dir": self.data.fit_dir,
             },
-            "task": {"name": self.task.name, **self.task.kwargs},
+            "task": (
+                self.task.section()
+                if hasattr(self.task, "parts")
+                else {"name": self.task.name, **self.task.kwargs}
+            ),
             "encoding": {
                 "codec": values(lambda c: c.codec.name),
                 **{k: values(lambda c, k=k: c.codec.kwargs.get(k)) for k in codec_keys},

@@ -15,6 +15,7 @@ import numpy as np
 
 from dfsim.errors import UserError
 from dfsim.experiment import profiling
+from dfsim.experiment.multi_task import MultiTask
 from dfsim.experiment.prepare import Prepared, predict, users_model
 from dfsim.experiment.profiling import phase
 from dfsim.experiment.specs import ChannelSetting
@@ -174,6 +175,11 @@ def no_answer(task, pred, dropped: np.ndarray):
     own = getattr(task, "no_answer", None)
     if own is not None:
         return own(pred, dropped)
+    if isinstance(task, MultiTask):  # each task's field, as that task says
+        out = np.array(pred, copy=True)
+        for name, part in task.parts:
+            out[name] = no_answer(part, pred[name], dropped)
+        return out
     out = np.array(pred, copy=True)
     if out.ndim == 1:  # class indices
         out[dropped] = -1

@@ -78,9 +78,9 @@ def check_output_dir(out: Path, option: str = "--out") -> None:
 def read_results(d: str):
     """A result directory's rows and their schema: the task (and the plugins that may
     register it) from its manifest; classification for a directory without one."""
+    from dfsim.experiment.multi_task import task_of_section
     from dfsim.experiment.results import ResultsSchema, read_results_csv
     from dfsim.experiment.scenario import load_plugins
-    from dfsim.registry import build
 
     path, manifest = Path(d) / "results.csv", Path(d) / "manifest.json"
     if not path.is_file():
@@ -92,8 +92,7 @@ def read_results(d: str):
         except (ValueError, OSError, AttributeError, RecursionError) as exc:
             raise UserError(f"{manifest}: not a dfsim manifest ({exc})") from None
     load_plugins(scenario.get("plugins") or ())
-    task = dict(scenario.get("task") or {"name": "classification"})
-    task = build("task", task.pop("name"), f"{manifest}: task", **task)
+    task = task_of_section(scenario.get("task"), f"{manifest}: task")
     try:
         rows = read_results_csv(path)
     except (ValueError, KeyError) as exc:
