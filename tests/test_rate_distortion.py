@@ -176,3 +176,116 @@ def test_fit_rd_unlabelled_uses_coding_agreement_and_errors_are_one_line(capsys)
     assert main(["fit-rd", "results/rate-accuracy", "--by", "codec,bits"]) == 2
     err = capsys.readouterr().err  # one point a curve
     assert "codec raw, bits 2: fit: 1 points for 3 parameters" in err
+
+
+# --------------------------------------------------------------------------- SCENARIO route
+TINY = """
+name: tiny-rd
+seed: 7
+model: {name: fmnist-resnet, split: add_1}
+data: {n_images: 40}
+encoding: {bits: [2, 3, 4, 6]}
+channels: [{kind: iid, loss_rates: [0.0]}]
+methods: [zeros]
+trials: 1
+"""
+
+
+def test_split_images_is_seeded_disjoint_and_refuses_empty_sets():
+    from dfsim.experiment.rd_measure import split_images
+
+    fit, held = split_images(40, 0.2, 3)
+    assert len(fit) == 8 and len(held) == 32
+    assert sorted({*fit, *held}) == list(range(40)) and not set(fit) & set(held)
+    assert split_images(40, 0.2, 3)[0].tolist() == fit.tolist()
+    assert split_images(40, 0.2, 4)[0].tolist() != fit.tolist()
+    with pytest.raises(UserError, match="0.01 of 40 images leaves no image to fit on"):
+        split_images(40, 0.01, 0)
+    with pytest.raises(UserError, match="between 0 and 1"):
+        split_images(40, 1.0, 0)
+
+
+def test_fit_rd_scenario_held_out(capsys, tmp_path):
+    from dfsim.tools.cli import main
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    argv = ["fit-rd", str(tmp_path / "tiny.yaml"), "--fit-fraction", "0.2", "--seed", "5"]
+    out_dir = tmp_path / "fig"
+    assert main([*argv, "--json", "--total-rate", "60,120", "--out", str(out_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    fit_set, held = set(out["fit_images"]), set(out["held_out_images"])
+    assert len(fit_set) == 8 and len(held) == 32 and not fit_set & held
+    assert fit_set | held == set(range(40)) and out["seed"] == 5
+    (curve,) = out["fits"]
+    assert curve["fit"]["rates"] == ["kbpi"] and curve["fit"]["n_points"] == 4
+    assert curve["held_out"]["n_points"] == 4
+    for stats in (curve["fit"], curve["held_out"]):
+        assert -1 < stats["r2"] <= 1 and np.isfinite(stats["residual_sd"])
+    points = {p["config"]: p for p in curve["points"]}
+    assert list(points) == ["bits 2", "bits 3", "bits 4", "bits 6"]
+    # raw codes: 32x28x28 values of n bits per image plus the min/max side information
+    assert points["bits 4"]["rates_held_out"][0] == pytest.approx(32 * 28 * 28 * 4 / 1e3, rel=0.01)
+    assert points["bits 2"]["distortion_held_out"] > 20 > points["bits 6"]["distortion_held_out"]
+    low, high = curve["allocations"]
+    assert low["allocation"]["nearest"]["config"] == "bits 2"  # the only one under 60
+    assert high["allocation"]["nearest"]["config"] == "bits 4"  # 100 kbpi; bits 6 is 150
+    assert (
+        high["equal"]["nearest"]["measured_distortion"] == points["bits 4"]["distortion_held_out"]
+    )
+    assert (out_dir / "rd_fit.png").stat().st_size > 0 and (out_dir / "rd_fit.svg").is_file()
+
+    assert main([*argv, "--total-rate", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "total rate 20 is below every operating point (the smallest needs 50.2" in err
+
+
+def test_fit_rd_tells_dir_from_scenario(capsys, tmp_path):
+    from dfsim.tools.cli import main
+
+    assert main(["fit-rd", str(tmp_path)]) == 2  # a directory, but no results
+    assert "a directory without results.csv" in capsys.readouterr().err
+    assert main(["fit-rd", "results/rate-accuracy", "--fit-fraction", "0.2"]) == 2
+    assert "--fit-fraction: for a SCENARIO" in capsys.readouterr().err
+    assert main(["fit-rd", str(tmp_path / "nope.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["fit-rd", "results/rate-accuracy", "--total-rate", "x"]) == 2
+    assert "--total-rate: 'x' is not a number" in capsys.readouterr().err
+
+
+def test_fit_rd_dir_total_rate(capsys):
+    from dfsim.tools.cli import main
+
+    argv = ["fit-rd", "results/rate-accuracy", "--by", "", "--total-rate", "30"]
+    assert main([*argv, "--json"]) == 0
+    (fit,) = json.loads(capsys.readouterr().out)["fits"]
+    (a,) = fit["allocations"]
+    assert a["total_rate"] == 30 and a["allocation"]["rates"] == [30]
+    assert a["allocation"]["nearest"]["rates"][0] <= 30
+    assert "measured_distortion" not in a["allocation"]["nearest"]
+    assert main([*argv[:-1], "30,1000", "--total-rate", "50"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "R_t" in ln]
+    assert [ln.split(":")[0].strip() for ln in lines] == ["R_t 30", "R_t 1000", "R_t 50"]
+    assert lines[0].startswith("    R_t 30: allocation kbpi 30 (model D ")
+
+
+def test_allocation_report_splits_and_measured_points():
+    from dfsim.experiment.rd_allocation import allocation_report
+
+    fit = surface(0, [40, 10], [0.5, 0.5])
+    pts, labels = [[4, 4], [12, 8], [10, 10], [16, 4], [20, 20]], list("abcde")
+    measured = [9.0, 1.0, 2.0, 3.0, 0.5]
+    r = allocation_report(fit, 20.0, pts, labels, sizes=[3, 1], measured=measured)
+    np.testing.assert_allclose(r["allocation"]["rates"], [12, 8])
+    assert r["allocation"]["nearest"] == {
+        "config": "b",
+        "rates": [12.0, 8.0],
+        "model_distortion": pytest.approx(r["allocation"]["model_distortion"]),
+        "measured_distortion": 1.0,
+    }
+    assert r["equal"]["rates"] == [10, 10] and r["equal"]["nearest"]["config"] == "c"
+    assert r["proportional"]["rates"] == [15, 5]
+    assert r["proportional"]["nearest"]["config"] == "d"  # [16, 4]: nearest to [15, 5]
+    assert r["proportional"]["nearest"]["measured_distortion"] == 3.0
+    with pytest.raises(UserError, match="total rate 7 is below every operating point.*8"):
+        allocation_report(fit, 7.0, pts, labels)

@@ -170,3 +170,60 @@ def nondominated(points) -> np.ndarray:
     lt = (p[:, None, :] < p[None, :, :]).any(axis=2)
     dominated = (le & lt).any(axis=0)
     return ~dominated
+
+
+def nearest_config(target, achievable) -> int:
+    """Of the operating points ``achievable`` (m x N) whose rates sum to at most the
+    target's, the one nearest ``target`` (N rates) in Euclidean distance; none is a
+    one-line error naming the total and the smallest."""
+    t = np.asarray(target, dtype=float)
+    pts = np.asarray(achievable, dtype=float).reshape(-1, len(t))
+    total = pts.sum(axis=1)
+    ok = np.flatnonzero(total <= t.sum() * (1 + 1e-12))
+    if not len(ok):
+        raise UserError(
+            f"total rate {t.sum():g} is below every operating point "
+            f"(the smallest needs {total.min():g})"
+        )
+    return int(ok[np.argmin(np.linalg.norm(pts[ok] - t, axis=1))])
+
+
+def allocation_report(fit: DRFit, total_rate: float, achievable, labels, sizes=None, measured=None):
+    """The closed-form allocation of ``total_rate``, the nearest operating point (of
+    ``achievable``, m x N, labelled ``labels``) and the model's distortion there, against
+    the equal split and (given the streams' tensor ``sizes``) the size-proportional split
+    at the same total rate: for each, the split's rates, the model's distortion at them and
+    the affordable operating point nearest them. ``measured`` (m): the operating points'
+    measured distortions, reported next to each chosen point. A dict, JSON-ready."""
+    alloc = allocate(fit, total_rate)
+    pts = np.asarray(achievable, dtype=float).reshape(-1, fit.n_streams)
+    op = nearest_operating_point(alloc, pts, labels)
+    meas = None if measured is None else np.asarray(measured, dtype=float)
+
+    def point(k: int) -> dict:
+        out = {"config": labels[k], "rates": pts[k].tolist()}
+        out["model_distortion"] = float(fit.predict(pts[k][None, :])[0])
+        if meas is not None:
+            out["measured_distortion"] = float(meas[k])
+        return out
+
+    n = fit.n_streams
+    splits = {"equal": np.full(n, alloc.total_rate / n)}
+    if sizes is not None:
+        s = np.asarray(sizes, dtype=float)
+        splits["proportional"] = alloc.total_rate * s / s.sum()
+    report = {
+        "total_rate": alloc.total_rate,
+        "allocation": {
+            "rates": alloc.rates.tolist(),
+            "model_distortion": float(alloc.distortion[0]),
+            "nearest": point(op.index),
+        },
+    }
+    for name, rates in splits.items():
+        report[name] = {
+            "rates": rates.tolist(),
+            "model_distortion": float(fit.predict(rates[None, :])[0]),
+            "nearest": point(nearest_config(rates, pts)),
+        }
+    return report

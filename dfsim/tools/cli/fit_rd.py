@@ -1,7 +1,18 @@
-"""``dfsim fit-rd DIR``: the distortion-rate model ``D = gamma + sum_j alpha_j 2^(-beta_j
-R_j)`` fitted to a run's points (one per config: the mean over trials at one loss rate and
-method), one fit per curve (by default one per split and codec), with the task distortion
-``D = |A - Â| / A x 100`` against the run's loss-free, uncompressed reference ``A``."""
+"""``dfsim fit-rd DIR|SCENARIO``: the distortion-rate model ``D = gamma + sum_j alpha_j
+2^(-beta_j R_j)`` with the task distortion ``D = |A - Â| / A x 100`` against the loss-free,
+uncompressed model's metric ``A``.
+
+* ``DIR`` (a directory holding results.csv): fitted to a run's points (one per config: the
+  mean over trials at one loss rate and method), one fit per curve (by default one per
+  split and codec).
+* ``SCENARIO`` (a scenario file or built-in name): the loss-free points of the scenario's
+  encoding grid measured per image without the network, fitted on a seeded random
+  ``--fit-fraction`` of the images and scored on the rest (:mod:`dfsim.experiment.
+  rd_measure`).
+
+``--total-rate`` adds the closed-form bit allocation at each total rate and the nearest
+operating point (:func:`dfsim.experiment.rd_allocation.allocation_report`).
+"""
 
 from __future__ import annotations
 
@@ -9,50 +20,124 @@ import json
 from pathlib import Path
 
 from dfsim.errors import UserError
-from dfsim.tools.cli.common import metric_name, read_results
+from dfsim.tools.cli.common import limit_options, metric_name, read_results
+
+FIT_FRACTION = 0.2  # the tutorial's: fitted on 20 % of the images, tested on the other 80 %
 
 
 def add_parser(sub):
     """The ``fit-rd`` subcommand and its options."""
     f = sub.add_parser(
         "fit-rd",
-        help="fit the distortion-rate model D = gamma + sum alpha 2^(-beta R) to a run's points",
+        parents=[limit_options()],
+        help="fit the distortion-rate model D = gamma + sum alpha 2^(-beta R) to a run's "
+        "points (DIR) or to a scenario's encoding grid measured on held-out images (SCENARIO)",
+        description="DIR, a directory holding results.csv, is a finished run: its points "
+        "(means over trials and images) are fitted. Anything else is a SCENARIO (a scenario "
+        "file or built-in name, as for dfsim run): its configs are prepared (no network, no "
+        "loss), measured per image, fitted on a seeded random --fit-fraction of the images "
+        "and scored on the rest.",
     )
-    f.add_argument("dir", metavar="DIR", help="a result directory (results.csv, manifest.json)")
+    f.add_argument(
+        "source",
+        metavar="DIR|SCENARIO",
+        help="a result directory (holding results.csv) or a scenario file or built-in name",
+    )
     f.add_argument(
         "--rate",
-        default="kbpi",
-        help="the rate column(s), one per stream, comma-separated (default kbpi; e.g. "
-        "kbpi_s0,kbpi_s1)",
+        help="the rate column(s), one per stream, comma-separated (DIR: default kbpi, e.g. "
+        "kbpi_s0,kbpi_s1; SCENARIO: kbpi for the total, kbpi_s0,... per crossing tensor, "
+        "the default where several cross the cut)",
     )
     f.add_argument(
         "--metric",
         help="the task metric (default: the task's primary metric; coding_agreement for "
         "unlabelled images)",
     )
-    f.add_argument("--loss", type=float, help="the loss rate of the points (default: the lowest)")
-    f.add_argument("--method", help="the completion method of the points (default: the first)")
+    f.add_argument(
+        "--loss", type=float, help="DIR: the loss rate of the points (default: the lowest)"
+    )
+    f.add_argument("--method", help="DIR: the completion method of the points (default: the first)")
     f.add_argument(
         "--by",
         help="fields whose values tell curves apart, comma-separated (default: split and "
         "codec where they vary; '' for one fit of every point)",
+    )
+    f.add_argument(
+        "--fit-fraction",
+        type=float,
+        help=f"SCENARIO: the fraction of the images fitted on, the rest held out (default "
+        f"{FIT_FRACTION})",
+    )
+    f.add_argument(
+        "--seed", type=int, help="SCENARIO: the seed of the image split (default: the scenario's)"
+    )
+    f.add_argument(
+        "--n-images", type=int, help="SCENARIO: use the first N images (overrides data.n_images)"
+    )
+    f.add_argument(
+        "--total-rate",
+        action="append",
+        metavar="R",
+        help="allocate total rate R (in the rate columns' unit; repeatable or comma-separated) "
+        "between the streams: the closed form, the nearest operating point, and (SCENARIO) "
+        "the held-out distortion of it, of the equal split and of the size-proportional split",
     )
     f.add_argument("--json", action="store_true", help="print the fits as JSON")
     f.add_argument("--out", type=Path, help="write rd_fit.png and rd_fit.svg there")
     return f
 
 
+def is_results_dir(source) -> bool:
+    """Whether ``source`` is a result directory (a directory holding results.csv); a
+    directory without one is a one-line error (it is no scenario either)."""
+    p = Path(source)
+    if not p.is_dir():
+        return False
+    if not (p / "results.csv").is_file():
+        raise UserError(
+            f"{source}: a directory without results.csv (DIR must hold a run's results; a "
+            "SCENARIO is a scenario file or built-in name)"
+        )
+    return True
+
+
+def total_rates(values) -> list[float]:
+    """``--total-rate`` values (each a number or comma-separated numbers)."""
+    out = []
+    for v in values or ():
+        for part in str(v).split(","):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise UserError(f"--total-rate: {part.strip()!r} is not a number") from None
+    return out
+
+
 def cmd_fit_rd(args) -> int:
+    if not is_results_dir(args.source):
+        return _fit_scenario(args)
+    for option, value in (
+        ("--fit-fraction", args.fit_fraction),
+        ("--seed", args.seed),
+        ("--n-images", args.n_images),
+    ):
+        if value is not None:
+            raise UserError(f"{option}: for a SCENARIO; {args.source} is a result directory")
+    args.dir = args.source
+    return _fit_dir(args)
+
+
+def _fit_dir(args) -> int:
     from dfsim.experiment import rd_points
     from dfsim.experiment.rate_distortion import fit_dr, manifest_reference, task_distortion
 
     rows, schema = read_results(args.dir)
     if not rows:
         raise UserError(f"{Path(args.dir) / 'results.csv'}: has no rows")
-    rates = [c.strip() for c in args.rate.split(",") if c.strip()]
-    if not rates:
-        raise UserError(f"--rate: {args.rate!r} names no rate column")
+    rates = _rate_columns(args.rate or "kbpi")
     metric = _metric(args, schema, rows)
+    totals = total_rates(args.total_rate)
     reference = manifest_reference(args.dir, metric)
     chosen = rd_points.select_rows(rows, args.loss, args.method)
     by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
@@ -64,6 +149,7 @@ def cmd_fit_rd(args) -> int:
         except UserError as exc:
             raise UserError(f"{curve.label}: {exc}") from None
         fits.append((curve, d, fit))
+    allocs = [[_allocation(f, t, c.rates, c.configs) for t in totals] for c, _, f in fits]
     where = {"loss_rate": chosen[0]["loss_rate"], "method": chosen[0]["method"]}
     if args.out:
         title = f"{metric} at loss rate {where['loss_rate']:g}: measured vs fitted D"
@@ -75,7 +161,10 @@ def cmd_fit_rd(args) -> int:
             "metric": metric,
             "reference": reference,
             **where,
-            "fits": [{"curve": c.label, **fit.as_dict()} for c, _, fit in fits],
+            "fits": [
+                {"curve": c.label, **fit.as_dict(), **({"allocations": a} if totals else {})}
+                for (c, _, fit), a in zip(fits, allocs, strict=True)
+            ],
         }
         print(json.dumps(out, indent=2))
         return 0
@@ -83,14 +172,62 @@ def cmd_fit_rd(args) -> int:
         f"{args.dir}: {metric} at loss rate {where['loss_rate']:g}, method {where['method']}; "
         f"D = |A - Â| / A x 100 with A = {reference:g} (full model, no coding, no loss)"
     )
-    for c, _, fit in fits:
+    for (c, _, fit), curve_allocs in zip(fits, allocs, strict=True):
         print(f"{c.label}: {_formula(fit)}")
         s = fit.as_dict()
         print(
             f"    R2 {s['r2']:.3f}, residual mean {s['residual_mean']:+.3f}, SD "
             f"{s['residual_sd']:.3f} ({s['n_points']} points, fitted on all of them)"
         )
+        for a in curve_allocs:
+            print("    " + allocation_line(a, rates))
     return 0
+
+
+def _rate_columns(text: str) -> list[str]:
+    rates = [c.strip() for c in text.split(",") if c.strip()]
+    if not rates:
+        raise UserError(f"--rate: {text!r} names no rate column")
+    return rates
+
+
+def _allocation(fit, total, achievable, labels, sizes=None, measured=None) -> dict:
+    from dfsim.experiment.rd_allocation import allocation_report
+
+    return allocation_report(fit, total, achievable, list(labels), sizes, measured)
+
+
+def _rates_text(rates, names) -> str:
+    return ", ".join(f"{n} {r:.4g}" for n, r in zip(names, rates, strict=True))
+
+
+def allocation_line(a: dict, names) -> str:
+    """One line of an allocation report (:func:`~dfsim.experiment.rd_allocation.
+    allocation_report`): the allocation and its nearest config, then the equal and the
+    size-proportional splits' nearest configs, with measured distortions where known."""
+
+    def chosen(p: dict) -> str:
+        held = p.get("measured_distortion")
+        shown = f", held-out D {held:.3g} %" if held is not None else ""
+        rates = _rates_text(p["rates"], names)
+        return f"{p['config']!r} ({rates}; model D {p['model_distortion']:.3g} %{shown})"
+
+    al = a["allocation"]
+    text = (
+        f"R_t {a['total_rate']:g}: allocation {_rates_text(al['rates'], names)} (model D "
+        f"{al['model_distortion']:.3g} %) -> {chosen(al['nearest'])}"
+    )
+    for name in ("equal", "proportional"):
+        if name in a and (len(names) > 1 or "measured_distortion" in a[name]["nearest"]):
+            p = a[name]["nearest"]
+            held = p.get("measured_distortion")
+            what = (
+                f"held-out D {held:.3g} %"
+                if held is not None
+                else f"model D {p['model_distortion']:.3g} %"
+            )
+            text += f"; {name} split -> {p['config']!r} ({what})"
+    return text
 
 
 def _metric(args, schema, rows) -> str:
@@ -113,3 +250,119 @@ def _formula(fit) -> str:
         for a, b, name in zip(fit.alpha, fit.beta, fit.rates, strict=True)
     )
     return f"D = {fit.gamma:.4g} + {terms}"
+
+
+# --------------------------------------------------------------------------- SCENARIO
+def _scenario_rates(text: str | None) -> bool | None:
+    """``--rate`` for a scenario: None (per stream where several cross the cut), False
+    (``kbpi``: the total) or True (``kbpi_s0,kbpi_s1,...``: per stream)."""
+    if text is None:
+        return None
+    rates = _rate_columns(text)
+    if rates == ["kbpi"]:
+        return False
+    if rates == [f"kbpi_s{i}" for i in range(len(rates))] and len(rates) > 1:
+        return True
+    raise UserError(
+        f"--rate: {text!r}: a scenario's rates are kbpi (the total) or kbpi_s0,kbpi_s1,... "
+        "(one per crossing tensor)"
+    )
+
+
+def _load_scenario(args):
+    import dataclasses
+
+    from dfsim.tools.cli.common import load
+
+    scn = load(argparse_namespace(args, scenario=args.source))
+    if args.n_images is not None:
+        if args.n_images < 2:
+            raise UserError(f"--n-images: must be >= 2, got {args.n_images}")
+        scn = dataclasses.replace(scn, data=dataclasses.replace(scn.data, n_images=args.n_images))
+    return scn
+
+
+def argparse_namespace(args, **changes):
+    """A copy of ``args`` with ``changes``."""
+    import argparse
+
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+def _fit_scenario(args) -> int:
+    from dfsim.experiment import rd_measure, rd_points
+
+    for option, value in (("--loss", args.loss), ("--method", args.method)):
+        if value is not None:
+            raise UserError(f"{option}: for a result directory; {args.source} is a scenario")
+    per_stream = _scenario_rates(args.rate)
+    totals = total_rates(args.total_rate)
+    scn = _load_scenario(args)
+    fraction = FIT_FRACTION if args.fit_fraction is None else args.fit_fraction
+    seed = scn.seed if args.seed is None else args.seed
+    fit_idx, held_idx = rd_measure.split_images(scn.data.n_images, fraction, seed)
+    by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
+    curves, metric = rd_measure.measure(scn, fit_idx, held_idx, args.metric, per_stream, by)
+    names = rd_measure.rate_names(curves)
+    fits = rd_measure.fit_held_out(curves, names)
+    allocs = [
+        [_allocation(h.fit, t, c.rates_held, c.configs, c.sizes, c.d_held) for t in totals]
+        for h, c in ((h, h.curve) for h in fits)
+    ]
+    if args.out:
+        items = [
+            (rd_points.Curve(c.label, c.rates_held, c.metric_held, c.configs), c.d_held, h.fit)
+            for h, c in ((h, h.curve) for h in fits)
+        ]
+        title = (
+            f"{metric}, loss-free: held-out images ({len(held_idx)}) against the model fitted "
+            f"on {len(fit_idx)}"
+        )
+        rd_points.rd_figure(items, [args.out / f"rd_fit.{e}" for e in ("png", "svg")], names, title)
+    head = {
+        "scenario": str(args.source),
+        "metric": metric,
+        "n_images": scn.data.n_images,
+        "fit_fraction": fraction,
+        "seed": seed,
+    }
+    if args.json:
+        out = {
+            **head,
+            "fit_images": fit_idx.tolist(),
+            "held_out_images": held_idx.tolist(),
+            "fits": [_curve_json(h, a) for h, a in zip(fits, allocs, strict=True)],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(
+        f"{args.source}: {metric}, loss-free; fitted on {len(fit_idx)} of {scn.data.n_images} "
+        f"images (seed {seed}), tested on the other {len(held_idx)}; D = |A - Â| / A x 100 "
+        "with A the uncompressed model's on the same images"
+    )
+    for h, curve_allocs in zip(fits, allocs, strict=True):
+        print(f"{h.curve.label}: {_formula(h.fit)}")
+        for name, s in (("fit set", h.fit.as_dict()), ("held out", h.held_out)):
+            print(
+                f"    {name:8s}: R2 {s['r2']:.3f}, residual mean {s['residual_mean']:+.3f}, "
+                f"SD {s['residual_sd']:.3f} ({s['n_points']} points)"
+            )
+        for a in curve_allocs:
+            print("    " + allocation_line(a, names))
+    return 0
+
+
+def _curve_json(h, allocations) -> dict:
+    c = h.curve
+    points = [
+        {
+            "config": label,
+            "rates_fit": c.rates_fit[k].tolist(),
+            "rates_held_out": c.rates_held[k].tolist(),
+            "distortion_fit": float(c.d_fit[k]),
+            "distortion_held_out": float(c.d_held[k]),
+        }
+        for k, label in enumerate(c.configs)
+    ]
+    out = {"curve": c.label, "fit": h.fit.as_dict(), "held_out": h.held_out, "points": points}
+    return {**out, "allocations": allocations} if allocations else out
