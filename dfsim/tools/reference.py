@@ -292,7 +292,10 @@ def _section(name: str, defaults: dict) -> str:
     elif name == "task":
         out.append(
             f"A task name, or a mapping with `name` and that task's parameters: one of "
-            f"{_one_of('task')} (default {_code(defaults['task']['name'])}).\n"
+            f"{_one_of('task')} (default {_code(defaults['task']['name'])}). "
+            "Or a list of them (`task: [classification, reconstruction]`): every task "
+            "scores the same received features, its metrics columns of the same rows "
+            "([Several tasks at once](../guide/tasks.md#several-tasks-at-once)).\n"
         )
     elif name == "encoding":
         out += [
