@@ -144,3 +144,16 @@ def test_errors():
         load_scenario_text(BASE + "task: [classification, nope]\n")
     one = load_scenario_text(BASE + "task: [{name: reconstruction}]\n")
     assert one.task == load_scenario_text(BASE + "task: reconstruction\n").task
+
+
+def test_example_of_several_tasks_is_one_line(runs, capsys):
+    from dfsim.tools.cli import main
+
+    d = runs[0]
+    assert main(["example", str(d / "b.yaml"), "--out", str(d / "e.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        "dfsim example draws one task's outcome; this scenario has several "
+        "(classification+reconstruction): give it one task"
+    )
+    assert "\n" not in err and not (d / "e.png").exists()

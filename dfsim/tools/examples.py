@@ -100,6 +100,11 @@ def example(
 
     cell = _cell(scn, loss_rate)
     prep = prepare(scn, 0)
+    if len(getattr(prep.task, "parts", ())) > 1:
+        raise UserError(
+            f"dfsim example draws one task's outcome; this scenario has several "
+            f"({prep.task.name}): give it one task"
+        )
     if len(prep.streams) != 1:
         raise UserError("dfsim example: the cut must pass one tensor")
     chosen, built = _methods(scn, prep, methods)
