@@ -298,16 +298,7 @@ def _section(name: str, defaults: dict) -> str:
             "([Several tasks at once](../guide/tasks.md#several-tasks-at-once)).\n"
         )
     elif name == "encoding":
-        out += [
-            f"`codec`: one of {_one_of('codec')} (default "
-            f"{_code(defaults['encoding']['codec'])}), and that codec's parameters. "
-            "A parameter given once applies to every codec of a grid that declares it; "
-            "the others keep their own defaults.\n",
-            "`streams`: where several tensors cross the cut, codec parameters of some of "
-            "them, by index (`streams: {1: {bits: [2, 4]}}`); the others use the shared ones "
-            "([Per-stream encoding](../guide/codecs.md#per-stream-encoding)).\n",
-            _GRID_NOTE + "\n",
-        ]
+        out += _encoding(defaults)
     elif name == "packets":
         out += [param_table(params(sc.Packetization)), _GRID_NOTE + "\n"]
     elif name == "network":
@@ -346,6 +337,20 @@ def _section(name: str, defaults: dict) -> str:
             "together.\n"
         )
     return "\n".join(out)
+
+
+def _encoding(defaults: dict) -> list[str]:
+    """The ``encoding`` section's text: the shared codec, per-stream overrides, grids."""
+    return [
+        f"`codec`: one of {_one_of('codec')} (default "
+        f"{_code(defaults['encoding']['codec'])}), and that codec's parameters. "
+        "A parameter given once applies to every codec of a grid that declares it; "
+        "the others keep their own defaults.\n",
+        "`streams`: where several tensors cross the cut, codec parameters of some of "
+        "them, by index (`streams: {1: {bits: [2, 4]}}`); the others use the shared ones "
+        "([Per-stream encoding](../guide/codecs.md#per-stream-encoding)).\n",
+        _GRID_NOTE + "\n",
+    ]
 
 
 def _network() -> list[str]:
