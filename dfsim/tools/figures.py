@@ -45,6 +45,10 @@ FIGURES: list[tuple[tuple[str, ...], str]] = [
     (("results/rate-accuracy",), STANDARD),
     (("results/rate-accuracy",), "--x kbpi --by codec --panels loss_rate"),
     (("results/reconstruction",), STANDARD),
+    (("results/rd-allocation",), STANDARD),
+    (("results/rd-allocation",), "--x kbpi --by bits_s1 --panels loss_rate --methods altec"),
+    (("results/rd-two-tasks",), STANDARD),
+    (("results/rd-two-tasks",), "--x kbpi --y ssim --by codec"),
     *(
         ((f"{P}/{s}",), STANDARD)
         for s in (
