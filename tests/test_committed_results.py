@@ -210,3 +210,17 @@ def test_paper_scenario_under_loss_regenerates(tmp_path, monkeypatch):
         ROOT / "results" / "paper" / "classifier-under-loss" / "results.csv"
     )
     assert_rows_match(new, [r for r in committed if r["qp"] == 32])
+
+
+def test_rd_allocation_study_config_regenerates(tmp_path, monkeypatch):
+    """The per-stream study: one config (3 bits on stream 0, 6 on stream 1) at 30 % loss,
+    one trial, zero-fill (ALTeC would double the test's time), gives its committed row,
+    per-stream rates included."""
+    monkeypatch.chdir(ROOT)
+    scn = yaml.safe_load((ROOT / "scenarios" / "rd-allocation.yaml").read_text())
+    scn["encoding"].update(bits=3, streams={1: {"bits": 6}})
+    scn.update(trials=1, methods=["zeros"], channels=[{"kind": "iid", "loss_rates": [0.3]}])
+    new = rerun(tmp_path, scn, "rd-allocation")
+    assert [(r["bits"], r["bits_s1"], r["method"]) for r in new] == [(3, 6, "zeros")]
+    committed = read_results_csv(ROOT / "results" / "rd-allocation" / "results.csv")
+    assert_rows_match(new, [r for r in committed if r["bits"] == 3 and r["bits_s1"] == 6])
