@@ -370,7 +370,7 @@ def test_a_reader_that_stops_early_is_not_an_error():
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dfsim.tools.cli", "compare", "results/burst-grid"],
+        [sys.executable, "-m", "dfsim.tools.cli", "compare", "results/default"],
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

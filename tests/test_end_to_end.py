@@ -174,9 +174,24 @@ def test_saved_loss_patterns_are_the_ones_the_trials_used(run_dir):
         assert match and all(r["realised_loss_rate"] == lost.mean() for r in match)
 
 
+# Dask on less work than TINY: a trained method (fitted in the workers from the cache), a
+# batched torch one and the trivial one, on both channel kinds.
+DASK = """\
+name: dask
+seed: 7
+data: {n_images: 60}
+channels:
+  - {kind: iid, loss_rates: [0.3]}
+  - {kind: gilbert-elliott, loss_rates: [0.3], burst_lengths: [4]}
+methods: [zeros, altec, {name: halrtc, max_iters: 3}]
+trials: 2
+"""
+
+
 def test_dask_local_cluster_gives_identical_results(run_dir):
     from dask.distributed import LocalCluster
 
+    local = run_scenario(run_dir, DASK, "dask.yaml", "dask-local")
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
@@ -184,7 +199,7 @@ def test_dask_local_cluster_gives_identical_results(run_dir):
             main(
                 [
                     "run",
-                    str(run_dir / "tiny.yaml"),
+                    str(run_dir / "dask.yaml"),
                     "--out",
                     str(run_dir / "dask"),
                     "--quiet",
@@ -194,9 +209,9 @@ def test_dask_local_cluster_gives_identical_results(run_dir):
             )
             == 0
         )
-    a = read_results_csv(run_dir / "out" / "results.csv")
     b = read_results_csv(run_dir / "dask" / "results.csv")
-    assert without_timing(a) == without_timing(b)
+    assert len(b) == 2 * 2 * 3 and len({r["method"] for r in b}) == 3
+    assert without_timing(local) == without_timing(b)
 
 
 def test_unreachable_dask_scheduler_is_a_user_error(run_dir, capsys):

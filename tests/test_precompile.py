@@ -19,12 +19,11 @@ def test_tiny_scenario_covers_every_codec_and_method(tmp_path):
 
 
 def test_a_new_process_compiles_nothing_after_precompile(tmp_path, monkeypatch):
+    """setup.sh ran `dfsim precompile` (after editing a kernel, run it again): a fresh
+    process running precompile's scenario loads every kernel from numba's cache, and
+    leaves none of its artefacts in DFSIM_CACHE."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("DFSIM_CACHE", str(cache))
-    precompile()  # compiles what numba's cache lacks (nothing after setup.sh)
-    assert os.environ["DFSIM_CACHE"] == str(cache)  # restored
-    assert not cache.exists()  # its own artefacts went to a temporary directory
-    # A fresh process loads every kernel from numba's cache: no compile event at all.
     code = (
         "from numba.core import event\n"
         "with event.install_recorder('numba:compile') as rec:\n"
@@ -35,5 +34,16 @@ def test_a_new_process_compiles_nothing_after_precompile(tmp_path, monkeypatch):
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert out.stdout.strip() == "[]", out.stdout
-    assert not cache.exists()
+    assert out.stdout.strip() == "[]", f"compiled {out.stdout}: run `dfsim precompile`"
+    assert not cache.exists()  # its own artefacts went to a temporary directory
+
+
+def test_precompile_restores_the_cache_variable(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setenv("DFSIM_CACHE", str(tmp_path / "mine"))
+    from dfsim import experiment
+
+    monkeypatch.setattr(experiment, "run", lambda scn, **_: calls.append(os.environ["DFSIM_CACHE"]))
+    precompile()
+    assert calls and calls[0] != str(tmp_path / "mine")  # ran in a temporary cache
+    assert os.environ["DFSIM_CACHE"] == str(tmp_path / "mine")
