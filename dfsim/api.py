@@ -17,7 +17,6 @@ Mistakes (a missing file, an unknown key, metric or method) raise
 from __future__ import annotations
 
 import copy
-import json
 import os
 import sys
 import tempfile
@@ -145,27 +144,10 @@ def load(directory: str | os.PathLike) -> Results:
     path = d / "results.csv"
     if not path.is_file():
         raise UserError(f"{d}: no results.csv (run `dfsim run` with --out {d} first)")
-    manifest, task = _manifest_and_task(d)
+    from dfsim.experiment.results import read_manifest
+
+    manifest, task = read_manifest(d)
     return Results(d, _trials(d), task, manifest)
-
-
-def _manifest_and_task(d: Path):
-    """A results directory's manifest (empty without one) and its task, built from the
-    manifest (with the plug-ins that may register it); classification without one."""
-    from dfsim.experiment.multi_task import task_of_section
-    from dfsim.experiment.scenario import load_plugins
-
-    path, manifest = d / "manifest.json", {}
-    if path.is_file():
-        try:
-            manifest = json.loads(path.read_text())
-            scenario = manifest.get("scenario", {})
-            plugins = scenario.get("plugins") or ()
-        except (ValueError, OSError, AttributeError, RecursionError) as exc:
-            raise UserError(f"{path}: not a dfsim manifest ({exc})") from None
-        load_plugins(plugins)
-    task = (manifest.get("scenario") or {}).get("task")
-    return manifest, task_of_section(task, f"{path}: task")
 
 
 _STALE_NOTED: set[str] = set()  # results.parquet files already said to be passed over

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dfsim.cache import atomic_write
+from dfsim.errors import UserError
 from dfsim.stages import Metric
 
 IDENTITY_COLUMNS = ("method", "channel", "loss_rate", "burst_length", "trial", "n_images")
@@ -205,6 +206,25 @@ def _parse(value: str, tp):
         return float(value)
     except ValueError:
         return value
+
+
+def read_manifest(directory) -> tuple[dict, object]:
+    """A results directory's manifest (empty without one) and the task it names, built
+    unbound with the plug-ins that may register it (classification without one); a
+    damaged manifest is a one-line error naming it."""
+    from dfsim.experiment.multi_task import task_of_section
+    from dfsim.experiment.scenario import load_plugins
+
+    path, manifest = Path(directory) / "manifest.json", {}
+    if path.is_file():
+        try:
+            manifest = json.loads(path.read_text())
+            plugins = manifest.get("scenario", {}).get("plugins") or ()
+        except (ValueError, OSError, AttributeError, RecursionError) as exc:
+            raise UserError(f"{path}: not a dfsim manifest ({exc})") from None
+        load_plugins(plugins)
+    task = (manifest.get("scenario") or {}).get("task")
+    return manifest, task_of_section(task, f"{path}: task")
 
 
 def read_results_csv(path: Path) -> list[dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import tempfile
 from pathlib import Path
 
@@ -78,21 +77,12 @@ def check_output_dir(out: Path, option: str = "--out") -> None:
 def read_results(d: str):
     """A result directory's rows and their schema: the task (and the plugins that may
     register it) from its manifest; classification for a directory without one."""
-    from dfsim.experiment.multi_task import task_of_section
-    from dfsim.experiment.results import ResultsSchema, read_results_csv
-    from dfsim.experiment.scenario import load_plugins
+    from dfsim.experiment.results import ResultsSchema, read_manifest, read_results_csv
 
-    path, manifest = Path(d) / "results.csv", Path(d) / "manifest.json"
+    path = Path(d) / "results.csv"
     if not path.is_file():
         raise UserError(f"{d}: no results.csv (run `dfsim run` with --out {d} first)")
-    scenario = {}
-    if manifest.is_file():
-        try:
-            scenario = json.loads(manifest.read_text()).get("scenario", {})
-        except (ValueError, OSError, AttributeError, RecursionError) as exc:
-            raise UserError(f"{manifest}: not a dfsim manifest ({exc})") from None
-    load_plugins(scenario.get("plugins") or ())
-    task = task_of_section(scenario.get("task"), f"{manifest}: task")
+    _, task = read_manifest(d)
     try:
         rows = read_results_csv(path)
     except (ValueError, KeyError) as exc:
