@@ -61,20 +61,11 @@ def _with_images(scn, n: int):
     return dataclasses.replace(scn, data=dataclasses.replace(scn.data, n_images=n))
 
 
-def _methods(prep) -> list:
-    """The scenario's methods for ``prep``, a trained one fitted on ``prep``'s own decoded
-    features (the calibration has not got, and must not wait for, its training set)."""
-    out = []
-    for spec in prep.scenario.methods:
-        per_stream = []
-        for s in prep.streams:
-            method = spec.build()
-            method.device = prep.scenario.device
-            if method.needs_fit:
-                method.fit(s.reference, s.layout)
-            per_stream.append(method)
-        out.append((spec, per_stream))
-    return out
+def _fit_on_own_features(method, spec, prep, log, stream: int) -> None:
+    """A trained method fitted on the calibration's own decoded features (it has not got,
+    and must not wait for, its training set)."""
+    s = prep.streams[stream]
+    method.fit(s.reference, s.layout)
 
 
 def calibrate(scn, workers: int | None = None) -> Estimate:
@@ -107,12 +98,12 @@ def calibrate(scn, workers: int | None = None) -> Estimate:
 def _time_config(scn, n: int) -> tuple[float, float]:
     """Seconds to prepare the first config on ``n`` images, and of one work unit (every
     method) at the median-loss channel setting."""
-    from dfsim.experiment.prepare import prepare
+    from dfsim.experiment.prepare import build_methods, prepare
     from dfsim.experiment.trial import run_trial
 
     t = time.perf_counter()
     prep = prepare(_with_images(scn, n))
-    methods = _methods(prep)
+    methods = build_methods(prep, fit=_fit_on_own_features)
     prep_s = time.perf_counter() - t
     order = sorted(range(len(scn.cells)), key=lambda c: scn.cells[c].loss_rate)
     t = time.perf_counter()

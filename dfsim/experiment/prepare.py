@@ -268,9 +268,11 @@ def _loss_free_scores(cfg: Config, features_key: str, task, clean_pred, referenc
 
 
 # --------------------------------------------------------------------------- methods
-def build_methods(prep: Prepared, log=None) -> list[tuple[MethodSpec, list]]:
+def build_methods(prep: Prepared, log=None, fit=None) -> list[tuple[MethodSpec, list]]:
     """The scenario's methods, one instance per crossing tensor, trained ones fitted (or
-    loaded from the cache)."""
+    loaded from the cache) by ``fit(method, spec, prep, log, stream=i)`` (default:
+    :func:`fit_method`)."""
+    fit = fit or fit_method
     out = []
     for spec in prep.scenario.methods:
         per_stream = []
@@ -279,7 +281,7 @@ def build_methods(prep: Prepared, log=None) -> list[tuple[MethodSpec, list]]:
             method.device = prep.scenario.device
             if method.needs_fit:
                 with phase(f"fit {spec.label} (or cache load)"):
-                    fit_method(method, spec, prep, log, stream=i)
+                    fit(method, spec, prep, log, stream=i)
             per_stream.append(method)
         out.append((spec, per_stream))
     return out
