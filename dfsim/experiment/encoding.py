@@ -97,13 +97,17 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
 
 
 def check_streams(cfg: Config, crossing, split: str) -> None:
-    """Every tensor ``encoding.streams`` names is one the cut passes (a one-line error
-    naming the key, the index and how many tensors cross)."""
-    for i, _ in cfg.streams:
-        if i >= len(crossing):
-            n = len(crossing)
+    """Every tensor ``encoding.streams`` and ``error_control.streams`` name is one the cut
+    passes (a one-line error naming the key, the index and how many tensors cross)."""
+    named = [("encoding.streams", i) for i, _ in cfg.streams] + [
+        (f"error_control {cfg.error_control.label!r}: streams", i)
+        for i, _ in cfg.error_control.streams
+    ]
+    n = len(crossing)
+    for key, i in named:
+        if i >= n:
             raise UserError(
-                f"encoding.streams.{i}: the cut at split {split!r} passes {n} "
+                f"{key}.{i}: the cut at split {split!r} passes {n} "
                 f"tensor{'s' if n > 1 else ''} (stream{'s 0 to' if n > 1 else ''} {n - 1}), "
                 f"not a stream {i}"
             )

@@ -157,11 +157,22 @@ class Prepared:
         return self.config.columns(self.split)
 
 
-def transport_for(scn: Scenario, cfg: Config) -> Network:
+def per_stream_columns(scn: Scenario) -> bool:
+    """Whether a run's rows hold each tensor's rate (``kbpi_s<i>``): where a config gives a
+    tensor an encoding or an error control of its own."""
+    return any(c.streams or c.error_control.streams for c in scn.configs)
+
+
+def transport_for(scn: Scenario, cfg: Config, segments=None) -> Network:
     """The transport stage of one config: the scenario's network with the config's error
-    control."""
+    control (``segments``: the data packets of each tensor crossing the cut, which an
+    error control of its own per tensor needs)."""
     nw, ec = scn.network, cfg.error_control
-    return Network(nw.link, nw.traffic, nw.deadline_ms, ec.arq, ec.fec, nw.side_info)
+    own = ec.per_stream(len(segments)) if segments is not None else None
+    if own is None:
+        return Network(nw.link, nw.traffic, nw.deadline_ms, ec.arq, ec.fec, nw.side_info)
+    arq, fec = own
+    return Network(nw.link, nw.traffic, nw.deadline_ms, arq, fec, nw.side_info, tuple(segments))
 
 
 def prepare(scn: Scenario, index: int = 0) -> Prepared:
@@ -200,7 +211,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         images=images,
         task=task,
         streams=streams,
-        transport=transport_for(scn, cfg),
+        transport=transport_for(scn, cfg, [s.encoded.packets_per_image for s in streams]),
         receiver=Reassembler(scn.network.side_info.on_loss),
         cloud=cloud,
         reference_pred=reference_pred,
@@ -208,7 +219,7 @@ def prepare(scn: Scenario, index: int = 0) -> Prepared:
         quantized=scores["quantized"],
         coding={
             **coding_columns(streams, model.input_shape),
-            **(stream_rate_columns(streams) if cfg.streams else {}),
+            **(stream_rate_columns(streams) if per_stream_columns(scn) else {}),
             **distortion(features, [s.reference for s in streams], split == INPUT),
             "coding_agreement": scores["coding_agreement"],
         },

@@ -7,6 +7,9 @@ completion. Registered by name with their parameters; the SimPy network
 
 A scenario's ``error_control`` is one strategy set or a list of them (a grid dimension):
 ``{name: none}``, ``{arq: {...}}``, ``{fec: {...}}``, both, with an optional ``label``.
+Where several tensors cross the cut, ``streams`` gives a tensor (by index) a strategy set
+of its own, which replaces the entry's for that tensor's packets: ``{streams: {1: {fec:
+{k: 8, m: 4}}}}`` protects tensor 1 only; each protected stream's FEC groups are its own.
 """
 
 from __future__ import annotations
@@ -43,6 +46,41 @@ class ErrorControl:
     label: str = "none"
     arq: Arq | None = None
     fec: Fec | None = None
+    # (tensor index, its own setting) for the tensors whose setting differs from this one's
+    streams: tuple[tuple[int, ErrorControl], ...] = ()
+
+    def per_stream(self, n: int) -> tuple[tuple, tuple] | None:
+        """The ARQ and FEC settings of each of ``n`` streams (None without ``streams``:
+        one setting for all the data packets of an image)."""
+        if not self.streams:
+            return None
+        own = dict(self.streams)
+        every = [own.get(i, self) for i in range(n)]
+        return tuple(e.arq for e in every), tuple(e.fec for e in every)
+
+
+def _strategy_label(built: dict) -> str:
+    parts = ([f"fec({built['fec'].k},{built['fec'].m})"] if "fec" in built else []) + (
+        [f"arq({built['arq'].max_retries})"] if "arq" in built else []
+    )
+    return "+".join(parts) or "none"
+
+
+def _parse_streams(raw, where: str) -> tuple[tuple[int, ErrorControl], ...]:
+    """``streams``: tensor index -> strategy set (a mapping of a bare name, no label)."""
+    if not isinstance(raw, dict) or not raw:
+        raise UserError(
+            f"{where}: expected a mapping of tensor index to a strategy set, got {raw!r}"
+        )
+    out = []
+    for key, value in raw.items():
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0:
+            raise UserError(f"{where}: {key!r} is not a tensor index (0, 1, ...)")
+        if isinstance(value, dict) and ("label" in value or "streams" in value):
+            bad = "label" if "label" in value else "streams"
+            raise UserError(f"{where}.{key}.{bad}: not allowed in a tensor's own setting")
+        out.append((key, parse_strategy(value, f"{where}.{key}")))
+    return tuple(sorted(out, key=lambda kv: kv[0]))
 
 
 def parse_strategy(raw, where: str) -> ErrorControl:
@@ -50,7 +88,7 @@ def parse_strategy(raw, where: str) -> ErrorControl:
     a bare name (``none``, ``arq``, ``fec+arq``) means those strategies with defaults."""
     strategies = names("error_control")
     raw = {"name": raw} if isinstance(raw, str) else raw
-    check_keys(raw, where, ["name", "label", *strategies])
+    check_keys(raw, where, ["name", "label", "streams", *strategies])
     name = raw.get("name")
     if name is not None:
         if not isinstance(name, str):
@@ -75,13 +113,12 @@ def parse_strategy(raw, where: str) -> ErrorControl:
             e = entry("error_control", s)
             params = check_params(e.params, raw.get(s) or {}, f"{where}.{s}", e.what)
             built[s] = e.build(f"{where}.{s}", **params)
-    parts = ([f"fec({built['fec'].k},{built['fec'].m})"] if "fec" in built else []) + (
-        [f"arq({built['arq'].max_retries})"] if "arq" in built else []
-    )
+    streams = _parse_streams(raw["streams"], f"{where}.streams") if "streams" in raw else ()
     if "label" in raw:
         label = raw["label"]
         if not isinstance(label, str) or not label:
             raise UserError(f"{where}.label: expected a non-empty string, got {label!r}")
     else:
-        label = "+".join(parts) or "none"
-    return ErrorControl(label, built.get("arq"), built.get("fec"))
+        own = [f"s{i}:{e.label}" for i, e in streams]
+        label = " ".join(([_strategy_label(built)] if built or not own else []) + own)
+    return ErrorControl(label, built.get("arq"), built.get("fec"), streams)

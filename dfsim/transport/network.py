@@ -123,12 +123,15 @@ class CloudEndpoint:
         wire: WirePlan,
         capture: np.ndarray,
         deadline_s: float,
-        arq: Arq | None,
+        arq,
         propagation_s: float,
     ):
         n, w = len(capture), len(wire)
         self.env, self.wire, self.capture, self.deadline_s = env, wire, capture, deadline_s
-        self.arq, self.propagation_s = arq, propagation_s
+        self.propagation_s = propagation_s
+        # per wire packet: how often it may be retransmitted, and its NACK timeout (s)
+        self.retries, self.timeout_s = _arq_per_packet(wire, arq)
+        self.timeouts = np.unique(self.timeout_s[np.isfinite(self.timeout_s)])
         self.arrival = np.full((n, w), np.inf)
         self.last_due = np.zeros((n, w))
         self.fate = np.zeros((n, w), np.int8)
@@ -151,13 +154,15 @@ class CloudEndpoint:
 
     def round_due(self, i: int, due_s: float) -> None:
         """The last packet of a round of image i was due at ``due_s``: with ARQ, NACK what
-        is still missing ``timeout_ms`` later."""
-        if self.arq is not None:
-            self.env.process(self.nack_after(i, due_s + self.arq.timeout_ms / 1e3))
+        is still missing ``timeout_ms`` later (one NACK per timeout where the streams'
+        differ)."""
+        for t in self.timeouts:
+            self.env.process(self.nack_after(i, due_s + t, t))
 
-    def missing(self, i: int, now: float) -> np.ndarray:
+    def missing(self, i: int, now: float, timeout_s: float | None = None) -> np.ndarray:
         """Wire packets of image i to NACK at ``now``: not yet arrived, not parity, not in
-        a group FEC can already recover, and not yet sent ``1 + max_retries`` times."""
+        a group FEC can already recover, and not yet sent ``1 + max_retries`` times (those
+        whose NACK timeout is ``timeout_s``, when given)."""
         wire = self.wire
         have = self.arrival[i] <= now
         missing = ~have & (wire.kind != PARITY)
@@ -168,22 +173,45 @@ class CloudEndpoint:
             )
             recovered = fec_code.recoverable_groups(counts, wire.group_sizes)
             missing &= ~recovered[np.maximum(wire.group, 0)] | (wire.group < 0)
-        missing &= self.attempts[i] <= self.arq.max_retries
+        missing &= self.attempts[i] <= self.retries
+        if timeout_s is not None and len(self.timeouts) > 1:
+            missing &= self.timeout_s == timeout_s
         return np.flatnonzero(missing)
 
-    def nack_after(self, i: int, when: float):
-        """Process: at ``when``, NACK image i's missing packets; the NACK reaches the sender
-        one propagation delay later."""
+    def nack_after(self, i: int, when: float, timeout_s: float | None = None):
+        """Process: at ``when``, NACK image i's missing packets (of NACK timeout
+        ``timeout_s``); the NACK reaches the sender one propagation delay later."""
         env = self.env
         if when > env.now:
             yield env.timeout(when - env.now)
-        pkts = self.missing(i, env.now)
+        pkts = self.missing(i, env.now, timeout_s)
         if not len(pkts):
             return
         yield env.timeout(self.propagation_s)  # the NACK travels back to the sender
         put = self.sender.retransmit(i, pkts, self.capture[i] + self.deadline_s)
         if put is not None:
             yield put
+
+
+def _arq_per_packet(wire: WirePlan, arq) -> tuple[np.ndarray, np.ndarray]:
+    """Each wire packet's retransmission limit (0: never) and NACK timeout in seconds
+    (``inf``: none), from one :class:`Arq` (or None) for every packet or one per stream
+    (``wire.stream``); the side packet takes the most retries and the shortest timeout
+    among the streams."""
+    per = list(arq) if isinstance(arq, list | tuple) else None
+    if per is None:
+        n = len(wire)
+        if arq is None:
+            return np.zeros(n, np.int64), np.full(n, np.inf)
+        return np.full(n, arq.max_retries, np.int64), np.full(n, arq.timeout_ms / 1e3)
+    retries = np.array([a.max_retries if a else 0 for a in per], np.int64)
+    timeout = np.array([a.timeout_ms / 1e3 if a else np.inf for a in per])
+    s = wire.stream
+    side_r, side_t = retries.max(), timeout.min()
+    return (
+        np.where(s >= 0, retries[np.maximum(s, 0)], side_r),
+        np.where(s >= 0, timeout[np.maximum(s, 0)], side_t),
+    )
 
 
 class Uplink:
@@ -317,9 +345,9 @@ def _data_view(
         times = np.where(usable, endpoint.arrival, np.inf)
         group_ok, group_when = fec_code.decodable_at(times, wire.group, wire.group_sizes)
         g = wire.group[cols]
-        recovered = group_ok[:, g] & ~ok
+        recovered = group_ok[:, np.maximum(g, 0)] & (g >= 0) & ~ok  # -1: a stream without FEC
         ok = ok | recovered
-        when = np.where(recovered, group_when[:, g], when)
+        when = np.where(recovered, group_when[:, np.maximum(g, 0)], when)
     cause = np.where(
         ok, DELIVERED, np.where(np.isfinite(arrival), DEADLINE, endpoint.fate[:, cols])
     )
@@ -384,6 +412,7 @@ def simulate(
     side_info: SideInfo | None = None,
     aux_rng: np.random.Generator | None = None,
     side_bits: np.ndarray | None = None,
+    segments=None,
 ) -> Transmission:
     """Send ``n_images`` images of K data packets each.
 
@@ -393,11 +422,15 @@ def simulate(
     (``side_bits``: per image, default ``side_info.bits`` for every image). ``rng``
     drives the loss channel only; ``aux_rng`` (default: a generator spawned from ``rng``
     at first use) the Poisson arrivals and jitter.
+
+    ``segments``: the data packets of each stream (several tensors crossing the cut, one
+    after the other); ``arq`` and ``fec`` are then one setting (or None) per stream, and
+    each stream's FEC groups are its own.
     """
     link = link or Link()
     traffic = traffic or Traffic()
     side = side_info or SideInfo()
-    wire = WirePlan.build(payload_bits, link.header_bytes, fec, side, n_images, side_bits)
+    wire = WirePlan.build(payload_bits, link.header_bytes, fec, side, n_images, side_bits, segments)
     deadline_s = math.inf if deadline_ms is None else deadline_ms / 1e3
     if aux_rng is None and (traffic.arrivals == "poisson" or link.jitter is not None):
         aux_rng = rng.spawn(1)[0]  # a child stream: draws nothing from rng
@@ -432,9 +465,10 @@ class Network:
     link: Link = field(default_factory=Link)
     traffic: Traffic = field(default_factory=Traffic)
     deadline_ms: float | None = None
-    arq: Arq | None = None
-    fec: Fec | None = None
+    arq: Arq | tuple | None = None  # a tuple: one (or None) per stream of ``segments``
+    fec: Fec | tuple | None = None
     side_info: SideInfo = field(default_factory=SideInfo)
+    segments: tuple[int, ...] | None = None  # data packets per stream, with per-stream control
 
     def send(
         self,
@@ -461,6 +495,7 @@ class Network:
             side_info=self.side_info,
             aux_rng=aux_rng,
             side_bits=np.broadcast_to(np.asarray(side_info_bits, np.int64), n_images),
+            segments=self.segments,
         )
 
 

@@ -1,0 +1,186 @@
+"""Error control per stream (``error_control.streams``): where several tensors cross the
+cut, each one's packets can have an FEC code or an ARQ budget of their own. The network
+model against theory, the setting's parsing and labels, and a run of the two-tensor test
+model (tests/byo_model.py split after ``c2``)."""
+
+from math import comb
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from dfsim.errors import UserError
+from dfsim.experiment.results import read_results_csv
+from dfsim.tools.cli import main
+from dfsim.transport.channels import Bernoulli
+from dfsim.transport.error_control import parse_strategy
+from dfsim.transport.network import PARITY, Arq, Fec, SideInfo, WirePlan, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+P = 0.2
+N_IMAGES = 3000
+
+
+def _residual_loss(p: float, k: int, m: int) -> float:
+    """A data packet of a full (k, m) MDS group stays lost when it is lost and more than
+    ``m`` of the group's ``k + m`` packets are: ``p P(Binomial(k + m - 1, p) >= m)``."""
+    n = k + m
+    return p * sum(comb(n - 1, j) * p**j * (1 - p) ** (n - 1 - j) for j in range(m, n))
+
+
+def _sigma(p: float, n: int) -> float:
+    return (p * (1 - p) / n) ** 0.5
+
+
+def test_fec_on_one_stream_protects_that_stream_only():
+    tx = simulate(
+        N_IMAGES,
+        np.full(16, 1000),
+        Bernoulli(P),
+        np.random.default_rng(5),
+        fec=(None, Fec(4, 4)),
+        segments=(8, 8),
+    )
+    lost = tx.lost.reshape(N_IMAGES, 16)
+    n = N_IMAGES * 8
+    assert abs(lost[:, :8].mean() - P) < 4 * _sigma(P, n)
+    want = _residual_loss(P, 4, 4)
+    # packets of a group are lost together: the SD is at most that of one trial per group
+    assert abs(lost[:, 8:].mean() - want) < 4 * _sigma(want, N_IMAGES * 2)
+    # parity only for stream 1: 2 groups of 4 parity packets, as long as the data packets
+    header = 40 * 8
+    assert tx.bits_sent == N_IMAGES * ((16 + 8) * (1000 + header) + 64)
+
+
+def test_arq_budget_per_stream_leaves_p_to_the_retries_plus_one():
+    tx = simulate(
+        N_IMAGES,
+        np.full(12, 800),
+        Bernoulli(P),
+        np.random.default_rng(6),
+        arq=(Arq(1, timeout_ms=5.0), None, Arq(3, timeout_ms=20.0)),
+        segments=(4, 4, 4),
+    )
+    lost = tx.lost.reshape(N_IMAGES, 12)
+    n = N_IMAGES * 4
+    for s, want in enumerate([P**2, P, P**4]):
+        got = lost[:, 4 * s : 4 * s + 4].mean()
+        assert abs(got - want) < 4 * _sigma(want, n) + 1e-4, (s, got, want)
+
+
+def test_one_setting_for_every_stream_is_the_shared_setting():
+    pb = np.full(20, 1000)
+    shared = simulate(500, pb, Bernoulli(P), np.random.default_rng(1), arq=Arq(2))
+    split = simulate(
+        500, pb, Bernoulli(P), np.random.default_rng(1), arq=(Arq(2), Arq(2)), segments=(10, 10)
+    )
+    assert (shared.lost == split.lost).all()
+    assert shared.retransmissions == split.retransmissions > 0
+    # FEC: with a stream boundary at a multiple of k the groups are the same
+    one = simulate(500, pb, Bernoulli(P), np.random.default_rng(2), fec=Fec(5, 2))
+    two = simulate(
+        500, pb, Bernoulli(P), np.random.default_rng(2), fec=(Fec(5, 2),) * 2, segments=(10, 10)
+    )
+    assert (one.lost == two.lost).all()
+
+
+def test_a_streams_fec_groups_never_span_two_streams():
+    plan = WirePlan.build(np.full(7, 100), 40, (Fec(4, 1), Fec(4, 1)), SideInfo(), segments=(3, 4))
+    data_groups = plan.group[plan.kind != PARITY]
+    assert data_groups.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert plan.group_sizes.tolist() == [3, 4]
+    assert plan.stream.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match="segments"):
+        WirePlan.build(np.full(7, 100), 40, (None, None), SideInfo(), segments=(3, 3))
+
+
+def test_per_stream_setting_parses_with_a_label_naming_each_stream():
+    ec = parse_strategy({"streams": {1: {"fec": {"k": 8, "m": 4}}}}, "error_control[1]")
+    assert ec.label == "s1:fec(8,4)"
+    assert ec.per_stream(2) == ((None, None), (None, Fec(8, 4)))
+    both = parse_strategy({"arq": {"max_retries": 1}, "streams": {0: "none"}}, "ec")
+    assert both.label == "arq(1) s0:none"
+    assert both.per_stream(3) == ((None, Arq(1), Arq(1)), (None, None, None))
+    assert parse_strategy({"fec": {}}, "ec").per_stream(2) is None
+
+
+@pytest.mark.parametrize(
+    ("streams", "message"),
+    [
+        ({"a": "fec"}, "error_control.streams: 'a' is not a tensor index"),
+        ({1: {"label": "x"}}, "error_control.streams.1.label: not allowed"),
+        ({1: {"fec": {"q": 1}}}, "error_control.streams.1.fec.q: not a parameter"),
+        ({}, "error_control.streams: expected a mapping of tensor index"),
+        ({0: "ldpc"}, "error_control.streams.0.name: 'ldpc' is not one of"),
+    ],
+)
+def test_per_stream_mistakes_are_one_line_errors(streams, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")) as e:
+        parse_strategy({"streams": streams}, "error_control")
+    assert "\n" not in str(e.value)
+
+
+def _scenario(error_control) -> dict:
+    return {
+        "name": "stream-protection",
+        "seed": 3,
+        "model": {
+            "import": "byo_model:make",
+            "input_size": [3, 16, 16],
+            "mean": [0.5],
+            "std": [0.25],
+            "split": "c2",
+        },
+        "data": {"dataset": "sample-photos", "n_images": 12},
+        "encoding": {"codec": "raw", "bits": 8},
+        "packets": {"rows_per_packet": 4},
+        "channels": [{"kind": "iid", "loss_rate": 0.3}],
+        "error_control": error_control,
+        "methods": ["zeros"],
+        "trials": 2,
+    }
+
+
+@pytest.fixture
+def skip_model(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))  # byo_model
+
+
+def test_a_run_protects_the_stream_it_names(tmp_path, skip_model):
+    scn = tmp_path / "s.yaml"
+    protect = {"fec": {"k": 4, "m": 28}}  # k + m packets: any 4 of 32 recover a group
+    scn.write_text(
+        yaml.safe_dump(_scenario(["none", {"streams": {0: protect}}, {"streams": {1: protect}}]))
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(scn), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    rows = read_results_csv(out / "results.csv")
+    by = {}
+    for r in rows:
+        by.setdefault(r["error_control"], []).append(r)
+    assert list(by) == ["none", "s0:fec(4,28)", "s1:fec(4,28)"]
+    none, s0, s1 = (np.mean([r["realised_loss_rate"] for r in by[k]]) for k in by)
+    # one stream's packets recovered (all but about never): about half of the loss is left
+    assert 0.3 * none < s0 < 0.7 * none and 0.3 * none < s1 < 0.7 * none
+    # the parity of one stream of two same-sized streams: 7 times its data packets; stream
+    # 0's first group's parity also covers the side information riding in data packet 0
+    wire = {k: by[k][0]["wire_bits_per_image"] for k in by}
+    assert wire["s1:fec(4,28)"] > 3 * wire["none"]
+    side = by["none"][0]["bits_per_image"] - 2 * 8 * 16 * 16 * 8
+    assert wire["s0:fec(4,28)"] - wire["s1:fec(4,28)"] == 28 * side > 0
+    assert by["none"][0]["kbpi_s0"] + by["none"][0]["kbpi_s1"] == pytest.approx(
+        by["none"][0]["kbpi"], rel=1e-12
+    )
+
+
+def test_protection_of_a_stream_the_cut_lacks_is_refused(tmp_path, skip_model, capsys):
+    scn = tmp_path / "s.yaml"
+    scn.write_text(yaml.safe_dump(_scenario({"streams": {2: "fec"}})))
+    assert main(["run", str(scn), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith(
+        "error_control 's2:fec(8,2)': streams.2: the cut at split 'c2' passes 2 "
+        "tensors (streams 0 to 1), not a stream 2"
+    )
