@@ -413,6 +413,65 @@ class Results:
             )
         return pd.DataFrame(found)
 
+    def best_within(self, budgets, rate: str = "kbpi", metric: str | None = None):
+        """The operational choice over the run's configs: per channel setting, method and
+        budget, the config whose mean ``rate`` is at most the budget and whose mean
+        ``metric`` is best (a tie goes to the cheaper). Over a grid of per-stream bits and
+        error controls with ``rate="wire_bits_per_image"`` (parity, retransmissions and
+        headers included) it is the joint choice of rate and protection per stream.
+
+        :param budgets: one budget or several, in ``rate``'s units.
+        :param rate: a numeric column of the summary (``kbpi``, ``wire_bits_per_image``,
+            ``kbpi_s1``, ...).
+        :returns: a DataFrame: the setting, method and ``budget``, the chosen config's
+            columns that vary in the run, its ``rate`` and ``metric`` (mean and 95 %
+            interval); a budget below every config's rate is a one-line error.
+        """
+        import numpy as np
+        import pandas as pd
+
+        from dfsim.tools.cli.common import metric_name
+
+        rows, schema = self._rows, self._schema
+        metric = metric_name(schema, rows, metric, "metric")
+        table = self.summary
+        if f"{rate}_mean" not in table.columns:
+            numeric = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+            raise UserError(
+                f"rate: {rate!r} is not a column of these results ({', '.join(numeric)})"
+            )
+        values = np.atleast_1d(np.asarray(budgets, dtype=float))
+        if not len(values) or not np.isfinite(values).all():
+            raise UserError(f"budgets: expected finite numbers, got {budgets!r}")
+        r, m = table[f"{rate}_mean"], f"{metric}_mean"
+        if values.min() < r.min():
+            raise UserError(
+                f"budgets: {values.min():g} is below every config's {rate} "
+                f"(the smallest is {r.min():g})"
+            )
+        better = schema.metric(metric).higher_is_better is not False
+        varying = [c for c in schema.config_columns if c in table and table[c].nunique() > 1]
+        setting = ["channel", "loss_rate", "burst_length", "method"]
+        out = []
+        for key, group in table.groupby(setting, sort=False, dropna=False):
+            for b in values:
+                fit = group[group[f"{rate}_mean"] <= b]
+                if not len(fit):
+                    continue
+                order = fit.sort_values([m, f"{rate}_mean"], ascending=[not better, True])
+                best = order.iloc[0]
+                out.append(
+                    {
+                        **dict(zip(setting, key, strict=True)),
+                        "budget": b,
+                        **{c: best[c] for c in varying},
+                        rate: best[f"{rate}_mean"],
+                        m: best[m],
+                        f"{metric}_ci95": best.get(f"{metric}_ci95"),
+                    }
+                )
+        return pd.DataFrame(out)
+
 
 def _paired(by_method: dict, method: str, reference: str, metric: str) -> dict:
     """One method's row of :meth:`Results.compare`: summary statistics of ``metric`` over

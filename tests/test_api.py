@@ -232,6 +232,8 @@ def test_bad_arguments_are_one_line_errors(default, tmp_path):
         (lambda: default.plot(by="colour"), "by: unknown field 'colour'"),
         (lambda: default.plot(methods=["best"]), "methods: 'best' is not a method"),
         (lambda: default.bd_rate(curves="colour"), "curves: unknown field 'colour'"),
+        (lambda: default.best_within(100, rate="speed"), "rate: 'speed' is not a column"),
+        (lambda: default.best_within([]), "budgets: expected finite numbers"),
     ]
     (tmp_path / "file").write_text("x")
     cases.append((lambda: dfsim.run(TINY, out=tmp_path / "file"), "out: "))
@@ -251,3 +253,25 @@ def test_yaml_text_and_paths_are_told_apart(tmp_path, monkeypatch):
     (tmp_path / "s.yaml").write_text(TINY.replace("trials: 2", "trials: -1"))
     with pytest.raises(UserError, match=r"^s\.yaml: trials: -1 is out of range"):
         dfsim.run("s.yaml", workers=1)
+
+
+def test_best_within_picks_the_best_affordable_config():
+    r = dfsim.load(ROOT / "results" / "rd-allocation")
+    table = r.summary
+    best = r.best_within([130.0, 175.0], rate="kbpi")
+    assert len(best) == 3 * 2 * 2  # loss rates x methods x budgets
+    for row in best.itertuples():
+        same = table[
+            (table.loss_rate == row.loss_rate)
+            & (table.method == row.method)
+            & (table.kbpi_mean <= row.budget)
+        ]
+        assert row.top1_mean == same.top1_mean.max()
+        assert row.kbpi <= row.budget
+        chosen = same[(same.bits == row.bits) & (same.bits_s1 == row.bits_s1)]
+        assert chosen.top1_mean.iloc[0] == row.top1_mean
+    # a total of 130 kbit affords (2, 2) and (2, 3) only: the branch takes the extra bit
+    at_130 = best[best.budget == 130]
+    assert set(zip(at_130.bits, at_130.bits_s1, strict=True)) == {(2, 3)}
+    with pytest.raises(UserError, match=r"^budgets: 99 is below every config's kbpi "):
+        r.best_within(99, rate="kbpi")
