@@ -181,3 +181,27 @@ def test_the_traced_fmnist_resnet_has_two_tensor_cuts_inside_its_blocks():
         ref = sequential.full()(sequential.normalise(images))
     assert torch.allclose(skip + branch, add_1, atol=1e-4)  # the sum the other cut sends
     assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_reconstruction_at_the_traced_cut_mirrors_the_sum_of_its_two_tensors():
+    """A two-stream, two-task system: the mirror serves fmnist-resnet-traced at add_1.main
+    by summing the skip and the branch into add_1 first; it matches the mirror of
+    fmnist-resnet at add_1 on the same images."""
+    import numpy as np
+    import torch
+
+    from dfsim.models import load_model
+    from dfsim.tasks.reconstruction import Reconstruction
+
+    traced, sequential = load_model("fmnist-resnet-traced"), load_model("fmnist-resnet")
+    images = np.random.default_rng(1).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    two, one = Reconstruction(), Reconstruction()
+    with torch.no_grad():
+        tensors = traced.edge("add_1.main")(traced.normalise(images))
+        (add_1,) = sequential.edge("add_1")(sequential.normalise(images))
+        got = two.cloud_model(traced, "add_1.main")(*tensors)
+        want = one.cloud_model(sequential, "add_1")(add_1)
+    assert got.shape == (4, 1, 28, 28)
+    assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(UserError, match="reconstruction has a mirror model for"):
+        Reconstruction().bind(traced, "add_2.shortcut")

@@ -91,6 +91,22 @@ class FashionMirror(nn.Module):
         return torch.sigmoid(self.stem(self.relu(self.block(features))))
 
 
+class SumThenMirror(nn.Module):
+    """The mirror on the sum of the tensors crossing a cut just before ``add_1``
+    (fmnist-resnet-traced at ``add_1.main``: the skip and the block's branch, whose sum is
+    ``add_1``): tensors in (positional), images out."""
+
+    def __init__(self, mirror: FashionMirror):
+        super().__init__()
+        self.mirror = mirror
+
+    def forward(self, *tensors):
+        total = tensors[0]
+        for t in tensors[1:]:
+            total = total + t
+        return self.mirror(total)
+
+
 def quantized_features(images_u8: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """The committed ``fmnist-resnet``'s ``add_1`` features of uint8 images, quantized to
     8 bits per image tensor and dequantized, as the default codec delivers them (float32

@@ -6,7 +6,9 @@ The task brings its own cloud sub-model (the mirror, in place of the model's cla
 part): it receives the repaired, dequantized features and returns images N x 1 x H x W in
 [0, 1]; predictions are those images clipped to [0, 1] (float32). The built-in mirror
 inverts the committed ``fmnist-resnet`` at split ``add_1``, trained on its 8-bit quantized
-features (the default codec's); ``weights`` loads another mirror of the same architecture
+features (the default codec's); it also serves ``fmnist-resnet-traced`` at ``add_1.main``,
+whose two crossing tensors sum to ``add_1`` (a two-stream, two-task system with
+classification); ``weights`` loads another mirror of the same architecture
 (e.g. one trained for other ``fmnist-resnet`` weights).
 
 Metrics, each the mean over a trial's images of the per-image value: ``psnr`` and ``ssim``
@@ -33,7 +35,9 @@ from dfsim.stages import Metric
 
 PSNR_CAP = 100.0  # dB: the per-image PSNR a run's mean uses for identical images
 SSIM_WINDOW = 7  # Gaussian window (pixels) of SSIM on 28 x 28 images
-MIRRORS = {("fmnist-resnet", "add_1")}  # (model, split) pairs with a built-in mirror
+# (model, split) pairs with a built-in mirror; at the traced model's add_1.main the two
+# crossing tensors (the skip and the branch) are summed into add_1 first
+MIRRORS = {("fmnist-resnet", "add_1"), ("fmnist-resnet-traced", "add_1.main")}
 _CHUNK = 1000  # images per SSIM batch (bounds memory on large trials)
 
 
@@ -118,9 +122,10 @@ class Reconstruction:
                 f"task: reconstruction has a mirror model for {have} only "
                 f"(got {model.name} at {split})"
             )
-        from dfsim.models.fmnist_mirror import load_mirror
+        from dfsim.models.fmnist_mirror import SumThenMirror, load_mirror
 
-        self._mirror = load_mirror(self.weights, classifier_id=model.weights_id)
+        mirror = load_mirror(self.weights, classifier_id=model.weights_id)
+        self._mirror = SumThenMirror(mirror).eval() if split == "add_1.main" else mirror
 
     def cache_id(self) -> str:
         """The mirror's weights (digest), which determine the predictions."""
