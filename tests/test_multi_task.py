@@ -131,7 +131,8 @@ def _error(text: str) -> str:
 def test_errors():
     msg = _error("model: {split: add_2}\ntask: [classification, reconstruction]\n")
     assert msg == (
-        "task[1]: reconstruction has a mirror model for fmnist-resnet at split add_1 only "
+        "task[1]: reconstruction has a mirror model for fmnist-resnet at split add_1, "
+        "fmnist-resnet-traced at split add_1.main only "
         "(got fmnist-resnet at add_2)"
     )
     msg = _error("task: [classification, detection]\n")

@@ -122,7 +122,8 @@ def test_bind_errors(model, tmp_path):
     msg = str(err.value)
     assert "\n" not in msg
     assert msg == (
-        "task: reconstruction has a mirror model for fmnist-resnet at split add_1 only "
+        "task: reconstruction has a mirror model for fmnist-resnet at split add_1, "
+        "fmnist-resnet-traced at split add_1.main only "
         "(got fmnist-resnet at add_2)"
     )
     with pytest.raises(UserError, match=r"^task\.weights: mirror weights file .* not found$"):
