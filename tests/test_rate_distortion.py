@@ -13,9 +13,11 @@ from dfsim.experiment.rate_distortion import DRFit, fit_dr, manifest_reference, 
 from dfsim.experiment.rd_allocation import (
     allocate,
     allocate_weighted,
+    measured_box,
     nearest_operating_point,
     nondominated,
     pareto_front_two_streams,
+    tasks_report,
 )
 
 
@@ -289,3 +291,88 @@ def test_allocation_report_splits_and_measured_points():
     assert r["proportional"]["nearest"]["measured_distortion"] == 3.0
     with pytest.raises(UserError, match="total rate 7 is below every operating point.*8"):
         allocation_report(fit, 7.0, pts, labels)
+
+
+# --------------------------------------------------------------------------- several tasks
+def test_tasks_report_weighted_own_and_pareto():
+    f1, f2 = surface(1, [40, 5], [0.3, 0.2]), surface(2, [5, 40], [0.2, 0.3])
+    pts = np.array([[5.0, 5.0], [10.0, 20.0], [20.0, 10.0], [15.0, 15.0], [40.0, 40.0]])
+    labels = [f"c{i}" for i in range(len(pts))]
+    measured = np.array([[9, 8, 7, 6, 5], [1, 2, 3, 4, 5]], float)
+    r = tasks_report([f1, f2], [1, 1], 30.0, pts, labels, measured)
+    w = allocate_weighted([f1, f2], [1, 1], 30.0)
+    assert r["weighted"]["rates"] == pytest.approx(w.rates.tolist())
+    assert r["weighted"]["model_distortion"] == pytest.approx(w.distortion.tolist())
+    # the affordable config nearest the weighted rates (the symmetric problem: 15, 15)
+    assert r["weighted"]["rates"] == pytest.approx([15, 15], abs=1e-3)
+    assert r["weighted"]["nearest"]["config"] == "c3"
+    assert r["weighted"]["nearest"]["measured_distortion"] == [6.0, 4.0]
+    for own, f in zip(r["own"], (f1, f2), strict=True):
+        assert own["rates"] == pytest.approx(allocate(f, 30.0).rates.tolist())
+    # each task's own allocation is best for it, the weighted one in between
+    assert r["own"][0]["model_distortion"][0] <= r["weighted"]["model_distortion"][0]
+    assert r["own"][1]["model_distortion"][1] <= r["weighted"]["model_distortion"][1]
+    lo, hi = r["pareto"]["share_s0"]
+    assert 0.5 - 1e-9 >= lo > 0 and 1 > hi >= 0.5 - 1e-9  # the two optima lie either side
+    # the front is kept inside the measured rates: stream 0 between 5 and 40 of 30
+    box = measured_box(pts)
+    assert box == ((5.0, 40.0), (5.0, 40.0))
+    front = pareto_front_two_streams([f1, f2], 30.0, bounds=box)
+    assert front.rates.min() >= 5 - 1e-9
+    with pytest.raises(UserError, match="no split of 8 keeps both rates"):
+        pareto_front_two_streams([f1, f2], 8.0, bounds=box)
+    with pytest.raises(UserError, match="below every operating point"):
+        tasks_report([f1, f2], [1, 1], 9.0, pts, labels)
+
+
+def test_fit_rd_several_metrics_on_a_two_stream_run(capsys, tmp_path):
+    from dfsim.tools.cli import main
+
+    argv = [
+        "fit-rd", "results/rd-allocation", "--loss", "0.1", "--method", "altec",
+        "--rate", "kbpi_s0,kbpi_s1", "--metric", "top1,agreement", "--total-rate", "150,250",
+    ]  # fmt: skip
+    assert main([*argv, "--json", "--weights", "3,1", "--out", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"] == ["top1", "agreement"] and out["weights"] == [3.0, 1.0]
+    single = []
+    for m in ("top1", "agreement"):
+        assert main([*argv[:8], "--metric", m, "--json"]) == 0
+        single.append(json.loads(capsys.readouterr().out)["fits"][0])
+        assert out["fits"][m][0]["alpha"] == pytest.approx(single[-1]["alpha"])
+    (curve,) = out["allocations"]
+    assert [r["total_rate"] for r in curve["reports"]] == [150, 250]
+    fits = [DRFit(s["gamma"], np.array(s["alpha"]), np.array(s["beta"]), 1.0, np.zeros(0))
+            for s in single]  # fmt: skip
+    w = allocate_weighted(fits, [3, 1], 150)
+    assert curve["reports"][0]["weighted"]["rates"] == pytest.approx(w.rates.tolist(), rel=1e-3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "rd_fit_agreement.png", "rd_fit_agreement.svg", "rd_fit_top1.png", "rd_fit_top1.svg",
+        "rd_pareto.png", "rd_pareto.svg",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "together, weights top1 1, agreement 1:" in text
+    assert text.count("R_t ") == 2 and "top1's own kbpi_s0" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--metric", "top1,agreement", "--weights", "1"], "--weights: 1 weights for 2 metrics"),
+        (["--metric", "top1", "--weights", "1,1"], "--weights: needs several metrics"),
+        (["--metric", "top1,agreement", "--weights", "a,b"], "--weights: 'a,b' is not"),
+        (["--metric", "top1,nope"], "--metric: 'nope' is not a metric"),
+        (
+            ["--metric", "top1,agreement", "--total-rate", "50"],
+            "total rate 50 is below every operating point (the smallest needs 100.48)",
+        ),
+    ],
+)
+def test_fit_rd_several_metrics_errors(capsys, extra, message):
+    from dfsim.tools.cli import main
+
+    argv = ["fit-rd", "results/rd-allocation", "--rate", "kbpi_s0,kbpi_s1", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err

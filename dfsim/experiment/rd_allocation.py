@@ -146,17 +146,28 @@ def allocate_weighted(fits, weights, total_rate: float) -> Allocation:
     return Allocation(best, rt, np.array([f.predict(best[None, :])[0] for f in fits]), fits)
 
 
-def pareto_front_two_streams(fits, total_rate: float, n: int = 101) -> ParetoFront:
+def pareto_front_two_streams(fits, total_rate: float, n: int = 101, bounds=None) -> ParetoFront:
     """The ``n`` allocations ``R_1 = t R_t``, ``R_2 = (1 - t) R_t`` (t evenly in [0, 1]) of
     two streams, every task's distortion at each (``fits``: one two-stream surface per
-    task) and which are non-dominated."""
+    task) and which are non-dominated. ``bounds`` (``((lo_1, hi_1), (lo_2, hi_2))``, e.g.
+    the measured rates' range, outside which the surfaces extrapolate) keeps ``t`` to the
+    splits with both rates inside; none inside is a one-line error."""
     fits = tuple(fits)
     rt = _check_total(total_rate)
     if not fits or any(f.n_streams != 2 for f in fits):
         raise UserError("Pareto front: every fit must be of two streams (2 x k)")
     if n < 2:
         raise UserError(f"Pareto front: n must be >= 2, got {n}")
-    t = np.linspace(0.0, 1.0, n)
+    lo, hi = 0.0, 1.0
+    if bounds is not None and rt > 0:
+        (lo1, hi1), (lo2, hi2) = bounds
+        lo, hi = max(lo, lo1 / rt, 1 - hi2 / rt), min(hi, hi1 / rt, 1 - lo2 / rt)
+        if lo > hi:
+            raise UserError(
+                f"Pareto front: no split of {rt:g} keeps both rates in the measured ranges "
+                f"{lo1:g}-{hi1:g} and {lo2:g}-{hi2:g}"
+            )
+    t = np.linspace(lo, hi, n)
     rates = np.column_stack([t * rt, (1 - t) * rt])
     dist = np.column_stack([f.predict(rates) for f in fits])
     return ParetoFront(t, rates, dist, nondominated(dist))
@@ -227,3 +238,58 @@ def allocation_report(fit: DRFit, total_rate: float, achievable, labels, sizes=N
             "nearest": point(nearest_config(rates, pts)),
         }
     return report
+
+
+def tasks_report(fits, weights, total_rate: float, achievable, labels, measured=None) -> dict:
+    """Several tasks' surfaces over the same streams (``fits``, one per task) at one total
+    rate: the ``weights``' scalarised allocation (:func:`allocate_weighted`) and the
+    affordable operating point nearest it (of ``achievable``, m x N, labelled ``labels``),
+    each task's own closed-form allocation with every task's model distortion there, and,
+    for two streams, the Pareto front's non-dominated share of the total for stream 0
+    (:func:`pareto_front_two_streams`). ``measured`` (k x m): each task's measured
+    distortion at each operating point, reported at the chosen one. A dict, JSON-ready."""
+    fits = tuple(fits)
+    w = allocate_weighted(fits, weights, total_rate)
+    pts = np.asarray(achievable, dtype=float).reshape(-1, fits[0].n_streams)
+    k = nearest_config(w.rates, pts)
+    nearest = {
+        "config": list(labels)[k],
+        "rates": pts[k].tolist(),
+        "model_distortion": [float(f.predict(pts[k][None, :])[0]) for f in fits],
+    }
+    if measured is not None:
+        nearest["measured_distortion"] = [float(m[k]) for m in np.asarray(measured, float)]
+    out = {
+        "total_rate": w.total_rate,
+        "weights": [float(x) for x in np.asarray(weights, float)],
+        "weighted": {
+            "rates": w.rates.tolist(),
+            "model_distortion": w.distortion.tolist(),
+            "nearest": nearest,
+        },
+        "own": [],
+    }
+    for f in fits:
+        own = allocate(f, w.total_rate)
+        out["own"].append(
+            {
+                "rates": own.rates.tolist(),
+                "model_distortion": [float(g.predict(own.rates[None, :])[0]) for g in fits],
+            }
+        )
+    if fits[0].n_streams == 2:
+        box = measured_box(pts)
+        try:
+            front = pareto_front_two_streams(fits, w.total_rate, bounds=box)
+        except UserError:
+            out["pareto"] = None  # no split of this total stays inside the measured rates
+        else:
+            share = front.t[front.nondominated]
+            out["pareto"] = {"share_s0": [float(share.min()), float(share.max())]}
+    return out
+
+
+def measured_box(achievable) -> tuple[tuple[float, float], ...]:
+    """Each stream's (lowest, highest) measured rate: where the surfaces are fitted."""
+    pts = np.asarray(achievable, dtype=float)
+    return tuple((float(lo), float(hi)) for lo, hi in zip(pts.min(0), pts.max(0), strict=True))

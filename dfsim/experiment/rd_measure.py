@@ -111,41 +111,63 @@ def stream_bits(prep) -> np.ndarray:
     return np.column_stack([np.asarray(s.encoded.bits_per_image(), float) for s in prep.streams])
 
 
+def subset_targets(task, targets, idx: np.ndarray):
+    """Images ``idx`` of a task's targets; of each task's, for several tasks (a
+    :class:`~dfsim.experiment.multi_task.MultiTask`'s targets are one per task)."""
+    if getattr(task, "parts", None) is not None:
+        return tuple(subset(t, idx) for t in targets)
+    return subset(targets, idx)
+
+
 def measure(scn, fit_idx, held_idx, metric=None, per_stream=None, by=None, log=None):
     """The configs of ``scn`` measured on the images ``fit_idx`` and ``held_idx``, as
     curves (:class:`MeasuredCurve`), and the metric used. ``per_stream``: one rate per
     crossing tensor (default: when several cross the cut), else their total; ``by``: the
     config columns telling curves apart (default: split and codec where they vary)."""
+    found = measure_metrics(scn, fit_idx, held_idx, [metric], per_stream, by, log)
+    ((name, curves),) = found.items()
+    return curves, name
+
+
+def measure_metrics(scn, fit_idx, held_idx, metrics, per_stream=None, by=None, log=None):
+    """:func:`measure` for several metrics (of one task or of several tasks' columns) from
+    one pass over the configs: ``{metric: curves}`` in the order given (a None metric is
+    the task's default)."""
     from dfsim.experiment.prepare import prepare
 
-    points = []
+    points: dict = {}
+    names = list(metrics)
     for i in range(len(scn.configs)):
         if log:
             log(f"config {i + 1}/{len(scn.configs)}: {scn.configs[i].describe()}")
         prep = prepare(scn, i)
         clean, coded, targets = clean_predictions(prep), prep.reference_pred, prep.targets
-        if metric is None:
-            metric = default_metric(prep.task, clean, targets)
+        names = [default_metric(prep.task, clean, targets) if m is None else m for m in names]
         bits = stream_bits(prep)
         split_stream = len(prep.streams) > 1 if per_stream is None else per_stream
         bits = bits if split_stream else bits.sum(axis=1, keepdims=True)
         sizes = np.array([int(np.prod(s.crossing.shape)) for s in prep.streams])
-        row = {"index": i, "columns": prep.columns(), "sizes": sizes}
-        for name, idx in (("fit", fit_idx), ("held", held_idx)):
-            try:
-                value, ref = metric_pair(
-                    prep.task, metric, subset(coded, idx), subset(clean, idx), subset(targets, idx)
-                )
-            except KeyError:
-                raise UserError(
-                    f"--metric: {metric!r} is not a metric of task {scn.task.name!r}"
-                ) from None
-            row[f"metric_{name}"] = value
-            row[f"d_{name}"] = float(task_distortion([value], ref)[0])
-            row[f"rates_{name}"] = bits[idx].mean(axis=0) / 1e3
-        points.append(row)
+        for metric in names:
+            row = {"index": i, "columns": prep.columns(), "sizes": sizes}
+            for name, idx in (("fit", fit_idx), ("held", held_idx)):
+                try:
+                    value, ref = metric_pair(
+                        prep.task,
+                        metric,
+                        subset(coded, idx),
+                        subset(clean, idx),
+                        subset_targets(prep.task, targets, idx),
+                    )
+                except KeyError:
+                    raise UserError(
+                        f"--metric: {metric!r} is not a metric of task {scn.task.name!r}"
+                    ) from None
+                row[f"metric_{name}"] = value
+                row[f"d_{name}"] = float(task_distortion([value], ref)[0])
+                row[f"rates_{name}"] = bits[idx].mean(axis=0) / 1e3
+            points.setdefault(metric, []).append(row)
         del prep
-    return _curves(points, by), metric
+    return {m: _curves(points[m], by) for m in names}
 
 
 def rate_names(curves: list[MeasuredCurve]) -> list[str]:

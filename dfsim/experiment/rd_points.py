@@ -127,9 +127,46 @@ def rd_figure(items: list[tuple[Curve, np.ndarray, DRFit]], paths, rates: list[s
         axes[0].grid(alpha=0.3)
         fig.legend(loc="outside right center", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
+    return _save(fig, paths)
+
+
+def _save(fig, paths):
     for path in map(Path, paths):
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {".svg": {"Date": None}, ".pdf": {"CreationDate": None}}.get(path.suffix)
         fig.savefig(path, bbox_inches="tight", metadata=meta)
     plt.close(fig)
     return fig
+
+
+def pareto_figure(fits, tasks: list[str], totals, reports, measured, box, paths, title: str):
+    """Two tasks' distortions over the allocations of two streams: for each total rate in
+    ``totals``, every split of it with both rates in ``box`` (each stream's measured
+    range; a line, its non-dominated part bold) and the weighted
+    allocation of ``reports`` (:func:`~dfsim.experiment.rd_allocation.tasks_report`, a
+    star); ``measured`` (m x 2): the operating points' measured distortions (grey dots).
+    Written to each of ``paths``. Returns the figure."""
+    from dfsim.experiment.rd_allocation import pareto_front_two_streams
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    colours = plot_style.palette([f"{t:g}" for t in totals])
+    m = np.asarray(measured, float)
+    ax.plot(m[:, 0], m[:, 1], "o", color="0.6", ms=4, label="measured configs (all rates)")
+    for total, report in zip(totals, reports, strict=True):
+        if report.get("pareto") is None:
+            continue  # no split of this total inside the measured rates
+        front = pareto_front_two_streams(fits, total, bounds=box)
+        c = colours[f"{total:g}"]
+        d = front.distortion
+        ax.plot(d[:, 0], d[:, 1], "-", color=c, lw=0.8, alpha=0.6)
+        nd = front.nondominated
+        ax.plot(d[nd, 0], d[nd, 1], "-", color=c, lw=2.4, label=f"R_t {total:g}")
+        w = report["weighted"]["model_distortion"]
+        ax.plot(w[0], w[1], "*", color=c, ms=12, mec="k")
+    ax.set(xlabel=f"{tasks[0]} distortion D (%)", ylabel=f"{tasks[1]} distortion D (%)")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, paths)

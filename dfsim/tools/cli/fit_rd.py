@@ -52,7 +52,13 @@ def add_parser(sub):
     f.add_argument(
         "--metric",
         help="the task metric (default: the task's primary metric; coding_agreement for "
-        "unlabelled images)",
+        "unlabelled images); several, comma-separated (top1,ssim: one per task), fit one "
+        "surface each and, with --total-rate, allocate for all of them together",
+    )
+    f.add_argument(
+        "--weights",
+        help="with several metrics: each one's weight in the allocation that minimises "
+        "the weighted sum of their distortions (comma-separated, default all 1)",
     )
     f.add_argument(
         "--loss", type=float, help="DIR: the loss rate of the points (default: the lowest)"
@@ -115,6 +121,9 @@ def total_rates(values) -> list[float]:
 
 
 def cmd_fit_rd(args) -> int:
+    metrics = [m.strip() for m in (args.metric or "").split(",") if m.strip()]
+    if len(metrics) > 1 or args.weights is not None:
+        return _fit_tasks(args, metrics, is_results_dir(args.source))
     if not is_results_dir(args.source):
         return _fit_scenario(args)
     for option, value in (
@@ -366,3 +375,173 @@ def _curve_json(h, allocations) -> dict:
     ]
     out = {"curve": c.label, "fit": h.fit.as_dict(), "held_out": h.held_out, "points": points}
     return {**out, "allocations": allocations} if allocations else out
+
+
+# --------------------------------------------------------------------------- several tasks
+def _weights(text: str | None, n: int) -> list[float]:
+    if text is None:
+        return [1.0] * n
+    try:
+        w = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"--weights: {text!r} is not comma-separated numbers") from None
+    if len(w) != n:
+        raise UserError(f"--weights: {len(w)} weights for {n} metrics")
+    return w
+
+
+def _task_fits(args, metrics: list[str], is_dir: bool):
+    """Per metric, its curves' fits: ``{metric: [(label, configs, rates, d, fit, scores)]}``
+    (rates and d: the points the allocation chooses among, held out for a scenario), the
+    rate names and a heading."""
+    from dfsim.experiment import rd_measure, rd_points
+    from dfsim.experiment.rate_distortion import fit_dr, manifest_reference, task_distortion
+
+    if is_dir:
+        rows, schema = read_results(args.source)
+        if not rows:
+            raise UserError(f"{Path(args.source) / 'results.csv'}: has no rows")
+        names = _rate_columns(args.rate or "kbpi")
+        chosen = rd_points.select_rows(rows, args.loss, args.method)
+        by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
+        out = {}
+        for m in metrics:
+            metric = metric_name(schema, rows, m, "--metric")
+            reference = manifest_reference(args.source, metric)
+            out[metric] = []
+            for c in rd_points.curves(chosen, schema.config_columns, names, metric, by):
+                d = task_distortion(c.metric, reference)
+                try:
+                    fit = fit_dr(c.rates, d, names=names)
+                except UserError as exc:
+                    raise UserError(f"{metric}, {c.label}: {exc}") from None
+                out[metric].append((c.label, c.configs, c.rates, d, fit, None))
+        where = f"loss rate {chosen[0]['loss_rate']:g}, method {chosen[0]['method']}"
+        return out, names, f"{args.source}: {where}; fitted on every point"
+    for option, value in (("--loss", args.loss), ("--method", args.method)):
+        if value is not None:
+            raise UserError(f"{option}: for a result directory; {args.source} is a scenario")
+    per_stream = _scenario_rates(args.rate)
+    scn = _load_scenario(args)
+    fraction = FIT_FRACTION if args.fit_fraction is None else args.fit_fraction
+    seed = scn.seed if args.seed is None else args.seed
+    fit_idx, held_idx = rd_measure.split_images(scn.data.n_images, fraction, seed)
+    by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
+    found = rd_measure.measure_metrics(scn, fit_idx, held_idx, metrics, per_stream, by)
+    names = rd_measure.rate_names(next(iter(found.values())))
+    out = {}
+    for metric, curves in found.items():
+        out[metric] = []
+        for h in rd_measure.fit_held_out(curves, names):
+            c = h.curve
+            out[metric].append((c.label, c.configs, c.rates_held, c.d_held, h.fit, h.held_out))
+    head = (
+        f"{args.source}: loss-free; fitted on {len(fit_idx)} of {scn.data.n_images} images "
+        f"(seed {seed}), allocations scored on the other {len(held_idx)}"
+    )
+    return out, names, head
+
+
+def _fit_tasks(args, metrics: list[str], is_dir: bool) -> int:
+    """``--metric A,B,...``: one surface per metric over the same configs and, at each
+    ``--total-rate``, the weighted allocation for all of them (with each metric's own, and
+    the Pareto front's extent for two streams)."""
+    import numpy as np
+
+    from dfsim.experiment import rd_points
+    from dfsim.experiment.rd_allocation import measured_box, tasks_report
+
+    if len(metrics) < 2:
+        raise UserError("--weights: needs several metrics (--metric top1,ssim)")
+    if not is_dir:
+        for option, value in (("--loss", args.loss), ("--method", args.method)):
+            if value is not None:
+                raise UserError(f"{option}: for a result directory; {args.source} is a scenario")
+    weights = _weights(args.weights, len(metrics))
+    totals = total_rates(args.total_rate)
+    fits, names, head = _task_fits(args, metrics, is_dir)
+    metrics = list(fits)
+    per_curve = list(zip(*fits.values(), strict=True))  # each curve's entry of every metric
+    reports = [
+        [
+            tasks_report(
+                [e[4] for e in entries],
+                weights,
+                t,
+                entries[0][2],
+                entries[0][1],
+                [e[3] for e in entries],
+            )
+            for t in totals
+        ]
+        for entries in per_curve
+    ]
+    if args.out:
+        for metric, entries in fits.items():
+            items = [(rd_points.Curve(lb, r, d, cf), d, f) for lb, cf, r, d, f, _ in entries]
+            paths = [args.out / f"rd_fit_{metric}.{e}" for e in ("png", "svg")]
+            rd_points.rd_figure(items, paths, names, f"{metric}: measured vs fitted D")
+        if len(metrics) == 2 and len(names) == 2 and totals:
+            entries = per_curve[0]
+            rd_points.pareto_figure(
+                [e[4] for e in entries],
+                metrics,
+                totals,
+                reports[0],
+                np.column_stack([e[3] for e in entries]),
+                measured_box(entries[0][2]),
+                [args.out / f"rd_pareto.{e}" for e in ("png", "svg")],
+                f"{' vs '.join(metrics)} over the splits of each total rate ({entries[0][0]})",
+            )
+    if args.json:
+        out = {
+            "source": str(args.source),
+            "metrics": metrics,
+            "weights": weights,
+            "fits": {
+                m: [
+                    {"curve": e[0], **e[4].as_dict(), **({"held_out": e[5]} if e[5] else {})}
+                    for e in entries
+                ]
+                for m, entries in fits.items()
+            },
+            "allocations": [
+                {"curve": entries[0][0], "reports": r}
+                for entries, r in zip(per_curve, reports, strict=True)
+            ],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(head)
+    for m, entries in fits.items():
+        for label, _, _, _, fit, held in entries:
+            s = held or fit.as_dict()
+            what = "held out" if held else "fit"
+            print(f"{m}, {label}: {_formula(fit)}")
+            print(f"    {what}: R2 {s['r2']:.3f}, residual SD {s['residual_sd']:.3f}")
+    if totals:
+        shown = ", ".join(f"{m} {w:g}" for m, w in zip(metrics, weights, strict=True))
+        print(f"together, weights {shown}:")
+    for entries, curve_reports in zip(per_curve, reports, strict=True):
+        for r in curve_reports:
+            print("    " + _tasks_line(r, metrics, names, entries[0][0]))
+    return 0
+
+
+def _tasks_line(r: dict, metrics: list[str], names: list[str], label: str) -> str:
+    def ds(values) -> str:
+        return ", ".join(f"{m} {v:.3g} %" for m, v in zip(metrics, values, strict=True))
+
+    w, near = r["weighted"], r["weighted"]["nearest"]
+    measured = near.get("measured_distortion")
+    text = (
+        f"{label}, R_t {r['total_rate']:g}: weighted {_rates_text(w['rates'], names)} "
+        f"(model D {ds(w['model_distortion'])}) -> {near['config']!r}"
+        + (f" (measured D {ds(measured)})" if measured else "")
+    )
+    for m, own in zip(metrics, r["own"], strict=True):
+        text += f"; {m}'s own {_rates_text(own['rates'], names)} (D {ds(own['model_distortion'])})"
+    if r.get("pareto"):
+        lo, hi = r["pareto"]["share_s0"]
+        text += f"; non-dominated: stream 0 gets {100 * lo:.0f}-{100 * hi:.0f} % of R_t"
+    return text
