@@ -317,8 +317,8 @@ class Results:
         from dfsim.experiment import plots
         from dfsim.tools.cli.common import metric_name
 
-        if x not in plots.X_AXES:
-            raise UserError(f"x: {x!r} is not an axis (one of {', '.join(plots.X_AXES)})")
+        if plots.x_axis(x) is None:
+            raise UserError(f"x: {x!r} is not an axis (one of {plots.axis_names()})")
         rows = self._rows
         if methods is not None:
             wanted = [self._method(m, "methods") for m in _names(methods)]
@@ -369,7 +369,7 @@ class Results:
         for f in statistics.curve_fields(curves):
             if f not in fields:
                 raise UserError(f"curves: unknown field {f!r} (one of {', '.join(fields)})")
-        if rate not in statistics.RATE_COLUMNS or not schema.has_values(rows, rate):
+        if not statistics.is_rate_column(rate) or not schema.has_values(rows, rate):
             raise UserError(f"rate: {rate!r} has no values in these results")
         try:
             found = statistics.bd_rates(rows, schema, metric, rate, curves, anchor)
@@ -430,47 +430,14 @@ class Results:
         import numpy as np
         import pandas as pd
 
+        from dfsim.experiment import statistics
         from dfsim.tools.cli.common import metric_name
 
         rows, schema = self._rows, self._schema
         metric = metric_name(schema, rows, metric, "metric")
-        table = self.summary
-        if f"{rate}_mean" not in table.columns:
-            numeric = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
-            raise UserError(
-                f"rate: {rate!r} is not a column of these results ({', '.join(numeric)})"
-            )
-        values = np.atleast_1d(np.asarray(budgets, dtype=float))
-        if not len(values) or not np.isfinite(values).all():
-            raise UserError(f"budgets: expected finite numbers, got {budgets!r}")
-        r, m = table[f"{rate}_mean"], f"{metric}_mean"
-        if values.min() < r.min():
-            raise UserError(
-                f"budgets: {values.min():g} is below every config's {rate} "
-                f"(the smallest is {r.min():g})"
-            )
-        better = schema.metric(metric).higher_is_better is not False
-        varying = [c for c in schema.config_columns if c in table and table[c].nunique() > 1]
-        setting = ["channel", "loss_rate", "burst_length", "method"]
-        out = []
-        for key, group in table.groupby(setting, sort=False, dropna=False):
-            for b in values:
-                fit = group[group[f"{rate}_mean"] <= b]
-                if not len(fit):
-                    continue
-                order = fit.sort_values([m, f"{rate}_mean"], ascending=[not better, True])
-                best = order.iloc[0]
-                out.append(
-                    {
-                        **dict(zip(setting, key, strict=True)),
-                        "budget": b,
-                        **{c: best[c] for c in varying},
-                        rate: best[f"{rate}_mean"],
-                        m: best[m],
-                        f"{metric}_ci95": best.get(f"{metric}_ci95"),
-                    }
-                )
-        return pd.DataFrame(out)
+        summary = self.summary.to_dict("records")
+        found = statistics.best_within(summary, schema, metric, rate, np.atleast_1d(budgets))
+        return pd.DataFrame(found)
 
 
 def _paired(by_method: dict, method: str, reference: str, metric: str) -> dict:

@@ -184,3 +184,58 @@ def test_protection_of_a_stream_the_cut_lacks_is_refused(tmp_path, skip_model, c
         "error_control 's2:fec(8,2)': streams.2: the cut at split 'c2' passes 2 "
         "tensors (streams 0 to 1), not a stream 2"
     )
+
+
+def test_compare_best_within_is_the_apis_choice(capsys):
+    import dfsim
+
+    budgets = [270e3, 350e3, 450e3]
+    assert main(
+        ["compare", "results/rd-protection", "--rate", "wire_bits_per_image",
+         "--best-within", ",".join(f"{b:g}" for b in budgets)]
+    ) == 0  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert head == [
+        "channel", "loss", "method", "budget", "bits", "bits_s1", "error_control",
+        "wire_bits_per_image", "top1",
+    ]  # fmt: skip
+    best = dfsim.load(ROOT / "results" / "rd-protection").best_within(
+        budgets, rate="wire_bits_per_image"
+    )
+    assert len(lines) == 2 + len(best) == 2 + 2 * len(budgets)
+    summary = dfsim.load(ROOT / "results" / "rd-protection").summary
+    for line, row in zip(lines[2:], best.itertuples(), strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[4:7] == [str(row.bits), str(row.bits_s1), row.error_control]
+        assert row.wire_bits_per_image <= row.budget
+        same = summary[
+            (summary.loss_rate == row.loss_rate) & (summary.wire_bits_per_image_mean <= row.budget)
+        ]
+        assert row.top1_mean == same.top1_mean.max()
+
+
+def test_rate_columns_include_each_streams_share():
+    from dfsim.experiment.statistics import is_rate_column
+
+    assert all(is_rate_column(c) for c in ("kbpi", "wire_bits_per_image", "kbpi_s0", "kbpi_s12"))
+    assert not any(is_rate_column(c) for c in ("bits", "kbpi_s", "kbpi_sx", "top1"))
+    assert main(["compare", "results/rd-allocation", "--bd-rate", "--rate", "top1"]) == 2
+    assert (
+        main(["compare", "results/rd-allocation", "--best-within", "1e9", "--rate", "kbpi_s1"]) == 0
+    )
+
+
+def test_plot_on_the_wire_rate_draws_each_configs_mean_over_trials():
+    import dfsim
+
+    r = dfsim.load(ROOT / "results" / "rd-protection")
+    fig = r.plot(x="wire_bits_per_image", by="error_control,bits", panels="loss_rate")
+    xs = sorted({round(float(v), 6) for ax in fig.axes for ln in ax.lines for v in ln.get_xdata()})
+    want = sorted({round(v / 1e3, 6) for v in r.summary.wire_bits_per_image_mean})
+    assert xs == want  # ARQ's configs: their trials' wire bits differ, one point each
+    assert fig.axes[0].get_xlabel() == "kbit on the wire per image"
+    fig = r.plot(x="kbpi_s1", by="error_control,bits", panels="loss_rate")
+    assert fig.axes[0].get_xlabel() == "kbit per image, stream 1"
+    with pytest.raises(UserError, match=r"^x: 'kbpi_sx' is not an axis \(one of loss_rate, "):
+        r.plot(x="kbpi_sx")

@@ -3,6 +3,7 @@ shaded 95 % t-interval over trials; and a bar chart of completion time per metho
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections import defaultdict
 from pathlib import Path
@@ -28,8 +29,41 @@ X_AXES = {
     "bits_per_image": ("coded bits per image", 1.0),
     "bpp": ("bits per input pixel", 1.0),
     "bits_per_element": ("bits per feature value", 1.0),
+    # every bit the network carried (headers, parity, retransmissions): a trial's value; a
+    # point is the config's mean over its trials
+    "wire_bits_per_image": ("kbit on the wire per image", 1e-3),
 }
-RATE_AXES = ("kbpi", "bits_per_image", "bpp", "bits_per_element")
+RATE_AXES = ("kbpi", "bits_per_image", "bpp", "bits_per_element", "wire_bits_per_image")
+TRIAL_AXES = ("wire_bits_per_image",)  # differ between trials of a config
+STREAM_AXIS = re.compile(r"kbpi_s(\d+)")  # one stream's coded kbit per image
+
+
+def x_axis(x: str) -> tuple[str, float] | None:
+    """An x axis's label and scale: one of :data:`X_AXES` or a stream's ``kbpi_s<i>``;
+    None for anything else."""
+    found = STREAM_AXIS.fullmatch(x)
+    if found:
+        return f"kbit per image, stream {found.group(1)}", 1.0
+    return X_AXES.get(x)
+
+
+def axis_names() -> str:
+    """The x axes, as an error message lists them."""
+    return ", ".join([*X_AXES, "kbpi_s<i>"])
+
+
+def _is_rate_axis(x: str) -> bool:
+    return x in RATE_AXES or STREAM_AXIS.fullmatch(x) is not None
+
+
+def _config_means(rows: list[dict], schema: ResultsSchema, x: str) -> list[dict]:
+    """``rows`` with ``x`` replaced by its mean over each config's trials (per channel
+    setting and method): a trial-varying rate drawn as one point per config."""
+    keys = (*schema.config_columns, "channel", "loss_rate", "burst_length", "method")
+    sums: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        sums[tuple(repr(r.get(k)) for k in keys)].append(float(r[x]))
+    return [{**r, x: float(np.mean(sums[tuple(repr(r.get(k)) for k in keys)]))} for r in rows]
 
 
 def group_fields(schema: ResultsSchema) -> tuple[str, ...]:
@@ -100,6 +134,8 @@ def metric_plot(
         first = rows[0]["method"] if rows else None
         rows = [{**r, "method": ""} for r in rows if r["method"] == first]
     dims, by = style.choose_panels(rows, _group_value, by, (panel,) if panel else ())
+    if x in TRIAL_AXES:
+        rows = _config_means(rows, schema, x)
     groups, labels = _series(rows, decl.name, x, by, dims)
     colour = _colours(groups, by, order, rows)
     rank = {m: i for i, m in enumerate(order)}
@@ -131,7 +167,7 @@ def metric_plot(
             ax.axis("off")
         elif r + 1 < nrows and axes[r + 1][c] not in used:  # nothing below: its own x ticks
             ax.xaxis.set_tick_params(labelbottom=True)
-            ax.set_xlabel(X_AXES[x][0])
+            ax.set_xlabel(x_axis(x)[0])
     room = style.MAX_ENTRIES - len(seconds) - iid_marked
     style.draw_references(used, reference, decl, room)
     for ax in axes[:, 0]:
@@ -142,7 +178,7 @@ def metric_plot(
         (h,) = axes[0][0].plot([], [], "*", ms=8, color="0.35")
         extra["i.i.d. loss (mean burst 1/(1-P)), same colours"] = h
     style.shared_legend(fig, used, extra)
-    what = f"{decl.label} vs {X_AXES[x][0].split(' (')[0]} (mean and 95 % CI over trials)"
+    what = f"{decl.label} vs {x_axis(x)[0].split(' (')[0]} (mean and 95 % CI over trials)"
     # wrapped: a long metric name stays inside the figure
     fig.suptitle(textwrap.fill(title or what, 75), fontsize=10)
     _save(fig, paths)
@@ -210,7 +246,7 @@ def _line_fields(rows, schema: ResultsSchema, x: str, by: tuple[str, ...], panel
 
     by = tuple(f for f in by if f != panel)
     varying = varying_config_keys(rows, schema)
-    if x in RATE_AXES:
+    if _is_rate_axis(x):
         varying = [k for k in varying if k == "codec"]
     return by + tuple(k for k in varying if k not in by and k != panel)
 
@@ -225,12 +261,12 @@ def _panel(ax, groups: dict, labels: dict, look: tuple, x: str, by: tuple, decl)
         iid = x == "burst_length" and "channel" in by and key[2 + by.index("channel")] == "iid"
         label = " — ".join(p for p in (key[1], labels[key[1:]]) if p) or "all"
         drawn = (colours[key[at]], *lstyle[key[1:]])
-        _draw(ax, by_x, X_AXES[x][1], decl.scale, drawn, label, iid)
+        _draw(ax, by_x, x_axis(x)[1], decl.scale, drawn, label, iid)
         iid_marked |= iid
     xs = [v for by_x in groups.values() for v in by_x if v > 0]
-    if x in RATE_AXES and xs and max(xs) > 20 * min(xs):  # rates spanning decades
+    if _is_rate_axis(x) and xs and max(xs) > 20 * min(xs):  # rates spanning decades
         ax.set_xscale("log")
-    ax.set_xlabel(X_AXES[x][0])
+    ax.set_xlabel(x_axis(x)[0])
     ax.grid(True, alpha=0.3)
     return iid_marked
 

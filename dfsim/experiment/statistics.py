@@ -11,11 +11,13 @@ the t-test is used; its p-value assumes roughly normal differences.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections import defaultdict
 
 import numpy as np
 
+from dfsim.errors import UserError
 from dfsim.experiment.results import CHANNEL_COLUMNS, ResultsSchema, mean_ci95
 
 
@@ -173,6 +175,13 @@ def _table_row(cell, keys, shown, methods, by, decl, starred: bool) -> str:
 
 # --------------------------------------------------------------------------- rate
 RATE_COLUMNS = ("kbpi", "bits_per_image", "bpp", "bits_per_element", "wire_bits_per_image")
+STREAM_RATE = re.compile(r"(kbpi|bits_per_image)_s\d+")  # one stream's share (kbpi_s1)
+
+
+def is_rate_column(name: str) -> bool:
+    """A rate column: one of :data:`RATE_COLUMNS` or a stream's ``kbpi_s<i>`` /
+    ``bits_per_image_s<i>``."""
+    return name in RATE_COLUMNS or STREAM_RATE.fullmatch(name) is not None
 
 
 def rate_curves(
@@ -406,4 +415,72 @@ def gain_table(gains: list[dict], schema: ResultsSchema, metric: str, lo: float,
             else:
                 cells.append(_mean_interval(g["gain"], g["gain_ci95"], g.get("trials"), decl, d))
         lines.append("| " + " | ".join([*(_cell(v) for v in gkey), *cells]) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- budgets
+def best_within(
+    summary: list[dict], schema: ResultsSchema, metric: str, rate: str, budgets
+) -> list[dict]:
+    """The operational choice over a run's configs (``summary``: :func:`summarize`'s rows):
+    per channel setting, method and budget, the config whose mean ``rate`` is at most the
+    budget and whose mean ``metric`` is best (a tie goes to the cheaper). Each row: the
+    setting, method, ``budget``, the chosen config's columns that vary in the run, its
+    ``rate`` (mean) and ``<metric>_mean`` / ``<metric>_ci95``. A budget below every
+    config's rate is a one-line error."""
+    key = f"{rate}_mean"
+    have = [r for r in summary if r.get(key) is not None and r[key] == r[key]]
+    if not have:
+        found = sorted({k[: -len("_mean")] for r in summary for k in r if k.endswith("_mean")})
+        raise UserError(f"rate: {rate!r} is not a column of these results ({', '.join(found)})")
+    values = [float(b) for b in budgets]
+    if not values or not all(math.isfinite(b) for b in values):
+        raise UserError(f"budgets: expected finite numbers, got {budgets!r}")
+    cheapest = min(r[key] for r in have)
+    if min(values) < cheapest:
+        raise UserError(
+            f"budgets: {min(values):g} is below every config's {rate} (the smallest is "
+            f"{cheapest:g})"
+        )
+    better = schema.metric(metric).higher_is_better is not False
+    varying = varying_config_keys(summary, schema)
+    setting = (*CHANNEL_COLUMNS, "method")
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in have:
+        groups[tuple(r[k] for k in setting)].append(r)
+    out = []
+    m = f"{metric}_mean"
+    for cell, rows in groups.items():
+        for b in values:
+            fit = [r for r in rows if r[key] <= b and r.get(m) == r.get(m)]
+            if not fit:
+                continue
+            best = min(fit, key=lambda r: (-r[m] if better else r[m], r[key]))
+            out.append(
+                {
+                    **dict(zip(setting, cell, strict=True)),
+                    "budget": b,
+                    **{c: best[c] for c in varying},
+                    rate: best[key],
+                    m: best[m],
+                    f"{metric}_ci95": best.get(f"{metric}_ci95"),
+                }
+            )
+    return out
+
+
+def best_within_table(found: list[dict], metric: str, rate: str, decl) -> str:
+    """:func:`best_within`'s rows as a markdown table."""
+    if not found:
+        return ""
+    fixed = ("channel", "loss_rate", "burst_length", "method", "budget", rate)
+    fixed += (f"{metric}_mean", f"{metric}_ci95")
+    configs = [k for k in found[0] if k not in fixed]
+    head = ["channel", "loss", "method", "budget", *configs, rate, metric]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in found:
+        shown = _mean_interval(r[f"{metric}_mean"], r[f"{metric}_ci95"] or 0.0, None, decl, 1)
+        cells = [r["channel"], f"{r['loss_rate']:g}", r["method"], f"{r['budget']:g}"]
+        cells += [str(r[k]) for k in configs] + [f"{r[rate]:.6g}", shown]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -39,8 +39,15 @@ def add_parser(sub):
     c.add_argument(
         "--rate",
         default="kbpi",
-        choices=("kbpi", "bits_per_image", "bpp", "bits_per_element", "wire_bits_per_image"),
-        help="--bd-rate: the rate column (default kbpi)",
+        help="--bd-rate, --best-within: the rate column (default kbpi; bits_per_image, bpp, "
+        "bits_per_element, wire_bits_per_image, or a stream's kbpi_s<i>)",
+    )
+    c.add_argument(
+        "--best-within",
+        metavar="B[,B...]",
+        help="per channel setting and method, the config with the best mean metric whose "
+        "mean --rate is at most each budget B (over per-stream bits and error controls with "
+        "--rate wire_bits_per_image: the joint choice of rate and protection)",
     )
     c.add_argument("--anchor", help="--bd-rate: the reference curve (default: the first)")
     c.add_argument(
@@ -87,6 +94,15 @@ def cmd_compare(args) -> int:
         print(_bd_rate_table(args, rows, schema, metric))
         return 0
     summary = statistics.summarize(rows, schema, reference)
+    if args.best_within is not None:
+        budgets = _numbers(args.best_within, "--best-within")
+        try:
+            found = statistics.best_within(summary, schema, metric, args.rate, budgets)
+        except UserError as exc:  # name the options: rate -> --rate, budgets -> --best-within
+            text = str(exc).replace("budgets:", "--best-within:", 1)
+            raise UserError(text if text.startswith("--") else f"--{text}") from None
+        print(statistics.best_within_table(found, metric, args.rate, schema.metric(metric)))
+        return 0
     print(statistics.markdown_table(summary, schema, metric))
     return 0
 
@@ -122,6 +138,11 @@ def _bd_rate_table(args, rows, schema, metric: str) -> str:
     for f in statistics.curve_fields(curves):
         if f not in fields:
             raise UserError(f"--curves: unknown field {f!r} (one of {', '.join(fields)})")
+    if not statistics.is_rate_column(args.rate):
+        raise UserError(
+            f"--rate: {args.rate!r} is not a rate column ({', '.join(statistics.RATE_COLUMNS)}, "
+            "kbpi_s<i>)"
+        )
     if not schema.has_values(rows, args.rate):
         raise UserError(f"--rate: {args.rate!r} has no values in these results")
     try:
@@ -184,3 +205,10 @@ def _differences(a, b, where: str) -> list[str]:
             for f in _differences(a.get(k), b.get(k), f"{where}.{k}")
         ]
     return [] if a == b else [where]
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not comma-separated numbers") from None

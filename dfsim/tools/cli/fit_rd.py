@@ -446,10 +446,7 @@ def _fit_tasks(args, metrics: list[str], is_dir: bool) -> int:
     """``--metric A,B,...``: one surface per metric over the same configs and, at each
     ``--total-rate``, the weighted allocation for all of them (with each metric's own, and
     the Pareto front's extent for two streams)."""
-    import numpy as np
-
-    from dfsim.experiment import rd_points
-    from dfsim.experiment.rd_allocation import measured_box, tasks_report
+    from dfsim.experiment.rd_allocation import tasks_report
 
     if len(metrics) < 2:
         raise UserError("--weights: needs several metrics (--metric top1,ssim)")
@@ -477,22 +474,7 @@ def _fit_tasks(args, metrics: list[str], is_dir: bool) -> int:
         for entries in per_curve
     ]
     if args.out:
-        for metric, entries in fits.items():
-            items = [(rd_points.Curve(lb, r, d, cf), d, f) for lb, cf, r, d, f, _ in entries]
-            paths = [args.out / f"rd_fit_{metric}.{e}" for e in ("png", "svg")]
-            rd_points.rd_figure(items, paths, names, f"{metric}: measured vs fitted D")
-        if len(metrics) == 2 and len(names) == 2 and totals:
-            entries = per_curve[0]
-            rd_points.pareto_figure(
-                [e[4] for e in entries],
-                metrics,
-                totals,
-                reports[0],
-                np.column_stack([e[3] for e in entries]),
-                measured_box(entries[0][2]),
-                [args.out / f"rd_pareto.{e}" for e in ("png", "svg")],
-                f"{' vs '.join(metrics)} over the splits of each total rate ({entries[0][0]})",
-            )
+        _task_figures(args.out, fits, per_curve, reports, names, totals)
     if args.json:
         out = {
             "source": str(args.source),
@@ -526,6 +508,33 @@ def _fit_tasks(args, metrics: list[str], is_dir: bool) -> int:
         for r in curve_reports:
             print("    " + _tasks_line(r, metrics, names, entries[0][0]))
     return 0
+
+
+def _task_figures(out: Path, fits: dict, per_curve, reports, names, totals) -> None:
+    """``--out`` with several metrics: each metric's rd_fit_<metric> and, for two tasks and
+    two streams, rd_pareto (of the first curve)."""
+    import numpy as np
+
+    from dfsim.experiment import rd_points
+    from dfsim.experiment.rd_allocation import measured_box
+
+    metrics = list(fits)
+    for metric, entries in fits.items():
+        items = [(rd_points.Curve(lb, r, d, cf), d, f) for lb, cf, r, d, f, _ in entries]
+        paths = [out / f"rd_fit_{metric}.{e}" for e in ("png", "svg")]
+        rd_points.rd_figure(items, paths, names, f"{metric}: measured vs fitted D")
+    if len(metrics) == 2 and len(names) == 2 and totals:
+        entries = per_curve[0]
+        rd_points.pareto_figure(
+            [e[4] for e in entries],
+            metrics,
+            totals,
+            reports[0],
+            np.column_stack([e[3] for e in entries]),
+            measured_box(entries[0][2]),
+            [out / f"rd_pareto.{e}" for e in ("png", "svg")],
+            f"{' vs '.join(metrics)} over the splits of each total rate ({entries[0][0]})",
+        )
 
 
 def _tasks_line(r: dict, metrics: list[str], names: list[str], label: str) -> str:

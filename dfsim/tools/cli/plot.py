@@ -26,8 +26,9 @@ def add_parser(sub):
     pl.add_argument(
         "--x",
         default="loss_rate",
-        choices=("loss_rate", "burst_length", "kbpi", "bits_per_image", "bpp", "bits_per_element"),
-        help="x axis: the channel's loss rate or burst length, or a rate (rate-accuracy)",
+        help="x axis: the channel's loss rate or burst length (loss_rate, burst_length), or a "
+        "rate (kbpi, bits_per_image, bpp, bits_per_element, a stream's kbpi_s<i>, or "
+        "wire_bits_per_image: everything the network carried, a config's mean over trials)",
     )
     pl.add_argument(
         "--y",
@@ -69,6 +70,8 @@ def draw(args, formats: tuple[str, ...]) -> tuple[list, list[Path]]:
     from dfsim.experiment import plots
 
     dirs = args.dir
+    if plots.x_axis(args.x) is None:
+        raise UserError(f"--x: {args.x!r} is not an axis (one of {plots.axis_names()})")
     if len(dirs) > 1 and not args.out:
         raise UserError("--out: several directories need a directory for their figures")
     d = Path(args.out or dirs[0])
