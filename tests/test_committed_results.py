@@ -224,3 +224,31 @@ def test_rd_allocation_study_config_regenerates(tmp_path, monkeypatch):
     assert [(r["bits"], r["bits_s1"], r["method"]) for r in new] == [(3, 6, "zeros")]
     committed = read_results_csv(ROOT / "results" / "rd-allocation" / "results.csv")
     assert_rows_match(new, [r for r in committed if r["bits"] == 3 and r["bits_s1"] == 6])
+
+
+def test_rd_protection_study_transport_regenerates(tmp_path, monkeypatch):
+    """The protection-per-stream study: (2, 4) bits with FEC and with ARQ on stream 1 at
+    30 % loss, one trial, gives its committed rows' network columns (the same for every
+    completion method of a trial, so zero-fill stands in for the run's ALTeC)."""
+    from dfsim.transport.network import METRICS
+
+    monkeypatch.chdir(ROOT)
+    scn = yaml.safe_load((ROOT / "scenarios" / "rd-protection.yaml").read_text())
+    scn["encoding"].update(bits=2, streams={1: {"bits": 4}})
+    scn["error_control"] = [e for e in scn["error_control"] if "streams" in e and 1 in e["streams"]]
+    scn.update(trials=1, methods=["zeros"], channels=[{"kind": "iid", "loss_rates": [0.3]}])
+    new = rerun(tmp_path, scn, "rd-protection")
+    assert [r["error_control"] for r in new] == ["s1:fec(8,4)", "s1:arq(2)"]
+    committed = read_results_csv(ROOT / "results" / "rd-protection" / "results.csv")
+    columns = [m.name for m in METRICS if m.per == "trial" and not m.timing]
+    columns += ["kbpi_s0", "kbpi_s1", "bits_per_image"]
+    for row in new:
+        (old,) = [
+            r
+            for r in committed
+            if (r["bits"], r["bits_s1"], r["error_control"], r["loss_rate"], r["trial"])
+            == (2, 4, row["error_control"], 0.3, 0)
+        ]
+        for c in columns:
+            assert row[c] == pytest.approx(old[c], rel=1e-9), c
+    assert new[0]["wire_bits_per_image"] > new[1]["wire_bits_per_image"]  # parity vs NACKed
