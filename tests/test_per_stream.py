@@ -132,7 +132,9 @@ def test_a_stream_key_zips_with_the_shared_one():
         ({1: {"bits": 99}}, "encoding.streams.1.bits"),
         ({1: {"bits": [2, 2]}}, "encoding.streams.1.bits: 2 is listed twice"),
         ({1: {}}, "encoding.streams.1: expected a mapping of codec parameters"),
-        ({1: {"codec": "range"}}, "encoding.streams.1.codec: every tensor of a cut"),
+        ({1: {"codec": ["range", "raw"]}}, "encoding.streams.1.codec: expected one codec name"),
+        ({1: {"codec": "rnage"}}, "encoding.streams.1.codec: "),
+        ({1: {"codec": "zstd", "qp": 3}}, "encoding.streams.1.qp: not a parameter of codec zstd"),
         ([4], "encoding.streams: expected a mapping of tensor index"),
     ],
 )
@@ -205,3 +207,36 @@ def test_reconstruction_at_the_traced_cut_mirrors_the_sum_of_its_two_tensors():
     assert torch.allclose(got, want, atol=1e-5)
     with pytest.raises(UserError, match="reconstruction has a mirror model for"):
         Reconstruction().bind(traced, "add_2.shortcut")
+
+
+def test_a_stream_with_a_codec_of_its_own(tmp_path, skip_model):
+    """Stream 1 coded by zstd (taking the shared 8 bits), stream 0 by raw at 2 and 8 bits:
+    each tensor's rate is its own codec's; the grid's stream-0 list makes two configs."""
+    out = tmp_path / "out"
+    scn = _scenario(bits=[2, 8], streams={1: {"codec": "zstd"}})
+    scn["channels"] = [{"kind": "iid", "loss_rate": 0.0}]
+    parsed = parse_scenario(scn)
+    assert [c.codec_of(1).name for c in parsed.configs] == ["zstd", "zstd"]
+    assert [dict(c.codec_of(1).params)["bits"] for c in parsed.configs] == [2, 8]
+    assert main(["run", _write(tmp_path, scn), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    rows = read_results_csv(out / "results.csv")
+    assert [(r["codec"], r["bits"], r["codec_s1"]) for r in rows] == [
+        ("raw", 2, "zstd"),
+        ("raw", 8, "zstd"),
+    ]
+    # each tensor's rate is what its codec gives it alone: the same as in a run where every
+    # tensor has that codec
+    for codec in ("raw", "zstd"):
+        alone = _scenario(codec=codec, bits=[2, 8], streams={1: {"bits": [2, 8]}})
+        alone["channels"] = scn["channels"]
+        alone["zip"] = [["encoding.bits", "encoding.streams.1.bits"]]
+        one = tmp_path / codec
+        path = tmp_path / f"{codec}.yaml"
+        path.write_text(yaml.safe_dump(alone))
+        assert main(["run", str(path), "--out", str(one), "--quiet", "--workers", "1"]) == 0
+        ref = read_results_csv(one / "results.csv")
+        column = "bits_per_image_s0" if codec == "raw" else "bits_per_image_s1"
+        assert [r[column] for r in rows] == [r[column] for r in ref]
+    assert rows[1]["bits_per_image_s1"] != rows[1]["bits_per_image_s0"]
+    own = parse_scenario(_scenario(streams={1: {"codec": "zstd", "bits": 4}})).configs[0]
+    assert dict(own.codec_of(1).params)["bits"] == 4 and own.codec_of(0).name == "raw"

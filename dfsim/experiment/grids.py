@@ -167,13 +167,24 @@ def _stream_overrides(streams, codecs: list[str]) -> dict[int, dict[str, list]]:
                 f"{where}: expected a mapping of codec parameters "
                 f"({', '.join(_codec_keys(codecs)) or 'none'}), got {shown(overrides)}"
             )
-        if "codec" in overrides:
-            raise UserError(
-                f"{where}.codec: every tensor of a cut has the one codec (encoding.codec); "
-                "a stream may set that codec's parameters"
-            )
-        out[index] = _codec_params(overrides, codecs, where)
+        own = [codec for codec in [overrides.get("codec")] if codec is not None]
+        if own:  # a codec of its own: one name (not a list), its parameters checked on it
+            if not isinstance(own[0], str):
+                raise UserError(
+                    f"{where}.codec: expected one codec name (a stream's codec is not a grid "
+                    f"key), got {shown(own[0])}"
+                )
+            own = [entry("codec", own[0], f"{where}.codec").name]
+        rest = {k: v for k, v in overrides.items() if k != "codec"}
+        out[index] = ({"codec": own} if own else {}) | _codec_params(rest, own or codecs, where)
     return dict(sorted(out.items()))
+
+
+def stream_codec(dims_or_point: dict, index: int) -> str | None:
+    """The codec of tensor ``index`` where ``encoding.streams.<index>.codec`` gives it one
+    (a grid's dimensions hold a list of one name; a grid point the name); else None."""
+    value = dims_or_point.get(f"encoding.streams.{index}.codec")
+    return value[0] if isinstance(value, list) else value
 
 
 def stream_key_param(key: str) -> str:
@@ -192,13 +203,7 @@ def _distinct_per_codec(dims: dict[str, list], axes: list[list[str]]) -> list[li
         declared = entry("codec", codec).params
         per_axis = []
         for axis in axes:
-            keys = [
-                k
-                for k in axis
-                if not k.startswith("encoding.")
-                or k == "encoding.codec"
-                or stream_key_param(k) in declared
-            ]
+            keys = [k for k in axis if _reads(k, declared, dims)]
             at = [c] if "encoding.codec" in axis else range(len(dims[axis[0]]))
             first: dict[tuple, int] = {}
             for i in at:
@@ -206,6 +211,19 @@ def _distinct_per_codec(dims: dict[str, list], axes: list[list[str]]) -> list[li
             per_axis.append(list(first.values()))
         out.append(per_axis)
     return out
+
+
+def _reads(key: str, declared, dims: dict) -> bool:
+    """Whether a config of a codec declaring ``declared`` reads grid key ``key``: every
+    key but other codecs' parameters; a stream with a codec of its own reads that codec's."""
+    if not key.startswith("encoding.") or key == "encoding.codec":
+        return True
+    if key.startswith("encoding.streams."):
+        index, param = key.split(".")[2:]
+        own = stream_codec(dims, int(index))
+        if own is not None:
+            return param == "codec" or param in entry("codec", own).params
+    return stream_key_param(key) in declared
 
 
 def _count_configs(distinct: list[list[list[int]]]) -> int:

@@ -63,19 +63,16 @@ def build_model(scn: Scenario, cfg: Config, model=None):
                 f"{'x'.join(map(str, t.shape))}, not channels x height x width: "
                 "choose another split"
             )
-    codec, nw = cfg.codec.build(), scn.network
+    codecs, nw = [cfg.codec_of(i).build() for i in range(len(crossing))], scn.network
     # Before encoding, only what is fixed: a codec whose side information varies (a coded
-    # histogram) is checked on its encoded packets (check_encoded_sizes).
+    # histogram) is checked on its encoded packets (check_encoded_sizes). Each tensor with
+    # its own codec; the first packet carries every tensor's side information.
     first = nw.side_info.placement == "first-packet"
-    known = not cfg.packets.fill and not getattr(codec, "model_side_info_bits", 0)
-    for t in crossing if known else ():
-        cfg.packets.layout(t.shape).check(
-            codec,
-            nw.header_bytes,
-            nw.mtu_bytes,
-            codec.side_info_bits * len(crossing) if first else 0,
-            split,
-        )
+    side = sum(c.side_info_bits for c in codecs) if first else 0
+    for t, codec in zip(crossing, codecs, strict=True):
+        if cfg.packets.fill or getattr(codec, "model_side_info_bits", 0):
+            continue
+        cfg.packets.layout(t.shape).check(codec, nw.header_bytes, nw.mtu_bytes, side, split)
     return model, split
 
 

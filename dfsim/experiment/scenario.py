@@ -33,6 +33,7 @@ from dfsim.experiment.grids import (
     channel_settings,
     config_points,
     method_variants,
+    stream_codec,
     string_value,
 )
 from dfsim.experiment.multi_task import TaskList, check_distinct
@@ -45,6 +46,7 @@ from dfsim.experiment.specs import (
     MethodSpec,
     ModelSpec,
     Scenario,
+    stream_component,
 )
 from dfsim.experiment.yaml_files import parse_yaml, read_yaml
 from dfsim.limits import MAX_CONFIGS, MAX_UNITS
@@ -475,25 +477,26 @@ def _config(point: dict, codecs: dict) -> Config:
     codec = point["encoding.codec"]
     declared = entry("codec", codec).params
     params = tuple((k, point.get(f"encoding.{k}", p.default)) for k, p in declared.items())
-    streams: dict[int, dict] = {}  # encoding.streams.<index>.<parameter>, of this codec's
+    streams: dict[int, dict] = {}  # encoding.streams.<index>.<parameter>, of its codec's
     for key, value in point.items():
         if key.startswith("encoding.streams."):
             index, k = key.split(".")[2:]
             own = streams.setdefault(int(index), {})
-            if k in declared:
+            mine = stream_codec(point, int(index))
+            if k == "codec" or k in (entry("codec", mine).params if mine else declared):
                 own[k] = value
-    checks = [("encoding", params)] + [
-        (f"encoding.streams.{i}", tuple({**dict(params), **own}.items()))
-        for i, own in streams.items()
-        if own
-    ]
-    for where, kw in checks:  # each stream's codec built too: its parameters together
-        if (codec, kw) not in codecs:
+    checks = [("encoding", codec, params)]
+    for i, own in streams.items():
+        if own:
+            name, kw = stream_component(codec, params, tuple(own.items()))
+            checks.append((f"encoding.streams.{i}", name, kw))
+    for where, name, kw in checks:  # each stream's codec built too: its parameters together
+        if (name, kw) not in codecs:
             try:
-                entry("codec", codec).build(where, **dict(kw))
+                entry("codec", name).build(where, **dict(kw))
             except UserError as exc:
-                raise UserError(f"{exc} (codec {codec})") from None
-            codecs[codec, kw] = Component("codec", codec, kw)
+                raise UserError(f"{exc} (codec {name})") from None
+            codecs[name, kw] = Component("codec", name, kw)
     return Config(
         point["model.split"],
         codecs[codec, params],

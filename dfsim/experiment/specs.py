@@ -18,6 +18,22 @@ from dfsim.transport.packets import Packetization
 from dfsim.transport.settings import NetworkSettings
 
 
+def stream_component(codec: str, params, own) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """A stream's codec and its parameters from the shared ``codec`` and ``params`` and the
+    stream's ``own`` (name, value) pairs. Without ``codec`` in ``own``: the shared codec,
+    its parameters overridden by the stream's. With it: that codec, each of its declared
+    parameters the stream's own value, else the shared one where the shared codec has it
+    (``bits``), else its default."""
+    mine = dict(own)
+    name = mine.pop("codec", codec)
+    if name == codec:
+        return codec, tuple({**dict(params), **mine}.items())
+    shared = dict(params)
+    declared = entry("codec", name).params
+    values = {k: mine.get(k, shared.get(k, p.default)) for k, p in declared.items()}
+    return name, tuple(values.items())
+
+
 @dataclass(frozen=True)
 class Component:
     """A registered component a scenario chose: kind, name and validated parameters."""
@@ -81,12 +97,12 @@ class Config:
 
     def codec_of(self, stream: int) -> Component:
         """The codec of tensor ``stream`` of the cut: ``codec`` with the stream's own
-        parameters."""
+        parameters, or the stream's own codec (:func:`stream_component`)."""
         own = dict(self.streams).get(stream, ())
         if not own:
             return self.codec
-        params = tuple({**self.codec.kwargs, **dict(own)}.items())
-        return Component(self.codec.kind, self.codec.name, params)
+        name, params = stream_component(self.codec.name, self.codec.params, own)
+        return Component(self.codec.kind, name, params)
 
     def columns(self, split: str) -> dict[str, Any]:
         """The config's results columns (``split`` resolved to the model's split point);
