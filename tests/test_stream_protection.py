@@ -239,3 +239,34 @@ def test_plot_on_the_wire_rate_draws_each_configs_mean_over_trials():
     assert fig.axes[0].get_xlabel() == "kbit per image, stream 1"
     with pytest.raises(UserError, match=r"^x: 'kbpi_sx' is not an axis \(one of loss_rate, "):
         r.plot(x="kbpi_sx")
+
+
+def test_a_run_that_evicts_prepared_configs_gives_the_same_rows(tmp_path, skip_model, monkeypatch):
+    """With room for one config's decoded tensors, a process keeps only the last config it
+    used and prepares an evicted one again when its units run: the rows are the same."""
+    from dfsim.experiment import executors
+
+    scn = _scenario(["none", {"streams": {1: {"fec": {"k": 4, "m": 2}}}}])
+    scn["encoding"]["bits"] = [4, 8]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scn))
+
+    def run(out, workers):
+        argv = ["run", str(path), "--out", str(tmp_path / out), "--quiet", "--workers", workers]
+        assert main(argv) == 0
+        return read_results_csv(tmp_path / out / "results.csv")
+
+    held = run("held", "1")
+    calls = []
+    real = executors.prepare
+    monkeypatch.setattr(executors, "HELD_BYTES", 1)
+    monkeypatch.setattr(executors, "prepare", lambda s, k: calls.append(k) or real(s, k))
+    evicting = run("evicting", "1")
+    assert calls[:4] == [0, 1, 2, 3]  # prepared up front, keeping only the last
+    assert calls[4:] == [0, 1, 2, 3]  # then again, one by one, as their units run
+    timing = {c for c in held[0] if c.endswith("_ms_per_tensor")}
+
+    def values(rows):  # NaN (top-1 of the unlabelled photos) compared as text
+        return [{k: repr(v) for k, v in r.items() if k not in timing} for r in rows]
+
+    assert values(evicting) == values(held)
