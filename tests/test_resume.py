@@ -96,7 +96,10 @@ def test_a_different_scenario_is_not_mixed_into_an_unfinished_run(
     assert "rerun the same command to resume" in capsys.readouterr().err
     monkeypatch.undo()
     (tmp_path / "other.yaml").write_text(SCN.replace("seed: 3", "seed: 4"))
+    # refused before any config is prepared (the fingerprint needs the model only)
+    monkeypatch.setattr(executors, "prepare", lambda *a: pytest.fail("prepared a config"))
     assert main(["run", str(tmp_path / "other.yaml"), "--out", str(out), "--quiet"]) == 2
+    monkeypatch.undo()
     err = capsys.readouterr().err
     assert (
         "holds an unfinished run of a different scenario" in err

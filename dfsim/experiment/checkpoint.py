@@ -35,12 +35,26 @@ def fingerprint(resolved_scenario: dict, weights_id: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def refuse_other_run(out: Path, fp: str) -> None:
+    """A one-line error when ``out`` holds an unfinished run of a different scenario (its
+    fingerprint, readable, not ``fp``); writes nothing."""
+    stamp = Path(out) / PARTIAL / "fingerprint"
+    if stamp.exists():
+        stored = read_sealed_json(stamp)
+        if isinstance(stored, dict) and stored.get("fingerprint") not in (None, fp):
+            raise UserError(
+                f"--out: {str(out)!r} holds an unfinished run of a different scenario; "
+                f"use another --out, or delete {str(stamp.parent)!r} to discard it"
+            )
+
+
 class Checkpoint:
     """Finished units of one run, in ``out/.partial``."""
 
     def __init__(self, out: Path, fp: str):
         self.dir, self.fp = Path(out) / PARTIAL, fp
         stamp = self.dir / "fingerprint"
+        refuse_other_run(out, fp)
         if stamp.exists():
             stored = read_sealed_json(stamp)
             if not isinstance(stored, dict) or not isinstance(stored.get("fingerprint"), str):
@@ -51,11 +65,6 @@ class Checkpoint:
                     "checkpoint fingerprint",
                     "checksum mismatch",
                     f"starting the run over (its {n} saved work units discarded too)",
-                )
-            elif stored["fingerprint"] != fp:
-                raise UserError(
-                    f"--out: {str(out)!r} holds an unfinished run of a different scenario; "
-                    f"use another --out, or delete {str(self.dir)!r} to discard it"
                 )
         if not stamp.exists():
             write_sealed_json(stamp, {"fingerprint": fp})

@@ -31,7 +31,8 @@ import torch
 from dfsim import reproducibility
 from dfsim.errors import UserError, note, notes_once, silence_notes
 from dfsim.experiment import profiling
-from dfsim.experiment.checkpoint import Checkpoint, fingerprint
+from dfsim.experiment.checkpoint import Checkpoint, fingerprint, refuse_other_run
+from dfsim.experiment.model_and_task import build_model
 from dfsim.experiment.prepare import Prepared, build_methods, prepare
 from dfsim.experiment.scenario import Scenario, load_plugins
 from dfsim.experiment.trial import run_trial
@@ -237,11 +238,17 @@ def _prepare_and_run(scn, units, workers, client, progress, log, checkpoint_dir,
     # split or packet size fails before any work, and workers only load from the cache.
     # With several configs the workers prepare them first, in parallel, into the cache: the
     # main process then loads what they made (a loss-free sweep is all preparation).
+    # The run's fingerprint needs the model's weights only: a leftover run of another
+    # scenario in --out is refused before anything is prepared.
+    fp = _context.fingerprint = fingerprint(
+        scn.resolved(), build_model(scn, scn.configs[0])[0].weights_id
+    )
+    if checkpoint_dir is not None:
+        refuse_other_run(checkpoint_dir, fp)
     if pool is not None and len(scn.configs) > 1:
         for fut in as_completed([pool.submit(warm_config, k) for k in range(len(scn.configs))]):
             fut.exception()  # a config that fails says so below, in order, from this process
     preps = [without_tensors(_context.config(k, log)[0]) for k in range(len(scn.configs))]
-    fp = _context.fingerprint = fingerprint(scn.resolved(), preps[0].model.weights_id)
     results: dict[Unit, list[dict]] = {}
     if profiling.enabled():
         _context.profile = {"main": {}}
