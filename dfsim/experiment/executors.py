@@ -49,7 +49,7 @@ _THREAD_VARS = (
 
 # The decoded tensors a process keeps across configs before it evicts the least recently
 # used config (36 configs of two 32x28x28 tensors of 1 000 images hold 7 GB of them).
-HELD_BYTES = 2 << 30
+HELD_BYTES = 1 << 30
 
 
 def tensor_bytes(prep: Prepared) -> int:
