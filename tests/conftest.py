@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one thread per test process when pytest-xdist runs several side by side
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
 
 
 def run_scenario(
@@ -51,8 +52,14 @@ def rng():
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
-    """Fitted weights go to a fresh cache: tests never read a developer's stale entries."""
+    """Fitted weights go to a fresh cache: tests never read a developer's stale entries.
+    The test processes of one run (pytest-xdist) share it, as a run's workers do: entries
+    are written atomically, so each is made once and read by all."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("DFSIM_CACHE", str(tmp_path_factory.mktemp("dfsim-cache")))
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    cache = shared / "dfsim-cache"
+    cache.mkdir(exist_ok=True)
+    mp.setenv("DFSIM_CACHE", str(cache))
     yield
     mp.undo()
