@@ -325,6 +325,8 @@ class Results:
             rows = [r for r in rows if r["method"] in wanted]
         schema = self._schema
         y = metric_name(schema, rows, y, "y")
+        if x not in plots.X_AXES and not schema.has_values(rows, x):
+            raise UserError(f"x: {x!r} has no values in these results")
         fields = plots.group_fields(schema)
         default = ("channel", "burst_length") if x == "loss_rate" else ("channel", "loss_rate")
         by = tuple(_names(by)) if by is not None else default
@@ -425,7 +427,8 @@ class Results:
             ``kbpi_s1``, ...).
         :returns: a DataFrame: the setting, method and ``budget``, the chosen config's
             columns that vary in the run, its ``rate`` and ``metric`` (mean and 95 %
-            interval); a budget below every config's rate is a one-line error.
+            interval), and ``note`` (empty, or why a setting has no config within the
+            budget); a budget below every config's rate is a one-line error.
         """
         import numpy as np
         import pandas as pd

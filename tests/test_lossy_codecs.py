@@ -137,7 +137,7 @@ trials: 1
 def test_fragments_fit_the_mtu_and_every_image_has_the_same_k(name, feats, tmp_path):
     (tmp_path / "s.yaml").write_text(SMALL_MTU)
     scn = load_scenario(tmp_path / "s.yaml")
-    c = configure_codec(scn, codec(name), "add_1", 1)
+    c = configure_codec(scn, codec(name), "add_1")  # one tensor: its own side information
     assert (c.fragment_bytes, c.first_fragment_bytes) == (560, 552)  # side info: 8 bytes
     e = c.encode(feats, layout_of(feats))
     sizes = e.packet_bits() // 8  # N x K: the same K for every image

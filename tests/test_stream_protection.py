@@ -103,6 +103,7 @@ def test_per_stream_setting_parses_with_a_label_naming_each_stream():
     assert both.label == "arq(1) s0:none"
     assert both.per_stream(3) == ((None, Arq(1), Arq(1)), (None, None, None))
     assert parse_strategy({"fec": {}}, "ec").per_stream(2) is None
+    assert parse_strategy({"streams": {"1": "fec"}}, "ec").label == "s1:fec(8,2)"  # as YAML keys
 
 
 @pytest.mark.parametrize(
@@ -239,6 +240,22 @@ def test_plot_on_the_wire_rate_draws_each_configs_mean_over_trials():
     assert fig.axes[0].get_xlabel() == "kbit per image, stream 1"
     with pytest.raises(UserError, match=r"^x: 'kbpi_sx' is not an axis \(one of loss_rate, "):
         r.plot(x="kbpi_sx")
+    with pytest.raises(UserError, match=r"^x: 'kbpi_s2' has no values in these results$"):
+        r.plot(x="kbpi_s2")
+
+
+def test_a_streams_rate_axis_keeps_the_other_streams_bits_apart():
+    import dfsim
+
+    r = dfsim.load(ROOT / "results" / "rd-allocation")
+    fig = r.plot(x="kbpi_s1", panels="loss_rate", methods=["altec"])
+    labels = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert all(any(t.endswith(f" bits {b}") for t in labels) for b in (2, 3, 4, 6, 8))
+    xs = {round(float(v), 3) for ln in fig.axes[0].lines for v in ln.get_xdata()}
+    assert len(xs) == 5  # stream 1's five rates: the points
+    fig = r.plot(x="kbpi_s0", panels="loss_rate", methods=["altec"])
+    labels = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert all(any(t.endswith(f"bits s1 {b}") for t in labels) for b in (2, 3, 4, 6, 8))
 
 
 def test_a_run_that_evicts_prepared_configs_gives_the_same_rows(tmp_path, skip_model, monkeypatch):
@@ -270,3 +287,41 @@ def test_a_run_that_evicts_prepared_configs_gives_the_same_rows(tmp_path, skip_m
         return [{k: repr(v) for k, v in r.items() if k not in timing} for r in rows]
 
     assert values(evicting) == values(held)
+
+
+def test_a_round_of_one_streams_packets_starts_only_that_streams_nack_timer():
+    import simpy
+
+    from dfsim.transport.network import CloudEndpoint
+
+    plan = WirePlan.build(np.full(6, 100), 40, None, SideInfo(), segments=(3, 3))
+    arq = (Arq(3, timeout_ms=5.0), Arq(1, timeout_ms=50.0))
+    end = CloudEndpoint(simpy.Environment(), plan, np.zeros(1), np.inf, arq, 0.005)
+    timers = []
+    end.nack_after = lambda i, when, t: timers.append((round(when, 6), t))
+    end.env.process = lambda p: None
+    end.round_due(0, 1.0, np.arange(6))  # the first round: both streams
+    end.round_due(0, 2.0, np.array([0, 2]))  # a retransmission of stream 0's packets only
+    assert timers == [(1.005, 0.005), (1.05, 0.05), (2.005, 0.005)]
+    assert end.retries.tolist() == [3, 3, 3, 1, 1, 1]
+
+
+def test_best_within_says_where_a_setting_has_nothing_within_the_budget():
+    import math
+
+    import dfsim
+    from dfsim.experiment.statistics import best_within, best_within_table
+
+    r = dfsim.load(ROOT / "results" / "rd-protection")
+    summary = r.summary.to_dict("records")
+    # without loss 0.3's two cheapest configs, 280 kbit affords nothing there
+    summary = [
+        s for s in summary if not (s["loss_rate"] == 0.3 and s["wire_bits_per_image_mean"] < 290e3)
+    ]
+    found = best_within(summary, r._schema, "top1", "wire_bits_per_image", [280e3])
+    by = {f["loss_rate"]: f for f in found}
+    assert by[0.1]["note"] == "" and by[0.1]["error_control"] == "none"
+    assert math.isnan(by[0.3]["top1_mean"]) and by[0.3]["bits"] is None
+    assert by[0.3]["note"] == "none within the budget (the cheapest: 294016)"
+    table = best_within_table(found, "top1", "wire_bits_per_image", r._schema.metric("top1"))
+    assert table.splitlines()[-1].endswith("| - | none within the budget (the cheapest: 294016) |")

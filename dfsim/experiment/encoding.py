@@ -33,16 +33,18 @@ class TensorStream:
     reference: np.ndarray  # loss-free decoded tensors, N x C x H x W
 
 
-def configure_codec(scn: Scenario, codec, split: str, n_tensors: int):
+def configure_codec(scn: Scenario, codec, split: str, others_side_bits: int = 0):
     """A picture codec learns where it runs: the camera's image at ``input``, and the room
     its fragments have within the MTU (the first also carries every tensor's side
-    information, in the default placement)."""
+    information in the default placement: its own and ``others_side_bits``, the other
+    tensors' codecs')."""
     if split == INPUT and hasattr(codec, "for_camera"):
         codec.for_camera()
     if hasattr(codec, "set_fragments"):
         nw = scn.network
         room = nw.mtu_bytes - nw.header_bytes
-        side = codec.side_info_bits * n_tensors if nw.side_info.placement == "first-packet" else 0
+        first = nw.side_info.placement == "first-packet"
+        side = codec.side_info_bits + others_side_bits if first else 0
         codec.set_fragments(room, room - -(-side // 8))
     return codec
 
@@ -54,10 +56,14 @@ def encode_stream(scn: Scenario, cfg: Config, model, split: str, i: int, shape, 
     0's first packet also holds its own side information as encoded and the other tensors'
     at the codec's bound."""
 
+    n_tensors = len(model.crossing(split))
+    # the first fragment also holds the other tensors' side information (first-packet)
+    others_side = sum(cfg.codec_of(j).build().side_info_bits for j in range(n_tensors) if j != i)
+
     def encode_at(rows: int):
         layout = cfg.packets.layout(shape, rows)
         codec = cfg.codec_of(i).build()  # one per tensor: a fitted one learns its tensor
-        configure_codec(scn, codec, split, len(model.crossing(split)))
+        configure_codec(scn, codec, split, others_side)
         if getattr(codec, "needs_fit", False):
             n_fit = getattr(codec, "fit_images", 500)
             codec.fit(training_edge_features(scn, model, split, n_fit, i), layout)

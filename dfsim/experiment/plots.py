@@ -246,9 +246,23 @@ def _line_fields(rows, schema: ResultsSchema, x: str, by: tuple[str, ...], panel
 
     by = tuple(f for f in by if f != panel)
     varying = varying_config_keys(rows, schema)
-    if _is_rate_axis(x):
+    stream = STREAM_AXIS.fullmatch(x)
+    if stream:  # one stream's rate: its own parameters make the points, the rest the lines
+        varying = [k for k in varying if _keeps_stream_line(k, int(stream.group(1)), schema)]
+    elif _is_rate_axis(x):
         varying = [k for k in varying if k == "codec"]
     return by + tuple(k for k in varying if k not in by and k != panel)
+
+
+def _keeps_stream_line(key: str, i: int, schema: ResultsSchema) -> bool:
+    """On stream ``i``'s rate axis, whether config column ``key`` splits lines: every one
+    but the stream's own parameters (``bits_s1``; for stream 0 the shared codec
+    parameters, which it reads), which move its rate along the line."""
+    own = re.fullmatch(r".+_s(\d+)", key)
+    if own:
+        return int(own.group(1)) != i
+    shared = key not in ("split", "codec", "rows_per_packet", "order", "error_control")
+    return key == "codec" or not (i == 0 and shared)
 
 
 def _panel(ax, groups: dict, labels: dict, look: tuple, x: str, by: tuple, decl) -> bool:

@@ -143,6 +143,7 @@ def measure_metrics(scn, fit_idx, held_idx, metrics, per_stream=None, by=None, l
         prep = prepare(scn, i)
         clean, coded, targets = clean_predictions(prep), prep.reference_pred, prep.targets
         names = [default_metric(prep.task, clean, targets) if m is None else m for m in names]
+        names = list(dict.fromkeys(names))  # each metric's points once
         bits = stream_bits(prep)
         split_stream = len(prep.streams) > 1 if per_stream is None else per_stream
         bits = bits if split_stream else bits.sum(axis=1, keepdims=True)

@@ -451,19 +451,32 @@ def best_within(
     out = []
     m = f"{metric}_mean"
     for cell, rows in groups.items():
+        scored = [r for r in rows if r.get(m) is not None and r[m] == r[m]]
         for b in values:
-            fit = [r for r in rows if r[key] <= b and r.get(m) == r.get(m)]
-            if not fit:
+            fit = [r for r in scored if r[key] <= b]
+            row = {**dict(zip(setting, cell, strict=True)), "budget": b}
+            if not fit:  # this setting's configs all cost more (ARQ's retransmissions)
+                cheapest = min((r[key] for r in scored), default=math.nan)
+                out.append(
+                    {
+                        **row,
+                        **dict.fromkeys(varying),
+                        rate: None,
+                        m: math.nan,
+                        f"{metric}_ci95": math.nan,
+                        "note": f"none within the budget (the cheapest: {cheapest:g})",
+                    }
+                )
                 continue
             best = min(fit, key=lambda r: (-r[m] if better else r[m], r[key]))
             out.append(
                 {
-                    **dict(zip(setting, cell, strict=True)),
-                    "budget": b,
+                    **row,
                     **{c: best[c] for c in varying},
                     rate: best[key],
                     m: best[m],
                     f"{metric}_ci95": best.get(f"{metric}_ci95"),
+                    "note": "",
                 }
             )
     return out
@@ -473,14 +486,17 @@ def best_within_table(found: list[dict], metric: str, rate: str, decl) -> str:
     """:func:`best_within`'s rows as a markdown table."""
     if not found:
         return ""
-    fixed = ("channel", "loss_rate", "burst_length", "method", "budget", rate)
+    fixed = ("channel", "loss_rate", "burst_length", "method", "budget", rate, "note")
     fixed += (f"{metric}_mean", f"{metric}_ci95")
     configs = [k for k in found[0] if k not in fixed]
     head = ["channel", "loss", "method", "budget", *configs, rate, metric]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in found:
-        shown = _mean_interval(r[f"{metric}_mean"], r[f"{metric}_ci95"] or 0.0, None, decl, 1)
         cells = [r["channel"], f"{r['loss_rate']:g}", r["method"], f"{r['budget']:g}"]
-        cells += [str(r[k]) for k in configs] + [f"{r[rate]:.6g}", shown]
+        if r["note"]:
+            cells += ["-"] * len(configs) + ["-", r["note"]]
+        else:
+            shown = _mean_interval(r[f"{metric}_mean"], r[f"{metric}_ci95"] or 0.0, None, decl, 1)
+            cells += [str(r[k]) for k in configs] + [f"{r[rate]:.6g}", shown]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -73,9 +73,10 @@ def _parse_streams(raw, where: str) -> tuple[tuple[int, ErrorControl], ...]:
             f"{where}: expected a mapping of tensor index to a strategy set, got {raw!r}"
         )
     out = []
-    for key, value in raw.items():
+    for given, value in raw.items():
+        key = int(given) if isinstance(given, str) and given.isdigit() else given
         if isinstance(key, bool) or not isinstance(key, int) or key < 0:
-            raise UserError(f"{where}: {key!r} is not a tensor index (0, 1, ...)")
+            raise UserError(f"{where}: {given!r} is not a tensor index (0, 1, ...)")
         if isinstance(value, dict) and ("label" in value or "streams" in value):
             bad = "label" if "label" in value else "streams"
             raise UserError(f"{where}.{key}.{bad}: not allowed in a tensor's own setting")

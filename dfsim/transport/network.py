@@ -152,11 +152,16 @@ class CloudEndpoint:
         got = pkts[~lost]
         self.arrival[i, got] = np.minimum(self.arrival[i, got], due[~lost])
 
-    def round_due(self, i: int, due_s: float) -> None:
-        """The last packet of a round of image i was due at ``due_s``: with ARQ, NACK what
-        is still missing ``timeout_ms`` later (one NACK per timeout where the streams'
-        differ)."""
-        for t in self.timeouts:
+    def round_due(self, i: int, due_s: float, pkts: np.ndarray) -> None:
+        """The last packet of a round of image i (wire packets ``pkts``) was due at
+        ``due_s``: with ARQ, NACK what is still missing ``timeout_ms`` later (where the
+        streams' timeouts differ, one NACK per timeout of the round's packets, for those
+        packets' streams)."""
+        if len(self.timeouts) == 1:
+            self.env.process(self.nack_after(i, due_s + self.timeouts[0], self.timeouts[0]))
+            return
+        sent = self.timeout_s[pkts]
+        for t in np.unique(sent[np.isfinite(sent)]):
             self.env.process(self.nack_after(i, due_s + t, t))
 
     def missing(self, i: int, now: float, timeout_s: float | None = None) -> np.ndarray:
@@ -290,7 +295,7 @@ class Uplink:
             self.bits_sent += int(sizes.sum())
             self.packets_sent += len(pkts)
             yield env.timeout(float(offsets[-1]))
-            self.endpoint.round_due(i, float(done[-1]) + self.propagation_s)
+            self.endpoint.round_due(i, float(done[-1]) + self.propagation_s, pkts)
 
 
 def capture_schedule(

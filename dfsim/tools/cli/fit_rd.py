@@ -450,13 +450,25 @@ def _fit_tasks(args, metrics: list[str], is_dir: bool) -> int:
 
     if len(metrics) < 2:
         raise UserError("--weights: needs several metrics (--metric top1,ssim)")
+    if len(set(metrics)) < len(metrics):
+        raise UserError(f"--metric: {args.metric!r} names a metric twice")
     if not is_dir:
         for option, value in (("--loss", args.loss), ("--method", args.method)):
             if value is not None:
                 raise UserError(f"{option}: for a result directory; {args.source} is a scenario")
+    else:
+        for option, value in (
+            ("--fit-fraction", args.fit_fraction),
+            ("--seed", args.seed),
+            ("--n-images", args.n_images),
+        ):
+            if value is not None:
+                raise UserError(f"{option}: for a SCENARIO; {args.source} is a result directory")
     weights = _weights(args.weights, len(metrics))
     totals = total_rates(args.total_rate)
     fits, names, head = _task_fits(args, metrics, is_dir)
+    if len(fits) < len(metrics):  # two names of one column (top1,top1 or a short name)
+        raise UserError(f"--metric: {args.metric!r} names a metric twice")
     metrics = list(fits)
     per_curve = list(zip(*fits.values(), strict=True))  # each curve's entry of every metric
     reports = [

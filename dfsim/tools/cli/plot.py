@@ -81,6 +81,8 @@ def draw(args, formats: tuple[str, ...]) -> tuple[list, list[Path]]:
         rows = _only_methods(rows, args.methods.split(","))
     schema = type(schema).for_rows(schema.task, rows)  # every directory's config columns
     y = metric_name(schema, rows, args.y, "--y")
+    if args.x not in plots.X_AXES and not schema.has_values(rows, args.x):
+        raise UserError(f"--x: {args.x!r} has no values in these results")
     by = _lines_by(args, plots.group_fields(schema))
     stem = d / (f"{args.y or y}_vs_{args.x}" + (f"_by_{args.panels}" if args.panels else ""))
     out = [stem.with_suffix(f".{f}") for f in formats]
