@@ -361,7 +361,7 @@ def test_fit_rd_several_metrics_on_a_two_stream_run(capsys, tmp_path):
     [
         (["--metric", "top1,agreement", "--weights", "1"], "--weights: 1 weights for 2 metrics"),
         (["--metric", "top1", "--weights", "1,1"], "--weights: needs several metrics"),
-        (["--metric", "top1,agreement", "--weights", "a,b"], "--weights: 'a,b' is not"),
+        (["--metric", "top1,agreement", "--weights", "a,b"], "--weights: 'a' is not a number"),
         (["--metric", "top1,nope"], "--metric: 'nope' is not a metric"),
         (["--metric", "top1,top1"], "--metric: 'top1,top1' names a metric twice"),
         (["--metric", "top1,agreement", "--seed", "3"], "--seed: for a SCENARIO;"),

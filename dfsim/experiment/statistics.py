@@ -11,14 +11,19 @@ the t-test is used; its p-value assumes roughly normal differences.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections import defaultdict
 
 import numpy as np
 
 from dfsim.errors import UserError
-from dfsim.experiment.results import CHANNEL_COLUMNS, ResultsSchema, mean_ci95
+from dfsim.experiment.results import (
+    CHANNEL_COLUMNS,
+    STREAM_RATES,
+    ResultsSchema,
+    mean_ci95,
+    per_stream,
+)
 
 
 def paired_t_pvalue(a, b) -> float:
@@ -175,13 +180,13 @@ def _table_row(cell, keys, shown, methods, by, decl, starred: bool) -> str:
 
 # --------------------------------------------------------------------------- rate
 RATE_COLUMNS = ("kbpi", "bits_per_image", "bpp", "bits_per_element", "wire_bits_per_image")
-STREAM_RATE = re.compile(r"(kbpi|bits_per_image)_s\d+")  # one stream's share (kbpi_s1)
 
 
 def is_rate_column(name: str) -> bool:
     """A rate column: one of :data:`RATE_COLUMNS` or a stream's ``kbpi_s<i>`` /
     ``bits_per_image_s<i>``."""
-    return name in RATE_COLUMNS or STREAM_RATE.fullmatch(name) is not None
+    stream = per_stream(name)
+    return name in RATE_COLUMNS or (stream is not None and stream[0] in STREAM_RATES)
 
 
 def rate_curves(
@@ -420,26 +425,35 @@ def gain_table(gains: list[dict], schema: ResultsSchema, metric: str, lo: float,
 
 # --------------------------------------------------------------------------- budgets
 def best_within(
-    summary: list[dict], schema: ResultsSchema, metric: str, rate: str, budgets
+    summary: list[dict],
+    schema: ResultsSchema,
+    metric: str,
+    rate: str,
+    budgets,
+    options: tuple[str, str] = ("rate", "budgets"),
 ) -> list[dict]:
     """The operational choice over a run's configs (``summary``: :func:`summarize`'s rows):
     per channel setting, method and budget, the config whose mean ``rate`` is at most the
     budget and whose mean ``metric`` is best (a tie goes to the cheaper). Each row: the
     setting, method, ``budget``, the chosen config's columns that vary in the run, its
     ``rate`` (mean) and ``<metric>_mean`` / ``<metric>_ci95``. A budget below every
-    config's rate is a one-line error."""
+    config's rate is a one-line error naming ``options`` (how the caller calls ``rate``
+    and ``budgets``: ``--rate`` and ``--best-within`` on the command line)."""
+    rate_option, budgets_option = options
     key = f"{rate}_mean"
     have = [r for r in summary if r.get(key) is not None and r[key] == r[key]]
     if not have:
         found = sorted({k[: -len("_mean")] for r in summary for k in r if k.endswith("_mean")})
-        raise UserError(f"rate: {rate!r} is not a column of these results ({', '.join(found)})")
+        raise UserError(
+            f"{rate_option}: {rate!r} is not a column of these results ({', '.join(found)})"
+        )
     values = [float(b) for b in budgets]
     if not values or not all(math.isfinite(b) for b in values):
-        raise UserError(f"budgets: expected finite numbers, got {budgets!r}")
+        raise UserError(f"{budgets_option}: expected finite numbers, got {budgets!r}")
     cheapest = min(r[key] for r in have)
     if min(values) < cheapest:
         raise UserError(
-            f"budgets: {min(values):g} is below every config's {rate} (the smallest is "
+            f"{budgets_option}: {min(values):g} is below every config's {rate} (the smallest is "
             f"{cheapest:g})"
         )
     better = schema.metric(metric).higher_is_better is not False

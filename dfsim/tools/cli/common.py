@@ -121,3 +121,16 @@ def metric_name(schema, rows, given: str | None, option: str) -> str:
             f"{option}: {given!r} is not a metric of these results (one of {', '.join(present)})"
         )
     return name
+
+
+def numbers(values, option: str) -> list[float]:
+    """The numbers of an option given as comma-separated text (one string, or several
+    for a repeatable option), each part checked: a one-line error names the part."""
+    out = []
+    for v in [values] if isinstance(values, str) else values or ():
+        for part in str(v).split(","):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise UserError(f"{option}: {part.strip()!r} is not a number") from None
+    return out

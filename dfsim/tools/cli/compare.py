@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from dfsim.errors import UserError
-from dfsim.tools.cli.common import metric_name, read_result_dirs
+from dfsim.tools.cli.common import metric_name, numbers, read_result_dirs
 
 
 def add_parser(sub):
@@ -95,12 +95,9 @@ def cmd_compare(args) -> int:
         return 0
     summary = statistics.summarize(rows, schema, reference)
     if args.best_within is not None:
-        budgets = _numbers(args.best_within, "--best-within")
-        try:
-            found = statistics.best_within(summary, schema, metric, args.rate, budgets)
-        except UserError as exc:  # name the options: rate -> --rate, budgets -> --best-within
-            text = str(exc).replace("budgets:", "--best-within:", 1)
-            raise UserError(text if text.startswith("--") else f"--{text}") from None
+        budgets = numbers(args.best_within, "--best-within")
+        options = ("--rate", "--best-within")
+        found = statistics.best_within(summary, schema, metric, args.rate, budgets, options)
         print(statistics.best_within_table(found, metric, args.rate, schema.metric(metric)))
         return 0
     print(statistics.markdown_table(summary, schema, metric))
@@ -205,10 +202,3 @@ def _differences(a, b, where: str) -> list[str]:
             for f in _differences(a.get(k), b.get(k), f"{where}.{k}")
         ]
     return [] if a == b else [where]
-
-
-def _numbers(text: str, option: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise UserError(f"{option}: {text!r} is not comma-separated numbers") from None

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from dfsim.errors import UserError
-from dfsim.tools.cli.common import limit_options, metric_name, read_results
+from dfsim.tools.cli.common import limit_options, metric_name, numbers, read_results
 
 FIT_FRACTION = 0.2  # the tutorial's: fitted on 20 % of the images, tested on the other 80 %
 
@@ -110,54 +110,88 @@ def is_results_dir(source) -> bool:
 
 def total_rates(values) -> list[float]:
     """``--total-rate`` values (each a number or comma-separated numbers)."""
-    out = []
-    for v in values or ():
-        for part in str(v).split(","):
-            try:
-                out.append(float(part))
-            except ValueError:
-                raise UserError(f"--total-rate: {part.strip()!r} is not a number") from None
-    return out
+    return numbers(values, "--total-rate")
 
 
 def cmd_fit_rd(args) -> int:
     metrics = [m.strip() for m in (args.metric or "").split(",") if m.strip()]
+    is_dir = is_results_dir(args.source)
     if len(metrics) > 1 or args.weights is not None:
-        return _fit_tasks(args, metrics, is_results_dir(args.source))
-    if not is_results_dir(args.source):
+        return _fit_tasks(args, metrics, is_dir)
+    _check_source_options(args, is_dir)
+    if not is_dir:
         return _fit_scenario(args)
-    for option, value in (
-        ("--fit-fraction", args.fit_fraction),
-        ("--seed", args.seed),
-        ("--n-images", args.n_images),
-    ):
-        if value is not None:
-            raise UserError(f"{option}: for a SCENARIO; {args.source} is a result directory")
     args.dir = args.source
     return _fit_dir(args)
 
 
-def _fit_dir(args) -> int:
-    from dfsim.experiment import rd_points
-    from dfsim.experiment.rate_distortion import fit_dr, manifest_reference, task_distortion
+def _check_source_options(args, is_dir: bool) -> None:
+    """The options of the other kind of source are one-line errors: ``--loss`` and
+    ``--method`` for a SCENARIO, the image split's options for a result directory."""
+    if is_dir:
+        given = ("--fit-fraction", args.fit_fraction), ("--seed", args.seed)
+        given += (("--n-images", args.n_images),)
+        where = f"for a SCENARIO; {args.source} is a result directory"
+    else:
+        given = ("--loss", args.loss), ("--method", args.method)
+        where = f"for a result directory; {args.source} is a scenario"
+    for option, value in given:
+        if value is not None:
+            raise UserError(f"{option}: {where}")
 
-    rows, schema = read_results(args.dir)
+
+def _curve_fields(args) -> list[str] | None:
+    """``--by``: the fields that tell curves apart (None: the default)."""
+    return None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
+
+
+def _dir_rows(source):
+    """A result directory's rows and schema; no rows is a one-line error."""
+    rows, schema = read_results(source)
     if not rows:
-        raise UserError(f"{Path(args.dir) / 'results.csv'}: has no rows")
-    rates = _rate_columns(args.rate or "kbpi")
-    metric = _metric(args, schema, rows)
-    totals = total_rates(args.total_rate)
-    reference = manifest_reference(args.dir, metric)
-    chosen = rd_points.select_rows(rows, args.loss, args.method)
-    by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
+        raise UserError(f"{Path(source) / 'results.csv'}: has no rows")
+    return rows, schema
+
+
+def _dir_fits(chosen, schema, rates, metric: str, reference: float, by, where: str = ""):
+    """Each curve of a run's points (``chosen``) with its task distortion and its fitted
+    surface: ``[(curve, d, fit)]``; a failed fit names ``where`` and the curve."""
+    from dfsim.experiment import rd_points
+    from dfsim.experiment.rate_distortion import fit_dr, task_distortion
+
     fits = []
     for curve in rd_points.curves(chosen, schema.config_columns, rates, metric, by):
         d = task_distortion(curve.metric, reference)
         try:
             fit = fit_dr(curve.rates, d, names=rates)
         except UserError as exc:
-            raise UserError(f"{curve.label}: {exc}") from None
+            raise UserError(f"{where}{curve.label}: {exc}") from None
         fits.append((curve, d, fit))
+    return fits
+
+
+def _image_split(args, scn):
+    """``--fit-fraction`` and ``--seed`` (defaults: the tutorial's fraction, the scenario's
+    seed) and the images they fit on and hold out."""
+    from dfsim.experiment import rd_measure
+
+    fraction = FIT_FRACTION if args.fit_fraction is None else args.fit_fraction
+    seed = scn.seed if args.seed is None else args.seed
+    fit_idx, held_idx = rd_measure.split_images(scn.data.n_images, fraction, seed)
+    return fraction, seed, fit_idx, held_idx
+
+
+def _fit_dir(args) -> int:
+    from dfsim.experiment import rd_points
+    from dfsim.experiment.rate_distortion import manifest_reference
+
+    rows, schema = _dir_rows(args.dir)
+    rates = _rate_columns(args.rate or "kbpi")
+    metric = _metric(args, schema, rows)
+    totals = total_rates(args.total_rate)
+    reference = manifest_reference(args.dir, metric)
+    chosen = rd_points.select_rows(rows, args.loss, args.method)
+    fits = _dir_fits(chosen, schema, rates, metric, reference, _curve_fields(args))
     allocs = [[_allocation(f, t, c.rates, c.configs) for t in totals] for c, _, f in fits]
     where = {"loss_rate": chosen[0]["loss_rate"], "method": chosen[0]["method"]}
     if args.out:
@@ -301,16 +335,11 @@ def argparse_namespace(args, **changes):
 def _fit_scenario(args) -> int:
     from dfsim.experiment import rd_measure, rd_points
 
-    for option, value in (("--loss", args.loss), ("--method", args.method)):
-        if value is not None:
-            raise UserError(f"{option}: for a result directory; {args.source} is a scenario")
     per_stream = _scenario_rates(args.rate)
     totals = total_rates(args.total_rate)
     scn = _load_scenario(args)
-    fraction = FIT_FRACTION if args.fit_fraction is None else args.fit_fraction
-    seed = scn.seed if args.seed is None else args.seed
-    fit_idx, held_idx = rd_measure.split_images(scn.data.n_images, fraction, seed)
-    by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
+    fraction, seed, fit_idx, held_idx = _image_split(args, scn)
+    by = _curve_fields(args)
     curves, metric = rd_measure.measure(scn, fit_idx, held_idx, args.metric, per_stream, by)
     names = rd_measure.rate_names(curves)
     fits = rd_measure.fit_held_out(curves, names)
@@ -381,10 +410,7 @@ def _curve_json(h, allocations) -> dict:
 def _weights(text: str | None, n: int) -> list[float]:
     if text is None:
         return [1.0] * n
-    try:
-        w = [float(x) for x in text.split(",")]
-    except ValueError:
-        raise UserError(f"--weights: {text!r} is not comma-separated numbers") from None
+    w = numbers(text, "--weights")
     if len(w) != n:
         raise UserError(f"--weights: {len(w)} weights for {n} metrics")
     return w
@@ -395,38 +421,24 @@ def _task_fits(args, metrics: list[str], is_dir: bool):
     (rates and d: the points the allocation chooses among, held out for a scenario), the
     rate names and a heading."""
     from dfsim.experiment import rd_measure, rd_points
-    from dfsim.experiment.rate_distortion import fit_dr, manifest_reference, task_distortion
+    from dfsim.experiment.rate_distortion import manifest_reference
 
+    by = _curve_fields(args)
     if is_dir:
-        rows, schema = read_results(args.source)
-        if not rows:
-            raise UserError(f"{Path(args.source) / 'results.csv'}: has no rows")
+        rows, schema = _dir_rows(args.source)
         names = _rate_columns(args.rate or "kbpi")
         chosen = rd_points.select_rows(rows, args.loss, args.method)
-        by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
         out = {}
         for m in metrics:
             metric = metric_name(schema, rows, m, "--metric")
             reference = manifest_reference(args.source, metric)
-            out[metric] = []
-            for c in rd_points.curves(chosen, schema.config_columns, names, metric, by):
-                d = task_distortion(c.metric, reference)
-                try:
-                    fit = fit_dr(c.rates, d, names=names)
-                except UserError as exc:
-                    raise UserError(f"{metric}, {c.label}: {exc}") from None
-                out[metric].append((c.label, c.configs, c.rates, d, fit, None))
+            fits = _dir_fits(chosen, schema, names, metric, reference, by, f"{metric}, ")
+            out[metric] = [(c.label, c.configs, c.rates, d, fit, None) for c, d, fit in fits]
         where = f"loss rate {chosen[0]['loss_rate']:g}, method {chosen[0]['method']}"
         return out, names, f"{args.source}: {where}; fitted on every point"
-    for option, value in (("--loss", args.loss), ("--method", args.method)):
-        if value is not None:
-            raise UserError(f"{option}: for a result directory; {args.source} is a scenario")
     per_stream = _scenario_rates(args.rate)
     scn = _load_scenario(args)
-    fraction = FIT_FRACTION if args.fit_fraction is None else args.fit_fraction
-    seed = scn.seed if args.seed is None else args.seed
-    fit_idx, held_idx = rd_measure.split_images(scn.data.n_images, fraction, seed)
-    by = None if args.by is None else [f.strip() for f in args.by.split(",") if f.strip()]
+    _, seed, fit_idx, held_idx = _image_split(args, scn)
     found = rd_measure.measure_metrics(scn, fit_idx, held_idx, metrics, per_stream, by)
     names = rd_measure.rate_names(next(iter(found.values())))
     out = {}
@@ -452,18 +464,7 @@ def _fit_tasks(args, metrics: list[str], is_dir: bool) -> int:
         raise UserError("--weights: needs several metrics (--metric top1,ssim)")
     if len(set(metrics)) < len(metrics):
         raise UserError(f"--metric: {args.metric!r} names a metric twice")
-    if not is_dir:
-        for option, value in (("--loss", args.loss), ("--method", args.method)):
-            if value is not None:
-                raise UserError(f"{option}: for a result directory; {args.source} is a scenario")
-    else:
-        for option, value in (
-            ("--fit-fraction", args.fit_fraction),
-            ("--seed", args.seed),
-            ("--n-images", args.n_images),
-        ):
-            if value is not None:
-                raise UserError(f"{option}: for a SCENARIO; {args.source} is a result directory")
+    _check_source_options(args, is_dir)
     weights = _weights(args.weights, len(metrics))
     totals = total_rates(args.total_rate)
     fits, names, head = _task_fits(args, metrics, is_dir)
