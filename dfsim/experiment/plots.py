@@ -3,7 +3,6 @@ shaded 95 % t-interval over trials; and a bar chart of completion time per metho
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections import defaultdict
 from pathlib import Path
@@ -18,7 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from dfsim.experiment import plot_style as style  # noqa: E402
 from dfsim.experiment.plot_style import FORMATS  # noqa: E402, F401  (re-exported)
-from dfsim.experiment.results import ResultsSchema, mean_ci95  # noqa: E402
+from dfsim.experiment.results import ResultsSchema, mean_ci95, per_stream  # noqa: E402
+from dfsim.experiment.statistics import is_rate_column  # noqa: E402
 
 CHANNEL_LABELS = {"iid": "i.i.d.", "gilbert-elliott": "Gilbert-Elliott"}
 X_AXES = {
@@ -33,17 +33,21 @@ X_AXES = {
     # point is the config's mean over its trials
     "wire_bits_per_image": ("kbit on the wire per image", 1e-3),
 }
-RATE_AXES = ("kbpi", "bits_per_image", "bpp", "bits_per_element", "wire_bits_per_image")
 TRIAL_AXES = ("wire_bits_per_image",)  # differ between trials of a config
-STREAM_AXIS = re.compile(r"kbpi_s(\d+)")  # one stream's coded kbit per image
+
+
+def _stream_axis(x: str) -> int | None:
+    """The stream whose coded kbit per image ``x`` is (``kbpi_s1``: 1), else None."""
+    stream = per_stream(x)
+    return stream[1] if stream is not None and stream[0] == "kbpi" else None
 
 
 def x_axis(x: str) -> tuple[str, float] | None:
     """An x axis's label and scale: one of :data:`X_AXES` or a stream's ``kbpi_s<i>``;
     None for anything else."""
-    found = STREAM_AXIS.fullmatch(x)
-    if found:
-        return f"kbit per image, stream {found.group(1)}", 1.0
+    stream = _stream_axis(x)
+    if stream is not None:
+        return f"kbit per image, stream {stream}", 1.0
     return X_AXES.get(x)
 
 
@@ -52,18 +56,15 @@ def axis_names() -> str:
     return ", ".join([*X_AXES, "kbpi_s<i>"])
 
 
-def _is_rate_axis(x: str) -> bool:
-    return x in RATE_AXES or STREAM_AXIS.fullmatch(x) is not None
-
-
 def _config_means(rows: list[dict], schema: ResultsSchema, x: str) -> list[dict]:
     """``rows`` with ``x`` replaced by its mean over each config's trials (per channel
     setting and method): a trial-varying rate drawn as one point per config."""
     keys = (*schema.config_columns, "channel", "loss_rate", "burst_length", "method")
-    sums: dict[tuple, list[float]] = defaultdict(list)
-    for r in rows:
-        sums[tuple(repr(r.get(k)) for k in keys)].append(float(r[x]))
-    return [{**r, x: float(np.mean(sums[tuple(repr(r.get(k)) for k in keys)]))} for r in rows]
+    of = [tuple(repr(r.get(k)) for k in keys) for r in rows]
+    values: dict[tuple, list[float]] = defaultdict(list)
+    for key, r in zip(of, rows, strict=True):
+        values[key].append(float(r[x]))
+    return [{**r, x: float(np.mean(values[key]))} for key, r in zip(of, rows, strict=True)]
 
 
 def group_fields(schema: ResultsSchema) -> tuple[str, ...]:
@@ -246,23 +247,22 @@ def _line_fields(rows, schema: ResultsSchema, x: str, by: tuple[str, ...], panel
 
     by = tuple(f for f in by if f != panel)
     varying = varying_config_keys(rows, schema)
-    stream = STREAM_AXIS.fullmatch(x)
-    if stream:  # one stream's rate: its own parameters make the points, the rest the lines
-        varying = [k for k in varying if _keeps_stream_line(k, int(stream.group(1)), schema)]
-    elif _is_rate_axis(x):
+    stream = _stream_axis(x)
+    if stream is not None:  # one stream's rate: its parameters make the points, the rest lines
+        varying = [k for k in varying if _keeps_stream_line(k, stream)]
+    elif is_rate_column(x):
         varying = [k for k in varying if k == "codec"]
     return by + tuple(k for k in varying if k not in by and k != panel)
 
 
-def _keeps_stream_line(key: str, i: int, schema: ResultsSchema) -> bool:
+def _keeps_stream_line(key: str, i: int) -> bool:
     """On stream ``i``'s rate axis, whether config column ``key`` splits lines: every one
     but the stream's own parameters (``bits_s1``; for stream 0 the shared codec
     parameters, which it reads), which move its rate along the line."""
-    own = re.fullmatch(r".+_s(\d+)", key)
-    if own:
-        return int(own.group(1)) != i
-    shared = key not in ("split", "codec", "rows_per_packet", "order", "error_control")
-    return key == "codec" or not (i == 0 and shared)
+    own = per_stream(key)
+    if own is not None:
+        return own[1] != i
+    return i != 0 or key in ("split", "codec", "rows_per_packet", "order", "error_control")
 
 
 def _panel(ax, groups: dict, labels: dict, look: tuple, x: str, by: tuple, decl) -> bool:
@@ -278,7 +278,7 @@ def _panel(ax, groups: dict, labels: dict, look: tuple, x: str, by: tuple, decl)
         _draw(ax, by_x, x_axis(x)[1], decl.scale, drawn, label, iid)
         iid_marked |= iid
     xs = [v for by_x in groups.values() for v in by_x if v > 0]
-    if _is_rate_axis(x) and xs and max(xs) > 20 * min(xs):  # rates spanning decades
+    if is_rate_column(x) and xs and max(xs) > 20 * min(xs):  # rates spanning decades
         ax.set_xscale("log")
     ax.set_xlabel(x_axis(x)[0])
     ax.grid(True, alpha=0.3)

@@ -55,6 +55,13 @@ STREAM_RATES = ("bits_per_image", "kbpi")
 _PER_STREAM = re.compile(r"(.+)_s(\d+)")
 
 
+def per_stream(column: str) -> tuple[str, int] | None:
+    """``(column it is a stream's share or parameter of, stream index)`` of a per-stream
+    column (``kbpi_s1``: ``("kbpi", 1)``; ``bits_s0``: ``("bits", 0)``), else None."""
+    m = _PER_STREAM.fullmatch(column)
+    return (m[1], int(m[2])) if m else None
+
+
 def stream_metrics(columns: Iterable[str]) -> tuple[Metric, ...]:
     """The declarations of the per-stream rate columns among ``columns``, rates in
     :data:`STREAM_RATES` order, then by stream."""
