@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,3 +64,36 @@ def private_cache(tmp_path_factory):
     mp.setenv("DFSIM_CACHE", str(cache))
     yield
     mp.undo()
+
+
+def two_tensor_scenario(**sections) -> dict:
+    """A scenario of the test model of tests/byo_model.py split after ``c2``, where two
+    8x16x16 tensors (a skip connection) cross the cut: 12 sample photos, raw 8-bit values,
+    4-row packets, zero-fill; ``sections`` replace the base's (the ``skip_model`` fixture
+    makes the model importable)."""
+    return {
+        "name": "two-tensors",
+        "seed": 3,
+        "model": {
+            "import": "byo_model:make",
+            "input_size": [3, 16, 16],
+            "mean": [0.5],
+            "std": [0.25],
+            "split": "c2",
+        },
+        "data": {"dataset": "sample-photos", "n_images": 12},
+        "encoding": {"codec": "raw", "bits": 8},
+        "packets": {"rows_per_packet": 4},
+        "channels": [{"kind": "iid", "loss_rate": 0.2}],
+        "methods": ["zeros"],
+        "trials": 1,
+        **sections,
+    }
+
+
+@pytest.fixture
+def skip_model(monkeypatch):
+    """tests/byo_model.py importable, from the repository root."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root / "tests"))

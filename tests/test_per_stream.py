@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import two_tensor_scenario
 
 from dfsim.errors import UserError
 from dfsim.experiment.results import ResultsSchema, read_results_csv
@@ -16,29 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _scenario(**encoding) -> dict:
-    return {
-        "name": "per-stream",
-        "seed": 3,
-        "model": {
-            "import": "byo_model:make",
-            "input_size": [3, 16, 16],
-            "mean": [0.5],
-            "std": [0.25],
-            "split": "c2",
-        },
-        "data": {"dataset": "sample-photos", "n_images": 12},
-        "encoding": {"codec": "raw", "bits": 8, **encoding},
-        "packets": {"rows_per_packet": 4},
-        "channels": [{"kind": "iid", "loss_rate": 0.2}],
-        "methods": ["zeros"],
-        "trials": 1,
-    }
-
-
-@pytest.fixture
-def skip_model(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    monkeypatch.syspath_prepend(str(ROOT / "tests"))  # byo_model
+    return two_tensor_scenario(name="per-stream", encoding={"codec": "raw", "bits": 8, **encoding})
 
 
 def _write(tmp_path, scn: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import two_tensor_scenario
 
 from dfsim.errors import UserError
 from dfsim.experiment.results import read_results_csv
@@ -123,30 +124,12 @@ def test_per_stream_mistakes_are_one_line_errors(streams, message):
 
 
 def _scenario(error_control) -> dict:
-    return {
-        "name": "stream-protection",
-        "seed": 3,
-        "model": {
-            "import": "byo_model:make",
-            "input_size": [3, 16, 16],
-            "mean": [0.5],
-            "std": [0.25],
-            "split": "c2",
-        },
-        "data": {"dataset": "sample-photos", "n_images": 12},
-        "encoding": {"codec": "raw", "bits": 8},
-        "packets": {"rows_per_packet": 4},
-        "channels": [{"kind": "iid", "loss_rate": 0.3}],
-        "error_control": error_control,
-        "methods": ["zeros"],
-        "trials": 2,
-    }
-
-
-@pytest.fixture
-def skip_model(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    monkeypatch.syspath_prepend(str(ROOT / "tests"))  # byo_model
+    return two_tensor_scenario(
+        name="stream-protection",
+        channels=[{"kind": "iid", "loss_rate": 0.3}],
+        error_control=error_control,
+        trials=2,
+    )
 
 
 def test_a_run_protects_the_stream_it_names(tmp_path, skip_model):
